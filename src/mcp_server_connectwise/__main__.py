@@ -1,0 +1,3 @@
+from mcp_server_connectwise.cli import main
+
+main()
