@@ -1,0 +1,91 @@
+"""`mcp-server-connectwise tenants set-keys NAME | list | remove NAME`.
+
+Keys are read without echo (or from two piped lines, for scripts) and go straight to the keyring; no
+output of these commands ever contains a key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from mcp_server_connectwise.cli import UsageError
+from mcp_server_connectwise.config import AppConfig, load_config
+from mcp_server_connectwise.connectwise import ApiCredentials
+from mcp_server_connectwise.secrets import KeyStore
+
+
+def run_tenants(args: argparse.Namespace) -> int:
+    if args.tenants_command == "set-keys":
+        return _set_keys(args.name, load_config(args.config))
+    if args.tenants_command == "list":
+        return _list(load_config(args.config))
+    if args.tenants_command == "remove":
+        # No config needed: removing the keys of a tenant already deleted from the config is the cleanup case.
+        return _remove(args.name)
+    raise AssertionError(f"unhandled tenants command {args.tenants_command}")
+
+
+def _set_keys(name: str, config: AppConfig) -> int:
+    tenant = config.tenant(name)
+    store = KeyStore()
+    # Checked before prompting, so nobody types keys into a machine that cannot keep them.
+    replacing = store.has(tenant.name)
+    public_key, private_key = _read_keys(tenant.name)
+    store.set(tenant.name, ApiCredentials(public_key=public_key, private_key=private_key))
+    verb = "replaced" if replacing else "stored"
+    print(f"{verb} the API keys of tenant '{tenant.name}' in the OS keyring")
+    return 0
+
+
+def _read_keys(tenant: str) -> tuple[str, str]:
+    if sys.stdin is not None and sys.stdin.isatty():
+        public_key = getpass.getpass(f"Public key for tenant '{tenant}': ")
+        private_key = getpass.getpass(f"Private key for tenant '{tenant}': ")
+    elif sys.stdin is not None:
+        # Exactly two lines: reading on would block a script that keeps the pipe open.
+        public_key = sys.stdin.readline()
+        private_key = sys.stdin.readline()
+    else:
+        raise UsageError("no standard input: type the keys on a terminal, or pipe two lines (public key, then private key)")
+    return _checked_key("public", public_key), _checked_key("private", private_key)
+
+
+def _checked_key(which: str, value: str) -> str:
+    key = value.strip()
+    if not key:
+        raise UsageError(
+            f"the {which} key is empty: give the public key, then the private key (on a terminal, or as two lines on stdin)"
+        )
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        # Never quote the value: it is (part of) a secret.
+        raise UsageError(f"the {which} key contains spaces or control characters; paste it alone on its line")
+    return key
+
+
+def _list(config: AppConfig) -> int:
+    store = KeyStore()
+    rows = []
+    for tenant in config.tenants.values():
+        label = f"{tenant.name} (default)" if tenant.name == config.default_tenant else tenant.name
+        location = f"site={tenant.site}" if tenant.site is not None else f"base_url={tenant.base_url}"
+        access = "read-only" if tenant.read_only else "read-write"
+        keys = "present" if store.has(tenant.name) else "missing"
+        rows.append((label, f"company={tenant.company_id}", location, access, f"keys: {keys}"))
+
+    print(f"Tenants in {config.path}:")
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    if any(row[-1] == "keys: missing" for row in rows):
+        print("Store missing keys with: mcp-server-connectwise tenants set-keys NAME")
+    return 0
+
+
+def _remove(name: str) -> int:
+    if KeyStore().remove(name):
+        print(f"removed the API keys of tenant '{name}' from the OS keyring")
+        return 0
+    print(f"mcp-server-connectwise: no API keys stored for tenant '{name}'", file=sys.stderr)
+    return 1
