@@ -1,0 +1,441 @@
+"""The async ConnectWise REST client: auth headers, base URL discovery, retries, rate budget and pagination.
+
+One pooled `httpx2.AsyncClient` per tenant. Every request goes through `_send`, the single place where the
+rate budget is spent, attempts are recorded, retries are decided (`retry.decide`) and failures become
+typed errors (`errors`). Secrets live only in the Authorization header and never reach a log line,
+an error or a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import logging
+import re
+import time
+import typing
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx2
+
+from .conditions import Expr, serialize
+from .errors import (
+    AmbiguousWriteError,
+    ConnectWiseError,
+    DiscoveryError,
+    ServerError,
+    TransportError,
+    error_from_response,
+    parse_retry_after,
+)
+from .ratelimit import RateBudget
+from .retry import Outcome, RetryPolicy, decide
+
+logger = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 1000  # ConnectWise's ceiling for pageSize
+
+# These fail before any byte of the request leaves, so even a POST may be retried after them.
+_NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+
+# ConnectWise advises few parallel calls per tenant (API.md, rate limits).
+_MAX_CONNECTIONS = 10
+
+# Base URLs found via /login/companyinfo, for the whole process, keyed by (site, company) in lower case.
+_discovered_base_urls: dict[tuple[str, str], str] = {}
+
+_LINK_PARAMS_RE = re.compile(r"<[^>]*>([^<]*)")
+_REL_RE = re.compile(r'\brel\s*=\s*(?:"([^"]*)"|([^\s;,]+))', re.IGNORECASE)
+
+
+@dataclass(frozen=True, repr=False)
+class ApiCredentials:
+    """A ConnectWise API member's key pair. Its repr and str never show the keys."""
+
+    public_key: str
+    private_key: str
+
+    def __repr__(self) -> str:
+        return "ApiCredentials(public_key='***', private_key='***')"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    company_id: str
+    client_id: str
+    base_url: str | None = None  # e.g. https://api-na.myconnectwise.net/v2025_1/apis/3.0
+    site: str | None = None  # e.g. api-na.myconnectwise.net; the base URL is then discovered
+    api_version: str = "2025.1"
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    requests_per_minute: int = 600  # well under ConnectWise's ~1,000/min
+    retry: RetryPolicy = RetryPolicy()
+
+    def __post_init__(self) -> None:
+        if (self.base_url is None) == (self.site is None):
+            raise ValueError("give exactly one of base_url or site")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One HTTP attempt, as the audit log records it: no query string, headers or body."""
+
+    method: str
+    path: str
+    status: int | None  # None when no response came back
+    elapsed_ms: float
+    attempt: int
+
+
+@dataclass
+class Page:
+    """One page of a list; `has_next` comes from the Link header's rel="next"."""
+
+    items: list[dict]
+    page: int
+    page_size: int
+    has_next: bool
+
+
+def is_loopback(site: str) -> bool:
+    """True for 127.0.0.1, localhost and ::1, with or without a port (the local sandbox)."""
+    try:
+        return ipaddress.ip_address(site).is_loopback  # a bare IPv6 address such as ::1
+    except ValueError:
+        pass
+    host = urlsplit(f"//{site}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def has_next_link(link_header: str | None) -> bool:
+    """Whether a ConnectWise `Link` header offers a rel="next" page."""
+    for match in _LINK_PARAMS_RE.finditer(link_header or ""):
+        for rel in _REL_RE.finditer(match.group(1)):
+            if "next" in (rel.group(1) or rel.group(2)).lower().split():
+                return True
+    return False
+
+
+def _conditions_text(name: str, expr: Expr | None) -> str | None:
+    if expr is None:
+        return None
+    # A raw string could carry anything; conditions are built with the `conditions` module, never concatenated.
+    if not isinstance(expr, typing.get_args(Expr)):
+        raise TypeError(f"{name} takes an expression built with the conditions module, not {type(expr).__name__}")
+    return serialize(expr)
+
+
+def _codebase(response: httpx2.Response) -> str | None:
+    """`Codebase` of a companyinfo answer without its slashes (`v2025_1/` -> `v2025_1`), if it has one."""
+    try:
+        info = response.json()
+    except ValueError:
+        return None
+    codebase = info.get("Codebase") if isinstance(info, dict) else None
+    if not isinstance(codebase, str) or not codebase.strip("/"):
+        return None
+    return codebase.strip("/")
+
+
+def _json_body(method: str, path: str, response: httpx2.Response) -> Any:
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise ConnectWiseError(
+            "ConnectWise answered with a body that is not JSON", method=method, path=path, status=response.status_code
+        ) from None
+
+
+def _check_path(path: str) -> None:
+    # Paths are relative to the tenant's base URL; anything else could send the keys to another host.
+    if not path.startswith("/") or path.startswith("//") or any(ch in path for ch in "?#"):
+        raise ValueError(f"path must be relative to the API base, start with '/' and carry no query: {path!r}")
+
+
+class ConnectWiseClient:
+    """An async client for one ConnectWise tenant (one company, one API member)."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        credentials: ApiCredentials,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        on_request: Callable[[RequestRecord], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._on_request = on_request
+        self._sleep = sleep
+        self._base_url = settings.base_url.rstrip("/") if settings.base_url else None
+        self._discovery_lock = asyncio.Lock()  # concurrent first calls discover once
+        login = f"{settings.company_id}+{credentials.public_key}:{credentials.private_key}"
+        self._api_headers = {
+            "Authorization": "Basic " + base64.b64encode(login.encode()).decode("ascii"),
+            "clientId": settings.client_id,
+            "Accept": f"application/vnd.connectwise.com+json; version={settings.api_version}",
+        }
+        self._budget = RateBudget(settings.requests_per_minute, clock=clock, sleep=sleep)
+        self._http = httpx2.AsyncClient(
+            transport=transport,
+            timeout=httpx2.Timeout(
+                settings.read_timeout,
+                connect=settings.connect_timeout,
+                read=settings.read_timeout,
+                write=settings.read_timeout,
+                pool=settings.read_timeout,
+            ),
+            limits=httpx2.Limits(max_connections=_MAX_CONNECTIONS),
+        )
+
+    def __repr__(self) -> str:
+        return f"ConnectWiseClient(company_id={self._settings.company_id!r}, base_url={self._base_url!r})"
+
+    async def __aenter__(self) -> ConnectWiseClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- base URL ------------------------------------------------------------------------------------
+
+    async def base_url(self) -> str:
+        """The tenant's API base URL, discovered once per process when only `site` is configured."""
+        if self._base_url is None:
+            async with self._discovery_lock:
+                if self._base_url is None:
+                    self._base_url = await self._discover_base_url()
+        return self._base_url
+
+    async def _discover_base_url(self) -> str:
+        site, company = self._settings.site or "", self._settings.company_id
+        key = (site.lower(), company.lower())
+        if key in _discovered_base_urls:
+            return _discovered_base_urls[key]
+        origin = f"{'http' if is_loopback(site) else 'https'}://{site}"
+        path = f"/login/companyinfo/{quote(company, safe='')}"
+        try:
+            # Unauthenticated by design: this call only maps the company to its codebase.
+            response = await self._send("GET", origin + path, path, idempotent=True, headers={"Accept": "application/json"})
+        except ConnectWiseError as exc:
+            raise DiscoveryError(
+                f"could not look up company {company!r} at {site}: {exc.message}",
+                method="GET", path=path, status=exc.status, code=exc.code,
+            ) from None
+        codebase = _codebase(response)
+        if codebase is None:
+            # An unknown company gets a text body such as "Cannot route. Codebase/company is invalid".
+            answer = " ".join(response.text.split())[:200]
+            raise DiscoveryError(
+                f"{site} does not know company {company!r} (it answered: {answer!r})",
+                method="GET", path=path, status=response.status_code,
+            )
+        base_url = f"{origin}/{codebase}/apis/3.0"
+        logger.debug("discovered base URL %s for company %s", base_url, company)
+        _discovered_base_urls[key] = base_url
+        return base_url
+
+    # --- the one request path ------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        *,
+        idempotent: bool,
+        headers: dict[str, str],
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> httpx2.Response:
+        """Send with the rate budget and retries; return a 2xx response or raise a typed error."""
+        policy = self._settings.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._budget.acquire()
+            started = time.perf_counter()
+            try:
+                response = await self._http.request(method, url, params=params, json=json, headers=headers)
+            except httpx2.TransportError as exc:
+                self._record(method, path, None, started, attempt)
+                sent = not isinstance(exc, _NEVER_SENT)
+                delay = decide(policy, attempt, Outcome(sent=sent), idempotent=idempotent)
+                if delay is None:
+                    # `from None`: the httpx error holds the request, Authorization header included.
+                    failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                    if sent and not idempotent:
+                        raise AmbiguousWriteError(
+                            f"the request was sent but no answer came back ({failure})", method=method, path=path
+                        ) from None
+                    raise TransportError(f"no answer from ConnectWise ({failure})", method=method, path=path) from None
+            else:
+                self._record(method, path, response.status_code, started, attempt)
+                if response.is_success:
+                    return response
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                outcome = Outcome(status=response.status_code, retry_after=retry_after)
+                delay = decide(policy, attempt, outcome, idempotent=idempotent)
+                if delay is None:
+                    raise self._error(method, path, response, idempotent)
+            logger.debug("retrying %s %s in %.2f s after attempt %d", method, path, delay, attempt)
+            await self._sleep(delay)
+
+    @staticmethod
+    def _error(method: str, path: str, response: httpx2.Response, idempotent: bool) -> ConnectWiseError:
+        error = error_from_response(method, path, response)
+        # A 5xx without ConnectWise's error body (a gateway timing out, say) is no answer from ConnectWise:
+        # a write may have been applied behind it. A 5xx with its body is a definite ServerError.
+        if isinstance(error, ServerError) and error.code is None and not idempotent:
+            return AmbiguousWriteError(
+                f"the request was sent but the answer was HTTP {response.status_code} without a ConnectWise error "
+                f"body ({error.message})",
+                method=method, path=path, status=response.status_code,
+            )
+        return error
+
+    def _record(self, method: str, path: str, status: int | None, started: float, attempt: int) -> None:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        logger.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, status or "no answer", elapsed_ms, attempt)
+        if self._on_request is not None:
+            self._on_request(RequestRecord(method, path, status, elapsed_ms, attempt))
+
+    async def _call(
+        self, method: str, path: str, *, idempotent: bool, params: dict[str, Any] | None = None, json: Any = None
+    ) -> httpx2.Response:
+        _check_path(path)
+        url = await self.base_url() + path
+        return await self._send(
+            method, url, path, idempotent=idempotent, headers=self._api_headers, params=params, json=json
+        )
+
+    # --- reads ---------------------------------------------------------------------------------------
+
+    async def get(self, path: str, *, params: dict | None = None) -> Any:
+        return _json_body("GET", path, await self._call("GET", path, idempotent=True, params=params))
+
+    async def get_page(
+        self,
+        path: str,
+        *,
+        conditions: Expr | None = None,
+        child_conditions: Expr | None = None,
+        custom_field_conditions: Expr | None = None,
+        order_by: str | None = None,
+        fields: Sequence[str] | None = None,
+        page: int = 1,
+        page_size: int = 25,
+    ) -> Page:
+        if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page must be >= 1 and page_size between 1 and {MAX_PAGE_SIZE}")
+        query = {
+            "conditions": _conditions_text("conditions", conditions),
+            "childConditions": _conditions_text("child_conditions", child_conditions),
+            "customFieldConditions": _conditions_text("custom_field_conditions", custom_field_conditions),
+            "orderBy": order_by,
+            "fields": ",".join(fields) if fields else None,
+            "pageSize": page_size,
+            "page": page,
+        }
+        params = {name: value for name, value in query.items() if value is not None}
+        response = await self._call("GET", path, idempotent=True, params=params)
+        items = _json_body("GET", path, response)
+        if not isinstance(items, list):
+            raise ConnectWiseError(
+                "ConnectWise answered a list request without a list", method="GET", path=path, status=response.status_code
+            )
+        return Page(items=items, page=page, page_size=page_size, has_next=has_next_link(response.headers.get("Link")))
+
+    async def iterate(
+        self,
+        path: str,
+        *,
+        conditions: Expr | None = None,
+        order_by: str | None = None,
+        fields: Sequence[str] | None = None,
+        page_size: int = 100,
+        limit: int | None = None,
+    ) -> AsyncIterator[dict]:
+        """Every matching record, page by page while the Link header offers a next page.
+
+        With `limit`, no page is fetched once `limit` rows are in hand, and pages are no larger than `limit`.
+        The next page is requested by number against the configured base URL, never by fetching the Link URL,
+        so no request can leave the tenant's host.
+        """
+        if limit is not None and limit <= 0:
+            return
+        size = page_size if limit is None else min(page_size, limit)
+        remaining = limit
+        page_number = 1
+        while True:
+            page = await self.get_page(
+                path, conditions=conditions, order_by=order_by, fields=fields, page=page_number, page_size=size
+            )
+            for item in page.items:
+                yield item
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining == 0:
+                        return
+            if not page.has_next or not page.items:
+                return
+            page_number += 1
+
+    async def list_all(
+        self,
+        path: str,
+        *,
+        conditions: Expr | None = None,
+        order_by: str | None = None,
+        fields: Sequence[str] | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        limit: int | None = None,
+    ) -> list[dict]:
+        return [
+            item
+            async for item in self.iterate(
+                path, conditions=conditions, order_by=order_by, fields=fields, page_size=page_size, limit=limit
+            )
+        ]
+
+    async def count(self, path: str, *, conditions: Expr | None = None) -> int:
+        """How many records of the list at `path` match; calls `{path}/count`."""
+        text = _conditions_text("conditions", conditions)
+        body = await self.get(f"{path}/count", params={"conditions": text} if text else None)
+        if not isinstance(body, dict) or not isinstance(body.get("count"), int):
+            raise ConnectWiseError(
+                "ConnectWise answered a count request without a count", method="GET", path=f"{path}/count"
+            )
+        return body["count"]
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    async def post(self, path: str, body: dict) -> Any:
+        """Create. Never re-sent once it may have reached ConnectWise: see AmbiguousWriteError."""
+        return _json_body("POST", path, await self._call("POST", path, idempotent=False, json=body))
+
+    async def patch(self, path: str, operations: list[dict]) -> Any:
+        """Apply a JSON Patch. Only all-`replace` patches are idempotent, so only those are retried."""
+        idempotent = all(operation.get("op") == "replace" for operation in operations)
+        return _json_body("PATCH", path, await self._call("PATCH", path, idempotent=idempotent, json=operations))
+
+    async def put(self, path: str, body: dict) -> Any:
+        return _json_body("PUT", path, await self._call("PUT", path, idempotent=True, json=body))
+
+    async def delete(self, path: str) -> None:
+        await self._call("DELETE", path, idempotent=True)

@@ -1,0 +1,197 @@
+"""Typed failures of ConnectWise requests.
+
+Every error carries what a person needs to act (HTTP status, ConnectWise's code and message, the method and
+the path without its query string) and nothing secret: no header, key or request body ever reaches one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import httpx2
+
+# Bodies that are not ConnectWise JSON (proxies, HTML error pages) are quoted only this far.
+_MAX_TEXT_BODY = 300
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One entry of a ConnectWise `errors[]` list, e.g. MissingRequiredField on contact.firstName."""
+
+    code: str | None
+    message: str | None
+    resource: str | None
+    field: str | None
+
+    def __str__(self) -> str:
+        where = ".".join(part for part in (self.resource, self.field) if part)
+        text = self.message or self.code or "invalid"
+        return f"{where}: {text}" if where else text
+
+
+class ConnectWiseError(Exception):
+    """Base of every failure talking to ConnectWise."""
+
+    # What to do about it; each subclass says it for its case.
+    hint = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.path = path
+        self.status = status
+        self.code = code
+
+    def __str__(self) -> str:
+        text = f"{self.code}: {self.message}" if self.code else self.message
+        request = " ".join(part for part in (self.method, self.path) if part)
+        if self.status is not None:
+            request = f"{request} -> HTTP {self.status}" if request else f"HTTP {self.status}"
+        parts = [text, f"[{request}]" if request else "", self.hint]
+        return " ".join(part for part in parts if part)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, message={self.message!r}, "
+            f"method={self.method!r}, path={self.path!r})"
+        )
+
+
+class NotFoundError(ConnectWiseError):
+    hint = "The record does not exist or the API member cannot see it (on ConnectWise cloud, rejected credentials can also answer 404)."
+
+
+class ValidationError(ConnectWiseError):
+    hint = "ConnectWise rejected the request as invalid; correct the fields named and try again."
+
+    def __init__(self, message: str, *, field_errors: list[FieldError] | None = None, **kwargs: object) -> None:
+        self.field_errors = list(field_errors or [])
+        if self.field_errors:
+            message = f"{message} ({'; '.join(str(error) for error in self.field_errors)})"
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class AuthenticationError(ConnectWiseError):
+    hint = "Check the tenant's company id and its API public/private keys, and that the API member is active."
+
+
+class PermissionDeniedError(ConnectWiseError):
+    hint = "The API member's security role does not allow this; an administrator can grant it in ConnectWise."
+
+
+class ConflictError(ConnectWiseError):
+    hint = "The record changed or is in use; read it again before retrying."
+
+
+class RateLimitedError(ConnectWiseError):
+    hint = "ConnectWise is throttling this tenant; wait before sending more requests."
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        if retry_after is not None:
+            message = f"{message} (retry after {retry_after:g} s)"
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class ServerError(ConnectWiseError):
+    hint = "ConnectWise failed on its side; try again later."
+
+
+class TransportError(ConnectWiseError):
+    hint = "ConnectWise could not be reached or did not answer in time; check the network and the site/base URL."
+
+
+class AmbiguousWriteError(ConnectWiseError):
+    """The write was sent but no reliable answer came back: it may or may not have been applied.
+
+    Deliberately not a TransportError: callers must not treat it as "nothing happened".
+    """
+
+    hint = "The change may or may not have been applied: look for it in ConnectWise before sending it again."
+
+
+class DiscoveryError(ConnectWiseError):
+    hint = "Check the tenant's site and company id, or set base_url explicitly."
+
+
+_BY_STATUS: dict[int, type[ConnectWiseError]] = {
+    400: ValidationError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitedError,
+}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header; ConnectWise sends whole seconds. Anything else is ignored."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _error_body(response: httpx2.Response) -> dict | None:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    # A 429 may name its code `error` instead of `code` (API.md).
+    if isinstance(body, dict) and ("code" in body or "error" in body or "message" in body):
+        return body
+    return None
+
+
+def _text_excerpt(response: httpx2.Response) -> str:
+    text = " ".join(response.text.split())
+    if len(text) > _MAX_TEXT_BODY:
+        text = text[:_MAX_TEXT_BODY] + "..."
+    return text or f"HTTP {response.status_code} with an empty body"
+
+
+def _field_errors(body: dict) -> list[FieldError]:
+    entries = body.get("errors") or []
+    return [
+        FieldError(
+            code=entry.get("code"),
+            message=entry.get("message"),
+            resource=entry.get("resource"),
+            field=entry.get("field"),
+        )
+        for entry in entries
+        if isinstance(entry, dict)
+    ]
+
+
+def error_from_response(method: str, path: str, response: httpx2.Response) -> ConnectWiseError:
+    """The typed error for a non-success ConnectWise response. `path` must carry no query string."""
+    status = response.status_code
+    body = _error_body(response)
+    code = None
+    if body is not None:
+        code = body.get("code") or body.get("error")
+        # Messages can hold line breaks (.NET exception text); keep the error on one line.
+        message = " ".join(str(body.get("message") or code or f"HTTP {status}").split())
+    else:
+        message = _text_excerpt(response)
+    context = {"method": method, "path": path, "status": status, "code": code}
+    error_class = _BY_STATUS.get(status) or (ServerError if status >= 500 else ConnectWiseError)
+    if error_class is ValidationError:
+        return ValidationError(message, field_errors=_field_errors(body or {}), **context)
+    if error_class is RateLimitedError:
+        return RateLimitedError(message, retry_after=parse_retry_after(response.headers.get("Retry-After")), **context)
+    return error_class(message, **context)
