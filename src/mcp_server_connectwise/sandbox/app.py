@@ -1,0 +1,38 @@
+"""`create_app`: a seeded ConnectWise sandbox as a Starlette app."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from mcp_server_connectwise.sandbox.errors import ApiError
+from mcp_server_connectwise.sandbox.faults import FaultInjector
+from mcp_server_connectwise.sandbox.gate import SandboxGate
+from mcp_server_connectwise.sandbox.routes import api_error, routes
+from mcp_server_connectwise.sandbox.seed import seed_store
+from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL, SandboxSettings
+from mcp_server_connectwise.sandbox.store import Store
+from mcp_server_connectwise.sandbox.writes import Writer
+
+
+def create_app(settings: SandboxSettings | None = None, *, base_url: str = SANDBOX_BASE_URL) -> Starlette:
+    """A sandbox seeded from `settings`. `base_url` is only used to write the `_info` hrefs in records.
+
+    `app.state` holds `settings`, `store` (the records), `writer`, `faults` (FaultInjector: counters and
+    `fail_next`) and `request_log` (one dict per request, see gate.SandboxGate)."""
+    settings = settings or SandboxSettings()
+    store = Store(base_url)
+    seed_store(store, settings)
+    faults = FaultInjector(settings)
+    request_log: list[dict] = []
+    app = Starlette(
+        routes=routes(),
+        middleware=[Middleware(SandboxGate, settings=settings, store=store, faults=faults, request_log=request_log)],
+        exception_handlers={ApiError: api_error},
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.writer = Writer(store)
+    app.state.faults = faults
+    app.state.request_log = request_log
+    return app

@@ -1,0 +1,181 @@
+"""What every request passes before a route: the request log, latency, rate limit, faults and Basic auth.
+
+A raw ASGI middleware, kept small because it is on the benchmarks' hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_server_connectwise.sandbox.errors import ApiError, bad_request, not_authenticated
+from mcp_server_connectwise.sandbox.faults import DroppedConnection, FaultInjector, rate_limited, server_error
+from mcp_server_connectwise.sandbox.settings import API_MEMBER_IDENTIFIER, API_ROOT, SandboxSettings
+from mcp_server_connectwise.sandbox.store import Store
+
+logger = logging.getLogger(__name__)
+_API_PREFIX = API_ROOT + "/"
+_CONTENT_TYPE = (b"content-type", b"application/json; charset=utf-8")
+_VERSION = (b"api-current-version", b"2025.1")
+
+
+def json_bytes(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+async def send_error(send: Send, error: ApiError) -> None:
+    payload = json_bytes(error.body)
+    headers = [_CONTENT_TYPE, _VERSION, (b"content-length", str(len(payload)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class SandboxGate:
+    """Logs each request to `app.state.request_log` and answers auth, 429 and injected faults itself.
+
+    Routes find the parsed JSON body in `scope["sandbox.json"]` and the acting member identifier in
+    `scope["sandbox.actor"]`."""
+
+    def __init__(self, app: ASGIApp, settings: SandboxSettings, store: Store, faults: FaultInjector,
+                 request_log: list[dict[str, Any]]) -> None:
+        self.app = app
+        self.settings = settings
+        self.store = store
+        self.faults = faults
+        self.request_log = request_log
+        self._company = settings.company.casefold()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        path = scope["path"]
+        api_path = path[len(API_ROOT):] if path.startswith(_API_PREFIX) else path
+        headers = dict(scope["headers"])
+        principal, private_key = _basic_credentials(headers.get(b"authorization"))
+        client_id = headers.get(b"clientid")
+        entry: dict[str, Any] = {
+            "method": scope["method"], "path": api_path,
+            "query": dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)),
+            "json": None, "principal": principal, "client_id": client_id.decode("latin-1") if client_id else None,
+            "status": None, "fault": None,
+        }
+        self.request_log.append(entry)
+        if body:
+            try:
+                entry["json"] = scope["sandbox.json"] = json.loads(body)
+            except ValueError:
+                scope["sandbox.json"] = _INVALID_JSON
+        else:
+            scope["sandbox.json"] = None
+
+        if self.faults.latency_ms > 0:
+            await asyncio.sleep(self.faults.latency_ms / 1000)
+        retry_after = self.faults.retry_after()
+        if retry_after is not None:
+            entry["status"] = 429
+            await send_error(send, rate_limited(retry_after))
+            return
+        fault = self.faults.pick()
+        entry["fault"] = fault
+        if fault in ("error_500", "error_503"):
+            entry["status"] = 500 if fault == "error_500" else 503
+            await send_error(send, server_error(entry["status"]))
+            return
+        if fault == "drop_before":
+            await _drop(send, None)
+
+        if path.startswith(_API_PREFIX):
+            actor = self._authenticate(principal, private_key)
+            if actor is None:
+                entry["status"] = 401
+                await send_error(send, not_authenticated())
+                return
+            scope["sandbox.actor"] = actor
+            if scope["sandbox.json"] is _INVALID_JSON:
+                entry["status"] = 400
+                await send_error(send, bad_request("The request body is not valid JSON."))
+                return
+
+        buffered: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                entry["status"] = message["status"]
+            if fault == "drop_after_commit":
+                buffered.append(message)
+            else:
+                await send(message)
+
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            await self.app(scope, replay, capture)
+        except ApiError as error:  # raised outside any route, e.g. by a convertor
+            entry["status"] = error.status
+            await send_error(capture, error)
+        except Exception as exc:  # a sandbox bug: answer as ConnectWise's unhandled-exception 500 does
+            logger.exception("sandbox request failed: %s %s", scope["method"], path)
+            entry["status"] = 500
+            await send_error(capture, ApiError(500, {"code": "ConnectWiseApi", "message": str(exc), "errors": None}))
+        if fault == "drop_after_commit":
+            await _drop(send, buffered[0] if buffered else None)
+
+    def _authenticate(self, principal: str | None, private_key: str | None) -> str | None:
+        """The member identifier the credentials act as, or None."""
+        if principal is None or "+" not in principal:
+            return None
+        company, public_key = principal.split("+", 1)
+        if company.casefold() != self._company:
+            return None
+        if public_key == self.settings.public_key and private_key == self.settings.private_key:
+            return API_MEMBER_IDENTIFIER
+        token = self.store.tokens.get(public_key)
+        if token is not None and token.private_key == private_key and token.expires > time.time():
+            return token.member
+        return None
+
+
+_INVALID_JSON = object()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _basic_credentials(header: bytes | None) -> tuple[str | None, str | None]:
+    """("company+publicKey", privateKey) from a Basic Authorization header; the log only ever keeps the first."""
+    if not header or not header[:6].lower() == b"basic ":
+        return None, None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    username, sep, password = decoded.partition(":")
+    return (username, password) if sep else (username, None)
+
+
+async def _drop(send: Send, start: Message | None) -> None:
+    """Start a response and break off: under uvicorn the connection closes mid-response."""
+    await send(start or {"type": "http.response.start", "status": 200,
+                         "headers": [_CONTENT_TYPE, (b"content-length", b"1024")]})
+    raise DroppedConnection()

@@ -1,0 +1,304 @@
+"""The sandbox's records: plain JSON dicts per table, shared reference objects, id allocation and parent indexes.
+
+Records never hold `None`: ConnectWise omits null fields from its bodies, so an absent key is null.
+Records are replaced, never mutated in place, except the shared reference objects (see `Store.ref`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import calendar
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any
+
+from mcp_server_connectwise.sandbox.errors import not_found
+
+Record = dict[str, Any]
+
+# Field name -> type ("string", "number", "boolean", "datetime", "datestring", "reference", "array", "object")
+# per model, transcribed from ConnectWise's schemas (test_sandbox_schemas checks it against them).
+# "datestring" is a string the schemas leave unformatted but ConnectWise holds as a date (closedDate, ...).
+MODEL_FIELDS: dict[str, dict[str, str]] = json.loads(
+    resources.files(__package__).joinpath("fields.json").read_text(encoding="utf-8")
+)
+
+
+def iso(ts: float) -> str:
+    """ConnectWise's date-time text: UTC, whole seconds, `Z`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def parse_iso(text: str) -> float:
+    """Seconds since the epoch for a ConnectWise date-time (`2026-01-31T09:00:00Z`, offset or fraction allowed)."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def now_iso() -> str:
+    return iso(time.time())
+
+
+def epoch(year: int, month: int, day: int, hour: int = 0) -> float:
+    return float(calendar.timegm((year, month, day, hour, 0, 0)))
+
+
+@dataclass(frozen=True)
+class Table:
+    """How ConnectWise names and references the records of one table."""
+
+    name: str  # key in the store
+    model: str  # schema name, key of MODEL_FIELDS ("" for tables only ever referenced)
+    resource: str  # `resource` in validation errors, and "<resource> object is invalid"
+    label: str  # 404 wording: "<label> <id> not found"
+    href: str  # path under the API root, formatted with the record ("" when ConnectWise gives none)
+    ref_fields: tuple[tuple[str, str], ...] = (("name", "name"),)  # (key in reference, key in record)
+    natural_keys: tuple[str, ...] = ("name",)  # what a reference may name a record by instead of its id
+    required: tuple[str, ...] = ()
+    person: bool = False  # the reference's name is "firstName lastName"
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table("tickets", "Ticket", "ticket", "Ticket", "service/tickets/{id}", (("summary", "summary"),), (),
+              ("summary", "company")),
+        Table("notes", "ServiceNote", "ticketNote", "Note", "service/tickets/{ticketId}/notes/{id}", (), ()),
+        Table("boards", "Board", "board", "Board", "service/boards/{id}", required=("name", "location", "department")),
+        Table("statuses", "BoardStatus", "status", "Status", "service/boards/{board[id]}/statuses/{id}",
+              (("name", "name"), ("sort", "sortOrder")), required=("name",)),
+        Table("types", "BoardType", "type", "Type", "service/boards/{board[id]}/types/{id}", required=("name",)),
+        Table("subtypes", "BoardSubType", "subType", "SubType", "service/boards/{board[id]}/subtypes/{id}",
+              required=("name",)),
+        Table("items", "BoardItem", "item", "Item", "service/boards/{board[id]}/items/{id}", required=("name",)),
+        Table("priorities", "Priority", "priority", "Priority", "service/priorities/{id}",
+              (("name", "name"), ("sort", "sortOrder"), ("level", "level")), required=("name", "color")),
+        Table("sources", "Source", "source", "Source", "service/sources/{id}", required=("name",)),
+        Table("timeEntries", "TimeEntry", "timeEntry", "TimeEntry", "time/entries/{id}", (), (), ("timeStart",)),
+        Table("workTypes", "WorkType", "workType", "WorkType", "time/workTypes/{id}",
+              required=("name", "billTime", "rateType", "rate")),
+        Table("workRoles", "WorkRole", "workRole", "WorkRole", "time/workRoles/{id}", required=("name",)),
+        Table("companies", "Company", "company", "Company", "company/companies/{id}",
+              (("identifier", "identifier"), ("name", "name")), ("identifier", "name"), ("identifier", "name")),
+        Table("contacts", "Contact", "contact", "Contact", "company/contacts/{id}", natural_keys=(),
+              required=("firstName",), person=True),
+        Table("configurations", "Configuration", "configuration", "Configuration", "company/configurations/{id}",
+              required=("name", "type", "company")),
+        Table("agreements", "Agreement", "agreement", "Agreement", "finance/agreements/{id}",
+              required=("name", "type", "company", "contact")),
+        Table("members", "Member", "member", "Member", "system/members/{id}",
+              (("identifier", "identifier"), ("name", "name")), ("identifier",),
+              ("identifier", "firstName", "lastName", "licenseClass", "hireDate", "defaultEmail", "defaultPhone",
+               "securityRole"), person=True),
+        Table("callbacks", "CallbackEntry", "callbackEntry", "Callback", "system/callbacks/{id}", (), (),
+              ("url", "objectId", "type", "level")),
+        # Referenced by the records above but not served by the sandbox.
+        Table("teams", "", "team", "Team", ""),
+        Table("locations", "", "location", "Location", ""),
+        Table("departments", "", "department", "Department", ""),
+        Table("serviceLocations", "", "serviceLocation", "ServiceLocation", ""),
+        Table("slas", "", "sla", "SLA", ""),
+        Table("currencies", "", "currency", "Currency", "", (("symbol", "symbol"), ("currencyCode", "currencyCode"),
+                                                             ("name", "name")), ("currencyCode", "name")),
+        Table("countries", "", "country", "Country", ""),
+        Table("companyStatuses", "", "status", "CompanyStatus", ""),
+        Table("companyTypes", "", "type", "CompanyType", ""),
+        Table("configurationTypes", "", "type", "ConfigurationType", ""),
+        Table("configurationStatuses", "", "status", "ConfigurationStatus", ""),
+        Table("agreementTypes", "", "type", "AgreementType", ""),
+        Table("securityRoles", "", "securityRole", "SecurityRole", ""),
+    )
+}
+MODEL_TABLES = {t.model: t for t in TABLES.values() if t.model}
+
+# Which table a reference field points into; per-model entries first, then the shared names.
+_REFERENCES_BY_MODEL = {
+    "Ticket": {"status": "statuses", "type": "types", "subType": "subtypes", "item": "items", "owner": "members"},
+    "Company": {"status": "companyStatuses"},
+    "Configuration": {"type": "configurationTypes", "status": "configurationStatuses", "installedBy": "members",
+                      "vendor": "companies"},
+    "Agreement": {"type": "agreementTypes", "billToCompany": "companies", "billToContact": "contacts",
+                  "shipToCompany": "companies", "shipToContact": "contacts", "subContractCompany": "companies",
+                  "subContractContact": "contacts"},
+    "TimeEntry": {"ticket": "tickets", "location": "locations", "department": "departments"},
+}
+_REFERENCES = {
+    "board": "boards", "company": "companies", "contact": "contacts", "member": "members", "priority": "priorities",
+    "source": "sources", "agreement": "agreements", "workType": "workTypes", "workRole": "workRoles",
+    "team": "teams", "location": "locations", "department": "departments", "serviceLocation": "serviceLocations",
+    "sla": "slas", "currency": "currencies", "country": "countries", "securityRole": "securityRoles",
+    "defaultContact": "contacts", "territoryManager": "members", "reportsTo": "members",
+    "timeApprover": "members", "expenseApprover": "members", "dispatchMember": "members",
+    "serviceManagerMember": "members", "dutyManagerMember": "members", "oncallMember": "members",
+    "serviceDefaultBoard": "boards", "defaultLocation": "locations", "defaultDepartment": "departments",
+    "parentCompany": "companies", "billToCompany": "companies", "managerContact": "contacts",
+    "assistantContact": "contacts",
+}
+
+
+def reference_table(model: str, field: str) -> str | None:
+    """The table a reference field of `model` points into, or None if the sandbox keeps it as given."""
+    return _REFERENCES_BY_MODEL.get(model, {}).get(field) or _REFERENCES.get(field)
+
+
+# A child table's parent id, for the indexes behind /service/tickets/{id}/notes, /time/entries by ticket etc.
+_PARENT_OF: dict[str, Callable[[Record], int | None]] = {
+    "notes": lambda r: r.get("ticketId"),
+    "timeEntries": lambda r: r.get("chargeToId") if r.get("chargeToType") in ("ServiceTicket", "ProjectTicket") else None,
+    "statuses": lambda r: r["board"]["id"],
+    "types": lambda r: r["board"]["id"],
+    "subtypes": lambda r: r["board"]["id"],
+    "items": lambda r: r["board"]["id"],
+}
+
+
+@dataclass
+class Token:
+    """Keys from POST /system/members/{identifier}/tokens: requests with them act as that member."""
+
+    private_key: str
+    member: str
+    expires: float
+
+
+class Store:
+    """All tables of one sandbox. `store["tickets"][1001]` is a record; a lazy table is built on first use."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.tokens: dict[str, Token] = {}
+        self._tables: dict[str, dict[int, Record]] = {}
+        self._loaders: dict[str, Callable[[], dict[int, Record]]] = {}
+        self._refs: dict[tuple[str, int], Record] = {}
+        self._next_ids: dict[str, int] = {}
+        self._children: dict[str, dict[int, list[int]]] = {}
+
+    # --- tables ----------------------------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> dict[int, Record]:
+        table = self._tables.get(name)
+        if table is None:
+            table = self._tables[name] = self._loaders.pop(name)()
+        return table
+
+    def set_table(self, name: str, rows: dict[int, Record]) -> None:
+        self._tables[name] = rows
+
+    def set_lazy(self, name: str, loader: Callable[[], dict[int, Record]]) -> None:
+        """`loader` builds the table the first time anything reads it (keeps seeding 100k tickets fast)."""
+        self._loaders[name] = loader
+
+    def load_all(self) -> None:
+        """Build every lazy table: a write must see, and keep consistent, all the records it touches."""
+        for name in list(self._loaders):
+            self[name]
+
+    def get(self, name: str, record_id: int) -> Record:
+        record = self[name].get(record_id)
+        if record is None:
+            raise not_found(TABLES[name].label, record_id)
+        return record
+
+    def next_id(self, name: str) -> int:
+        rows = self[name]
+        next_id = max(self._next_ids.get(name, 1), (next(reversed(rows)) + 1) if rows else 1)
+        self._next_ids[name] = next_id + 1  # never reuse the id of a deleted record
+        return next_id
+
+    # --- writes keep the indexes and shared references current -----------------------------------------
+
+    def put(self, name: str, record: Record) -> None:
+        """Insert or replace `record` (by its id)."""
+        rows = self[name]
+        old = rows.get(record["id"])
+        rows[record["id"]] = record
+        parent_of = _PARENT_OF.get(name)
+        if parent_of is not None and name in self._children:
+            old_parent = parent_of(old) if old is not None else None
+            new_parent = parent_of(record)
+            if old is None or old_parent != new_parent:
+                self._unindex(name, old_parent, record["id"])
+                if new_parent is not None:
+                    bisect.insort(self._children[name].setdefault(new_parent, []), record["id"])
+        if old is not None and (name, record["id"]) in self._refs:
+            shared = self._refs[(name, record["id"])]
+            fresh = self._build_ref(name, record)
+            shared.clear()
+            shared.update(fresh)
+
+    def delete(self, name: str, record_id: int) -> Record:
+        record = self[name].pop(record_id, None)
+        if record is None:
+            raise not_found(TABLES[name].label, record_id)
+        parent_of = _PARENT_OF.get(name)
+        if parent_of is not None and name in self._children:
+            self._unindex(name, parent_of(record), record_id)
+        return record
+
+    def _unindex(self, name: str, parent: int | None, record_id: int) -> None:
+        ids = self._children[name].get(parent) if parent is not None else None
+        if ids:
+            index = bisect.bisect_left(ids, record_id)
+            if index < len(ids) and ids[index] == record_id:
+                del ids[index]
+
+    def children(self, name: str, parent_id: int) -> list[Record]:
+        """Records of child table `name` under parent `parent_id`, in id order."""
+        index = self._children.get(name)
+        if index is None:
+            index = self._children[name] = {}
+            parent_of = _PARENT_OF[name]
+            for record_id, record in self[name].items():
+                parent = parent_of(record)
+                if parent is not None:
+                    index.setdefault(parent, []).append(record_id)
+        rows = self[name]
+        return [rows[i] for i in index.get(parent_id, ())]
+
+    # --- references ------------------------------------------------------------------------------------
+
+    def ref(self, name: str, record_id: int) -> Record:
+        """The reference object to a record (`{"id", "name", "_info": {..._href}}`), shared by every record
+        that points at it, so that renaming the target shows everywhere as it does in ConnectWise."""
+        key = (name, record_id)
+        shared = self._refs.get(key)
+        if shared is None:
+            shared = self._refs[key] = self._build_ref(name, self.get(name, record_id))
+        return shared
+
+    def _build_ref(self, name: str, record: Record) -> Record:
+        table = TABLES[name]
+        ref: Record = {"id": record["id"]}
+        if table.person:
+            ref["identifier"] = record.get("identifier")
+            ref["name"] = f"{record.get('firstName', '')} {record.get('lastName', '')}".strip()
+        for ref_key, record_key in table.ref_fields:
+            if ref_key not in ref and record.get(record_key) is not None:
+                ref[ref_key] = record[record_key]
+        if table.href:
+            ref["_info"] = {f"{table.resource}_href": f"{self.base_url}/{table.href.format_map(record)}"}
+        return {k: v for k, v in ref.items() if v is not None}
+
+    def find(self, name: str, key: str, value: object) -> Record | None:
+        """The first record whose `key` equals `value` (text compared case-insensitively, as SQL Server does)."""
+        if isinstance(value, str):
+            wanted = value.casefold()
+            for record in self[name].values():
+                candidate = record.get(key)
+                if isinstance(candidate, str) and candidate.casefold() == wanted:
+                    return record
+            if TABLES[name].person and key == "name":
+                for record in self[name].values():
+                    if f"{record.get('firstName', '')} {record.get('lastName', '')}".strip().casefold() == wanted:
+                        return record
+            return None
+        for record in self[name].values():
+            if record.get(key) == value:
+                return record
+        return None

@@ -1,0 +1,524 @@
+"""POST, PATCH, PUT and DELETE with ConnectWise's semantics and its 400 `InvalidObject` validation.
+
+- Unknown body fields are ignored and nulls mean "absent", as ConnectWise's deserializer does.
+- References resolve by id or natural key (`{"name": ...}`; companies also `{"identifier": ...}`) and are
+  stored as the full reference object. Ticket statuses, types, subtypes and items resolve on the ticket's board.
+- PATCH is a JSON Patch array of top-level replace/add/remove. A nested path such as `company/identifier`
+  changes nothing yet answers 200: ConnectWise's silent false success, reproduced on purpose.
+- PUT replaces the record: fields it does not send are gone.
+
+[I] The wording of the validation messages below is not public; codes, resources and fields follow the
+documented shapes (API.md, examples/error_bodies.json).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from mcp_server_connectwise.sandbox.errors import bad_request, field_error, invalid_object, not_found
+from mcp_server_connectwise.sandbox.store import (
+    MODEL_FIELDS,
+    TABLES,
+    Record,
+    Store,
+    iso,
+    now_iso,
+    parse_iso,
+    reference_table,
+)
+
+Errors = list[dict[str, str]]
+
+SUMMARY_MAX = 100
+_BOARD_SCOPED = {"status": "statuses", "type": "types", "subType": "subtypes", "item": "items"}
+# Accepted in a ticket POST/PUT but never stored or returned.
+_TICKET_REQUEST_ONLY = ("initialDescription", "initialInternalAnalysis", "initialResolution", "processNotifications",
+                        "skipCallback", "initialDescriptionFrom", "contactEmailLookup")
+_TICKET_COMPUTED = ("actualHours", "closedDate", "closedBy")
+_NOTE_FLAGS = ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag")
+_TICKET_CALLBACK_LEVELS = ("owner", "board", "project", "phase", "status", "ticket", "integratortag")
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "datestring": lambda v: isinstance(v, str),
+    "datetime": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "reference": lambda v: isinstance(v, dict),
+}
+
+
+class Writer:
+    """Applies writes to a store on behalf of `actor` (a member identifier, e.g. "api-bot")."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # --- entry points ----------------------------------------------------------------------------------
+
+    def create(self, name: str, body: Any, actor: str, parent_id: int | None = None) -> Record:
+        self.store.load_all()
+        table = TABLES[name]
+        record = self._clean(table.model, body)
+        errors: Errors = []
+        self._require(name, record, errors)
+        self._set_parent(name, record, parent_id)
+        self._resolve(name, record, set(record), errors)
+        self._rules(name, record, None, set(record), actor, errors)
+        if errors:
+            raise invalid_object(table.resource, errors)
+        now = now_iso()
+        record = {"id": self.store.next_id(name), **record}
+        record["_info"] = self._info(name, record, actor, now, None)
+        self.store.put(name, record)
+        self._after(name, record, None, actor, now)
+        if name == "tickets":
+            self._initial_notes(record, body, actor)
+        return record
+
+    def patch(self, name: str, record_id: int, operations: Any, actor: str, parent_id: int | None = None) -> Record:
+        self.store.load_all()
+        table = TABLES[name]
+        old = self.existing(name, record_id, parent_id)
+        if not isinstance(operations, list) or not operations:
+            raise bad_request("The patch document must be a non-empty JSON array of operations.")
+        fields = MODEL_FIELDS[table.model]
+        record = dict(old)
+        changed: set[str] = set()
+        errors: Errors = []
+        for operation in operations:
+            if not isinstance(operation, dict) or not isinstance(operation.get("path"), str):
+                raise bad_request("Each patch operation needs an 'op' and a 'path'.")
+            op = str(operation.get("op", "")).lower()
+            if op not in ("replace", "add", "remove"):
+                raise bad_request(f"Unsupported patch operation {operation.get('op')!r}; use replace, add or remove.")
+            path = operation["path"].removeprefix("/")
+            if "/" in path:
+                continue  # ConnectWise answers 200 and changes nothing: the silent false success
+            if path not in fields:
+                errors.append(field_error("InvalidField", f"{path} is not a field of {table.resource}.",
+                                          table.resource, path))
+                continue
+            if path in ("id", "_info") or (name == "tickets" and path in _TICKET_COMPUTED):
+                continue
+            value = operation.get("value") if op != "remove" else None
+            if value is None:
+                record.pop(path, None)
+            else:
+                record[path] = value
+            changed.add(path)
+        if errors:
+            raise invalid_object(table.resource, errors)
+        return self._save(name, record, old, changed, actor)
+
+    def replace(self, name: str, record_id: int, body: Any, actor: str, parent_id: int | None = None) -> Record:
+        self.store.load_all()
+        old = self.existing(name, record_id, parent_id)
+        record = self._clean(TABLES[name].model, body)
+        errors: Errors = []
+        self._require(name, record, errors)
+        if errors:
+            raise invalid_object(TABLES[name].resource, errors)
+        self._set_parent(name, record, _parent_of(name, old))
+        return self._save(name, {"id": record_id, **record}, old, set(record) | set(old), actor)
+
+    def delete(self, name: str, record_id: int, parent_id: int | None = None) -> None:
+        self.store.load_all()
+        record = self.existing(name, record_id, parent_id)
+        self.store.delete(name, record_id)
+        if name == "tickets":
+            for note in self.store.children("notes", record_id):
+                self.store.delete("notes", note["id"])
+            for entry in self.store.children("timeEntries", record_id):
+                self.store.delete("timeEntries", entry["id"])
+        elif name == "timeEntries":
+            self._recount_hours(record, None)
+
+    # --- shared steps ----------------------------------------------------------------------------------
+
+    def existing(self, name: str, record_id: int, parent_id: int | None) -> Record:
+        record = self.store.get(name, record_id)
+        if parent_id is not None and _parent_of(name, record) != parent_id:
+            raise not_found(TABLES[name].label, record_id)
+        return record
+
+    def _save(self, name: str, record: Record, old: Record, changed: set[str], actor: str) -> Record:
+        table = TABLES[name]
+        errors: Errors = []
+        self._resolve(name, record, changed, errors)
+        self._rules(name, record, old, changed, actor, errors)
+        if errors:
+            raise invalid_object(table.resource, errors)
+        now = now_iso()
+        record["_info"] = self._info(name, record, actor, now, old)
+        self.store.put(name, record)
+        self._after(name, record, old, actor, now)
+        return record
+
+    def _clean(self, model: str, body: Any) -> Record:
+        """The body's known fields, without nulls and server-owned keys."""
+        if not isinstance(body, dict):
+            raise bad_request("The request body must be a JSON object.")
+        fields = MODEL_FIELDS[model]
+        return {k: v for k, v in body.items()
+                if v is not None and k in fields and k not in ("id", "_info") and k not in _TICKET_REQUEST_ONLY}
+
+    def _require(self, name: str, record: Record, errors: Errors) -> None:
+        table = TABLES[name]
+        for field in table.required:
+            value = record.get(field)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                errors.append(field_error("MissingRequiredField", f"The {field} field is required.",
+                                          table.resource, field))
+        if name == "tickets" and "board" not in record:
+            errors.append(field_error("MissingRequiredField", "The board field is required.", "ticket", "board"))
+
+    def _set_parent(self, name: str, record: Record, parent_id: int | None) -> None:
+        if parent_id is None:
+            return
+        if name == "notes":
+            self.store.get("tickets", parent_id)
+            record["ticketId"] = parent_id
+        elif name in ("statuses", "types", "subtypes", "items"):
+            self.store.get("boards", parent_id)
+            record["board"] = {"id": parent_id}
+
+    def _resolve(self, name: str, record: Record, changed: set[str], errors: Errors) -> None:
+        """Type-check the changed fields and turn changed references into full reference objects."""
+        table = TABLES[name]
+        fields = MODEL_FIELDS[table.model]
+        for field in sorted(changed):
+            if field not in record:
+                continue
+            value = record[field]
+            kind = fields.get(field)
+            if kind is None:
+                continue
+            if not _TYPE_CHECKS[kind](value):
+                errors.append(field_error("InvalidField", f"The {field} field has an invalid value.",
+                                          table.resource, field))
+                continue
+            if kind == "datetime" and not _is_datetime(value):
+                errors.append(field_error("InvalidField", f"The {field} field must be a date-time such as "
+                                          "2026-01-31T09:00:00Z.", table.resource, field))
+                continue
+            if kind != "reference" or (name == "tickets" and field in _BOARD_SCOPED):
+                continue
+            target = reference_table(table.model, field)
+            if target is None:
+                record[field] = {k: v for k, v in value.items() if v is not None}
+                continue
+            found = self._lookup(target, value)
+            if found is None:
+                errors.append(field_error("NotFound", f"{TABLES[target].label} {_key_text(value)} not found",
+                                          table.resource, field))
+            else:
+                record[field] = self.store.ref(target, found["id"])
+
+    def _lookup(self, target: str, value: Record, candidates: list[Record] | None = None) -> Record | None:
+        """The record a reference names: by id, else by the table's natural keys (optionally among
+        `candidates`)."""
+        rows = self.store[target]
+        record_id = value.get("id")
+        if isinstance(record_id, int) and not isinstance(record_id, bool):
+            found = rows.get(record_id)
+            return found if candidates is None or found in candidates else None
+        for key in TABLES[target].natural_keys + (("name",) if TABLES[target].person else ()):
+            wanted = value.get(key)
+            if not isinstance(wanted, str):
+                continue
+            if candidates is None:
+                return self.store.find(target, key, wanted)
+            return next((r for r in candidates if isinstance(r.get(key), str)
+                         and r[key].casefold() == wanted.casefold()), None)
+        return None
+
+    def _info(self, name: str, record: Record, actor: str, now: str, old: Record | None) -> dict[str, str]:
+        info = dict(old["_info"]) if old is not None and "_info" in old else {"dateEntered": now, "enteredBy": actor}
+        info["lastUpdated"] = now
+        info["updatedBy"] = actor
+        if name == "tickets":
+            base = self.store.base_url
+            info["notes_href"] = f"{base}/service/tickets/{record['id']}/notes"
+            info["timeentries_href"] = f"{base}/time/entries?conditions=chargeToId={record['id']}"
+        elif name in ("notes", "timeEntries", "callbacks", "statuses"):
+            info.pop("dateEntered", None)
+            info.pop("enteredBy", None)
+        return info
+
+    # --- per-table rules -------------------------------------------------------------------------------
+
+    def _rules(self, name: str, record: Record, old: Record | None, changed: set[str], actor: str,
+               errors: Errors) -> None:
+        if name == "tickets":
+            self._ticket_rules(record, old, changed, actor, errors)
+        elif name == "notes":
+            self._note_rules(record, old, actor, errors)
+        elif name == "timeEntries":
+            self._time_rules(record, old, changed, actor, errors)
+        elif name == "callbacks":
+            self._callback_rules(record, old, actor, errors)
+        elif name in ("companies", "members") and "identifier" in changed:
+            clash = self.store.find(name, "identifier", record.get("identifier"))
+            if clash is not None and clash["id"] != record.get("id"):
+                errors.append(field_error("ObjectExists", f"The identifier {record['identifier']} is already in "
+                                          "use.", TABLES[name].resource, "identifier"))
+
+    def _ticket_rules(self, record: Record, old: Record | None, changed: set[str], actor: str,
+                      errors: Errors) -> None:
+        summary = record.get("summary")
+        if isinstance(summary, str) and len(summary) > SUMMARY_MAX:
+            errors.append(field_error("InvalidField", f"The field summary must be a string with a maximum length "
+                                      f"of {SUMMARY_MAX}.", "ticket", "summary"))
+        board = record.get("board")
+        if not isinstance(board, dict) or errors and any(e["field"] == "board" for e in errors):
+            return
+        board_id = board["id"]
+        board_changed = old is None or old["board"]["id"] != board_id
+        if board_changed:
+            for field in _BOARD_SCOPED:  # what a different board's status/type/... meant is lost
+                if field not in changed and field in record:
+                    if field == "status":
+                        same_name = self._lookup("statuses", {"name": record["status"].get("name")},
+                                                 self.store.children("statuses", board_id))
+                        if same_name is not None:
+                            record["status"] = self.store.ref("statuses", same_name["id"])
+                            continue
+                    del record[field]
+        if "closedFlag" in changed and "status" not in changed and old is not None \
+                and record.get("closedFlag") != old.get("closedFlag"):
+            # Setting closedFlag moves the ticket to its board's first closed status, clearing it reopens it.
+            wanted_closed = bool(record.get("closedFlag"))
+            candidates = [s for s in self.store.children("statuses", board_id)
+                          if s["closedStatus"] == wanted_closed and not s["inactive"]]
+            pick = next((s for s in candidates if s["defaultFlag"]), candidates[0] if candidates else None)
+            if pick is not None:
+                record["status"] = self.store.ref("statuses", pick["id"])
+                changed = changed | {"status"}
+        on_board = {field: self.store.children(table, board_id) for field, table in _BOARD_SCOPED.items()}
+        for field, table in _BOARD_SCOPED.items():
+            value = record.get(field)
+            if field not in changed or value is None:
+                continue
+            if not isinstance(value, dict):
+                errors.append(field_error("InvalidField", f"The {field} field has an invalid value.", "ticket", field))
+                continue
+            found = self._lookup(table, value, on_board[field])
+            if found is None:
+                anywhere = self._lookup(table, value)
+                label = TABLES[table].label
+                message = (f"{label} {_key_text(value)} is not valid for board {board.get('name', board_id)}."
+                           if anywhere is not None else f"{label} {_key_text(value)} not found")
+                errors.append(field_error("InvalidField" if anywhere is not None else "NotFound", message,
+                                          "ticket", field))
+            else:
+                record[field] = self.store.ref(table, found["id"])
+        if "status" not in record:
+            default = next((s for s in on_board["status"] if s["defaultFlag"]), None)
+            if default is not None:
+                record["status"] = self.store.ref("statuses", default["id"])
+        if old is None:
+            self._ticket_defaults(record)
+        if errors or "status" not in record:
+            return
+        status = self.store["statuses"][record["status"]["id"]]
+        if status["closedStatus"]:
+            record["closedFlag"] = True
+            if old is not None and old.get("closedFlag") and "closedDate" in old:
+                record["closedDate"], record["closedBy"] = old["closedDate"], old.get("closedBy", actor)
+            else:
+                record["closedDate"], record["closedBy"] = now_iso(), actor
+        else:
+            record["closedFlag"] = False
+            record.pop("closedDate", None)
+            record.pop("closedBy", None)
+        if old is not None and "actualHours" in old:
+            record["actualHours"] = old["actualHours"]
+
+    def _ticket_defaults(self, record: Record) -> None:
+        record.setdefault("recordType", "ServiceTicket")
+        record.setdefault("severity", "Medium")
+        record.setdefault("impact", "Medium")
+        if "priority" not in record:
+            default = self.store.find("priorities", "defaultFlag", True)
+            if default is not None:
+                record["priority"] = self.store.ref("priorities", default["id"])
+        contact_ref = record.get("contact")
+        if contact_ref is not None and "id" in contact_ref:
+            contact = self.store["contacts"][contact_ref["id"]]
+            record.setdefault("contactName", contact_ref.get("name", ""))
+            if "defaultPhoneNbr" in contact:
+                record.setdefault("contactPhoneNumber", contact["defaultPhoneNbr"])
+            email = next((c["value"] for c in contact.get("communicationItems", ())
+                          if c.get("communicationType") == "Email"), None)
+            if email:
+                record.setdefault("contactEmailAddress", email)
+        for flag in ("customerUpdatedFlag", "automaticEmailCcFlag", "approved", "hasChildTicket",
+                     "hasMergedChildTicketFlag", "requestForChangeFlag", "allowAllClientsPortalView"):
+            record.setdefault(flag, False)
+        record.setdefault("automaticEmailContactFlag", True)
+        record.setdefault("automaticEmailResourceFlag", True)
+        record.setdefault("billTime", "NoDefault")
+        record.setdefault("billExpenses", "NoDefault")
+        record.setdefault("billProducts", "NoDefault")
+
+    def _initial_notes(self, ticket: Record, body: Record, actor: str) -> None:
+        """`initialDescription` & co. are POST-only: they become the ticket's first notes."""
+        flags = {"initialDescription": "detailDescriptionFlag", "initialInternalAnalysis": "internalAnalysisFlag",
+                 "initialResolution": "resolutionFlag"}
+        for key, flag in flags.items():
+            text = body.get(key)
+            if isinstance(text, str) and text.strip():
+                note = {"text": text, flag: True, "issueFlag": key == "initialDescription"}
+                self.create("notes", note, actor, parent_id=ticket["id"])
+
+    def _note_rules(self, record: Record, old: Record | None, actor: str, errors: Errors) -> None:
+        if not any(record.get(flag) is True for flag in _NOTE_FLAGS):
+            errors.append(field_error("InvalidField", "At least one of detailDescriptionFlag, internalAnalysisFlag "
+                                      "or resolutionFlag must be true.", "ticketNote", "detailDescriptionFlag"))
+        if not isinstance(record.get("text"), str) or not record["text"].strip():
+            errors.append(field_error("MissingRequiredField", "The text field is required.", "ticketNote", "text"))
+        if old is None:
+            record.setdefault("dateCreated", now_iso())
+            record.setdefault("createdBy", actor)
+            if "contact" not in record and "member" not in record:
+                member = self.store.find("members", "identifier", actor)
+                if member is not None:
+                    record["member"] = self.store.ref("members", member["id"])
+            record.setdefault("processNotifications", True)
+        for flag in _NOTE_FLAGS + ("issueFlag", "customerUpdatedFlag"):
+            record.setdefault(flag, False)
+        record["internalFlag"] = record["internalAnalysisFlag"]
+        record["externalFlag"] = record["detailDescriptionFlag"] or record["resolutionFlag"]
+
+    def _time_rules(self, record: Record, old: Record | None, changed: set[str], actor: str,
+                    errors: Errors) -> None:
+        charge_id = record.get("chargeToId")
+        if charge_id is not None:
+            record.setdefault("chargeToType", "ServiceTicket")
+        ticket = None
+        if charge_id is not None and record.get("chargeToType") in ("ServiceTicket", "ProjectTicket"):
+            ticket = self.store["tickets"].get(charge_id)
+            if ticket is None:
+                errors.append(field_error("NotFound", f"Ticket {charge_id} not found", "timeEntry", "chargeToId"))
+            elif old is None or {"chargeToId", "chargeToType"} & changed:
+                status = self.store["statuses"].get(ticket["status"]["id"], {})
+                if status.get("timeEntryNotAllowed"):
+                    errors.append(field_error("InvalidField", f"Time entries are not allowed on a ticket with status "
+                                              f"{status['name']}.", "timeEntry", "chargeToId"))
+        start = record.get("timeStart")
+        if start is None or not _is_datetime(start):
+            return
+        end = record.get("timeEnd")
+        if end is None and isinstance(record.get("actualHours"), (int, float)) and old is None:
+            end = record["timeEnd"] = iso(parse_iso(start) + record["actualHours"] * 3600)
+        if end is None:
+            errors.append(field_error("MissingRequiredField", "The timeEnd field is required when actualHours is not "
+                                      "given.", "timeEntry", "timeEnd"))
+            return
+        if not _is_datetime(end):
+            return
+        seconds = parse_iso(end) - parse_iso(start)
+        if seconds <= 0:
+            errors.append(field_error("InvalidField", "timeEnd must be after timeStart.", "timeEntry", "timeEnd"))
+            return
+        deduct = record.get("hoursDeduct") or 0.0
+        record["actualHours"] = round(max(seconds / 3600 - deduct, 0.0), 2)
+        record.setdefault("hoursDeduct", 0.0)
+        record.setdefault("billableOption", "Billable")
+        if old is None:
+            member = record.get("member") or self._member_ref(actor)
+            if member is not None:
+                record["member"] = member
+            default_type = self.store.find("workTypes", "overallDefaultFlag", True)
+            if "workType" not in record and default_type is not None:
+                record["workType"] = self.store.ref("workTypes", default_type["id"])
+            record.setdefault("enteredBy", actor)
+            record.setdefault("dateEntered", now_iso())
+            record.setdefault("status", "Open")
+            for flag in ("addToDetailDescriptionFlag", "addToInternalAnalysisFlag", "addToResolutionFlag",
+                         "emailResourceFlag", "emailContactFlag", "emailCcFlag"):
+                record.setdefault(flag, False)
+        if ticket is not None:
+            record.setdefault("company", ticket["company"])
+            record["ticket"] = self.store.ref("tickets", ticket["id"])
+            record["ticketBoard"] = ticket["board"]["name"]
+            record["ticketStatus"] = ticket["status"]["name"]
+
+    def _member_ref(self, identifier: str) -> Record | None:
+        member = self.store.find("members", "identifier", identifier)
+        return self.store.ref("members", member["id"]) if member is not None else None
+
+    def _callback_rules(self, record: Record, old: Record | None, actor: str, errors: Errors) -> None:
+        url = record.get("url")
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            errors.append(field_error("InvalidField", "Invalid URL", "callbackEntry", "url"))
+        kind, level = str(record.get("type", "")).lower(), str(record.get("level", "")).lower()
+        if kind == "ticket" and level not in _TICKET_CALLBACK_LEVELS:
+            errors.append(field_error("InvalidObject", "Unrecognized level for type, see documentation for "
+                                      "supported levels for each type", "callbackEntry", "level"))
+        for other in self.store["callbacks"].values():
+            if other["id"] != record.get("id") and (other.get("url"), str(other.get("type")).lower(),
+                                                    str(other.get("level")).lower(), other.get("objectId")) == (
+                    url, kind, level, record.get("objectId")):
+                errors.append(field_error("ObjectExists", "A matching callback entry already exists",
+                                          "callbackEntry", "objectId"))
+                break
+        if old is None:
+            member = self.store.find("members", "identifier", actor)
+            record.setdefault("memberId", member["id"] if member else 0)
+            record.setdefault("payloadVersion", "3.0.0")
+            record.setdefault("inactiveFlag", False)
+            record.setdefault("isSoapCallbackFlag", False)
+            record.setdefault("isSelfSuppressedFlag", False)
+            record["connectWiseID"] = str(uuid.uuid4())
+
+    # --- after a write ---------------------------------------------------------------------------------
+
+    def _after(self, name: str, record: Record, old: Record | None, actor: str, now: str) -> None:
+        if name == "timeEntries":
+            self._recount_hours(old, record)
+        elif name == "notes" and old is None:
+            self._touch_ticket(record["ticketId"], actor, now)
+
+    def _recount_hours(self, old: Record | None, new: Record | None) -> None:
+        """A ticket's actualHours is the sum of its time entries."""
+        ticket_ids = {r.get("chargeToId") for r in (old, new) if r is not None} - {None}
+        for ticket_id in ticket_ids:
+            ticket = self.store["tickets"].get(ticket_id)
+            if ticket is not None:
+                hours = round(sum(e.get("actualHours", 0.0) for e in self.store.children("timeEntries", ticket_id)), 2)
+                self.store.put("tickets", {**ticket, "actualHours": hours})
+
+    def _touch_ticket(self, ticket_id: int, actor: str, now: str) -> None:
+        ticket = self.store["tickets"].get(ticket_id)
+        if ticket is not None:
+            self.store.put("tickets", {**ticket, "_info": {**ticket["_info"], "lastUpdated": now, "updatedBy": actor}})
+
+
+def _parent_of(name: str, record: Record) -> int | None:
+    if name == "notes":
+        return record.get("ticketId")
+    if name in ("statuses", "types", "subtypes", "items"):
+        return record["board"]["id"]
+    return None
+
+
+def _is_datetime(value: Any) -> bool:
+    try:
+        parse_iso(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _key_text(value: Record) -> str:
+    for key in ("id", "identifier", "name"):
+        if value.get(key) is not None:
+            return str(value[key])
+    return "(no id)"

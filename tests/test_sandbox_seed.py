@@ -1,0 +1,80 @@
+"""The seed: deterministic, realistic, with the hard cases others rely on, and cheap to scale."""
+
+from __future__ import annotations
+
+import json
+
+from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings
+from mcp_server_connectwise.sandbox.seed import seed_store
+from mcp_server_connectwise.sandbox.store import Store
+
+TABLES = ("tickets", "notes", "timeEntries", "boards", "statuses", "companies", "contacts", "configurations",
+          "members", "agreements", "priorities")
+
+
+def seeded(**settings) -> Store:
+    store = Store(SANDBOX_BASE_URL)
+    seed_store(store, SandboxSettings(**settings))
+    return store
+
+
+def dump(store: Store) -> str:
+    return json.dumps({name: store[name] for name in TABLES}, sort_keys=True, ensure_ascii=False)
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    assert dump(seeded(tickets=120)) == dump(seeded(tickets=120))
+    assert dump(seeded(tickets=120)) != dump(seeded(tickets=120, seed=2))
+
+
+def test_boards_have_their_own_workflows():
+    store = seeded(tickets=10)
+    boards = {b["name"]: b for b in store["boards"].values()}
+    assert {"Service Desk", "Alerts", "Onboarding & Projects", "Escalations", "Legacy Helpdesk"} == set(boards)
+    by_board = {name: {s["name"]: s for s in store.children("statuses", b["id"])} for name, b in boards.items()}
+    desk = by_board["Service Desk"]
+    assert desk["New"]["defaultFlag"] and desk[">Closed"]["closedStatus"] and desk[">Closed"]["timeEntryNotAllowed"]
+    assert desk["Pending Approval"]["timeEntryNotAllowed"] and not desk["Pending Approval"]["closedStatus"]
+    assert desk["Waiting on Customer"]["escalationStatus"] == "NoEscalation"
+    assert desk["New"]["id"] != by_board["Alerts"]["New"]["id"]  # a status name means nothing off its board
+    for statuses in by_board.values():
+        assert sum(s["defaultFlag"] for s in statuses.values()) == 1
+        assert any(s["closedStatus"] for s in statuses.values())
+
+
+def test_tickets_are_plausible_and_consistent():
+    store = seeded(tickets=500)
+    tickets = list(store["tickets"].values())
+    assert len(tickets) == 500
+    statuses = store["statuses"]
+    for ticket in tickets:
+        status = statuses[ticket["status"]["id"]]
+        assert status["board"]["id"] == ticket["board"]["id"]
+        assert ticket["closedFlag"] is status["closedStatus"]
+        assert ("closedDate" in ticket) is ticket["closedFlag"]
+        assert len(ticket["summary"]) <= 100
+        assert ticket["_info"]["dateEntered"] <= ticket["_info"]["lastUpdated"]
+        hours = sum(e["actualHours"] for e in store.children("timeEntries", ticket["id"]))
+        assert abs(ticket.get("actualHours", 0) - hours) < 1e-9
+    assert 0.3 < sum(t["closedFlag"] for t in tickets) / len(tickets) < 0.9
+    assert [t["id"] for t in tickets] == sorted(t["id"] for t in tickets)
+
+
+def test_hard_text_is_present():
+    store = seeded(tickets=500)
+    names = [c["name"] for c in store["companies"].values()]
+    assert any('"' in n and "'" in n for n in names)  # both quote kinds in one value
+    assert any(not n.isascii() for n in names)
+    assert any(ch in n for n in names for ch in "%_[")
+    texts = [n["text"] for n in store["notes"].values()]
+    assert any("ignore previous instructions" in t.lower() for t in texts)
+    assert max(len(t) for t in texts) > 2000
+    assert any(not (c["firstName"] + c["lastName"]).isascii() for c in store["contacts"].values())
+    members = {m["identifier"]: m for m in store["members"].values()}
+    assert members["api-bot"]["licenseClass"] == "A" and members["kfischer"]["inactiveFlag"]
+
+
+def test_notes_and_time_entries_are_built_only_when_read():
+    store = seeded(tickets=20_000)
+    assert "notes" in store._loaders and "timeEntries" in store._loaders
+    assert store["notes"] and "notes" not in store._loaders
