@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server_connectwise.config import AppConfig, ConfigError, TenantConfig, config_path, load_config
+from mcp_server_connectwise.config import (
+    AppConfig,
+    ConfigError,
+    HttpConfig,
+    Principal,
+    TenantConfig,
+    config_path,
+    load_config,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -299,6 +307,8 @@ def test_http_base_url_on_a_remote_host(tmp_path: Path) -> None:
         ("https://api-na.myconnectwise.net/apis/3.0?x=1", "must not have a query"),
         ("https://api-na.myconnectwise.net:99999/apis/3.0", "port must be a number"),
         ("https://api_na!.example.com/apis/3.0", "is not a valid host name"),
+        ("https://api-na.myconnectwise.net/apis/3.0\\n", "without spaces or control characters"),
+        ("https://api-na.my\\tconnectwise.net/apis/3.0", "without spaces or control characters"),
     ],
 )
 def test_bad_base_url(tmp_path: Path, url: str, problem: str) -> None:
@@ -310,7 +320,9 @@ def test_bad_base_url(tmp_path: Path, url: str, problem: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "site", ["https://api-na.myconnectwise.net", "api-na.myconnectwise.net/v2025_1", "bad host", "h:port"]
+    "site",
+    ["https://api-na.myconnectwise.net", "api-na.myconnectwise.net/v2025_1", "bad host", "h:port",
+     "api-na.myconnectwise.net\\n", "api-na.myconnect\\twise.net"],
 )
 def test_bad_site(tmp_path: Path, site: str) -> None:
     path = tmp_path / "tenants.toml"
@@ -395,3 +407,183 @@ def test_directory_instead_of_a_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path)
     assert str(caught.value).startswith(f"{tmp_path}: cannot read the file: ")
+
+
+# --- [http]: principals, allowed hosts/origins, body cap; per-tenant tool allowlists --------------------------
+
+GLOBEX = ACME.replace("acme", "globex")
+SHA_A = "ab" * 32
+SHA_B = "cd" * 32
+
+
+def principal_toml(name: str = "alice", **keys: object) -> str:
+    """A [http.principals.NAME] table with valid defaults; a value of None drops the key."""
+    values: dict[str, object] = {"token_sha256": f'"{SHA_A}"', "tenants": '["acme"]'}
+    values.update(keys)
+    lines = [f"[http.principals.{name}]"] + [f"{key} = {value}" for key, value in values.items() if value is not None]
+    return "\n".join(lines) + "\n"
+
+
+def test_loads_the_http_table_and_tool_allowlists(tmp_path: Path) -> None:
+    text = (
+        '[http]\nallowed_hosts = ["MCP.example.com", "mcp.example.com:*", "[::1]:8000", "mcp.example.com"]\n'
+        'allowed_origins = ["https://mcp.example.com", "http://localhost:*"]\nmax_request_body_bytes = 65536\n'
+        + principal_toml(token_sha256=f'"{SHA_A.upper()}"', tenants='["acme", "globex", "acme"]')
+        + principal_toml("bob.smith", token_sha256=f'"{SHA_B}"').replace("bob.smith]", '"bob.smith"]')
+        + ACME + 'tools = ["search_tickets", "get_ticket_details", "search_tickets"]\n' + GLOBEX
+    )
+    config = load_config(write(tmp_path, text))
+    http = config.http
+    assert http.allowed_hosts == ("mcp.example.com", "mcp.example.com:*", "[::1]:8000")  # lowercased, once each
+    assert http.allowed_origins == ("https://mcp.example.com", "http://localhost:*")
+    assert http.max_request_body_bytes == 65536
+    assert http.principals == {
+        "alice": Principal(name="alice", token_sha256=SHA_A, tenants=("acme", "globex")),  # hash lowercased
+        "bob.smith": Principal(name="bob.smith", token_sha256=SHA_B, tenants=("acme",)),
+    }
+    assert config.tenants["acme"].tools == ("search_tickets", "get_ticket_details")
+    assert config.tenants["globex"].tools is None
+
+
+def test_http_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ACME))
+    assert config.http == HttpConfig()
+    assert (config.http.principals, config.http.allowed_hosts, config.http.allowed_origins) == ({}, (), ())
+    assert config.http.max_request_body_bytes == 1024 * 1024
+    assert config.tenants["acme"].tools is None
+    assert AppConfig(tenants=config.tenants).http == HttpConfig()
+
+
+def test_principal_repr_hides_the_hash() -> None:
+    principal = Principal(name="alice", token_sha256=SHA_A, tenants=("acme",))
+    assert SHA_A not in repr(principal) and SHA_A not in str(principal)
+    assert SHA_A not in repr(HttpConfig(principals={"alice": principal}))
+
+
+def test_principal_tenants_must_be_configured(tmp_path: Path) -> None:
+    path = tmp_path / "tenants.toml"
+    message = error_for(tmp_path, principal_toml(tenants='["acme", "initech"]') + ACME + GLOBEX)
+    assert message == (
+        f"{path}: principal 'alice': key 'tenants': 'initech' is not a configured tenant; known tenants: acme, globex"
+    )
+
+
+def test_principal_tenants_checked_for_a_config_built_in_code() -> None:
+    acme = TenantConfig(name="acme", company_id="acme", client_id="c", site="api-na.myconnectwise.net")
+    alice = Principal(name="alice", token_sha256=SHA_A, tenants=("globex",))
+    with pytest.raises(ValueError, match="'globex' is not a configured tenant"):
+        AppConfig(tenants={"acme": acme}, http=HttpConfig(principals={"alice": alice}))
+
+
+def test_two_principals_with_one_token_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tenants.toml"
+    text = principal_toml("alice") + principal_toml("bob", token_sha256=f'"{SHA_A.upper()}"') + ACME
+    assert error_for(tmp_path, text) == (
+        f"{path}: [http]: principals 'alice' and 'bob' have the same token_sha256: give each its own token with "
+        "`mcp-server-connectwise tokens create NAME --tenants a,b`"
+    )
+
+
+def test_the_token_itself_in_the_config_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    path = tmp_path / "tenants.toml"
+    message = error_for(tmp_path, principal_toml(token='"cwmcp_s3cr3t"') + ACME)
+    assert message == (
+        f"{path}: principal 'alice': key 'token': the token itself never goes in the config, only its SHA-256 as "
+        "token_sha256; create one with `mcp-server-connectwise tokens create NAME --tenants a,b`"
+    )
+
+
+@pytest.mark.parametrize("value", ['"cwmcp_s3cr3t"', f'"{SHA_A[:-1]}"', f'"{SHA_A[:-1]}g"', f'"{SHA_A}0"'])
+def test_token_sha256_must_be_64_hex_characters(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "tenants.toml"
+    message = error_for(tmp_path, principal_toml(token_sha256=value) + ACME)
+    assert message == (
+        f"{path}: principal 'alice': key 'token_sha256': must be the token's SHA-256 as 64 hexadecimal characters, "
+        "never the token itself; create a token with `mcp-server-connectwise tokens create NAME --tenants a,b`"
+    )
+    assert value.strip('"') not in message
+
+
+@pytest.mark.parametrize(
+    ("keys", "problem"),
+    [
+        ({"token_sha256": None}, "key 'token_sha256': required key is missing"),
+        ({"tenants": None}, "key 'tenants': required key is missing"),
+        ({"tenants": "[]"}, "key 'tenants': must name at least one tenant: a principal without tenants could do nothing"),
+        ({"tenants": '"acme"'}, """key 'tenants': must be a list of tenant names, such as ["acme", "globex"]"""),
+        ({"tenants": "[1]"}, """key 'tenants': must be a list of tenant names, such as ["acme", "globex"]"""),
+        ({"token_sha256": "7"}, "key 'token_sha256': must be a string"),
+        ({"tenant": '["acme"]'}, "key 'tenant': unknown key (did you mean 'tenants'?)"),
+    ],
+)
+def test_bad_principal_keys(tmp_path: Path, keys: dict[str, object], problem: str) -> None:
+    path = tmp_path / "tenants.toml"
+    assert error_for(tmp_path, principal_toml(**keys) + ACME) == f"{path}: principal 'alice': {problem}"
+
+
+def test_bad_principal_name(tmp_path: Path) -> None:
+    path = tmp_path / "tenants.toml"
+    message = error_for(tmp_path, principal_toml('"a b"') + ACME)
+    assert message == (
+        f"{path}: principal 'a b': a principal name must be 1-64 letters, digits, '_', '.' or '-', "
+        "starting with a letter or digit"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("http = 1\n", "key 'http': must be a table ([http])"),
+        ("[http]\nprincipals = 3\n", "[http]: key 'principals': must be a table of [http.principals.NAME] tables"),
+        ('[http.principals]\nalice = "x"\n', "principal 'alice': must be a table ([http.principals.alice])"),
+        ("[http]\nallowed_host = []\n", "[http]: key 'allowed_host': unknown key (did you mean 'allowed_hosts'?)"),
+        ('[http]\nallowed_hosts = "mcp.example.com"\n', "[http]: key 'allowed_hosts': must be a list of strings"),
+        ("[http]\nallowed_origins = [1]\n", "[http]: key 'allowed_origins': must be a list of strings"),
+        ("[http]\nmax_request_body_bytes = 100\n", "[http]: key 'max_request_body_bytes': must be between 1024 and 16777216"),
+        ("[http]\nmax_request_body_bytes = 1e9\n", "[http]: key 'max_request_body_bytes': must be a whole number"),
+        ("[http]\nmax_request_body_bytes = true\n", "[http]: key 'max_request_body_bytes': must be a whole number"),
+    ],
+)
+def test_bad_http_table(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "tenants.toml"
+    assert error_for(tmp_path, text + ACME) == f"{path}: {problem}"
+
+
+@pytest.mark.parametrize(
+    "host", ["*", "*.example.com", "https://mcp.example.com", "mcp.example.com/mcp", "h:port", "a@b", "mcp.example.com\n"]
+)
+def test_bad_allowed_host(tmp_path: Path, host: str) -> None:
+    path = tmp_path / "tenants.toml"
+    escaped = host.replace("\n", "\\n")
+    assert error_for(tmp_path, f'[http]\nallowed_hosts = ["{escaped}"]\n' + ACME) == (
+        f"{path}: [http]: key 'allowed_hosts': {host!r} is not a Host value: give a host name or IP address "
+        "([::1] for IPv6), optionally with ':PORT' or ':*' for any port; no scheme, path or other wildcard"
+    )
+
+
+@pytest.mark.parametrize(
+    "origin", ["*", "mcp.example.com", "https://mcp.example.com/", "https://mcp.example.com/mcp", "https://*.example.com",
+               "ftp://mcp.example.com", "null", "https://mcp.example.com\n", "https://mcp.exa\tmple.com"],
+)
+def test_bad_allowed_origin(tmp_path: Path, origin: str) -> None:
+    path = tmp_path / "tenants.toml"
+    escaped = origin.replace("\n", "\\n").replace("\t", "\\t")
+    assert error_for(tmp_path, f'[http]\nallowed_origins = ["{escaped}"]\n' + ACME) == (
+        f"{path}: [http]: key 'allowed_origins': {origin!r} is not an Origin: give 'https://HOST' or "
+        "'https://HOST:PORT' (':*' for any port), with no path or trailing slash"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("[]", "must name at least one tool (remove the key to allow every tool)"),
+        ('"search_tickets"', 'must be a list of tool names, such as ["search_tickets", "get_ticket_details"]'),
+        ("[1]", 'must be a list of tool names, such as ["search_tickets", "get_ticket_details"]'),
+        ('["search tickets"]', "'search tickets' is not a tool name (letters, digits, '_', '.' or '-')"),
+        ('["tickets/search"]', "'tickets/search' is not a tool name (letters, digits, '_', '.' or '-')"),
+    ],
+)
+def test_bad_tool_allowlist(tmp_path: Path, value: str, problem: str) -> None:
+    path = tmp_path / "tenants.toml"
+    assert error_for(tmp_path, ACME + f"tools = {value}\n") == f"{path}: tenant 'acme': key 'tools': {problem}"

@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     remove = tsub.add_parser("remove", help="delete a tenant's keys from the keyring")
     remove.add_argument("name")
 
+    tokens = sub.add_parser("tokens", help="manage bearer tokens for the HTTP and SSE transports")
+    _add_config(tokens)
+    ksub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
+    create = ksub.add_parser("create", help="create a principal's token: printed once, only its hash is stored")
+    create.add_argument("name", help="the principal's name, as it will appear in the audit log")
+    create.add_argument("--tenants", required=True, metavar="A,B", help="comma-separated tenants it may use")
+
     bench = sub.add_parser("bench", help="run the benchmarks and print a report")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     return parser
@@ -109,6 +116,10 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
             from mcp_server_connectwise.tenant_admin import run_tenants
 
             return run_tenants(args)
+        if command == "tokens":
+            from mcp_server_connectwise.token_admin import run_tokens
+
+            return run_tokens(args)
         if command == "bench":
             from mcp_server_connectwise.bench import run_bench
 

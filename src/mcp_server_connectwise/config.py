@@ -1,7 +1,7 @@
 """`tenants.toml`: where it lives, what it may say, and one clear line when it says something wrong.
 
 API keys are deliberately absent: they live in the OS keyring (see `secrets.py`), never in this file or
-the environment.
+the environment. HTTP bearer tokens are absent too: `[http.principals.NAME]` holds only a token's SHA-256.
 """
 
 from __future__ import annotations
@@ -37,6 +37,17 @@ TENANT_NAME_RULE = "a tenant name must be 1-64 letters, digits, '_', '.' or '-',
 COMPANY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 API_VERSION = re.compile(r"\d{4}\.\d{1,2}")
 HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+# Principal names appear in audit lines and TOML table headers: the same plain shape as tenant names.
+PRINCIPAL_NAME = TENANT_NAME
+PRINCIPAL_NAME_RULE = "a principal name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+TOKEN_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+TOKENS_CREATE_HINT = "`mcp-server-connectwise tokens create NAME --tenants a,b`"
+TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+DEFAULT_MAX_REQUEST_BODY_BYTES = 1024 * 1024
+# Tool arguments are small JSON (the longest is a note's text); bigger bodies are abuse, not work.
+MAX_REQUEST_BODY_BYTES = 16 * 1024 * 1024
+MIN_REQUEST_BODY_BYTES = 1024
+ANY_PORT = ":*"  # the SDK's only wildcard in allowed hosts/origins: any port of that host
 
 
 class ConfigError(Exception):
@@ -81,6 +92,7 @@ class TenantConfig(BaseModel):
     read_only: bool = False
     api_version: str = "2025.1"
     requests_per_minute: int = 600
+    tools: tuple[str, ...] | None = None  # None: every tool; the server checks the names against its tools
 
     @field_validator("name")
     @classmethod
@@ -106,6 +118,7 @@ class TenantConfig(BaseModel):
     def _site(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        _check_no_control_characters(value)  # urlsplit silently drops tabs and newlines: refuse them first
         if "://" in value or "/" in value:
             raise ValueError("must be a host name such as 'api-na.myconnectwise.net', without scheme or path (use base_url for a full URL)")
         parts = urlsplit(f"//{value}")
@@ -120,6 +133,7 @@ class TenantConfig(BaseModel):
     def _base_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        _check_no_control_characters(value)  # urlsplit silently drops tabs and newlines: refuse them first
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError("must be a full URL such as 'https://api-na.myconnectwise.net/v2025_1/apis/3.0'")
@@ -147,6 +161,20 @@ class TenantConfig(BaseModel):
             raise ValueError(f"must be between 1 and {MAX_REQUESTS_PER_MINUTE}")
         return value
 
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools(cls, value: Any) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise ValueError('must be a list of tool names, such as ["search_tickets", "get_ticket_details"]')
+        if not value:
+            raise ValueError("must name at least one tool (remove the key to allow every tool)")
+        for item in value:
+            if not TOOL_NAME.fullmatch(item):
+                raise ValueError(f"{item[:80]!r} is not a tool name (letters, digits, '_', '.' or '-')")
+        return tuple(dict.fromkeys(value))
+
     @model_validator(mode="after")
     def _one_location(self) -> TenantConfig:
         if (self.site is None) == (self.base_url is None):
@@ -165,10 +193,136 @@ class AuditConfig(BaseModel):
     path: Path = Field(default_factory=default_audit_path)
 
 
+def _check_allowed_host(value: str) -> str:
+    host = value.removesuffix(ANY_PORT)
+    parts = urlsplit(f"//{host}")
+    try:
+        _check_no_control_characters(value)  # urlsplit silently drops tabs and newlines
+        if any(ch in host for ch in "/@*") or parts.username is not None or not parts.hostname:
+            raise ValueError
+        _check_port(parts)
+        _check_host(parts.hostname)
+    except ValueError:
+        raise ValueError(
+            f"{value[:80]!r} is not a Host value: give a host name or IP address ([::1] for IPv6), "
+            "optionally with ':PORT' or ':*' for any port; no scheme, path or other wildcard"
+        ) from None
+    return value.lower()
+
+
+def _check_allowed_origin(value: str) -> str:
+    # A browser sends `scheme://host[:port]` and nothing else; the SDK compares exactly, so anything
+    # more (a trailing slash, a path) would silently match no request at all.
+    parts = urlsplit(value.removesuffix(ANY_PORT))
+    try:
+        _check_no_control_characters(value)  # urlsplit silently drops tabs and newlines
+        if parts.scheme not in ("http", "https") or not parts.hostname or "*" in value.removesuffix(ANY_PORT):
+            raise ValueError
+        if parts.path or parts.query or parts.fragment or parts.username is not None:
+            raise ValueError
+        _check_port(parts)
+        _check_host(parts.hostname)
+    except ValueError:
+        raise ValueError(
+            f"{value[:80]!r} is not an Origin: give 'https://HOST' or 'https://HOST:PORT' (':*' for any port), "
+            "with no path or trailing slash"
+        ) from None
+    return value.lower()
+
+
+class Principal(BaseModel):
+    """Someone allowed to call the HTTP/SSE transports: a bearer token's hash and the tenants it may use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    name: str
+    # Not a secret (the token cannot be recovered from it) but kept out of reprs and logs all the same.
+    token_sha256: str = Field(repr=False)
+    tenants: tuple[str, ...]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not PRINCIPAL_NAME.fullmatch(value):
+            raise ValueError(PRINCIPAL_NAME_RULE)
+        return value
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _token_sha256(cls, value: str) -> str:
+        # Never quote the value: someone may have pasted the token itself here.
+        if not TOKEN_SHA256.fullmatch(value):
+            raise ValueError(
+                "must be the token's SHA-256 as 64 hexadecimal characters, never the token itself; "
+                f"create a token with {TOKENS_CREATE_HINT}"
+            )
+        return value.lower()
+
+    @field_validator("tenants", mode="before")
+    @classmethod
+    def _tenants(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise ValueError('must be a list of tenant names, such as ["acme", "globex"]')
+        if not value:
+            raise ValueError("must name at least one tenant: a principal without tenants could do nothing")
+        return tuple(dict.fromkeys(value))
+
+
+class HttpConfig(BaseModel):
+    """The streamable HTTP and SSE transports: who may call them, and from which Host/Origin."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_request_body_bytes: int = DEFAULT_MAX_REQUEST_BODY_BYTES
+    principals: dict[str, Principal] = Field(default_factory=dict)
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _string_list(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise ValueError("must be a list of strings")
+        return tuple(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(_check_allowed_host(host) for host in value))
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _allowed_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(_check_allowed_origin(origin) for origin in value))
+
+    @field_validator("max_request_body_bytes")
+    @classmethod
+    def _max_request_body_bytes(cls, value: int) -> int:
+        if not MIN_REQUEST_BODY_BYTES <= value <= MAX_REQUEST_BODY_BYTES:
+            raise ValueError(f"must be between {MIN_REQUEST_BODY_BYTES} and {MAX_REQUEST_BODY_BYTES}")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_principals(self) -> HttpConfig:
+        owner_of: dict[str, str] = {}
+        for key, principal in self.principals.items():
+            if key != principal.name:
+                raise ValueError(f"principal '{principal.name}' is filed under the key '{key}'")
+            # One token must mean one principal, or the audit log could not say who acted.
+            if principal.token_sha256 in owner_of:
+                raise ValueError(
+                    f"principals '{owner_of[principal.token_sha256]}' and '{key}' have the same token_sha256: "
+                    f"give each its own token with {TOKENS_CREATE_HINT}"
+                )
+            owner_of[principal.token_sha256] = key
+        return self
+
+
 class AppConfig(BaseModel):
     path: Path | None = None
     default_tenant: str | None = None
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     tenants: dict[str, TenantConfig]
 
     @model_validator(mode="after")
@@ -182,6 +336,13 @@ class AppConfig(BaseModel):
             self.default_tenant = next(iter(self.tenants))
         elif self.default_tenant is not None and self.default_tenant not in self.tenants:
             raise ValueError(f"default_tenant {self.default_tenant!r} is not a configured tenant; {self._known()}")
+        for principal in self.http.principals.values():
+            for tenant in principal.tenants:
+                if tenant not in self.tenants:
+                    raise ValueError(
+                        f"principal '{principal.name}': key 'tenants': {tenant[:80]!r} is not a configured tenant; "
+                        f"{self._known()}"
+                    )
         return self
 
     def _known(self) -> str:
@@ -215,12 +376,13 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> AppConfig:
     path = config_path(explicit)
     raw = _read_toml(path, explicit)
     where = str(path)
-    _refuse_unknown(where, raw, {"default_tenant", "audit", "tenants"}, tenant=None)
+    _refuse_unknown(where, raw, {"default_tenant", "audit", "http", "tenants"}, tenant=None)
 
     default_tenant = raw.get("default_tenant")
     if default_tenant is not None and not isinstance(default_tenant, str):
         raise ConfigError(f"{where}: key 'default_tenant': must be a string")
     audit = _load_audit(where, path, raw.get("audit", {}))
+    http = _load_http(where, raw.get("http", {}))
 
     tenant_tables = raw.get("tenants", {})
     if not isinstance(tenant_tables, dict):
@@ -228,7 +390,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> AppConfig:
     tenants = {name: _load_tenant(where, name, table) for name, table in tenant_tables.items()}
 
     try:
-        return AppConfig(path=path, default_tenant=default_tenant, audit=audit, tenants=tenants)
+        return AppConfig(path=path, default_tenant=default_tenant, audit=audit, http=http, tenants=tenants)
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_first_message(exc)}") from None
 
@@ -277,6 +439,39 @@ def _load_audit(where: str, config_file: Path, table: Any) -> AuditConfig:
         raise ConfigError(f"{where}: [audit]: key 'path': must be a non-empty string")
     # A relative audit path means "next to the config", not "wherever the MCP client started us".
     return AuditConfig(path=config_file.parent / Path(table["path"]).expanduser())
+
+
+def _load_http(where: str, table: Any) -> HttpConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: key 'http': must be a table ([http])")
+    allowed = set(HttpConfig.model_fields)
+    _refuse_unknown(f"{where}: [http]", table, allowed, tenant=None)
+    principal_tables = table.get("principals", {})
+    if not isinstance(principal_tables, dict):
+        raise ConfigError(f"{where}: [http]: key 'principals': must be a table of [http.principals.NAME] tables")
+    principals = {name: _load_principal(where, name, entry) for name, entry in principal_tables.items()}
+    try:
+        return HttpConfig(**{**table, "principals": principals})
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: [http]: {_first_message(exc)}") from None
+
+
+def _load_principal(where: str, name: str, table: Any) -> Principal:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: principal '{name}': must be a table ([http.principals.{name}])")
+    if not PRINCIPAL_NAME.fullmatch(name):
+        raise ConfigError(f"{where}: principal {name[:80]!r}: {PRINCIPAL_NAME_RULE}")
+    prefix = f"{where}: principal '{name}'"
+    if "token" in table:  # never echo it: it is the bearer token itself
+        raise ConfigError(
+            f"{prefix}: key 'token': the token itself never goes in the config, only its SHA-256 as token_sha256; "
+            f"create one with {TOKENS_CREATE_HINT}"
+        )
+    _refuse_unknown(prefix, table, set(Principal.model_fields) - {"name"}, tenant=None)
+    try:
+        return Principal(**table, name=name)
+    except ValidationError as exc:
+        raise ConfigError(f"{prefix}: {_first_message(exc)}") from None
 
 
 def _load_tenant(where: str, name: str, table: Any) -> TenantConfig:

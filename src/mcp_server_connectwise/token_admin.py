@@ -1,0 +1,159 @@
+"""`mcp-server-connectwise tokens create NAME --tenants a,b`.
+
+The token is printed once and never written anywhere; the config gets only its SHA-256. Python has no
+TOML writer in our dependencies, so the file is edited as text: the principal's table is replaced in place
+or appended, and the result must parse to exactly the old config plus that principal, and load cleanly,
+before it atomically replaces the file. Comments and layout elsewhere are left as they were.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import os
+import re
+import stat
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from mcp_server_connectwise.cli import UsageError
+from mcp_server_connectwise.config import PRINCIPAL_NAME, PRINCIPAL_NAME_RULE, ConfigError, load_config
+from mcp_server_connectwise.http_auth import hash_token, new_token
+
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def run_tokens(args: argparse.Namespace) -> int:
+    if args.tokens_command == "create":
+        return _create(args.name, args.tenants, args.config)
+    raise AssertionError(f"unhandled tokens command {args.tokens_command}")
+
+
+def _create(name: str, tenants_arg: str, config_arg: str | None) -> int:
+    if not PRINCIPAL_NAME.fullmatch(name):
+        raise UsageError(f"principal {name[:80]!r}: {PRINCIPAL_NAME_RULE}")
+    tenants = list(dict.fromkeys(part.strip() for part in tenants_arg.split(",") if part.strip()))
+    if not tenants:
+        raise UsageError("--tenants needs at least one tenant name, e.g. --tenants acme,globex")
+    config = load_config(config_arg)
+    for tenant in tenants:
+        config.tenant(tenant)  # refuses an unknown tenant, naming the known ones
+    assert config.path is not None  # load_config always records where it read from
+    replacing = name in config.http.principals
+
+    token = new_token()
+    _write_principal(config.path.resolve(), name, hash_token(token), tenants)
+
+    if replacing:
+        print(f"replaced principal '{name}' (tenants {', '.join(tenants)}) in {config.path}; "
+              "its previous token stops working when the server restarts")
+    else:
+        print(f"created principal '{name}' (tenants {', '.join(tenants)}) in {config.path}; "
+              "restart a running server to apply it")
+    print(f"Bearer token for '{name}', shown only this once and stored nowhere (the config keeps only its SHA-256);")
+    print("give it to the client now, as the header 'Authorization: Bearer <token>':")
+    print(token)
+    return 0
+
+
+def _write_principal(path: Path, name: str, token_sha256: str, tenants: list[str]) -> None:
+    try:
+        with path.open(encoding="utf-8", newline="") as file:  # newline="": keep CRLF files CRLF
+            text = file.read()
+        status = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    newline = "\r\n" if "\r\n" in text else "\n"
+    table = _principal_table(name, token_sha256, tenants, newline)
+    edited = _with_table(text, name, table, newline)
+
+    expected = copy.deepcopy(tomllib.loads(text))
+    principals = expected.setdefault("http", {}).setdefault("principals", {})
+    principals[name] = {"token_sha256": token_sha256, "tenants": tenants}
+    if _parsed(edited) != expected:
+        # The principal (or [http]) is written in a form a table header cannot replace, e.g. an inline table.
+        raise ConfigError(
+            f"{path}: cannot add [http.principals.{name}] without changing other settings, so the file was left "
+            f"as it was; write http.principals as [http.principals.NAME] tables (remove any old '{name}') and retry"
+        )
+    _replace_file(path, edited, status)
+
+
+def _principal_table(name: str, token_sha256: str, tenants: list[str], newline: str) -> str:
+    key = name if BARE_KEY.fullmatch(name) else f'"{name}"'  # names are plain: no escaping needed
+    lines = [
+        f"[http.principals.{key}]",
+        "# Created by `mcp-server-connectwise tokens create`: the token itself is not stored anywhere.",
+        f'token_sha256 = "{token_sha256}"',
+        "tenants = [" + ", ".join(f'"{tenant}"' for tenant in tenants) + "]",
+    ]
+    return newline.join(lines) + newline
+
+
+def _with_table(text: str, name: str, table: str, newline: str) -> str:
+    """`text` with the principal's table block replaced by `table`, or with `table` appended."""
+    lines = text.splitlines(keepends=True)
+    headers = [(index, _header_path(line)) for index, line in enumerate(lines)]
+    headers = [(index, header) for index, header in headers if header is not None]
+    target = ["http", "principals", name]
+    for position, (start, header) in enumerate(headers):
+        if header != target:
+            continue
+        end = headers[position + 1][0] if position + 1 < len(headers) else len(lines)
+        # Comments and blank lines just above the next header introduce that table: keep them.
+        while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
+            end -= 1
+        return "".join(lines[:start]) + table + "".join(lines[end:])
+    if text and not text.endswith(("\n", "\r")):
+        text += newline
+    return text + (newline if text else "") + table
+
+
+def _header_path(line: str) -> list[str] | None:
+    """The key path of a `[table]` or `[[array]]` header line, or None for any other line."""
+    if not line.lstrip().startswith("["):
+        return None
+    try:
+        parsed: Any = tomllib.loads(line.strip())
+    except tomllib.TOMLDecodeError:
+        return None  # e.g. a line of a multi-line array
+    path: list[str] = []
+    while isinstance(parsed, (dict, list)) and parsed:
+        if isinstance(parsed, list):
+            parsed = parsed[0]
+            continue
+        key, parsed = next(iter(parsed.items()))
+        path.append(key)
+    return path
+
+
+def _parsed(text: str) -> dict[str, Any] | None:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+def _replace_file(path: Path, text: str, status: os.stat_result) -> None:
+    """Write beside the file, prove the result loads, then swap it in atomically with the same permissions."""
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temp, stat.S_IMODE(status.st_mode))
+        if hasattr(os, "chown") and (status.st_uid, status.st_gid) != (os.getuid(), os.getgid()):
+            # Root editing another user's file keeps it theirs; anyone else cannot, like any editor.
+            with contextlib.suppress(PermissionError):
+                os.chown(temp, status.st_uid, status.st_gid)
+        load_config(temp)  # the same validation the server will apply
+        os.replace(temp, path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the file: {exc.strerror or exc}") from None
+    finally:
+        temp.unlink(missing_ok=True)

@@ -1,0 +1,226 @@
+"""`tokens create NAME --tenants a,b`: the token is printed once, only its hash reaches the config, the file
+keeps everything else and still loads, a principal is replaced in place, and bad input leaves the file alone."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from mcp_server_connectwise.cli import UsageError, main
+from mcp_server_connectwise.config import ConfigError, load_config
+from mcp_server_connectwise.http_auth import PrincipalTokenVerifier, hash_token
+from mcp_server_connectwise.token_admin import run_tokens
+
+CONFIG = """\
+# Our tenants.
+default_tenant = "acme"
+
+[http]
+allowed_hosts = ["mcp.example.com"]  # the reverse proxy's name
+
+[tenants.acme]
+company_id = "acme"
+client_id = "0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11"
+site = "api-na.myconnectwise.net"
+
+[tenants.globex]
+company_id = "globex"
+client_id = "0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11"
+site = "api-eu.myconnectwise.net"
+"""
+TOKEN_LINE = re.compile(r"^cwmcp_[A-Za-z0-9_-]{43}$", re.MULTILINE)
+
+
+def write(tmp_path: Path, text: str = CONFIG) -> Path:
+    path = tmp_path / "tenants.toml"
+    path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+def create(path: Path, name: str, tenants: str, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """Run the command; return (token, everything printed)."""
+    code = run_tokens(argparse.Namespace(tokens_command="create", name=name, tenants=tenants, config=str(path)))
+    assert code == 0
+    out = capsys.readouterr().out
+    tokens = TOKEN_LINE.findall(out)
+    assert len(tokens) == 1, out  # printed exactly once
+    assert out.count(tokens[0]) == 1
+    return tokens[0], out
+
+
+def assert_nothing_but_the_hash_stored(tmp_path: Path, token: str) -> None:
+    files = list(tmp_path.rglob("*"))
+    assert [file.name for file in files] == ["tenants.toml"]  # no temp file left behind
+    text = files[0].read_text(encoding="utf-8")
+    assert token not in text and token.removeprefix("cwmcp_") not in text
+    assert hash_token(token) in text
+
+
+async def test_create_prints_the_token_once_and_stores_only_its_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path)
+    token, out = create(path, "alice", " globex, acme ,globex,", capsys)
+
+    assert out.startswith(
+        f"created principal 'alice' (tenants globex, acme) in {path}; restart a running server to apply it\n"
+    )
+    assert "shown only this once" in out
+    assert_nothing_but_the_hash_stored(tmp_path, token)
+    assert path.read_text(encoding="utf-8").startswith(CONFIG)  # everything else kept as it was, comments too
+
+    config = load_config(path)
+    alice = config.http.principals["alice"]
+    assert (alice.token_sha256, alice.tenants) == (hash_token(token), ("globex", "acme"))
+    assert config.http.allowed_hosts == ("mcp.example.com",)
+    access = await PrincipalTokenVerifier(config.http).verify_token(token)
+    assert access is not None and access.client_id == "alice"
+
+
+async def test_replacing_a_principal_keeps_the_rest_and_revokes_the_old_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path)
+    old, _ = create(path, "alice", "acme", capsys)
+    bob, _ = create(path, "bob", "globex", capsys)
+    new, out = create(path, "alice", "acme,globex", capsys)
+
+    assert out.startswith(
+        f"replaced principal 'alice' (tenants acme, globex) in {path}; "
+        "its previous token stops working when the server restarts\n"
+    )
+    text = path.read_text(encoding="utf-8")
+    assert text.count("[http.principals.alice]") == 1 and hash_token(old) not in text
+    assert text.index("[http.principals.alice]") < text.index("[http.principals.bob]")  # replaced in place
+    config = load_config(path)
+    assert config.http.principals["alice"].tenants == ("acme", "globex")
+    assert config.http.principals["bob"].token_sha256 == hash_token(bob)
+    verifier = PrincipalTokenVerifier(config.http)
+    assert await verifier.verify_token(old) is None
+    assert (await verifier.verify_token(new)).client_id == "alice"  # type: ignore[union-attr]
+
+
+def test_replacing_a_hand_written_table_keeps_the_comment_of_the_next_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = "ab" * 32
+    text = CONFIG.replace(
+        "[tenants.acme]",
+        f'[ http.principals."alice" ]   # laptop\ntoken_sha256 = "{stale}"\ntenants = [\n  "acme",\n]\n\n'
+        "# The main client.\n[tenants.acme]",
+    )
+    path = write(tmp_path, text)
+    token, _ = create(path, "alice", "globex", capsys)
+    edited = path.read_text(encoding="utf-8")
+    assert stale not in edited and "laptop" not in edited
+    assert "# The main client.\n[tenants.acme]" in edited
+    assert load_config(path).http.principals["alice"].tenants == ("globex",)
+    assert_nothing_but_the_hash_stored(tmp_path, token)
+
+
+def test_a_dotted_name_gets_a_quoted_header(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path)
+    create(path, "ops.bot", "acme", capsys)
+    assert '[http.principals."ops.bot"]' in path.read_text(encoding="utf-8")
+    create(path, "ops.bot", "globex", capsys)
+    assert load_config(path).http.principals["ops.bot"].tenants == ("globex",)
+
+
+def test_line_endings_missing_final_newline_and_permissions_are_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, CONFIG.rstrip("\n").replace("\n", "\r\n"))
+    os.chmod(path, 0o640)
+    create(path, "alice", "acme", capsys)
+    raw = path.read_bytes()
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert "alice" in load_config(path).http.principals
+
+
+def test_a_symlinked_config_stays_a_symlink(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = write(tmp_path)
+    link = tmp_path / "link.toml"
+    link.symlink_to(target)
+    create(link, "alice", "acme", capsys)
+    assert link.is_symlink()
+    assert "alice" in load_config(target).http.principals
+
+
+@pytest.mark.parametrize(
+    ("name", "tenants", "error", "message"),
+    [
+        ("alice", "acme,initech", ConfigError, "unknown tenant 'initech'; known tenants: acme, globex"),
+        ("alice", " , ", UsageError, "--tenants needs at least one tenant name, e.g. --tenants acme,globex"),
+        ("a b", "acme", UsageError,
+         "principal 'a b': a principal name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"),
+    ],
+)
+def test_bad_input_leaves_the_file_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, tenants: str, error: type[Exception], message: str
+) -> None:
+    path = write(tmp_path)
+    with pytest.raises(error) as caught:
+        run_tokens(argparse.Namespace(tokens_command="create", name=name, tenants=tenants, config=str(path)))
+    assert str(caught.value) == message
+    assert path.read_text(encoding="utf-8") == CONFIG
+    assert capsys.readouterr().out == ""  # no token was shown for a principal that does not exist
+
+
+HTTP_LINE = 'allowed_hosts = ["mcp.example.com"]  # the reverse proxy\'s name\n'
+INLINE_BOB = '{ token_sha256 = "' + "cd" * 32 + '", tenants = ["acme"] }'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CONFIG.replace(HTTP_LINE, HTTP_LINE + f"principals = {{ bob = {INLINE_BOB} }}\n"),
+        CONFIG + f"\n[http.principals]\nalice = {INLINE_BOB}\n",
+        CONFIG.replace(HTTP_LINE, HTTP_LINE + 'principals.alice.token_sha256 = "' + "cd" * 32 + '"\n'
+                       'principals.alice.tenants = ["acme"]\n'),
+        # Text that merely looks like the table's header, inside a (weird but valid) multi-line audit path:
+        # editing there would still parse, so only comparing the parsed result catches it.
+        CONFIG + '\n[audit]\npath = """audit\n[http.principals.alice]\n[x]\n.jsonl"""\n',
+    ],
+    ids=["inline-principals", "inline-alice", "dotted-alice", "header-inside-a-string"],
+)
+def test_a_layout_it_cannot_edit_safely_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+    # An inline table or dotted keys can be neither extended nor replaced by a [http.principals.alice] header.
+    path = write(tmp_path, text)
+    load_config(path)  # a valid config, just not one this command can edit
+    with pytest.raises(ConfigError) as caught:
+        run_tokens(argparse.Namespace(tokens_command="create", name="alice", tenants="acme", config=str(path)))
+    assert str(caught.value) == (
+        f"{path}: cannot add [http.principals.alice] without changing other settings, so the file was left as it was; "
+        "write http.principals as [http.principals.NAME] tables (remove any old 'alice') and retry"
+    )
+    assert path.read_text(encoding="utf-8") == text
+    assert capsys.readouterr().out == ""
+    assert [file.name for file in tmp_path.iterdir()] == ["tenants.toml"]
+
+
+def test_an_inline_principal_beside_new_tables_is_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, CONFIG + f"\n[http.principals]\nbob = {INLINE_BOB}\n")
+    create(path, "alice", "globex", capsys)
+    assert set(load_config(path).http.principals) == {"alice", "bob"}
+
+
+def test_through_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["tokens", "--config", str(path), "create", "alice", "--tenants", "acme"])
+    assert exited.value.code == 0
+    (token,) = TOKEN_LINE.findall(capsys.readouterr().out)
+    assert_nothing_but_the_hash_stored(tmp_path, token)
+
+    with pytest.raises(SystemExit) as exited:
+        main(["tokens", "--config", str(path), "create", "bob", "--tenants", "initech"])
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "mcp-server-connectwise: unknown tenant 'initech'; known tenants: acme, globex\n"
