@@ -1,0 +1,155 @@
+"""Benchmarks of the tools: ConnectWise requests per call (cold and warm cache), bytes returned to the model and
+the latency the server adds over the sandbox's own round trips (in-memory MCP client, in-process sandbox).
+
+Added latency is a call's wall time minus the time a sandbox request was in flight, minus the MCP SDK's own
+round trip for the same result (an echo tool with the same output schema, measured alongside): what remains
+is our code - validation, conditions, caches, result models, audit line.
+"""
+
+from __future__ import annotations
+
+import inspect
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx2
+from mcp import Client
+from mcp.server import MCPServer
+from mcp.types import CallToolResult
+
+from mcp_server_connectwise.audit import read_audit
+from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
+from mcp_server_connectwise.connectwise import ApiCredentials
+from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+from mcp_server_connectwise.server import build_server
+from mcp_server_connectwise.tools import ALL_TOOLS
+
+TENANT = "bench"
+
+
+class TimedTransport(httpx2.AsyncBaseTransport):
+    """The sandbox transport, remembering when each request was in flight."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.intervals: list[tuple[float, float]] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        started = time.perf_counter()
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.intervals.append((started, time.perf_counter()))
+
+    def busy_seconds(self) -> float:
+        """Time with at least one request in flight (concurrent requests count once)."""
+        total, reach = 0.0, float("-inf")
+        for start, end in sorted(self.intervals):
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
+        return total
+
+
+def _open_tickets(app: Any, *, time_allowed: bool) -> list[int]:
+    statuses = app.state.store["statuses"]
+    return [t["id"] for t in app.state.store["tickets"].values()
+            if t["board"]["name"] == "Service Desk" and not t["closedFlag"]
+            and bool(statuses[t["status"]["id"]]["timeEntryNotAllowed"]) is not time_allowed]
+
+
+def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
+    """Arguments for the n-th call of each tool; writes vary so that every call changes something."""
+    tickets = _open_tickets(app, time_allowed=True)
+    return {
+        "search_tickets": lambda n: {"status": ["New", "Assigned", "In Progress"]},
+        "get_ticket_details": lambda n: {"ticket_id": tickets[n % len(tickets)]},
+        "add_ticket_note": lambda n: {"ticket_id": tickets[n % len(tickets)], "text": f"Benchmark note {n}."},
+        "update_ticket": lambda n: {"ticket_id": tickets[0], "status": ("Scheduled", "In Progress")[n % 2]},
+        "create_time_entry": lambda n: {"ticket_id": tickets[n % len(tickets)], "start": "2026-11-02T09:00:00Z",
+                                        "hours": 0.25},
+        "list_board_statuses": lambda n: {"board": "Service Desk"},
+    }
+
+
+def _server(directory: Path, tickets: int) -> tuple[Any, Any, TimedTransport, Path]:
+    settings = SandboxSettings(tickets=tickets)
+    app = create_app(settings)
+    transport = TimedTransport(httpx2.ASGITransport(app=app))
+    audit_path = directory / f"audit-{time.perf_counter_ns()}.jsonl"
+    config = AppConfig(
+        default_tenant=TENANT, audit=AuditConfig(path=audit_path),
+        tenants={TENANT: TenantConfig(name=TENANT, company_id=settings.company, client_id="bench",
+                                      base_url=SANDBOX_BASE_URL, member="jsmith")},
+    )
+    server = build_server(config, transports={TENANT: transport},
+                          credentials={TENANT: ApiCredentials(settings.public_key, settings.private_key)})
+    return server, app, transport, audit_path
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def _sdk_round_trip_ms(name: str, result: CallToolResult, calls: int) -> float:
+    """Median in-memory MCP round trip of a tool that only returns `result` (same name and output schema)."""
+    definition = next(d for d in ALL_TOOLS if d.name == name)
+    model = inspect.signature(definition.handler, eval_str=True).return_annotation
+    echo_server = MCPServer("sdk-baseline")
+
+    async def echo() -> CallToolResult:
+        return result
+
+    echo.__annotations__["return"] = Annotated[CallToolResult, model]  # the model is only known at run time
+    echo_server.add_tool(echo, name=name)
+    samples = []
+    async with Client(echo_server) as client:
+        for _ in range(calls):
+            started = time.perf_counter()
+            await client.call_tool(name, {})
+            samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+async def _bench_tool(directory: Path, name: str, calls: int, tickets: int) -> list[tuple[str, str]]:
+    server, app, transport, audit_path = _server(directory, tickets)
+    arguments = _scenarios(app)[name]
+    beyond_sandbox_ms: list[float] = []
+    async with Client(server) as client:
+        for n in range(calls + 2):
+            transport.intervals.clear()
+            started = time.perf_counter()
+            result = await client.call_tool(name, arguments(n))
+            elapsed = time.perf_counter() - started
+            if result.is_error:
+                raise RuntimeError(f"{name} failed in the benchmark: {result.content[0].text}")
+            if n >= 2:  # the first two calls measure the cold and warm request counts
+                beyond_sandbox_ms.append((elapsed - transport.busy_seconds()) * 1000)
+    cold, warm = (len(line["requests"]) for line in read_audit(audit_path)[:2])
+    size = len(result.content[0].text.encode("utf-8"))
+    sdk_ms = await _sdk_round_trip_ms(name, result, calls)
+    added_ms = [sample - sdk_ms for sample in beyond_sandbox_ms]
+    return [
+        (f"{name}: ConnectWise requests per call, cold / warm cache", f"{cold} / {warm}"),
+        (f"{name}: bytes returned to the model (text content)", f"{size:,}"),
+        (f"{name}: MCP SDK in-memory round trip for the same result, p50", f"{sdk_ms:.2f} ms"),
+        (f"{name}: added latency over the sandbox and the SDK, p50 / p99",
+         f"{statistics.median(added_ms):.2f} / {_percentile(added_ms, 0.99):.2f} ms"),
+    ]
+
+
+async def bench_server(quick: bool) -> list[tuple[str, str]]:
+    calls = 30 if quick else 300
+    tickets = 200 if quick else 5_000
+    rows: list[tuple[str, str]] = [("calls per tool (after one cold and one warm call)", str(calls)),
+                                   ("sandbox tickets", f"{tickets:,}")]
+    with tempfile.TemporaryDirectory(prefix="connectwise-bench-") as directory:
+        for name in ("search_tickets", "get_ticket_details", "add_ticket_note", "update_ticket",
+                     "create_time_entry", "list_board_statuses"):
+            rows += await _bench_tool(Path(directory), name, calls, tickets)
+    return rows

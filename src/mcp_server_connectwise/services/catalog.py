@@ -1,0 +1,94 @@
+"""Per-tenant reference data (boards, statuses, priorities, members, work types) cached with a TTL.
+
+Reference data changes rarely and every write validates names against it, so caching it is what lets a
+warm `update_ticket` cost two requests. A name that is not found in a cached list triggers one refresh
+before the caller is told it does not exist: the cache may simply predate a new status.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from mcp_server_connectwise.connectwise import ConnectWiseClient
+from mcp_server_connectwise.connectwise.models import Board, BoardStatus, Member, Priority, Record, WorkType
+
+DEFAULT_TTL_SECONDS = 300.0
+
+T = TypeVar("T", bound=Record)
+
+
+class NamedRecord(Record):
+    """Board types, subtypes and items: only an id and a name are needed."""
+
+    name: str | None = None
+    inactive_flag: bool | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceList:
+    """Where a kind of reference data lives and which columns of it to fetch."""
+
+    path: str
+    model: type[BaseModel]
+    fields: tuple[str, ...]
+
+
+BOARDS = ReferenceList("/service/boards", Board, ("id", "name", "inactiveFlag"))
+PRIORITIES = ReferenceList("/service/priorities", Priority, ("id", "name", "sortOrder", "defaultFlag"))
+MEMBERS = ReferenceList("/system/members", Member, ("id", "identifier", "firstName", "lastName", "inactiveFlag"))
+WORK_TYPES = ReferenceList("/time/workTypes", WorkType, ("id", "name", "inactiveFlag"))
+
+
+def board_statuses(board_id: int) -> ReferenceList:
+    return ReferenceList(
+        f"/service/boards/{board_id}/statuses",
+        BoardStatus,
+        ("id", "name", "sortOrder", "closedStatus", "timeEntryNotAllowed", "defaultFlag", "inactive"),
+    )
+
+
+def board_types(board_id: int) -> ReferenceList:
+    return ReferenceList(f"/service/boards/{board_id}/types", NamedRecord, ("id", "name", "inactiveFlag"))
+
+
+def board_subtypes(board_id: int) -> ReferenceList:
+    return ReferenceList(f"/service/boards/{board_id}/subtypes", NamedRecord, ("id", "name", "inactiveFlag"))
+
+
+def board_items(board_id: int) -> ReferenceList:
+    return ReferenceList(f"/service/boards/{board_id}/items", NamedRecord, ("id", "name", "inactiveFlag"))
+
+
+class Catalog:
+    """One tenant's cached reference lists, each fetched in full (all pages) and kept for `ttl` seconds."""
+
+    def __init__(self, client: ConnectWiseClient, *, ttl: float = DEFAULT_TTL_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[float, list]] = {}
+
+    async def load(self, kind: ReferenceList, *, refresh: bool = False) -> tuple[list, bool]:
+        """The whole list and whether it was fetched just now (False: served from the cache)."""
+        entry = self._entries.get(kind.path)
+        if entry is not None and not refresh and self._clock() < entry[0]:
+            return entry[1], False
+        rows = await self._client.list_all(kind.path, fields=kind.fields)
+        items = [kind.model.model_validate(row) for row in rows]
+        self._entries[kind.path] = (self._clock() + self._ttl, items)
+        return items, True
+
+    async def find(self, kind: ReferenceList, matches: Callable[[T], bool]) -> tuple[T | None, list[T]]:
+        """The first item that `matches`, refreshing a stale list once on a miss; also the list searched."""
+        items, fresh = await self.load(kind)
+        found = next((item for item in items if matches(item)), None)
+        if found is None and not fresh:
+            items, _ = await self.load(kind, refresh=True)
+            found = next((item for item in items if matches(item)), None)
+        return found, items

@@ -1,0 +1,90 @@
+"""The two kinds of expected failure a service reports, each as one sentence saying what to do.
+
+- `Refused`: the request itself was wrong or not allowed (unknown ticket, status not on the board, a time
+  without a zone, a read-only tenant). Nothing was written. The caller fixes the request.
+- `Failed`: the system failed (keys rejected, ConnectWise down or throttling, outcome of a write unknown).
+  The request may be fine; someone fixes the environment or waits.
+
+Anything else escaping a service is a bug, and the MCP layer keeps its details off the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from mcp_server_connectwise.connectwise import (
+    AmbiguousWriteError,
+    AuthenticationError,
+    ConflictError,
+    ConnectWiseError,
+    DiscoveryError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from mcp_server_connectwise.untrusted import strip_invisible
+
+
+class ServiceError(Exception):
+    """An expected failure; str() is one actionable sentence."""
+
+    outcome: Literal["refused", "error"] = "error"
+
+
+class Refused(ServiceError):
+    """The caller's request was wrong or not allowed; nothing was written."""
+
+    outcome = "refused"
+
+
+class Failed(ServiceError):
+    """ConnectWise, the network or the local setup failed; not the caller's mistake."""
+
+    outcome = "error"
+
+
+def _quote(text: str) -> str:
+    # ConnectWise's messages can echo submitted values: keep them on one line and free of hidden characters.
+    return " ".join(strip_invisible(text).split())[:300]
+
+
+def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
+    """The sentence for a ConnectWise failure in `tenant` that the service did not handle itself."""
+    if isinstance(exc, AmbiguousWriteError):
+        return Failed(
+            f"The change was sent to ConnectWise (tenant {tenant}) but no answer came back, so it is unknown whether "
+            "it was applied; check the ticket with get_ticket_details before trying again, and do not resend blindly."
+        )
+    if isinstance(exc, ValidationError):
+        return Refused(f"ConnectWise (tenant {tenant}) rejected the request: {_quote(exc.message)}. Correct it and try again.")
+    if isinstance(exc, NotFoundError):
+        return Refused(f"ConnectWise (tenant {tenant}) has no such record ({exc.method} {exc.path}); check the id.")
+    if isinstance(exc, AuthenticationError):
+        return Failed(
+            f"ConnectWise rejected the API keys of tenant {tenant}; check its company_id and store the right keys "
+            f"with `mcp-server-connectwise tenants set-keys {tenant}`."
+        )
+    if isinstance(exc, PermissionDeniedError):
+        return Failed(
+            f"The API member of tenant {tenant} is not allowed to do this by its ConnectWise security role; "
+            "an administrator can grant it."
+        )
+    if isinstance(exc, ConflictError):
+        return Failed(f"The record is in use or changed in tenant {tenant}; read it again, then retry.")
+    if isinstance(exc, RateLimitedError):
+        wait = f"{exc.retry_after:g} seconds" if exc.retry_after is not None else "a minute"
+        return Failed(f"ConnectWise is rate limiting tenant {tenant}; wait {wait} before sending more requests.")
+    if isinstance(exc, DiscoveryError):
+        return Failed(f"The ConnectWise site of tenant {tenant} could not be found; check its site and company_id in the config.")
+    if isinstance(exc, TransportError):
+        return Failed(
+            f"ConnectWise for tenant {tenant} could not be reached or did not answer in time; "
+            "check the network and the tenant's site or base_url, then try again."
+        )
+    if isinstance(exc, ServerError):
+        return Failed(f"ConnectWise failed on its side (HTTP {exc.status}) for tenant {tenant}; try again later.")
+    status = f"HTTP {exc.status}" if exc.status is not None else "no status"
+    return Failed(f"ConnectWise answered an unexpected error ({status}) for tenant {tenant}; try again later.")

@@ -1,0 +1,128 @@
+"""Tenants: which ConnectWise company a call works for, its lazily created client and its caches.
+
+A client is created on a tenant's first use, from the config and the keys in the OS keyring (or credentials
+and transports injected by the demo and the tests), and lives until `aclose`. Every client reports its HTTP
+attempts to `collect_requests`, so a tool call can list the requests it caused in its audit line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import httpx2
+
+from mcp_server_connectwise.config import AppConfig, ConfigError, TenantConfig
+from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, ConnectWiseClient, RequestRecord
+from mcp_server_connectwise.secrets import KeyringUnavailable, KeyStore
+from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS, Catalog
+from mcp_server_connectwise.services.errors import Failed, Refused
+
+_requests_of_this_call: ContextVar[list[RequestRecord] | None] = ContextVar("requests_of_this_call", default=None)
+
+
+def _record_request(record: RequestRecord) -> None:
+    records = _requests_of_this_call.get()
+    if records is not None:
+        records.append(record)
+
+
+@contextmanager
+def collect_requests() -> Iterator[list[RequestRecord]]:
+    """Collect the ConnectWise requests made inside this block (and tasks it starts) into the yielded list."""
+    records: list[RequestRecord] = []
+    token = _requests_of_this_call.set(records)
+    try:
+        yield records
+    finally:
+        _requests_of_this_call.reset(token)
+
+
+@dataclass
+class TenantSession:
+    """What a service function needs to work for one tenant."""
+
+    config: TenantConfig
+    client: ConnectWiseClient
+    catalog: Catalog
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+class Tenants:
+    """The configured tenants and, once used, their clients and caches."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        default_tenant: str | None = None,
+        key_store: KeyStore | None = None,
+        credentials: Mapping[str, ApiCredentials] | None = None,
+        transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
+        cache_ttl: float = DEFAULT_TTL_SECONDS,
+        read_only: bool = False,
+    ) -> None:
+        if default_tenant is not None:
+            config.tenant(default_tenant)  # ConfigError at start-up rather than on every call
+            config = config.model_copy(update={"default_tenant": default_tenant})
+        self.config = config
+        self.read_only = read_only
+        self._key_store = key_store or KeyStore()
+        self._credentials = dict(credentials or {})
+        self._transports = dict(transports or {})
+        self._cache_ttl = cache_ttl
+        self._sessions: dict[str, TenantSession] = {}
+
+    def resolve(self, name: str | None) -> TenantConfig:
+        """The named tenant, or the default one; an unknown name is refused naming the known tenants."""
+        try:
+            return self.config.tenant(name)
+        except ConfigError as exc:
+            raise Refused(f"{str(exc)[0].upper()}{str(exc)[1:]}; pass one of them as tenant.") from None
+
+    def is_read_only(self, tenant: TenantConfig) -> bool:
+        return self.read_only or tenant.read_only
+
+    def session(self, tenant: TenantConfig) -> TenantSession:
+        """The tenant's session, creating its client on first use."""
+        session = self._sessions.get(tenant.name)
+        if session is None:
+            client = self._new_client(tenant)
+            session = TenantSession(tenant, client, Catalog(client, ttl=self._cache_ttl))
+            self._sessions[tenant.name] = session
+        return session
+
+    def _new_client(self, tenant: TenantConfig) -> ConnectWiseClient:
+        credentials = self._credentials.get(tenant.name)
+        if credentials is None:
+            try:
+                credentials = self._key_store.get(tenant.name)
+            except KeyringUnavailable as exc:
+                raise Failed(f"The API keys of tenant {tenant.name} cannot be read: {exc}.") from None
+        if credentials is None:
+            raise Failed(
+                f"Tenant {tenant.name} has no API keys in the keyring; "
+                f"run `mcp-server-connectwise tenants set-keys {tenant.name}` and try again."
+            )
+        settings = ClientSettings(
+            company_id=tenant.company_id,
+            client_id=tenant.client_id,
+            base_url=tenant.base_url,
+            site=tenant.site,
+            api_version=tenant.api_version,
+            requests_per_minute=tenant.requests_per_minute,
+        )
+        return ConnectWiseClient(
+            settings, credentials, transport=self._transports.get(tenant.name), on_request=_record_request
+        )
+
+    async def aclose(self) -> None:
+        """Close every client; a later call creates them afresh (caches go with them)."""
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            await session.client.aclose()

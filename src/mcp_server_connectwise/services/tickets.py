@@ -1,0 +1,380 @@
+"""Reading tickets: search (one request per call) and one ticket in full (one round of parallel requests)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from mcp_server_connectwise.connectwise import NotFoundError
+from mcp_server_connectwise.connectwise import conditions as cw
+from mcp_server_connectwise.connectwise.models import Configuration, Reference, ServiceNote, Ticket, TimeEntry
+from mcp_server_connectwise.services.errors import Refused
+from mcp_server_connectwise.services.tenancy import TenantSession
+from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
+
+OrderBy = Literal["newest", "oldest", "recently_updated", "least_recently_updated"]
+ORDER_BY: dict[str, str] = {
+    "newest": "dateEntered desc",
+    "oldest": "dateEntered asc",
+    "recently_updated": "lastUpdated desc",
+    "least_recently_updated": "lastUpdated asc",
+}
+# Only the columns a row shows: ConnectWise's full ticket is ~100 fields. A row stays small because a page
+# of 25 must fit in 8 KB of JSON for the model: entry date and SLA text are left to get_ticket_details.
+SEARCH_FIELDS = (
+    "id", "summary", "board/name", "status/name", "priority/name", "company/name", "contact/name",
+    "owner/identifier", "requiredDate", "closedFlag", "_info/lastUpdated",
+)
+NOTES_PER_TICKET = 100
+TIME_ENTRIES_PER_TICKET = 100
+CONFIGURATIONS_PER_TICKET = 50
+
+
+def ticket_not_found(session: TenantSession, ticket_id: int) -> Refused:
+    return Refused(f"Ticket {ticket_id} was not found in tenant {session.name}; check the id with search_tickets.")
+
+
+def ticket_path(ticket_id: int) -> str:
+    return f"/service/tickets/{ticket_id}"
+
+
+async def read_ticket(session: TenantSession, ticket_id: int) -> Ticket:
+    try:
+        return Ticket.model_validate(await session.client.get(ticket_path(ticket_id)))
+    except NotFoundError:
+        raise ticket_not_found(session, ticket_id) from None
+
+
+def _name(reference: Reference | None) -> str | None:
+    return None if reference is None else reference.name or reference.identifier
+
+
+_DATETIME = TypeAdapter(datetime)
+
+
+def _info_date(ticket: Ticket, key: str) -> datetime | None:
+    """`dateEntered`/`lastUpdated` from the ticket's `_info`; None when absent or unreadable."""
+    try:
+        return _DATETIME.validate_python(ticket.info.get(key)) if ticket.info.get(key) else None
+    except PydanticValidationError:
+        return None
+
+
+# --- search_tickets ----------------------------------------------------------------------------------
+
+
+class TicketRow(BaseModel):
+    id: int
+    summary: UntrustedText | None = None
+    board: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    company: UntrustedText | None = None
+    contact: UntrustedText | None = None
+    owner: str | None = Field(None, description="Owner's member identifier.")
+    updated: datetime | None = None
+    due: datetime | None = Field(None, description="Required date (due date) of the ticket.")
+    closed: bool | None = Field(None, description="Present (true) only for closed tickets.")
+
+    @classmethod
+    def from_ticket(cls, ticket: Ticket) -> TicketRow:
+        return cls(
+            id=ticket.id,
+            summary=ticket.summary,
+            board=_name(ticket.board),
+            status=_name(ticket.status),
+            priority=_name(ticket.priority),
+            company=_name(ticket.company),
+            contact=_name(ticket.contact) or ticket.contact_name,
+            owner=ticket.owner.identifier if ticket.owner else None,
+            updated=_info_date(ticket, "lastUpdated"),
+            due=ticket.required_date,
+            closed=True if ticket.closed_flag else None,  # every byte of a row is multiplied by the page size
+        )
+
+
+class TicketSearchResult(BaseModel):
+    tenant: str
+    tickets: list[TicketRow]
+    page: int
+    has_more: bool = Field(description="More tickets match: ask for next_page.")
+    next_page: int | None = None
+    next_steps: str
+    notice: str = untrusted_notice("summary, company and contact")
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    board: Sequence[str] = ()
+    status: Sequence[str] = ()
+    priority: Sequence[str] = ()
+    company: str | None = None
+    contact: str | None = None
+    owner: str | None = None
+    summary_contains: str | None = None
+    entered_after: datetime | None = None
+    entered_before: datetime | None = None
+    updated_after: datetime | None = None
+    open_only: bool = True
+    order_by: OrderBy = "newest"
+    limit: int = 25
+    page: int = 1
+
+
+def _one_of(field: str, names: Sequence[str]) -> cw.Expr | None:
+    names = [" ".join(name.split()) for name in names if name.strip()]
+    if not names:
+        return None
+    return cw.eq(field, names[0]) if len(names) == 1 else cw.in_(field, names)
+
+
+def _text(value: str | None) -> str | None:
+    return " ".join(value.split()) if value and value.strip() else None
+
+
+def search_conditions(query: TicketQuery) -> cw.Expr | None:
+    """The conditions for `query`; raises `UnsafeValueError` for text that cannot be expressed safely.
+
+    ConnectWise compares text case-insensitively (SQL Server's default collation), so names go in as given.
+    """
+    company, contact, owner = _text(query.company), _text(query.contact), _text(query.owner)
+    summary = _text(query.summary_contains)
+    return cw.and_(
+        _one_of("board/name", query.board),
+        _one_of("status/name", query.status),
+        _one_of("priority/name", query.priority),
+        cw.or_(cw.contains("company/name", company), cw.eq("company/identifier", company)) if company else None,
+        cw.contains("contact/name", contact) if contact else None,
+        cw.or_(cw.eq("owner/identifier", owner), cw.contains("owner/name", owner)) if owner else None,
+        cw.contains("summary", summary) if summary else None,
+        cw.ge("dateEntered", query.entered_after) if query.entered_after else None,
+        cw.lt("dateEntered", query.entered_before) if query.entered_before else None,
+        cw.ge("lastUpdated", query.updated_after) if query.updated_after else None,
+        cw.eq("closedFlag", False) if query.open_only else None,
+    )
+
+
+async def search_tickets(session: TenantSession, query: TicketQuery) -> TicketSearchResult:
+    try:
+        conditions = search_conditions(query)
+    except cw.UnsafeValueError as exc:
+        raise Refused(f"{exc} Change the search and try again.") from None
+    page = await session.client.get_page(
+        "/service/tickets",
+        conditions=conditions,
+        order_by=ORDER_BY[query.order_by],
+        fields=SEARCH_FIELDS,
+        page=query.page,
+        page_size=query.limit,
+    )
+    rows = [TicketRow.from_ticket(Ticket.model_validate(item)) for item in page.items]
+    if page.has_next:
+        next_steps = f"More tickets match: call search_tickets again with page={page.page + 1}, or narrow the search."
+    elif rows:
+        next_steps = "Read a ticket with its notes with get_ticket_details(ticket_id)."
+    else:
+        next_steps = "No ticket matches; loosen the filters (open_only=false includes closed tickets)."
+    return TicketSearchResult(
+        tenant=session.name,
+        tickets=rows,
+        page=page.page,
+        has_more=page.has_next,
+        next_page=page.page + 1 if page.has_next else None,
+        next_steps=next_steps,
+    )
+
+
+# --- get_ticket_details ------------------------------------------------------------------------------
+
+NoteSection = Literal["discussion", "internal", "resolution", "other"]
+
+
+def note_section(note: ServiceNote) -> NoteSection:
+    if note.detail_description_flag:
+        return "discussion"
+    if note.internal_analysis_flag:
+        return "internal"
+    if note.resolution_flag:
+        return "resolution"
+    return "other"
+
+
+class NoteView(BaseModel):
+    id: int
+    section: NoteSection = Field(description="discussion and resolution notes are visible to the customer; internal ones are not.")
+    author: UntrustedText | None = None
+    created: datetime | None = None
+    text: UntrustedText
+
+    @classmethod
+    def from_note(cls, note: ServiceNote) -> NoteView:
+        author = note.member.identifier or note.member.name if note.member else None
+        if author is None and note.contact is not None:
+            author = note.contact.name
+        return cls(
+            id=note.id, section=note_section(note), author=author or note.created_by,
+            created=note.date_created, text=note.text or "",
+        )
+
+
+class TimeEntryView(BaseModel):
+    id: int
+    member: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    hours: float | None = None
+    billable: str | None = None
+    work_type: str | None = None
+    notes: UntrustedText | None = None
+
+    @classmethod
+    def from_entry(cls, entry: TimeEntry) -> TimeEntryView:
+        return cls(
+            id=entry.id,
+            member=entry.member.identifier or entry.member.name if entry.member else None,
+            start=entry.time_start, end=entry.time_end, hours=entry.actual_hours,
+            billable=entry.billable_option, work_type=_name(entry.work_type), notes=entry.notes,
+        )
+
+
+class ConfigurationView(BaseModel):
+    id: int
+    name: UntrustedText | None = None
+    type: str | None = None
+    status: str | None = None
+    serial_number: str | None = None
+
+    @classmethod
+    def from_configuration(cls, item: Configuration) -> ConfigurationView:
+        return cls(id=item.id, name=item.name, type=_name(item.type), status=_name(item.status),
+                   serial_number=item.serial_number)
+
+
+class ContactView(BaseModel):
+    name: UntrustedText | None = None
+    email: UntrustedText | None = None
+
+
+class TicketDetails(BaseModel):
+    tenant: str
+    id: int
+    summary: UntrustedText | None = None
+    description: UntrustedText | None = Field(None, description="The ticket's initial description (its first discussion note).")
+    board: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    type: str | None = None
+    subtype: str | None = None
+    item: str | None = None
+    severity: str | None = None
+    impact: str | None = None
+    company: UntrustedText | None = None
+    company_identifier: str | None = None
+    contact: ContactView | None = None
+    owner: str | None = None
+    entered: datetime | None = None
+    updated: datetime | None = None
+    due: datetime | None = None
+    sla: str | None = None
+    closed: bool | None = None
+    budget_hours: float | None = None
+    actual_hours: float | None = None
+    notes: list[NoteView] | None = Field(
+        None, description="Oldest first, after the description; None when not requested."
+    )
+    more_notes: bool = Field(False, description=f"The ticket has more than {NOTES_PER_TICKET} notes; only the oldest are shown.")
+    time_entries: list[TimeEntryView] | None = None
+    configurations: list[ConfigurationView] | None = Field(None, description="None when not requested or not available.")
+    next_steps: str
+    notice: str = untrusted_notice(
+        "summary, description, company, contact, notes[].text and author, time_entries[].notes, configurations[].name"
+    )
+
+
+def _time_entry_conditions(ticket_id: int) -> cw.Expr | None:
+    return cw.and_(
+        cw.or_(cw.eq("chargeToType", "ServiceTicket"), cw.eq("chargeToType", "ProjectTicket")),
+        cw.eq("chargeToId", ticket_id),
+    )
+
+
+async def get_ticket_details(
+    session: TenantSession,
+    ticket_id: int,
+    *,
+    include_notes: bool = True,
+    include_time: bool = True,
+    include_configurations: bool = True,
+) -> TicketDetails:
+    """The ticket and what hangs off it, fetched in one round of concurrent requests."""
+    client = session.client
+    path = ticket_path(ticket_id)
+    # Notes are always read: the description is the first discussion note.
+    requests: dict[str, Any] = {
+        "ticket": client.get(path),
+        "notes": client.get_page(f"{path}/notes", page_size=NOTES_PER_TICKET),
+    }
+    if include_time:
+        requests["time"] = client.get_page("/time/entries", conditions=_time_entry_conditions(ticket_id),
+                                           page_size=TIME_ENTRIES_PER_TICKET)
+    if include_configurations:
+        requests["configurations"] = client.get_page(f"{path}/configurations", page_size=CONFIGURATIONS_PER_TICKET)
+    answers = dict(zip(requests, await asyncio.gather(*requests.values(), return_exceptions=True)))
+    if isinstance(answers["ticket"], NotFoundError):
+        raise ticket_not_found(session, ticket_id)
+    if isinstance(answers.get("configurations"), NotFoundError):
+        # The ticket exists, so the configurations endpoint itself is missing (not every ConnectWise double
+        # serves it): report them as unknown rather than fail the whole read.
+        answers["configurations"] = None
+    for answer in answers.values():
+        if isinstance(answer, BaseException):
+            raise answer
+
+    ticket = Ticket.model_validate(answers["ticket"])
+    notes = [ServiceNote.model_validate(item) for item in answers["notes"].items]
+    # ConnectWise keeps the initial description as the first discussion note: shown once, as description.
+    description_note = next((note for note in notes if note.detail_description_flag), None)
+    if description_note is not None:
+        notes.remove(description_note)
+    return TicketDetails(
+        tenant=session.name,
+        id=ticket.id,
+        summary=ticket.summary,
+        description=ticket.initial_description or (description_note.text if description_note else None),
+        board=_name(ticket.board),
+        status=_name(ticket.status),
+        priority=_name(ticket.priority),
+        type=_name(ticket.type),
+        subtype=_name(ticket.sub_type),
+        item=_name(ticket.item),
+        severity=ticket.severity,
+        impact=ticket.impact,
+        company=_name(ticket.company),
+        company_identifier=ticket.company.identifier if ticket.company else None,
+        contact=ContactView(name=_name(ticket.contact) or ticket.contact_name, email=ticket.contact_email_address)
+        if ticket.contact or ticket.contact_name else None,
+        owner=ticket.owner.identifier if ticket.owner else None,
+        entered=_info_date(ticket, "dateEntered"),
+        updated=_info_date(ticket, "lastUpdated"),
+        due=ticket.required_date,
+        sla=ticket.sla_status,
+        closed=ticket.closed_flag,
+        budget_hours=ticket.budget_hours,
+        actual_hours=ticket.actual_hours,
+        notes=[NoteView.from_note(note) for note in notes] if include_notes else None,
+        more_notes=answers["notes"].has_next,
+        time_entries=[TimeEntryView.from_entry(TimeEntry.model_validate(item)) for item in answers["time"].items]
+        if include_time else None,
+        configurations=[ConfigurationView.from_configuration(Configuration.model_validate(item))
+                        for item in answers["configurations"].items] if answers.get("configurations") else None,
+        next_steps=(
+            "Change it with update_ticket (valid statuses: list_board_statuses), "
+            "write a note with add_ticket_note, log work with create_time_entry."
+        ),
+    )

@@ -1,0 +1,132 @@
+"""Logging time against a ticket, validated before anything is sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+
+from pydantic import BaseModel
+
+from mcp_server_connectwise.connectwise.models import Reference, TimeEntry
+from mcp_server_connectwise.services import catalog, resolve
+from mcp_server_connectwise.services.errors import Refused
+from mcp_server_connectwise.services.tenancy import TenantSession
+from mcp_server_connectwise.services.tickets import read_ticket
+from mcp_server_connectwise.untrusted import strip_invisible
+
+BillableOption = Literal["Billable", "DoNotBill", "NoCharge", "NoDefault"]
+MAX_DURATION = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class TimeEntryRequest:
+    ticket_id: int
+    start: datetime
+    end: datetime | None = None
+    hours: float | None = None
+    notes: str | None = None
+    member: str | int | None = None
+    work_type: str | int | None = None
+    billable_option: BillableOption | None = None
+    internal_notes: str | None = None
+
+
+class TimeEntryCreated(BaseModel):
+    tenant: str
+    time_entry_id: int
+    ticket_id: int
+    member: str | None
+    start: datetime
+    end: datetime
+    hours: float
+    work_type: str | None = None
+    billable_option: str | None = None
+    next_steps: str
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _has_zone(moment: datetime) -> bool:
+    return moment.tzinfo is not None and moment.utcoffset() is not None
+
+
+def work_period(request: TimeEntryRequest) -> tuple[datetime, datetime]:
+    """Start and end in UTC at whole seconds, or a refusal saying what is wrong with the times."""
+    if not _has_zone(request.start):
+        raise Refused(f"start {request.start.isoformat()} has no time zone; add one, e.g. 2026-01-31T09:00:00Z or +02:00.")
+    if (request.end is None) == (request.hours is None):
+        raise Refused("Give either end or hours (not both, not neither).")
+    start = request.start.astimezone(timezone.utc).replace(microsecond=0)
+    if request.end is not None:
+        if not _has_zone(request.end):
+            raise Refused(f"end {request.end.isoformat()} has no time zone; add one, e.g. 2026-01-31T10:30:00Z or +02:00.")
+        end = request.end.astimezone(timezone.utc).replace(microsecond=0)
+    else:
+        if not 0 < request.hours <= 24:
+            raise Refused(f"hours must be more than 0 and at most 24; got {request.hours:g}.")
+        end = start + timedelta(hours=request.hours)
+        end = end.replace(microsecond=0)
+    if end <= start:
+        raise Refused(f"end ({_utc_text(end)}) must be after start ({_utc_text(start)}).")
+    if end - start > MAX_DURATION:
+        raise Refused("A time entry can cover at most 24 hours; split longer work into several entries.")
+    return start, end
+
+
+def _clean(text: str | None) -> str | None:
+    text = strip_invisible(text).strip() if text else None
+    return text or None
+
+
+async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -> TimeEntryCreated:
+    start, end = work_period(request)
+    member_name = request.member if request.member is not None else session.config.member
+    if member_name is None:
+        raise Refused(
+            f"Tenant {session.name} has no default member; give member (the ConnectWise member identifier to log the time for)."
+        )
+    ticket = await read_ticket(session, request.ticket_id)
+    if ticket.board is not None and ticket.status is not None:
+        status, _ = await session.catalog.find(
+            catalog.board_statuses(ticket.board.id), lambda s: s.id == ticket.status.id
+        )
+        if status is not None and status.time_entry_not_allowed:
+            raise Refused(
+                f"Ticket {ticket.id} is in status {status.name!r}, which does not allow time entries on board "
+                f"{ticket.board.name}; move it to another status first (list_board_statuses shows which allow time)."
+            )
+    member = await resolve.member(session, member_name)
+    work_type = await resolve.work_type(session, request.work_type) if request.work_type is not None else None
+    body = {
+        "chargeToType": "ServiceTicket",
+        "chargeToId": request.ticket_id,
+        "member": {"id": member.id},
+        "timeStart": _utc_text(start),
+        "timeEnd": _utc_text(end),
+        "notes": _clean(request.notes),
+        "internalNotes": _clean(request.internal_notes),
+        "workType": {"id": work_type.id} if work_type else None,
+        "billableOption": request.billable_option,
+    }
+    created = TimeEntry.model_validate(
+        await session.client.post("/time/entries", {key: value for key, value in body.items() if value is not None})
+    )
+    return TimeEntryCreated(
+        tenant=session.name,
+        time_entry_id=created.id,
+        ticket_id=request.ticket_id,
+        member=member.identifier,
+        start=start,
+        end=end,
+        hours=created.actual_hours if created.actual_hours is not None else round((end - start).total_seconds() / 3600, 2),
+        work_type=_name(created.work_type) or (work_type.name if work_type else None),
+        billable_option=created.billable_option or request.billable_option,
+        next_steps="See the ticket's time with get_ticket_details(ticket_id).",
+    )
+
+
+def _name(reference: Reference | None) -> str | None:
+    return None if reference is None else reference.name

@@ -1,0 +1,185 @@
+"""Changing a ticket: every name resolved and validated before one PATCH of the fields that change.
+
+A bad status (or one of another board) is refused with the valid ones and nothing is sent. The PATCH
+replaces whole references by id (`{"op": "replace", "path": "status", "value": {"id": 5}}`): replacing a
+sub-path such as `status/name` can answer 200 without changing anything (API.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mcp_server_connectwise.connectwise import NotFoundError
+from mcp_server_connectwise.connectwise.models import Reference, Ticket
+from mcp_server_connectwise.services import catalog, resolve
+from mcp_server_connectwise.services.errors import Refused
+from mcp_server_connectwise.services.tenancy import TenantSession
+from mcp_server_connectwise.services.tickets import read_ticket, ticket_not_found, ticket_path
+from mcp_server_connectwise.untrusted import UntrustedText, strip_invisible, untrusted_notice
+
+Level = Literal["Low", "Medium", "High"]
+MAX_SUMMARY_CHARS = 100  # ConnectWise's limit on a ticket summary
+
+
+@dataclass(frozen=True)
+class TicketChanges:
+    """What to change; None leaves a field as it is."""
+
+    status: str | int | None = None
+    priority: str | int | None = None
+    board: str | int | None = None
+    owner: str | int | None = None
+    summary: str | None = None
+    type: str | int | None = None
+    subtype: str | int | None = None
+    item: str | int | None = None
+    severity: Level | None = None
+    impact: Level | None = None
+    required_date: datetime | None = None
+    budget_hours: float | None = None
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+
+class FieldChange(BaseModel):
+    field: str
+    before: float | UntrustedText | None = None
+    after: float | UntrustedText | None = None
+
+
+class TicketUpdated(BaseModel):
+    tenant: str
+    ticket_id: int
+    patched: bool = Field(description="False when the ticket already had every value asked for: nothing was sent.")
+    changes: list[FieldChange] = Field(description="Each changed field, before -> after.")
+    next_steps: str
+    notice: str = untrusted_notice("changes[] of summary")
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ref_name(reference: Reference | None) -> str | None:
+    return None if reference is None else reference.name or reference.identifier or str(reference.id)
+
+
+# ConnectWise patch path -> how the ticket shows that field, for before -> after.
+_SHOWN: dict[str, Any] = {
+    "board": lambda t: _ref_name(t.board),
+    "status": lambda t: _ref_name(t.status),
+    "priority": lambda t: _ref_name(t.priority),
+    "owner": lambda t: t.owner.identifier if t.owner and t.owner.identifier else _ref_name(t.owner),
+    "type": lambda t: _ref_name(t.type),
+    "subType": lambda t: _ref_name(t.sub_type),
+    "item": lambda t: _ref_name(t.item),
+    "summary": lambda t: t.summary,
+    "severity": lambda t: t.severity,
+    "impact": lambda t: t.impact,
+    "requiredDate": lambda t: _utc_text(t.required_date) if t.required_date else None,
+    "budgetHours": lambda t: t.budget_hours,
+}
+
+
+@dataclass
+class _Plan:
+    """The JSON Patch operations for the fields that change, and how each shows after the change."""
+
+    operations: list[dict] = field(default_factory=list)
+    shown_after: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, path: str, value: Any, shown: Any, unchanged: bool) -> None:
+        if not unchanged:
+            self.operations.append({"op": "replace", "path": path, "value": value})
+            self.shown_after[path] = shown
+
+
+def _aware(moment: datetime, argument: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise Refused(f"{argument} {moment.isoformat()} has no time zone; add one, e.g. 'Z' or '+02:00'.")
+    return moment
+
+
+async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) -> _Plan:
+    plan = _Plan()
+    board_id = ticket.board.id if ticket.board else None
+    board_name = ticket.board.name if ticket.board else None
+    if changes.board is not None:
+        board = await resolve.board(session, changes.board)
+        plan.set("board", {"id": board.id}, board.name, unchanged=board.id == board_id)
+        board_id, board_name = board.id, board.name
+    moved = "board" in plan.shown_after
+    if board_id is None and (changes.status or changes.type or changes.subtype or changes.item):
+        raise Refused(f"Ticket {ticket.id} has no board; give board as well.")
+    if changes.status is not None or moved:
+        if changes.status is not None:
+            status = await resolve.status_on_board(session, board_id, board_name, changes.status)
+        else:  # statuses belong to a board: a moved ticket needs one of its new board's
+            status = await resolve.default_status(session, board_id, board_name)
+        current = ticket.status.id if ticket.status else None
+        plan.set("status", {"id": status.id}, status.name, unchanged=status.id == current and not moved)
+    if changes.priority is not None:
+        priority = await resolve.priority(session, changes.priority)
+        plan.set("priority", {"id": priority.id}, priority.name,
+                 unchanged=bool(ticket.priority and ticket.priority.id == priority.id))
+    if changes.owner is not None:
+        owner = await resolve.member(session, changes.owner)
+        plan.set("owner", {"id": owner.id}, owner.identifier, unchanged=bool(ticket.owner and ticket.owner.id == owner.id))
+    for path, value, kind, what, current in (
+        ("type", changes.type, catalog.board_types, "type", ticket.type),
+        ("subType", changes.subtype, catalog.board_subtypes, "subtype", ticket.sub_type),
+        ("item", changes.item, catalog.board_items, "item", ticket.item),
+    ):
+        if value is not None:
+            found = await resolve.board_named(session, kind(board_id), what, board_name, value)
+            plan.set(path, {"id": found.id}, found.name, unchanged=bool(current and current.id == found.id and not moved))
+    if changes.summary is not None:
+        summary = " ".join(strip_invisible(changes.summary).split())
+        if not 0 < len(summary) <= MAX_SUMMARY_CHARS:
+            raise Refused(f"A summary must be 1 to {MAX_SUMMARY_CHARS} characters; this one has {len(summary)}.")
+        plan.set("summary", summary, summary, unchanged=summary == ticket.summary)
+    if changes.severity is not None:
+        plan.set("severity", changes.severity, changes.severity, unchanged=changes.severity == ticket.severity)
+    if changes.impact is not None:
+        plan.set("impact", changes.impact, changes.impact, unchanged=changes.impact == ticket.impact)
+    if changes.required_date is not None:
+        due = _utc_text(_aware(changes.required_date, "required_date"))
+        plan.set("requiredDate", due, due, unchanged=_SHOWN["requiredDate"](ticket) == due)
+    if changes.budget_hours is not None:
+        plan.set("budgetHours", changes.budget_hours, changes.budget_hours,
+                 unchanged=ticket.budget_hours == changes.budget_hours)
+    return plan
+
+
+async def update_ticket(session: TenantSession, ticket_id: int, changes: TicketChanges) -> TicketUpdated:
+    if changes.is_empty():
+        raise Refused("Nothing to change: give at least one field, e.g. status or priority.")
+    ticket = await read_ticket(session, ticket_id)
+    plan = await _plan(session, ticket, changes)
+    if not plan.operations:
+        return TicketUpdated(
+            tenant=session.name, ticket_id=ticket_id, patched=False, changes=[],
+            next_steps="The ticket already had these values; nothing was sent.",
+        )
+    try:
+        answer = await session.client.patch(ticket_path(ticket_id), plan.operations)
+    except NotFoundError:
+        raise ticket_not_found(session, ticket_id) from None
+    after = Ticket.model_validate(answer) if isinstance(answer, dict) and "id" in answer else None
+    changed = [
+        FieldChange(
+            field=path,
+            before=_SHOWN[path](ticket),
+            after=(_SHOWN[path](after) if after is not None else None) or planned,
+        )
+        for path, planned in plan.shown_after.items()
+    ]
+    return TicketUpdated(
+        tenant=session.name, ticket_id=ticket_id, patched=True, changes=changed,
+        next_steps="Record why with add_ticket_note, or log the work with create_time_entry.",
+    )

@@ -1,0 +1,226 @@
+"""Tool definitions as data, and the one place a tool call is run: tenant, read-only refusal, audit, errors.
+
+A domain module (tickets.py, time.py, boards.py) writes each tool as a plain handler
+`async def name(call: ToolCall, <arguments>) -> ResultModel` with a docstring, and describes it with a
+`ToolDefinition` (title, toolset, honest annotations, which arguments are free text). `bind` turns a
+definition into the function the SDK registers: the handler's arguments plus `tenant`, returning a
+`CallToolResult` with the model as structured content and an `_meta` integrity label.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from mcp_server_connectwise.audit import AuditEntry, AuditLog, audit_arguments
+from mcp_server_connectwise.connectwise import ConnectWiseError
+from mcp_server_connectwise.services.errors import Refused, ServiceError, explain
+from mcp_server_connectwise.services.tenancy import TenantSession, Tenants, collect_requests
+
+logger = logging.getLogger(__name__)
+
+# Set around each tools/call by `AuditRejectedCalls`; `ToolRuntime` appends to it when it writes the call's line.
+_audited_marker: ContextVar[list[bool] | None] = ContextVar("audited_marker", default=None)
+
+TenantArgument = Annotated[
+    str | None,
+    Field(description="Tenant (ConnectWise company) to work in, e.g. \"acme\". Default: the server's default tenant."),
+]
+TENANT_PARAMETER = inspect.Parameter("tenant", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TenantArgument)
+
+# Labels the host can act on (after github-mcp-server's IFC labels): ticket text is written by outsiders.
+UNTRUSTED_RESULT_META = {"ifc": {"integrity": "untrusted", "confidentiality": "private"}}
+TRUSTED_RESULT_META = {"ifc": {"integrity": "trusted", "confidentiality": "private"}}
+
+
+@dataclass
+class ToolCall:
+    """What a handler gets besides its arguments: the tenant's session and a place to note records written."""
+
+    session: TenantSession
+    written: list[dict[str, Any]] = field(default_factory=list)
+
+    def wrote(self, record: str, record_id: int, **details: Any) -> None:
+        """Note a record created or changed, for the audit line."""
+        self.written.append({"record": record, "id": record_id, **details})
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    handler: Callable[..., Awaitable[BaseModel]]
+    title: str
+    toolset: str
+    read_only: bool
+    destructive: bool = False
+    idempotent: bool = False
+    free_text: frozenset[str] = frozenset()  # arguments the audit records as length + hash only
+    untrusted_output: bool = True  # the result carries text written by customers
+
+    @property
+    def name(self) -> str:
+        return self.handler.__name__
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=self.destructive,
+            idempotent_hint=self.idempotent,
+            open_world_hint=True,  # every tool talks to ConnectWise
+        )
+
+
+def select_tools(
+    definitions: Sequence[ToolDefinition], *, toolsets: Collection[str] | None = None, read_only: bool = False
+) -> list[ToolDefinition]:
+    """The tools to serve: those of `toolsets` (all when None), minus every write when `read_only` -
+    read-only wins over any other selection."""
+    return [
+        definition
+        for definition in definitions
+        if (toolsets is None or definition.toolset in toolsets) and (definition.read_only or not read_only)
+    ]
+
+
+def to_result(model: BaseModel, *, untrusted: bool) -> CallToolResult:
+    payload = model.model_dump(mode="json", exclude_none=True)
+    # Compact JSON: every byte here is read by the model.
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=payload,
+        meta=UNTRUSTED_RESULT_META if untrusted else TRUSTED_RESULT_META,
+    )
+
+
+class ToolRuntime:
+    """Runs tool calls for a set of tenants and writes each one to the audit log before answering."""
+
+    def __init__(self, tenants: Tenants, audit: AuditLog, principal: str,
+                 definitions: Sequence[ToolDefinition] = ()) -> None:
+        self.tenants = tenants
+        self.audit = audit
+        self.principal = principal
+        self._definitions = {definition.name: definition for definition in definitions}
+
+    async def run(self, definition: ToolDefinition, arguments: dict[str, Any]) -> CallToolResult:
+        started = time.perf_counter()
+        tenant_name = arguments.pop("tenant", None)
+        call: ToolCall | None = None
+        outcome, error, result = "ok", None, None
+        with collect_requests() as requests:
+            try:
+                tenant = self.tenants.resolve(tenant_name)
+                tenant_name = tenant.name
+                if not definition.read_only and self.tenants.is_read_only(tenant):
+                    raise Refused(
+                        f"Tenant {tenant.name} is read-only, so {definition.name} is not allowed there; nothing was sent."
+                    )
+                call = ToolCall(self.tenants.session(tenant))
+                result = await definition.handler(call, **arguments)
+            except ServiceError as exc:
+                outcome, error = exc.outcome, str(exc)
+            except ConnectWiseError as exc:
+                explained = explain(exc, tenant_name)
+                outcome, error = explained.outcome, str(explained)
+            except Exception:
+                # A bug: audited without details; the SDK logs the traceback and tells the model nothing more.
+                self._audit(definition, tenant_name, arguments, "error", "internal error", started, requests, call)
+                raise
+        self._audit(definition, tenant_name, arguments, outcome, error, started, requests, call)
+        if error is not None:
+            raise ToolError(error)
+        return to_result(result, untrusted=definition.untrusted_output)
+
+    def _audit(self, definition: ToolDefinition, tenant: str | None, arguments: dict[str, Any], outcome: str,
+               error: str | None, started: float, requests: list, call: ToolCall | None) -> None:
+        entry = AuditEntry(
+            tenant=tenant,
+            principal=self.principal,
+            tool=definition.name,
+            args=audit_arguments(arguments, definition.free_text),
+            outcome=outcome,  # type: ignore[arg-type]
+            error=error,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            requests=[
+                {"method": r.method, "path": r.path, "status": r.status, "ms": round(r.elapsed_ms, 1)} for r in requests
+            ],
+            written=call.written if call else [],
+        )
+        # Writes are fsynced: the trail of what changed in ConnectWise must survive a crash.
+        self.audit.write(entry, durable=not definition.read_only)
+        marker = _audited_marker.get()
+        if marker is not None:
+            marker.append(True)
+
+    def audit_rejected(self, name: str, arguments: dict[str, Any], started: float) -> None:
+        """The line for a call the SDK answered without running the tool (unknown tool, arguments not
+        matching the input schema). Its error text can quote the arguments, so the line keeps only a summary."""
+        definition = self._definitions.get(name)
+        # Unknown tool: every text argument might be free text.
+        free_text = definition.free_text if definition else {key for key, value in arguments.items() if isinstance(value, str)}
+        entry = AuditEntry(
+            tenant=arguments.get("tenant") if isinstance(arguments.get("tenant"), str) else None,
+            principal=self.principal,
+            tool=name,
+            args=audit_arguments(arguments, free_text),
+            outcome="refused",
+            error="arguments do not match the tool's input schema" if definition else "no such tool",
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+        self.audit.write(entry, durable=False)
+
+
+class AuditRejectedCalls:
+    """SDK middleware: audit tools/call requests that never reached `ToolRuntime.run`, so that every call,
+    including one the SDK rejects for its arguments, leaves one line."""
+
+    def __init__(self, runtime: ToolRuntime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        if ctx.method != "tools/call" or not isinstance(ctx.params, dict):
+            return await call_next(ctx)
+        started = time.perf_counter()
+        marker: list[bool] = []
+        token = _audited_marker.set(marker)
+        try:
+            result = await call_next(ctx)
+        finally:
+            _audited_marker.reset(token)
+        if not marker and isinstance(result, dict) and result.get("isError"):
+            arguments = ctx.params.get("arguments")
+            self.runtime.audit_rejected(str(ctx.params.get("name")), arguments if isinstance(arguments, dict) else {},
+                                        started)
+        return result
+
+
+def bind(definition: ToolDefinition, runtime: ToolRuntime) -> Callable[..., Awaitable[CallToolResult]]:
+    """The function the SDK registers for `definition`: the handler's arguments (without `call`) plus `tenant`.
+
+    The SDK derives the input schema from the signature and the output schema from the return annotation,
+    `Annotated[CallToolResult, Model]`: a CallToolResult (for `_meta`) validated against the model.
+    """
+    signature = inspect.signature(definition.handler, eval_str=True)
+    parameters = [*list(signature.parameters.values())[1:], TENANT_PARAMETER]
+    returns = Annotated[CallToolResult, signature.return_annotation]
+
+    async def tool(**arguments: Any) -> CallToolResult:
+        return await runtime.run(definition, arguments)
+
+    tool.__name__ = tool.__qualname__ = definition.name
+    tool.__doc__ = inspect.getdoc(definition.handler)
+    tool.__signature__ = signature.replace(parameters=parameters, return_annotation=returns)  # type: ignore[attr-defined]
+    tool.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
+    return tool

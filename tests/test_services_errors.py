@@ -1,0 +1,43 @@
+"""ConnectWise failures become one sentence, in the right tier."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcp_server_connectwise.connectwise import (
+    AmbiguousWriteError,
+    AuthenticationError,
+    ConflictError,
+    ConnectWiseError,
+    DiscoveryError,
+    FieldError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from mcp_server_connectwise.services.errors import explain
+
+
+@pytest.mark.parametrize(("error", "outcome", "words"), [
+    (AmbiguousWriteError("x", method="POST", path="/time/entries"), "error", "unknown whether it was applied"),
+    (ValidationError("ticket object is invalid", field_errors=[FieldError("InvalidField", "bad\u200b", "ticket", "summary")]),
+     "refused", "rejected the request: ticket object is invalid (ticket.summary: bad)"),
+    (NotFoundError("gone", method="GET", path="/service/boards/9"), "refused", "has no such record (GET /service/boards/9)"),
+    (AuthenticationError("UserNotAuthenticated", status=401), "error", "tenants set-keys acme"),
+    (PermissionDeniedError("Security", status=403), "error", "security role"),
+    (ConflictError("in use", status=409), "error", "read it again"),
+    (RateLimitedError("slow down", retry_after=30), "error", "wait 30 seconds"),
+    (RateLimitedError("slow down"), "error", "wait a minute"),
+    (DiscoveryError("no such company"), "error", "check its site and company_id"),
+    (TransportError("timeout"), "error", "could not be reached"),
+    (ServerError("boom", status=503), "error", "HTTP 503"),
+    (ConnectWiseError("teapot", status=418), "error", "HTTP 418"),
+])
+def test_each_failure_has_an_actionable_sentence(error, outcome, words):
+    explained = explain(error, "acme")
+    assert explained.outcome == outcome
+    assert words in str(explained)
+    assert "tenant acme" in str(explained) or "acme" in str(explained)

@@ -1,0 +1,123 @@
+"""Ticket reads, as service functions against the sandbox (no MCP)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import httpx2
+import pytest
+
+from mcp_server_connectwise.connectwise import conditions as cw
+from mcp_server_connectwise.services.errors import Refused
+from mcp_server_connectwise.services.tickets import (
+    SEARCH_FIELDS,
+    TicketQuery,
+    get_ticket_details,
+    search_conditions,
+    search_tickets,
+)
+from mcp_server_connectwise.untrusted import UNTRUSTED_DESCRIPTION
+
+from test_server_harness import sandbox_app, sandbox_session
+
+
+def test_conditions_are_built_from_names_and_never_concatenated():
+    query = TicketQuery(board=("Service Desk",), status=("New", "In Progress"), company="O'Brien",
+                        entered_after=datetime(2026, 10, 1, tzinfo=timezone.utc))
+    assert cw.serialize(search_conditions(query)) == (
+        'board/name = "Service Desk" and status/name in ("New", "In Progress") and '
+        "(company/name contains \"O'Brien\" or company/identifier = \"O'Brien\") and "
+        "dateEntered >= [2026-10-01T00:00:00Z] and closedFlag = false"
+    )
+
+
+def test_text_that_cannot_be_expressed_safely_is_refused_before_any_request():
+    app = sandbox_app()
+    session = sandbox_session(app)
+    with pytest.raises(Refused, match="both a double quote"):
+        asyncio.run(search_tickets(session, TicketQuery(summary_contains="it's \"broken\"")))
+    assert app.state.request_log == []
+
+
+async def test_search_is_one_request_with_only_the_columns_shown():
+    app = sandbox_app()
+    result = await search_tickets(sandbox_session(app), TicketQuery(board=("SERVICE desk",), limit=5))
+    [request] = app.state.request_log
+    assert request["method"] == "GET" and request["path"] == "/service/tickets"
+    assert request["query"]["fields"] == ",".join(SEARCH_FIELDS)
+    assert request["query"]["pageSize"] == "5"
+    assert len(result.tickets) == 5 and result.has_more and result.next_page == 2
+    assert {row.board for row in result.tickets} == {"Service Desk"}  # names match in any case
+    assert all(not row.closed for row in result.tickets)
+
+
+async def test_filters_match_the_store_and_closed_tickets_need_open_only_false():
+    app = sandbox_app()
+    session = sandbox_session(app)
+    store = app.state.store
+    wanted = {t["id"] for t in store["tickets"].values()
+              if t["status"]["name"] in ("Resolved", "New") and t["board"]["name"] == "Service Desk"}
+    found = await search_tickets(session, TicketQuery(board=("service desk",), status=("resolved", "NEW"),
+                                                      open_only=False, limit=100))
+    assert {row.id for row in found.tickets} == wanted
+    open_only = await search_tickets(session, TicketQuery(board=("service desk",), status=("resolved", "NEW"), limit=100))
+    assert {row.id for row in open_only.tickets} == {i for i in wanted if not store["tickets"][i]["closedFlag"]}
+
+
+async def test_last_page_has_no_next_page():
+    result = await search_tickets(sandbox_session(), TicketQuery(open_only=False, limit=100, page=2))
+    assert result.page == 2 and result.has_more is False and result.next_page is None
+
+
+class InFlight(httpx2.AsyncBaseTransport):
+    """Wraps the sandbox transport to measure how many requests overlap."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner, self.now, self.most = inner, 0, 0
+
+    async def handle_async_request(self, request):
+        self.now += 1
+        self.most = max(self.most, self.now)
+        await asyncio.sleep(0.01)
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.now -= 1
+
+
+async def test_details_come_from_one_round_of_concurrent_requests():
+    app = sandbox_app()
+    transport = InFlight(httpx2.ASGITransport(app=app))
+    session = sandbox_session(app, transport=transport)
+    ticket_id = next(t["id"] for t in app.state.store["tickets"].values() if t.get("owner"))
+    details = await get_ticket_details(session, ticket_id)
+    assert transport.most == 4  # ticket, notes, time entries, configurations together
+    assert [r["path"] for r in app.state.request_log] == [
+        f"/service/tickets/{ticket_id}", f"/service/tickets/{ticket_id}/notes", "/time/entries",
+        f"/service/tickets/{ticket_id}/configurations",
+    ]
+    assert details.description and details.time_entries
+    assert all(note.text != details.description for note in details.notes)
+
+
+async def test_details_of_an_unknown_ticket_are_refused_with_a_hint():
+    with pytest.raises(Refused, match="Ticket 99 was not found in tenant acme; check the id with search_tickets"):
+        await get_ticket_details(sandbox_session(), 99)
+
+
+async def test_details_leave_out_what_was_not_asked_for():
+    app = sandbox_app()
+    ticket_id = min(app.state.store["tickets"])
+    details = await get_ticket_details(sandbox_session(app), ticket_id, include_notes=False, include_time=False,
+                                       include_configurations=False)
+    assert details.notes is None and details.time_entries is None and details.configurations is None
+    assert len(app.state.request_log) == 2  # the ticket and its notes (the description is a note)
+
+
+def test_customer_text_is_labelled_untrusted_in_the_schema():
+    from mcp_server_connectwise.services.tickets import TicketDetails
+
+    schema = TicketDetails.model_json_schema()
+    assert UNTRUSTED_DESCRIPTION in str(schema["properties"]["summary"])
+    assert UNTRUSTED_DESCRIPTION in str(schema["$defs"]["NoteView"]["properties"]["text"])

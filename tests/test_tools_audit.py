@@ -1,0 +1,112 @@
+"""The audit trail as the tools write it: one line per call, before the answer, no secrets, no free text."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from mcp_server_connectwise.tools import base
+
+from test_server_harness import SANDBOX, make_harness
+
+
+def an_open_ticket(harness):
+    statuses = harness.store()["statuses"]
+    return next(t for t in harness.store()["tickets"].values()
+                if t["board"]["name"] == "Service Desk" and not statuses[t["status"]["id"]]["timeEntryNotAllowed"])
+
+
+async def test_every_call_leaves_exactly_one_line(tmp_path):
+    harness = make_harness(tmp_path)
+    ticket = an_open_ticket(harness)
+    calls = [
+        ("search_tickets", {"status": "New"}, "ok"),
+        ("get_ticket_details", {"ticket_id": ticket["id"]}, "ok"),
+        ("get_ticket_details", {"ticket_id": 77}, "refused"),
+        ("add_ticket_note", {"ticket_id": ticket["id"], "text": "Called the customer at 555-0100."}, "ok"),
+        ("update_ticket", {"ticket_id": ticket["id"], "status": "Nope"}, "refused"),
+        ("update_ticket", {"ticket_id": ticket["id"], "status": "Scheduled"}, "ok"),
+        ("create_time_entry", {"ticket_id": ticket["id"], "start": "2026-11-02T09:00:00Z", "hours": 0.25}, "ok"),
+        ("list_board_statuses", {"board": "Alerts", "tenant": "elsewhere"}, "refused"),
+    ]
+    async with harness.client() as client:
+        for name, arguments, _ in calls:
+            await client.call_tool(name, arguments)
+    lines = harness.audit()
+    assert [(line["tool"], line["outcome"]) for line in lines] == [(name, outcome) for name, _, outcome in calls]
+    assert all(line["principal"] == "local" and line["ts"].endswith("Z") for line in lines)
+    # Each line lists exactly the requests its call made, in the sandbox's order.
+    logged = [(r["method"], r["path"], r["status"]) for r in harness.requests()]
+    audited = [(r["method"], r["path"], r["status"]) for line in lines for r in line["requests"]]
+    assert sorted(audited) == sorted(logged)
+
+
+async def test_writes_record_what_they_wrote_and_free_text_only_as_a_fingerprint(tmp_path):
+    harness = make_harness(tmp_path)
+    ticket = an_open_ticket(harness)
+    text = "Customer says the password is hunter2"
+    status = "Scheduled" if ticket["status"]["name"] != "Scheduled" else "Assigned"
+    async with harness.client() as client:
+        note = await client.call_tool("add_ticket_note", {"ticket_id": ticket["id"], "text": text})
+        update = await client.call_tool("update_ticket", {"ticket_id": ticket["id"], "status": status,
+                                                          "summary": "Password issue"})
+        entry = await client.call_tool("create_time_entry", {"ticket_id": ticket["id"], "start": "2026-11-02T09:00:00Z",
+                                                             "hours": 0.5, "notes": "secret notes"})
+    note_line, update_line, time_line = harness.audit()
+    assert note_line["args"]["text"] == {"len": len(text), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    assert note_line["written"] == [{"record": "note", "id": note.structured_content["note_id"], "ticket_id": ticket["id"],
+                                     "note_type": "internal", "notify": False}]
+    assert update_line["written"] == [{"record": "ticket", "id": ticket["id"], "fields": ["status", "summary"]}]
+    assert update_line["args"]["summary"]["len"] == len("Password issue")
+    assert time_line["written"][0]["id"] == entry.structured_content["time_entry_id"]
+    raw = harness.audit_path.read_text()
+    for secret in ("hunter2", "Password issue", "secret notes"):
+        assert secret not in raw
+    assert update.is_error is False
+
+
+async def test_the_line_is_on_disk_before_the_answer_and_writes_are_fsynced(tmp_path, monkeypatch):
+    harness = make_harness(tmp_path)
+    ticket = an_open_ticket(harness)
+    seen: list[tuple[str, int]] = []
+    original = base.to_result
+
+    def check_audit_first(model, *, untrusted):
+        seen.append(("line", len(harness.audit())))
+        return original(model, untrusted=untrusted)
+
+    fsyncs = []
+    monkeypatch.setattr(base, "to_result", check_audit_first)
+    monkeypatch.setattr("os.fsync", lambda fd: fsyncs.append(fd))
+    async with harness.client() as client:
+        await client.call_tool("list_board_statuses", {"board": "Alerts"})
+        await client.call_tool("add_ticket_note", {"ticket_id": ticket["id"], "text": "x"})
+    assert seen == [("line", 1), ("line", 2)]
+    assert len(fsyncs) == 1  # the write only
+
+
+async def test_no_secret_in_the_audit_or_the_logs(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    harness = make_harness(tmp_path)
+    async with harness.client() as client:
+        await client.call_tool("search_tickets", {"company": "Müller"})
+        await client.call_tool("get_ticket_details", {"ticket_id": 1002})
+    everything = harness.audit_path.read_text() + caplog.text
+    assert SANDBOX.private_key not in everything and SANDBOX.public_key not in everything
+    assert "Authorization" not in everything and "Basic " not in everything
+
+
+async def test_calls_the_sdk_rejects_are_audited_too_without_their_text(tmp_path):
+    harness = make_harness(tmp_path)
+    async with harness.client() as client:
+        bad_id = await client.call_tool("get_ticket_details", {"ticket_id": 0})
+        empty_note = await client.call_tool("add_ticket_note", {"ticket_id": 1001, "text": "", "note_type": "secret"})
+        unknown = await client.call_tool("delete_everything", {"why": "because I said so"})
+    assert bad_id.is_error and empty_note.is_error and unknown.is_error
+    lines = harness.audit()
+    assert [(line["tool"], line["outcome"]) for line in lines] == [
+        ("get_ticket_details", "refused"), ("add_ticket_note", "refused"), ("delete_everything", "refused")]
+    assert lines[0]["error"] == "arguments do not match the tool's input schema"
+    assert lines[2]["error"] == "no such tool" and lines[2]["args"]["why"]["len"] == len("because I said so")
+    assert "because I said so" not in harness.audit_path.read_text()
+    assert harness.requests() == []
