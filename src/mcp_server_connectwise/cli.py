@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name", help="the principal's name, as it will appear in the audit log")
     create.add_argument("--tenants", required=True, metavar="A,B", help="comma-separated tenants it may use")
 
+    audit = sub.add_parser("audit", help="check the audit log")
+    _add_config(audit)
+    asub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = asub.add_parser("verify", help="verify the audit log's hash chain; report the first broken line")
+    verify.add_argument("path", nargs="?", help="audit log to verify (default: the configured audit path)")
+
     bench = sub.add_parser("bench", help="run the benchmarks and print a report")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     return parser
@@ -120,6 +126,10 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
             from mcp_server_connectwise.token_admin import run_tokens
 
             return run_tokens(args)
+        if command == "audit":
+            from mcp_server_connectwise.audit_admin import run_audit
+
+            return run_audit(args)
         if command == "bench":
             from mcp_server_connectwise.bench import run_bench
 
