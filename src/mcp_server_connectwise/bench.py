@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -27,13 +28,14 @@ def _median_seconds(command: list[str], runs: int) -> float:
 
 async def _stdio_first_tools_list() -> float:
     """Seconds from spawning `demo` on stdio to its answer to the first `tools/list`."""
-    from mcp import Client, StdioServerParameters
+    from mcp import Client, StdioServerParameters, stdio_client
 
     params = StdioServerParameters(command=sys.executable, args=["-m", "mcp_server_connectwise", "demo"])
     started = time.perf_counter()
-    async with Client(params, mode="legacy") as client:
-        await client.list_tools()
-        return time.perf_counter() - started
+    with open(os.devnull, "w") as quiet:  # the demo's banner on stderr is not part of the report
+        async with Client(stdio_client(params, errlog=quiet), mode="legacy") as client:
+            await client.list_tools()
+            return time.perf_counter() - started
 
 
 def bench_cold_start(runs: int) -> list[tuple[str, str]]:
@@ -44,6 +46,8 @@ def bench_cold_start(runs: int) -> list[tuple[str, str]]:
         ("import mcp.server (the SDK alone), median", f"{sdk_import * 1000:.0f} ms"),
         ("import of our server beyond the SDK, median", f"{(server_import - sdk_import) * 1000:.0f} ms"),
         ("stdio demo: spawn to first tools/list answer, median", f"{first_list * 1000:.0f} ms"),
+        ("our start-up beyond the SDK import (first tools/list minus SDK import)",
+         f"{(first_list - sdk_import) * 1000:.0f} ms"),
     ]
 
 
