@@ -1,21 +1,26 @@
-"""The audit line format and the append-only writer."""
+"""The audit line format and the append-only writer: fsync, refusing when the log cannot be written."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import stat
 from datetime import datetime, timezone
 
+import pytest
+
 from mcp_server_connectwise.audit import (
     FORMAT_VERSION,
     AuditEntry,
     AuditLog,
+    AuditUnavailable,
     audit_arguments,
     fingerprint,
     read_audit,
     utc_timestamp,
+    verify_audit,
 )
 
 
@@ -55,9 +60,9 @@ def test_one_line_per_entry_in_a_stable_key_order(tmp_path):
     lines = (tmp_path / "sub" / "audit.jsonl").read_text().splitlines()
     assert len(lines) == 2
     first = json.loads(lines[0])
-    assert list(first) == ["v", "ts", "tenant", "principal", "tool", "args", "outcome", "error",
+    assert list(first) == ["v", "prev", "ts", "tenant", "principal", "tool", "args", "outcome", "error",
                            "duration_ms", "requests", "written"]
-    assert first["v"] == FORMAT_VERSION and first["duration_ms"] == 12.3
+    assert first["v"] == FORMAT_VERSION == 2 and first["duration_ms"] == 12.3
     assert read_audit(tmp_path / "sub" / "audit.jsonl")[1]["error"] == "no\nnewline leaks"
 
 
@@ -73,3 +78,84 @@ def test_the_file_is_private_and_appended_to(tmp_path):
     fresh.write(_entry(), durable=False)
     fresh.close()
     assert stat.S_IMODE(os.stat(tmp_path / "new.jsonl").st_mode) == 0o600
+
+
+def test_unknown_is_an_outcome_a_line_can_record(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.write(_entry(outcome="unknown", error="the answer was lost; the note may or may not exist"), durable=True)
+    log.close()
+    assert read_audit(tmp_path / "audit.jsonl")[0]["outcome"] == "unknown"
+
+
+def test_durable_writes_are_fsynced_and_others_are_not(tmp_path, monkeypatch):
+    fsynced: list[int] = []
+    monkeypatch.setattr(os, "fsync", fsynced.append)
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.write(_entry(), durable=False)
+    assert fsynced == []
+    log.write(_entry(), durable=True)
+    log.write(_entry(), durable=True)
+    log.close()
+    assert len(fsynced) == 2
+
+
+def test_check_writable_passes_for_a_new_log_in_a_new_directory(tmp_path):
+    log = AuditLog(tmp_path / "new" / "dir" / "audit.jsonl")
+    log.check_writable()
+    log.close()
+
+
+# This machine runs as root, for whom chmod denies nothing: unwritable paths are made of wrong file types instead.
+def test_check_writable_refuses_when_the_directory_cannot_be_created(tmp_path):
+    (tmp_path / "plain-file").write_text("")
+    log = AuditLog(tmp_path / "plain-file" / "audit.jsonl")
+    with pytest.raises(AuditUnavailable) as refused:
+        log.check_writable()
+    assert str(refused.value) == "The audit log cannot be written: a parent of its path is not a directory."
+    with pytest.raises(AuditUnavailable):
+        log.write(_entry(), durable=True)
+
+
+def test_check_writable_refuses_a_directory_as_the_log_file(tmp_path):
+    (tmp_path / "audit.jsonl").mkdir()
+    with pytest.raises(AuditUnavailable, match=r"^The audit log cannot be written: its path is a directory\.$"):
+        AuditLog(tmp_path / "audit.jsonl").check_writable()
+
+
+def test_check_writable_refuses_when_the_disk_is_nearly_full(tmp_path, monkeypatch):
+    real_statvfs = os.fstatvfs
+
+    def nearly_full(fd):
+        space = real_statvfs(fd)
+        return os.statvfs_result((space.f_bsize, 4096, space.f_blocks, 3, 3, *tuple(space)[5:]))
+
+    monkeypatch.setattr(os, "fstatvfs", nearly_full)
+    log = AuditLog(tmp_path / "audit.jsonl")
+    with pytest.raises(AuditUnavailable, match="the disk is full"):
+        log.check_writable()
+    log.close()
+
+
+def test_a_write_that_fills_the_disk_leaves_no_torn_line_and_refuses_until_a_write_succeeds(tmp_path, monkeypatch):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.write(_entry(), durable=True)
+    real_write = os.write
+
+    def disk_fills_mid_line(fd, data):
+        if len(data) > 10:
+            return real_write(fd, bytes(data[:10]))  # a short write, then the next one fails
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", disk_fills_mid_line)
+    with pytest.raises(AuditUnavailable) as failed:
+        log.write(_entry(), durable=True)
+    assert str(failed.value) == "The audit log cannot be written: the disk is full."
+    monkeypatch.setattr(os, "write", real_write)
+    assert len(path.read_bytes().splitlines()) == 1 and path.read_bytes().endswith(b"\n")
+    with pytest.raises(AuditUnavailable, match="the disk is full"):
+        log.check_writable()  # the failure stands until a line is written again
+    log.write(_entry(outcome="refused"), durable=False)
+    log.check_writable()
+    log.close()
+    assert verify_audit(path).intact and len(read_audit(path)) == 2
