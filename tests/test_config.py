@@ -587,3 +587,18 @@ def test_bad_allowed_origin(tmp_path: Path, origin: str) -> None:
 def test_bad_tool_allowlist(tmp_path: Path, value: str, problem: str) -> None:
     path = tmp_path / "tenants.toml"
     assert error_for(tmp_path, ACME + f"tools = {value}\n") == f"{path}: tenant 'acme': key 'tools': {problem}"
+
+
+def test_audit_rotation_size(tmp_path: Path) -> None:
+    path = write(tmp_path, "[audit]\nmax_bytes = 1048576\n" + ACME)
+    assert load_config(path).audit.max_bytes == 1048576
+    assert load_config(write(tmp_path, ACME)).audit.max_bytes == 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize("value", ["1000", "true", '"10MB"', "2147483648"])
+def test_audit_rotation_size_refused(tmp_path: Path, value: str) -> None:
+    text = f"[audit]\nmax_bytes = {value}\n" + ACME
+    path = tmp_path / "tenants.toml"
+    assert error_for(tmp_path, text) == (
+        f"{path}: [audit]: key 'max_bytes': must be a whole number of bytes from 65536 to 1073741824"
+    )

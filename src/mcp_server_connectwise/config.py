@@ -191,6 +191,8 @@ class AuditConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: Path = Field(default_factory=default_audit_path)
+    # Size at which the live log is rotated (the hash chain continues in the new file).
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024, le=1024**3)
 
 
 def _check_allowed_host(value: str) -> str:
@@ -432,13 +434,19 @@ def _refuse_unknown(where: str, table: dict[str, Any], allowed: set[str], tenant
 def _load_audit(where: str, config_file: Path, table: Any) -> AuditConfig:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: key 'audit': must be a table ([audit])")
-    _refuse_unknown(f"{where}: [audit]", table, {"path"}, tenant=None)
-    if "path" not in table:
-        return AuditConfig()
-    if not isinstance(table["path"], str) or not table["path"]:
-        raise ConfigError(f"{where}: [audit]: key 'path': must be a non-empty string")
-    # A relative audit path means "next to the config", not "wherever the MCP client started us".
-    return AuditConfig(path=config_file.parent / Path(table["path"]).expanduser())
+    _refuse_unknown(f"{where}: [audit]", table, {"path", "max_bytes"}, tenant=None)
+    settings: dict[str, Any] = {}
+    if "path" in table:
+        if not isinstance(table["path"], str) or not table["path"]:
+            raise ConfigError(f"{where}: [audit]: key 'path': must be a non-empty string")
+        # A relative audit path means "next to the config", not "wherever the MCP client started us".
+        settings["path"] = config_file.parent / Path(table["path"]).expanduser()
+    if "max_bytes" in table:
+        max_bytes = table["max_bytes"]
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 64 * 1024 <= max_bytes <= 1024**3:
+            raise ConfigError(f"{where}: [audit]: key 'max_bytes': must be a whole number of bytes from 65536 to 1073741824")
+        settings["max_bytes"] = max_bytes
+    return AuditConfig(**settings)
 
 
 def _load_http(where: str, table: Any) -> HttpConfig:
