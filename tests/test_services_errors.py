@@ -22,7 +22,7 @@ from mcp_server_connectwise.services.errors import explain
 
 
 @pytest.mark.parametrize(("error", "outcome", "words"), [
-    (AmbiguousWriteError("x", method="POST", path="/time/entries"), "error", "unknown whether it was applied"),
+    (AmbiguousWriteError("x", method="POST", path="/time/entries"), "unknown", "unknown whether it was applied"),
     (ValidationError("ticket object is invalid", field_errors=[FieldError("InvalidField", "bad\u200b", "ticket", "summary")]),
      "refused", "rejected the request: ticket object is invalid (ticket.summary: bad)"),
     (NotFoundError("gone", method="GET", path="/service/boards/9"), "refused", "has no such record (GET /service/boards/9)"),

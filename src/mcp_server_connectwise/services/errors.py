@@ -2,8 +2,10 @@
 
 - `Refused`: the request itself was wrong or not allowed (unknown ticket, status not on the board, a time
   without a zone, a read-only tenant). Nothing was written. The caller fixes the request.
-- `Failed`: the system failed (keys rejected, ConnectWise down or throttling, outcome of a write unknown).
-  The request may be fine; someone fixes the environment or waits.
+- `Failed`: the system failed (keys rejected, ConnectWise down or throttling). The request may be fine;
+  someone fixes the environment or waits.
+- `OutcomeUnknown`: a write was sent and whether ConnectWise applied it could not be found out. A person
+  checks before anything is sent again.
 
 Anything else escaping a service is a bug, and the MCP layer keeps its details off the wire.
 """
@@ -31,7 +33,7 @@ from mcp_server_connectwise.untrusted import strip_invisible
 class ServiceError(Exception):
     """An expected failure; str() is one actionable sentence."""
 
-    outcome: Literal["refused", "error"] = "error"
+    outcome: Literal["refused", "error", "unknown"] = "error"
 
 
 class Refused(ServiceError):
@@ -46,6 +48,12 @@ class Failed(ServiceError):
     outcome = "error"
 
 
+class OutcomeUnknown(ServiceError):
+    """A write may or may not have been applied, and looking could not tell; the sentence says what to check."""
+
+    outcome = "unknown"
+
+
 def _quote(text: str) -> str:
     # ConnectWise's messages can echo submitted values: keep them on one line and free of hidden characters.
     return " ".join(strip_invisible(text).split())[:300]
@@ -54,7 +62,7 @@ def _quote(text: str) -> str:
 def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
     """The sentence for a ConnectWise failure in `tenant` that the service did not handle itself."""
     if isinstance(exc, AmbiguousWriteError):
-        return Failed(
+        return OutcomeUnknown(
             f"The change was sent to ConnectWise (tenant {tenant}) but no answer came back, so it is unknown whether "
             "it was applied; check the ticket with get_ticket_details before trying again, and do not resend blindly."
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -10,6 +11,7 @@ from mcp_server_connectwise.connectwise import NotFoundError
 from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import ticket_not_found, ticket_path
+from mcp_server_connectwise.services.write_recovery import PlannedWrite, create_once, entered_since, same_text
 from mcp_server_connectwise.untrusted import strip_invisible
 
 NoteType = Literal["internal", "discussion", "resolution"]
@@ -20,6 +22,9 @@ SECTION_FLAGS: dict[str, str] = {
     "internal": "internalAnalysisFlag",
     "resolution": "resolutionFlag",
 }
+
+# A bound on the notes read while looking for a lost one; a ticket gets far fewer within the time window.
+_MAX_RECENT_NOTES = 100
 
 
 class NoteAdded(BaseModel):
@@ -47,8 +52,15 @@ async def add_ticket_note(
     text = strip_invisible(text).strip()
     if not text:
         raise Refused("The note is empty; put the note's words in text.")
+    path = f"{ticket_path(ticket_id)}/notes"
+    body = note_body(text, note_type, notify)
+
+    async def find(since: datetime) -> list[dict]:
+        return await _notes_like(session, path, body, since)
+
+    write = PlannedWrite("note", path, body, ticket_id, check="the ticket's notes with get_ticket_details", find=find)
     try:
-        created = await session.client.post(f"{ticket_path(ticket_id)}/notes", note_body(text, note_type, notify))
+        created = await create_once(session, write)
     except NotFoundError:
         raise ticket_not_found(session, ticket_id) from None
     return NoteAdded(
@@ -60,3 +72,19 @@ async def add_ticket_note(
         notified=notify,
         next_steps="Read the ticket back with get_ticket_details, or change its status with update_ticket.",
     )
+
+
+async def _notes_like(session: TenantSession, path: str, body: dict, since: datetime) -> list[dict]:
+    """The notes at `path` with the text and section flags of `body`, created at or after `since`, newest first.
+
+    Matched here rather than in `conditions`: a note's text can hold characters no condition can express."""
+    flags = list(SECTION_FLAGS.values())
+    found = []
+    async for note in session.client.iterate(
+        path, order_by="id desc", fields=["id", "text", "dateCreated", *flags], page_size=25, limit=_MAX_RECENT_NOTES
+    ):
+        if not entered_since(note, "dateCreated", since):
+            break  # ids grow with time: every note after this one is older still
+        if same_text(note.get("text"), body["text"]) and all(note.get(flag) is body[flag] for flag in flags):
+            found.append(note)
+    return found

@@ -8,11 +8,19 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from mcp_server_connectwise.connectwise.conditions import and_, eq
 from mcp_server_connectwise.connectwise.models import Reference, TimeEntry
 from mcp_server_connectwise.services import catalog, resolve
 from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import read_ticket
+from mcp_server_connectwise.services.write_recovery import (
+    PlannedWrite,
+    create_once,
+    entered_since,
+    parse_moment,
+    same_text,
+)
 from mcp_server_connectwise.untrusted import strip_invisible
 
 BillableOption = Literal["Billable", "DoNotBill", "NoCharge", "NoDefault"]
@@ -111,9 +119,16 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         "workType": {"id": work_type.id} if work_type else None,
         "billableOption": request.billable_option,
     }
-    created = TimeEntry.model_validate(
-        await session.client.post("/time/entries", {key: value for key, value in body.items() if value is not None})
+    body = {key: value for key, value in body.items() if value is not None}
+
+    async def find(since: datetime) -> list[dict]:
+        return await _time_entries_like(session, body, start, end, since)
+
+    write = PlannedWrite(
+        "time entry", "/time/entries", body, request.ticket_id,
+        check="the ticket's time entries with get_ticket_details", find=find,
     )
+    created = TimeEntry.model_validate(await create_once(session, write))
     return TimeEntryCreated(
         tenant=session.name,
         time_entry_id=created.id,
@@ -125,6 +140,32 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         work_type=_name(created.work_type) or (work_type.name if work_type else None),
         billable_option=created.billable_option or request.billable_option,
         next_steps="See the ticket's time with get_ticket_details(ticket_id).",
+    )
+
+
+async def _time_entries_like(
+    session: TenantSession, body: dict, start: datetime, end: datetime, since: datetime
+) -> list[dict]:
+    """The time entries equal to `body` (same ticket, member, start and end, notes, work type and billing),
+    entered at or after `since`, newest first."""
+    conditions = and_(
+        eq("chargeToType", body["chargeToType"]),
+        eq("chargeToId", body["chargeToId"]),
+        eq("member/id", body["member"]["id"]),
+        eq("timeStart", start),
+    )
+    # One member rarely logs two entries with the same start on one ticket; 50 is far beyond that.
+    entries = await session.client.list_all("/time/entries", conditions=conditions, order_by="id desc", limit=50)
+    return [entry for entry in entries if _same_entry(entry, body, end) and entered_since(entry, "dateEntered", since)]
+
+
+def _same_entry(entry: dict, body: dict, end: datetime) -> bool:
+    work_type = entry.get("workType") or {}
+    return (
+        parse_moment(entry.get("timeEnd")) == end
+        and same_text(entry.get("notes"), body.get("notes"))
+        and ("workType" not in body or work_type.get("id") == body["workType"]["id"])
+        and ("billableOption" not in body or entry.get("billableOption") == body["billableOption"])
     )
 
 
