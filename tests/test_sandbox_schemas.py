@@ -152,3 +152,44 @@ def test_sandbox_field_registry_matches_the_schemas():
             base = "reference" if "$ref" in prop else prop.get("type")
             assert {"integer": "number", "string": "string"}.get(base, base) in (
                 kind, "string" if kind in ("datetime", "datestring") else kind), (model, name)
+
+
+# ConnectWise's ConfigurationReference (the items of /service/tickets/{id}/configurations). schemas/ has no file
+# for it; this is its Go model's shape (id, deviceIdentifier, name, type, _info), in the style of the others.
+CONFIGURATION_REFERENCE = {
+    "type": "object",
+    "properties": {
+        "id": {"type": ["integer", "null"]}, "deviceIdentifier": {"type": ["string", "null"]},
+        "name": {"type": "string"}, "type": {"$ref": "#/components/schemas/ConfigurationTypeReference"},
+        "_info": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
+
+
+async def test_ticket_configurations_match_configuration_reference(app, client, components):
+    components = {**components, "ConfigurationReference": CONFIGURATION_REFERENCE,
+                  "ConfigurationTypeReference": GENERIC_REFERENCE}
+    total = 0
+    for ticket_id in list(app.state.store.ticket_configurations)[:40]:
+        records = await _walk(client, f"/service/tickets/{ticket_id}/configurations")
+        validate(components, records, "ConfigurationReference", many=True)
+        total += len(records)
+    assert total > 0
+
+
+async def test_records_created_from_minimal_bodies_match_their_schemas(app, client, components):
+    """What a POST of only the required fields gets filled in with (defaults) is typed as ConnectWise types it."""
+    from test_sandbox_robustness import MINIMAL_POSTS
+
+    ticket = next(t["id"] for t in app.state.store["tickets"].values() if t["board"]["id"] == 1)
+    checked = 0
+    for template, body in MINIMAL_POSTS.items():
+        schema = LISTS.get(template)
+        if schema is None:
+            continue
+        response = await client.post(template.replace("{ticket}", str(ticket)).replace("{board}", "1"), json=body)
+        assert response.status_code == 201, (template, response.text)
+        validate(components, response.json(), schema, many=False)
+        checked += 1
+    assert checked == len(MINIMAL_POSTS) - 1  # all but the ticket-configuration link, checked above

@@ -25,9 +25,12 @@ def create_app(settings: SandboxSettings | None = None, *, base_url: str = SANDB
     seed_store(store, settings)
     faults = FaultInjector(settings)
     request_log: list[dict] = []
+    table = routes()
+    segments = {segment for route in table for segment in route.path.split("/") if segment and "{" not in segment}
     app = Starlette(
-        routes=routes(),
-        middleware=[Middleware(SandboxGate, settings=settings, store=store, faults=faults, request_log=request_log)],
+        routes=table,
+        middleware=[Middleware(SandboxGate, settings=settings, store=store, faults=faults, request_log=request_log,
+                               path_segments=segments)],
         exception_handlers={ApiError: api_error},
     )
     app.state.settings = settings

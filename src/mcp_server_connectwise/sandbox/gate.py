@@ -11,6 +11,7 @@ import binascii
 import json
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,7 +29,10 @@ _VERSION = (b"api-current-version", b"2025.1")
 
 
 def json_bytes(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate a client sent (`"\ud800"`): written back escaped, as .NET does
+        return json.dumps(body, separators=(",", ":")).encode("ascii")
 
 
 async def send_error(send: Send, error: ApiError) -> None:
@@ -46,13 +50,16 @@ class SandboxGate:
     `scope["sandbox.actor"]`."""
 
     def __init__(self, app: ASGIApp, settings: SandboxSettings, store: Store, faults: FaultInjector,
-                 request_log: list[dict[str, Any]]) -> None:
+                 request_log: list[dict[str, Any]], path_segments: Iterable[str] = ()) -> None:
         self.app = app
         self.settings = settings
         self.store = store
         self.faults = faults
         self.request_log = request_log
         self._company = settings.company.casefold()
+        # The spelling of every fixed path segment the routes know, by its lower case.
+        self._spelling = {segment.lower(): segment for segment in path_segments}
+        self._segments: dict[str, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,6 +67,8 @@ class SandboxGate:
             return
         body = await _read_body(receive)
         path = scope["path"]
+        if path.startswith(_API_PREFIX):
+            path = scope["path"] = self._canonical_path(path)
         api_path = path[len(API_ROOT):] if path.startswith(_API_PREFIX) else path
         headers = dict(scope["headers"])
         principal, private_key = _basic_credentials(headers.get(b"authorization"))
@@ -71,13 +80,11 @@ class SandboxGate:
             "status": None, "fault": None,
         }
         self.request_log.append(entry)
-        if body:
-            try:
-                entry["json"] = scope["sandbox.json"] = json.loads(body)
-            except ValueError:
-                scope["sandbox.json"] = _INVALID_JSON
-        else:
-            scope["sandbox.json"] = None
+        scope["sandbox.json"] = None
+        if body.strip() and scope["method"] in _BODY_METHODS:
+            entry["json"] = scope["sandbox.json"] = _parse_json(body)
+            if entry["json"] is _INVALID_JSON:
+                entry["json"] = None
 
         if self.faults.latency_ms > 0:
             await asyncio.sleep(self.faults.latency_ms / 1000)
@@ -95,7 +102,8 @@ class SandboxGate:
         if fault == "drop_before":
             await _drop(send, None)
 
-        if path.startswith(_API_PREFIX):
+        api_call = path.startswith(_API_PREFIX)
+        if api_call:
             actor = self._authenticate(principal, private_key)
             if actor is None:
                 entry["status"] = 401
@@ -112,6 +120,9 @@ class SandboxGate:
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
+                headers = message.get("headers", ())
+                if api_call and not any(name == _VERSION[0] for name, _value in headers):
+                    message["headers"] = [*headers, _VERSION]
             if fault == "drop_after_commit":
                 buffered.append(message)
             else:
@@ -132,6 +143,17 @@ class SandboxGate:
         if fault == "drop_after_commit":
             await _drop(send, buffered[0] if buffered else None)
 
+    def _canonical_path(self, path: str) -> str:
+        """[I] ASP.NET routing ignores the case of the path's fixed segments and a trailing slash:
+        `/Service/Tickets/` is `/service/tickets`."""
+        canonical = self._segments.get(path)
+        if canonical is None:
+            segments = path.rstrip("/").split("/") if len(path) > len(_API_PREFIX) else path.split("/")
+            canonical = "/".join(self._spelling.get(segment.lower(), segment) for segment in segments)
+            if len(self._segments) < 4096:  # a small cache of the paths seen: this is the hot path
+                self._segments[path] = canonical
+        return canonical
+
     def _authenticate(self, principal: str | None, private_key: str | None) -> str | None:
         """The member identifier the credentials act as, or None."""
         if principal is None or "+" not in principal:
@@ -148,6 +170,20 @@ class SandboxGate:
 
 
 _INVALID_JSON = object()
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))  # [I] a GET's or DELETE's body is ignored, as IIS does
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(body: bytes) -> Any:
+    """The body as JSON, or _INVALID_JSON. Like .NET's reader: a UTF-8 byte order mark is allowed; NaN and
+    Infinity are not JSON; nesting deeper than its limit is refused rather than crashing."""
+    try:
+        return json.loads(body.removeprefix(b"\xef\xbb\xbf"), parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return _INVALID_JSON
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -45,7 +45,8 @@ def navigable(records: list[Record], params: Mapping[str, str], url: str, raw_qu
                                                                                                   str | None]:
     """One page of `records` and its Link header value (None when there is a single page)."""
     size = page_size(params)
-    page = max(_int_param(params, "page", 1), 1)
+    page = max(_int_param(params, "page", 1), 1)  # [I] page < 1 is the first page, pageSize < 1 the default
+    _int_param(params, "pageId", 0)  # bound (so checked) as ASP.NET binds every parameter, though unused here
     last = max((len(records) + size - 1) // size, 1)
     links = []
     if page > 1:

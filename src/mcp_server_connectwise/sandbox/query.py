@@ -38,6 +38,8 @@ _NESTED_SPELLING = {key.lower(): key for key in (
     "id", "name", "identifier", "_info", "sort", "level", "summary", "lastUpdated", "updatedBy", "dateEntered",
     "enteredBy", "value", "caption", "type", "symbol", "currencyCode")}
 _KIND_WORDS = {bool: "boolean", int: "numeric", float: "numeric", str: "string", datetime: "datetime"}
+# [I] ConnectWise's limit and wording for very deep parentheses are not public.
+_TOO_DEEP = "The conditions are nested too deeply."
 _EXPECTED = {"boolean": "boolean", "number": "numeric", "datetime": "datetime", "string": "string"}
 
 
@@ -48,8 +50,8 @@ def _literal_kind(value: object) -> str:
 class Query:
     """Compiles the query parameters of one request against one model (schema name, e.g. "Ticket")."""
 
-    def __init__(self, model: str) -> None:
-        self.fields = MODEL_FIELDS.get(model, {})
+    def __init__(self, model: str, fields: dict[str, str] | None = None) -> None:
+        self.fields = fields if fields is not None else MODEL_FIELDS.get(model, {})
         self._lower = {name.lower(): name for name in self.fields}
 
     # --- field paths -----------------------------------------------------------------------------------
@@ -86,7 +88,12 @@ class Query:
             expr = parse(text)
         except (ConditionsSyntaxError, ValueError) as exc:
             raise bad_request(str(exc)) from None
-        return self._compile(expr)
+        except RecursionError:
+            raise bad_request(_TOO_DEEP) from None
+        try:
+            return self._compile(expr)
+        except RecursionError:
+            raise bad_request(_TOO_DEEP) from None
 
     def _compile(self, expr: Expr) -> Predicate:
         if isinstance(expr, (And, Or)):
@@ -306,7 +313,12 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
                 if negate:
                     body = body[1:]
                 chars = "".join("\\" + c if c in "\\]^[" else c for c in body)
-                out.append(f"[{'^' if negate else ''}{chars}]")
+                char_class = f"[{'^' if negate else ''}{chars}]"
+                try:
+                    re.compile(char_class)
+                except re.error:  # a reversed range such as [z-a] matches nothing in SQL Server
+                    char_class = "(?!)"
+                out.append(char_class)
                 i = end
         else:
             out.append(re.escape(ch))
@@ -319,13 +331,15 @@ def _sort_key(value: Any) -> tuple:
         return (0, 0)
     if isinstance(value, list):
         value = next((v for v in value if v is not None), None)
-        if value is None:
+        if value is None or isinstance(value, (dict, list)):
             return (0, 0)
     if isinstance(value, str):
         return (1, value.casefold())
     if isinstance(value, bool):
         return (2, int(value))
-    return (2, value)
+    if isinstance(value, (int, float)):
+        return (2, value)
+    return (3, str(value))
 
 
 def _project(record: Any, tree: dict[str, Any]) -> Any:
@@ -360,8 +374,13 @@ def custom_field_predicate(query_text: str | None) -> Predicate | None:
         expr = parse(query_text)
     except (ConditionsSyntaxError, ValueError) as exc:
         raise bad_request(str(exc)) from None
-    inner = _CustomFieldQuery()._compile(expr)
-    return lambda r: any(inner(field) for field in r.get("customFields") or ())
+    except RecursionError:
+        raise bad_request(_TOO_DEEP) from None
+    try:
+        inner = _CustomFieldQuery()._compile(expr)
+    except RecursionError:
+        raise bad_request(_TOO_DEEP) from None
+    return lambda r: any(inner(field) for field in r.get("customFields") or () if field.__class__ is dict)
 
 
 class _CustomFieldQuery(Query):

@@ -17,7 +17,7 @@ from mcp_server_connectwise.sandbox.gate import json_bytes
 from mcp_server_connectwise.sandbox.paging import forward_only, navigable
 from mcp_server_connectwise.sandbox.query import Query, custom_field_predicate, matching
 from mcp_server_connectwise.sandbox.settings import API_ROOT, CODEBASE
-from mcp_server_connectwise.sandbox.store import TABLES, Record, Store, Token, iso
+from mcp_server_connectwise.sandbox.store import CONFIGURATION_REFERENCE_FIELDS, TABLES, Record, Store, Token, iso
 from mcp_server_connectwise.sandbox.writes import Writer
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -224,6 +224,44 @@ def _time_as_ticket_note(entry: Record, ticket_ref: Record) -> Record:
     return out
 
 
+_CONFIGURATION_QUERY = Query("ConfigurationReference", CONFIGURATION_REFERENCE_FIELDS)
+
+
+async def ticket_configurations(request: Request) -> Response:
+    """/service/tickets/{id}/configurations: GET the configurations attached to the ticket (a paged list of
+    ConfigurationReference), POST `{"id": N}` or `{"deviceIdentifier": "..."}` to attach one (201)."""
+    writer: Writer = request.app.state.writer
+    ticket_id = request.path_params["parent"]
+    if request.method == "GET":
+        return _list_response(request, _CONFIGURATION_QUERY, writer.attached_configurations(ticket_id),
+                              request.query_params)
+    if request.method == "POST":
+        return json_response(writer.attach_configuration(ticket_id, _body(request)), 201)
+    raise method_not_supported(request.method)
+
+
+async def ticket_configurations_count(request: Request) -> Response:
+    if request.method != "GET":
+        raise method_not_supported(request.method)
+    records = request.app.state.writer.attached_configurations(request.path_params["parent"])
+    return json_response({"count": len(_filtered(_CONFIGURATION_QUERY, records, request.query_params))})
+
+
+async def ticket_configuration(request: Request) -> Response:
+    """/service/tickets/{id}/configurations/{configId}: GET one attached configuration, DELETE detaches it
+    (204; the configuration itself stays)."""
+    writer: Writer = request.app.state.writer
+    ticket_id, configuration_id = request.path_params["parent"], request.path_params["id"]
+    if request.method == "GET":
+        record = writer.attached_configuration(ticket_id, configuration_id)
+        project = _CONFIGURATION_QUERY.projector(request.query_params.get("fields"))
+        return json_response(project(record) if project else record)
+    if request.method == "DELETE":
+        writer.detach_configuration(ticket_id, configuration_id)
+        return Response(status_code=204)
+    raise method_not_supported(request.method)
+
+
 async def member_tokens(request: Request) -> Response:
     """POST /system/members/{identifier}/tokens: keys that act as that member (impersonation)."""
     if request.method != "POST":
@@ -278,6 +316,11 @@ def routes() -> list[Route]:
         Route(API_ROOT + "/service/tickets/search", ticket_search, methods=_ALL_METHODS),
         Route(API_ROOT + "/service/tickets/{parent:int}/allNotes", all_notes, methods=_ALL_METHODS),
         Route(API_ROOT + "/system/members/{identifier}/tokens", member_tokens, methods=_ALL_METHODS),
+        Route(API_ROOT + "/service/tickets/{parent:int}/configurations", ticket_configurations, methods=_ALL_METHODS),
+        Route(API_ROOT + "/service/tickets/{parent:int}/configurations/count", ticket_configurations_count,
+              methods=_ALL_METHODS),
+        Route(API_ROOT + "/service/tickets/{parent:int}/configurations/{id:int}", ticket_configuration,
+              methods=_ALL_METHODS),
     ]
     for resource in RESOURCES:
         base = API_ROOT + resource.path

@@ -296,7 +296,7 @@ class _Seeder:
                 contact_ids.append(contact_id)
             self.table("contacts", contacts)
             companies[-1]["defaultContact"] = self.ref("contacts", contact_ids[0])
-            devices = []
+            devices, device_ids = [], {}
             for kind, type_id in (("DC01", 1), ("FS01", 1), ("FW01", 3), ("WS-014", 2), ("WS-027", 2), ("PRN01", 4)):
                 if owner and type_id == 4:
                     continue
@@ -317,6 +317,7 @@ class _Seeder:
                     "_info": self.info(200),
                 })
                 devices.append(device)
+                device_ids[kind] = configuration_id
             self.table("configurations", configurations)
             agreement_ref = None
             if not owner:
@@ -335,7 +336,8 @@ class _Seeder:
                 self.table("agreements", agreements)
                 agreement_ref = self.ref("agreements", len(agreements))
             contact_info = [(self.ref("contacts", c), contacts[c - 1]) for c in contact_ids]
-            self.company_setup.append((company_ref, companies[-1], contact_info, devices, agreement_ref))
+            self.company_setup.append((company_ref, companies[-1], contact_info, devices, agreement_ref,
+                                       list(device_ids.values()), device_ids))
 
     def callbacks(self) -> None:
         self.table("callbacks", [{
@@ -375,7 +377,8 @@ class _TicketSeeder:
             open_refs = [store.ref("statuses", s["id"]) for s in board_statuses if not s["closedStatus"]]
             closed = [s for s in board_statuses if s["closedStatus"]]
             issue_refs = [(summary, store.ref("subtypes", subtype_ids[subtype]),
-                           store.ref("items", item_ids[item]) if item else None) for summary, subtype, item in issues]
+                           store.ref("items", item_ids[item]) if item else None, _attached_kind(summary, subtype, item))
+                          for summary, subtype, item in issues]
             boards.append((share, store.ref("boards", board_id), open_refs,
                            [store.ref("statuses", s["id"]) for s in closed],
                            [store.ref("types", t) for t in range(first_type, end_type)], issue_refs))
@@ -393,6 +396,7 @@ class _TicketSeeder:
         # ConnectWise sends strings, and a client generated from the schema would choke on either choice.
         no_custom_value = [{"id": 1, "caption": "Client Reference", "type": "Text", "entryMethod": "EntryField",
                             "numberOfDecimals": 0}]
+        ticket_configurations = store.ticket_configurations
         start = SEED_NOW - _HISTORY_DAYS * _DAY
         step = _HISTORY_DAYS * _DAY / max(count, 1)
         ticket_id = FIRST_TICKET_ID - 1
@@ -413,11 +417,16 @@ class _TicketSeeder:
                 if roll <= 0:
                     break
             _share, priority_ref, respond_h, plan_h, resolve_h = priority
-            company_ref, company, contacts, devices, agreement_ref = customers[int(rand() * len(customers))]
+            company_ref, company, contacts, devices, agreement_ref, device_ids, kind_ids = customers[
+                int(rand() * len(customers))]
             contact_ref, contact = contacts[int(rand() * len(contacts))]
-            summary_template, subtype_ref, item_ref = issue_refs[int(rand() * len(issue_refs))]
-            summary = summary_template.replace("{user}", contact["firstName"]).replace(
-                "{device}", devices[int(rand() * len(devices))])
+            summary_template, subtype_ref, item_ref, attached_kind = issue_refs[int(rand() * len(issue_refs))]
+            device = int(rand() * len(devices))
+            summary = summary_template.replace("{user}", contact["firstName"]).replace("{device}", devices[device])
+            if attached_kind is not None:  # the device the ticket is about is attached to it
+                attached = device_ids[device] if attached_kind == "{device}" else kind_ids.get(attached_kind)
+                if attached is not None:
+                    ticket_configurations[ticket_id] = [attached]
 
             closed = rand() < min(0.8, age_hours / (resolve_h * 30))
             if closed:
@@ -573,6 +582,20 @@ class _TicketSeeder:
             return rows
 
         return load
+
+
+# Which of its company's devices a ticket is about, by the words of its issue (see Seeder.companies).
+_ATTACHED_BY_ITEM = {"Server": "FS01", "File Share": "FS01", "Firewall": "FW01", "VPN": "FW01"}
+
+
+def _attached_kind(summary: str, subtype: str, item: str | None) -> str | None:
+    """The configuration a ticket with this issue has attached: "{device}" for the one its summary names,
+    else a device kind, else None."""
+    if "{device}" in summary:
+        return "{device}"
+    if subtype == "Printer":
+        return "PRN01"
+    return _ATTACHED_BY_ITEM.get(item or "")
 
 
 def _note_text(kind: str, pick: int, user: str, ticket: Record | None) -> str:

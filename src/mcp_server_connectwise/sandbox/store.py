@@ -142,6 +142,12 @@ _REFERENCES = {
 }
 
 
+# The items of /service/tickets/{id}/configurations: ConnectWise's ConfigurationReference (not in schemas/,
+# which has no schema for it; the shape is its Go model's), for conditions, orderBy and fields.
+CONFIGURATION_REFERENCE_FIELDS = {"id": "number", "deviceIdentifier": "string", "name": "string",
+                                  "type": "reference", "_info": "object"}
+
+
 def reference_table(model: str, field: str) -> str | None:
     """The table a reference field of `model` points into, or None if the sandbox keeps it as given."""
     return _REFERENCES_BY_MODEL.get(model, {}).get(field) or _REFERENCES.get(field)
@@ -178,6 +184,9 @@ class Store:
         self._refs: dict[tuple[str, int], Record] = {}
         self._next_ids: dict[str, int] = {}
         self._children: dict[str, dict[int, list[int]]] = {}
+        # /service/tickets/{id}/configurations: ticket id -> the ids of the configurations attached to it, in id
+        # order. ConnectWise keeps this as a link table, not as a field of the ticket.
+        self.ticket_configurations: dict[int, list[int]] = {}
 
     # --- tables ----------------------------------------------------------------------------------------
 
@@ -284,6 +293,16 @@ class Store:
         if table.href:
             ref["_info"] = {f"{table.resource}_href": f"{self.base_url}/{table.href.format_map(record)}"}
         return {k: v for k, v in ref.items() if v is not None}
+
+    def configuration_reference(self, configuration_id: int) -> Record:
+        """An item of /service/tickets/{id}/configurations, built from the configuration as it is now."""
+        configuration = self.get("configurations", configuration_id)
+        ref: Record = {"id": configuration_id}
+        for key in ("deviceIdentifier", "name", "type"):
+            if configuration.get(key) is not None:
+                ref[key] = configuration[key]
+        ref["_info"] = {"configuration_href": f"{self.base_url}/company/configurations/{configuration_id}"}
+        return ref
 
     def find(self, name: str, key: str, value: object) -> Record | None:
         """The first record whose `key` equals `value` (text compared case-insensitively, as SQL Server does)."""

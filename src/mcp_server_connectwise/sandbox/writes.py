@@ -5,7 +5,12 @@
   stored as the full reference object. Ticket statuses, types, subtypes and items resolve on the ticket's board.
 - PATCH is a JSON Patch array of top-level replace/add/remove. A nested path such as `company/identifier`
   changes nothing yet answers 200: ConnectWise's silent false success, reproduced on purpose.
-- PUT replaces the record: fields it does not send are gone.
+- PUT replaces the record: fields it does not send are gone, or back to their defaults (`_DEFAULTS`).
+- Any write may leave out optional fields: they take ConnectWise's defaults, never crash a rule. A field a
+  PATCH removes (or sets to null) goes back to its default; removing a required one is a 400.
+- [I] A PATCH `value` that is missing is read as null (.NET's deserializer cannot tell the two apart).
+- [I] Child records keep the parent in their URL: `board` of a status/type/subtype/item and `ticketId` of a
+  note are ignored in PATCH and PUT.
 
 [I] The wording of the validation messages below is not public; codes, resources and fields follow the
 documented shapes (API.md, examples/error_bodies.json).
@@ -13,6 +18,7 @@ documented shapes (API.md, examples/error_bodies.json).
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +44,52 @@ _BOARD_SCOPED = {"status": "statuses", "type": "types", "subType": "subtypes", "
 _TICKET_REQUEST_ONLY = ("initialDescription", "initialInternalAnalysis", "initialResolution", "processNotifications",
                         "skipCallback", "initialDescriptionFrom", "contactEmailLookup")
 _TICKET_COMPUTED = ("actualHours", "closedDate", "closedBy")
+_BILL_OPTIONS = ("Billable", "DoNotBill", "NoCharge", "NoDefault")
 _NOTE_FLAGS = ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag")
+# What the sandbox fills in for fields a POST (or PUT) leaves out, or a PATCH removes. [I] ConnectWise's
+# server-side defaults are not public: flags are false unless the schema's meaning says otherwise
+# (displayOnBoard, activeFlag), enums take their neutral value. What matters most is that the flags the
+# sandbox's own rules read are always there (a status without `closedStatus` must still be a status).
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "statuses": {"displayOnBoard": True, "inactive": False, "closedStatus": False, "timeEntryNotAllowed": False,
+                 "roundRobinCatchall": False, "defaultFlag": False, "escalationStatus": "NoEscalation",
+                 "customerPortalFlag": False, "saveTimeAsNote": False},
+    "boards": {"inactiveFlag": False, "projectFlag": False, "timeEntryDiscussionFlag": False,
+               "timeEntryInternalAnalysisFlag": False, "timeEntryResolutionFlag": False,
+               "markFirstNoteIssueFlag": False, "billTime": "NoDefault", "billExpense": "NoDefault",
+               "billProduct": "NoDefault"},
+    "types": {"defaultFlag": False, "inactiveFlag": False, "requestForChangeFlag": False},
+    "subtypes": {"inactiveFlag": False},
+    "items": {"inactiveFlag": False},
+    "priorities": {"defaultFlag": False},
+    "sources": {"defaultFlag": False},
+    "workTypes": {"inactiveFlag": False, "overallDefaultFlag": False, "activityDefaultFlag": False,
+                  "utilizationFlag": False},
+    "workRoles": {"inactiveFlag": False},
+    "companies": {"leadFlag": False, "unsubscribeFlag": False, "deletedFlag": False, "isVendorFlag": False},
+    "contacts": {"inactiveFlag": False, "disablePortalLoginFlag": False, "unsubscribeFlag": False,
+                 "defaultFlag": False, "defaultBillingFlag": False},
+    "configurations": {"activeFlag": True, "billFlag": False, "needsRenewalFlag": False},
+    "agreements": {"noEndingDateFlag": False, "cancelledFlag": False},
+    "members": {"inactiveFlag": False, "disableOnlineFlag": False, "adminFlag": False},
+}
+# Reference fields defaulted to a record of another table, found by name (see `Writer._defaults`).
+_DEFAULT_REFERENCES = {"companies": {"status": ("companyStatuses", "Active")},
+                       "configurations": {"status": ("configurationStatuses", "Active")}}
+# Enumerations from the schemas. .NET reads enums case-insensitively; the record keeps the canonical spelling.
+_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "tickets": {"recordType": ("ServiceTicket", "ProjectTicket", "ProjectIssue"),
+                "severity": ("Low", "Medium", "High"), "impact": ("Low", "Medium", "High"),
+                "billTime": _BILL_OPTIONS, "billExpenses": _BILL_OPTIONS, "billProducts": _BILL_OPTIONS},
+    "statuses": {"escalationStatus": ("NotResponded", "Responded", "ResolutionPlan", "Resolved", "NoEscalation")},
+    "timeEntries": {"chargeToType": ("Company", "ServiceTicket", "ProjectTicket", "ChargeCode", "Activity"),
+                    "billableOption": _BILL_OPTIONS},
+    "boards": {"billTime": _BILL_OPTIONS, "billExpense": _BILL_OPTIONS, "billProduct": _BILL_OPTIONS},
+    "priorities": {"color": ("Black", "Blue", "Cyan", "Gray", "Green", "Lime", "Orange", "Pink", "Purple", "Red",
+                             "White", "Yellow", "Custom"), "level": ("Critical", "High", "Medium", "Low")},
+}
+# The field of a child record that names its parent (set from the URL, never from a body).
+_PARENT_LINK = {"notes": "ticketId", "statuses": "board", "types": "board", "subtypes": "board", "items": "board"}
 _TICKET_CALLBACK_LEVELS = ("owner", "board", "project", "phase", "status", "ticket", "integratortag")
 _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
@@ -93,9 +144,11 @@ class Writer:
         for operation in operations:
             if not isinstance(operation, dict) or not isinstance(operation.get("path"), str):
                 raise bad_request("Each patch operation needs an 'op' and a 'path'.")
-            op = str(operation.get("op", "")).lower()
+            op = operation.get("op")
+            op = op.lower() if isinstance(op, str) else op
             if op not in ("replace", "add", "remove"):
                 raise bad_request(f"Unsupported patch operation {operation.get('op')!r}; use replace, add or remove.")
+            # ConnectWise documents bare names (`status`); RFC 6902 clients send pointers (`/status`): both work.
             path = operation["path"].removeprefix("/")
             if "/" in path:
                 continue  # ConnectWise answers 200 and changes nothing: the silent false success
@@ -103,7 +156,8 @@ class Writer:
                 errors.append(field_error("InvalidField", f"{path} is not a field of {table.resource}.",
                                           table.resource, path))
                 continue
-            if path in ("id", "_info") or (name == "tickets" and path in _TICKET_COMPUTED):
+            if path in ("id", "_info") or path == _PARENT_LINK.get(name) or (
+                    name == "tickets" and path in _TICKET_COMPUTED):
                 continue
             value = operation.get("value") if op != "remove" else None
             if value is None:
@@ -111,6 +165,7 @@ class Writer:
             else:
                 record[path] = value
             changed.add(path)
+        self._require(name, record, errors, only=changed)
         if errors:
             raise invalid_object(table.resource, errors)
         return self._save(name, record, old, changed, actor)
@@ -135,8 +190,71 @@ class Writer:
                 self.store.delete("notes", note["id"])
             for entry in self.store.children("timeEntries", record_id):
                 self.store.delete("timeEntries", entry["id"])
+            self.store.ticket_configurations.pop(record_id, None)
         elif name == "timeEntries":
             self._recount_hours(record, None)
+        elif name == "configurations":
+            # [I] A deleted configuration leaves the tickets it was attached to.
+            for ticket_id, attached in list(self.store.ticket_configurations.items()):
+                if record_id in attached:
+                    attached.remove(record_id)
+                    if not attached:
+                        del self.store.ticket_configurations[ticket_id]
+
+    # --- the configurations attached to a ticket ---------------------------------------------------------
+
+    def attached_configurations(self, ticket_id: int) -> list[Record]:
+        """The items of GET /service/tickets/{id}/configurations, in configuration id order."""
+        self.store.get("tickets", ticket_id)
+        return [self.store.configuration_reference(i) for i in self.store.ticket_configurations.get(ticket_id, ())]
+
+    def attached_configuration(self, ticket_id: int, configuration_id: int) -> Record:
+        self.store.get("tickets", ticket_id)
+        if configuration_id not in self.store.ticket_configurations.get(ticket_id, ()):
+            raise not_found("Configuration", configuration_id)
+        return self.store.configuration_reference(configuration_id)
+
+    def attach_configuration(self, ticket_id: int, body: Any) -> Record:
+        """POST /service/tickets/{id}/configurations with `{"id": N}` or `{"deviceIdentifier": "..."}`.
+
+        The missing-key error is ConnectWise's own (examples/error_bodies.json). [I] An unknown configuration
+        is a 400 with a NotFound field error (as ConnectWise reports references inside a body), attaching one
+        twice is a 400 ObjectExists, and a configuration of another company may be attached."""
+        self.store.get("tickets", ticket_id)
+        if not isinstance(body, dict):
+            raise bad_request("The request body must be a JSON object.")
+        configuration_id, device = body.get("id"), body.get("deviceIdentifier")
+        configuration: Record | None
+        if configuration_id is not None:
+            if not _is_int(configuration_id):
+                raise invalid_object("configuration", [field_error(
+                    "InvalidField", "The id field has an invalid value.", "configuration", "id")])
+            configuration, key, field = self.store["configurations"].get(configuration_id), configuration_id, "id"
+        elif isinstance(device, str) and device.strip():
+            configuration, key, field = self.store.find("configurations", "deviceIdentifier", device), device, \
+                "deviceIdentifier"
+        else:
+            raise invalid_object("configuration", [field_error(
+                "MissingRequiredField", "id or deviceIdentifier is required.", "configuration", "id")])
+        if configuration is None:
+            raise invalid_object("configuration", [field_error(
+                "NotFound", f"Configuration {key} not found", "configuration", field)])
+        attached = self.store.ticket_configurations.setdefault(ticket_id, [])
+        if configuration["id"] in attached:
+            raise invalid_object("configuration", [field_error(
+                "ObjectExists", f"Configuration {configuration['id']} is already attached to ticket {ticket_id}.",
+                "configuration", "id")])
+        bisect.insort(attached, configuration["id"])
+        return self.store.configuration_reference(configuration["id"])
+
+    def detach_configuration(self, ticket_id: int, configuration_id: int) -> None:
+        self.store.get("tickets", ticket_id)
+        attached = self.store.ticket_configurations.get(ticket_id, [])
+        if configuration_id not in attached:
+            raise not_found("Configuration", configuration_id)
+        attached.remove(configuration_id)
+        if not attached:
+            del self.store.ticket_configurations[ticket_id]
 
     # --- shared steps ----------------------------------------------------------------------------------
 
@@ -167,15 +285,16 @@ class Writer:
         return {k: v for k, v in body.items()
                 if v is not None and k in fields and k not in ("id", "_info") and k not in _TICKET_REQUEST_ONLY}
 
-    def _require(self, name: str, record: Record, errors: Errors) -> None:
+    def _require(self, name: str, record: Record, errors: Errors, only: set[str] | None = None) -> None:
+        """A MissingRequiredField error for each required field `record` lacks (among `only`, if given)."""
         table = TABLES[name]
-        for field in table.required:
+        for field in table.required + (("board",) if name == "tickets" else ()):
+            if only is not None and field not in only:
+                continue
             value = record.get(field)
             if value is None or (isinstance(value, str) and not value.strip()):
                 errors.append(field_error("MissingRequiredField", f"The {field} field is required.",
                                           table.resource, field))
-        if name == "tickets" and "board" not in record:
-            errors.append(field_error("MissingRequiredField", "The board field is required.", "ticket", "board"))
 
     def _set_parent(self, name: str, record: Record, parent_id: int | None) -> None:
         if parent_id is None:
@@ -205,6 +324,15 @@ class Writer:
             if kind == "datetime" and not _is_datetime(value):
                 errors.append(field_error("InvalidField", f"The {field} field must be a date-time such as "
                                           "2026-01-31T09:00:00Z.", table.resource, field))
+                continue
+            allowed = _ENUMS.get(name, {}).get(field)
+            if allowed is not None and isinstance(value, str):
+                spelled = next((a for a in allowed if a.lower() == value.lower()), None)
+                if spelled is None:
+                    errors.append(field_error("InvalidField", f"The {field} field must be one of "
+                                              f"{', '.join(allowed)}.", table.resource, field))
+                else:
+                    record[field] = spelled
                 continue
             if kind != "reference" or (name == "tickets" and field in _BOARD_SCOPED):
                 continue
@@ -252,8 +380,25 @@ class Writer:
 
     # --- per-table rules -------------------------------------------------------------------------------
 
+    def _defaults(self, name: str, record: Record) -> None:
+        """Fill what the record lacks with ConnectWise's defaults (a POST's, or what a PUT or a PATCH
+        `remove` resets a field to)."""
+        for field, value in _DEFAULTS.get(name, {}).items():
+            record.setdefault(field, value)
+        for field, (target, wanted) in _DEFAULT_REFERENCES.get(name, {}).items():
+            if field not in record:
+                found = self.store.find(target, "name", wanted)
+                if found is not None:
+                    record[field] = self.store.ref(target, found["id"])
+        if name == "statuses" and "sortOrder" not in record and isinstance(record.get("board"), dict):
+            # [I] A new status goes to the end of its board's workflow.
+            siblings = self.store.children("statuses", record["board"].get("id"))
+            record["sortOrder"] = max((s.get("sortOrder", 0) for s in siblings
+                                       if isinstance(s.get("sortOrder"), int)), default=-1) + 1
+
     def _rules(self, name: str, record: Record, old: Record | None, changed: set[str], actor: str,
                errors: Errors) -> None:
+        self._defaults(name, record)
         if name == "tickets":
             self._ticket_rules(record, old, changed, actor, errors)
         elif name == "notes":
@@ -275,14 +420,15 @@ class Writer:
             errors.append(field_error("InvalidField", f"The field summary must be a string with a maximum length "
                                       f"of {SUMMARY_MAX}.", "ticket", "summary"))
         board = record.get("board")
-        if not isinstance(board, dict) or errors and any(e["field"] == "board" for e in errors):
+        if not isinstance(board, dict) or not _is_int(board.get("id")) or any(e["field"] == "board" for e in errors):
             return
         board_id = board["id"]
-        board_changed = old is None or old["board"]["id"] != board_id
+        old_board = old.get("board") if old is not None else None
+        board_changed = not isinstance(old_board, dict) or old_board.get("id") != board_id
         if board_changed:
             for field in _BOARD_SCOPED:  # what a different board's status/type/... meant is lost
                 if field not in changed and field in record:
-                    if field == "status":
+                    if field == "status" and isinstance(record["status"], dict):
                         same_name = self._lookup("statuses", {"name": record["status"].get("name")},
                                                  self.store.children("statuses", board_id))
                         if same_name is not None:
@@ -290,12 +436,12 @@ class Writer:
                             continue
                     del record[field]
         if "closedFlag" in changed and "status" not in changed and old is not None \
-                and record.get("closedFlag") != old.get("closedFlag"):
+                and isinstance(record.get("closedFlag"), bool) and record["closedFlag"] != old.get("closedFlag"):
             # Setting closedFlag moves the ticket to its board's first closed status, clearing it reopens it.
-            wanted_closed = bool(record.get("closedFlag"))
+            wanted_closed = record["closedFlag"]
             candidates = [s for s in self.store.children("statuses", board_id)
-                          if s["closedStatus"] == wanted_closed and not s["inactive"]]
-            pick = next((s for s in candidates if s["defaultFlag"]), candidates[0] if candidates else None)
+                          if bool(s.get("closedStatus")) == wanted_closed and not s.get("inactive")]
+            pick = next((s for s in candidates if s.get("defaultFlag")), candidates[0] if candidates else None)
             if pick is not None:
                 record["status"] = self.store.ref("statuses", pick["id"])
                 changed = changed | {"status"}
@@ -317,16 +463,25 @@ class Writer:
                                           "ticket", field))
             else:
                 record[field] = self.store.ref(table, found["id"])
-        if "status" not in record:
-            default = next((s for s in on_board["status"] if s["defaultFlag"]), None)
+        if "status" not in record and not any(e["field"] == "status" for e in errors):
+            active = [s for s in on_board["status"] if not s.get("inactive")]
+            # The board's default status; [I] failing that, the first open one of its workflow.
+            default = next((s for s in active if s.get("defaultFlag")), None) or min(
+                (s for s in active if not s.get("closedStatus")), default=None,
+                key=lambda s: (s.get("sortOrder") if _is_int(s.get("sortOrder")) else 0, s["id"]))
             if default is not None:
                 record["status"] = self.store.ref("statuses", default["id"])
-        if old is None:
-            self._ticket_defaults(record)
-        if errors or "status" not in record:
+            else:  # [I] a board with no open status cannot take a ticket without one
+                errors.append(field_error("MissingRequiredField", f"The status field is required: board "
+                                          f"{board.get('name', board_id)} has no default status.", "ticket",
+                                          "status"))
+        self._ticket_defaults(record, old, changed)
+        if errors or not isinstance(record.get("status"), dict):
             return
-        status = self.store["statuses"][record["status"]["id"]]
-        if status["closedStatus"]:
+        status = self.store["statuses"].get(record["status"].get("id"))
+        if status is None:
+            return
+        if status.get("closedStatus"):
             record["closedFlag"] = True
             if old is not None and old.get("closedFlag") and "closedDate" in old:
                 record["closedDate"], record["closedBy"] = old["closedDate"], old.get("closedBy", actor)
@@ -339,7 +494,8 @@ class Writer:
         if old is not None and "actualHours" in old:
             record["actualHours"] = old["actualHours"]
 
-    def _ticket_defaults(self, record: Record) -> None:
+    def _ticket_defaults(self, record: Record, old: Record | None, changed: set[str]) -> None:
+        """ConnectWise's values for what a ticket lacks: on POST, and after a PUT or a PATCH `remove`."""
         record.setdefault("recordType", "ServiceTicket")
         record.setdefault("severity", "Medium")
         record.setdefault("impact", "Medium")
@@ -347,16 +503,8 @@ class Writer:
             default = self.store.find("priorities", "defaultFlag", True)
             if default is not None:
                 record["priority"] = self.store.ref("priorities", default["id"])
-        contact_ref = record.get("contact")
-        if contact_ref is not None and "id" in contact_ref:
-            contact = self.store["contacts"][contact_ref["id"]]
-            record.setdefault("contactName", contact_ref.get("name", ""))
-            if "defaultPhoneNbr" in contact:
-                record.setdefault("contactPhoneNumber", contact["defaultPhoneNbr"])
-            email = next((c["value"] for c in contact.get("communicationItems", ())
-                          if c.get("communicationType") == "Email"), None)
-            if email:
-                record.setdefault("contactEmailAddress", email)
+        if old is None or "contact" in changed:
+            self._contact_details(record, changed)
         for flag in ("customerUpdatedFlag", "automaticEmailCcFlag", "approved", "hasChildTicket",
                      "hasMergedChildTicketFlag", "requestForChangeFlag", "allowAllClientsPortalView"):
             record.setdefault(flag, False)
@@ -365,6 +513,29 @@ class Writer:
         record.setdefault("billTime", "NoDefault")
         record.setdefault("billExpenses", "NoDefault")
         record.setdefault("billProducts", "NoDefault")
+
+    def _contact_details(self, record: Record, changed: set[str]) -> None:
+        """contactName, contactPhoneNumber and contactEmailAddress follow the ticket's contact, unless the
+        same write sets them."""
+        contact_ref = record.get("contact")
+        contact = self.store["contacts"].get(contact_ref.get("id")) if isinstance(contact_ref, dict) \
+            and _is_int(contact_ref.get("id")) else None
+        details = {"contactName": None, "contactPhoneNumber": None, "contactEmailAddress": None}
+        if contact is not None:
+            details["contactName"] = contact_ref.get("name") or None
+            details["contactPhoneNumber"] = contact.get("defaultPhoneNbr")
+            details["contactEmailAddress"] = next((c.get("value") for c in contact.get("communicationItems") or ()
+                                                   if isinstance(c, dict) and c.get("communicationType") == "Email"),
+                                                  None)
+        elif contact_ref is not None:
+            return  # an unresolved contact: its error is reported, the details are left alone
+        for field, value in details.items():
+            if field in changed and field in record:
+                continue
+            if value:
+                record[field] = value
+            else:
+                record.pop(field, None)
 
     def _initial_notes(self, ticket: Record, body: Record, actor: str) -> None:
         """`initialDescription` & co. are POST-only: they become the ticket's first notes."""
@@ -401,21 +572,29 @@ class Writer:
         if charge_id is not None:
             record.setdefault("chargeToType", "ServiceTicket")
         ticket = None
-        if charge_id is not None and record.get("chargeToType") in ("ServiceTicket", "ProjectTicket"):
+        if _is_int(charge_id) and record.get("chargeToType") in ("ServiceTicket", "ProjectTicket"):
             ticket = self.store["tickets"].get(charge_id)
             if ticket is None:
                 errors.append(field_error("NotFound", f"Ticket {charge_id} not found", "timeEntry", "chargeToId"))
             elif old is None or {"chargeToId", "chargeToType"} & changed:
-                status = self.store["statuses"].get(ticket["status"]["id"], {})
+                status = self.store["statuses"].get((ticket.get("status") or {}).get("id"), {})
                 if status.get("timeEntryNotAllowed"):
                     errors.append(field_error("InvalidField", f"Time entries are not allowed on a ticket with status "
-                                              f"{status['name']}.", "timeEntry", "chargeToId"))
+                                              f"{status.get('name')}.", "timeEntry", "chargeToId"))
+        elif charge_id is not None and not any(e["field"] == "chargeToId" for e in errors):
+            errors.append(field_error("InvalidField", "The chargeToId field has an invalid value.", "timeEntry",
+                                      "chargeToId"))
         start = record.get("timeStart")
         if start is None or not _is_datetime(start):
             return
         end = record.get("timeEnd")
-        if end is None and isinstance(record.get("actualHours"), (int, float)) and old is None:
-            end = record["timeEnd"] = iso(parse_iso(start) + record["actualHours"] * 3600)
+        if end is None and _is_number(record.get("actualHours")) and old is None:
+            try:
+                end = record["timeEnd"] = iso(parse_iso(start) + record["actualHours"] * 3600)
+            except (OverflowError, OSError, ValueError):
+                errors.append(field_error("InvalidField", "The actualHours field has an invalid value.", "timeEntry",
+                                          "actualHours"))
+                return
         if end is None:
             errors.append(field_error("MissingRequiredField", "The timeEnd field is required when actualHours is not "
                                       "given.", "timeEntry", "timeEnd"))
@@ -426,7 +605,7 @@ class Writer:
         if seconds <= 0:
             errors.append(field_error("InvalidField", "timeEnd must be after timeStart.", "timeEntry", "timeEnd"))
             return
-        deduct = record.get("hoursDeduct") or 0.0
+        deduct = record.get("hoursDeduct") if _is_number(record.get("hoursDeduct")) else 0.0
         record["actualHours"] = round(max(seconds / 3600 - deduct, 0.0), 2)
         record.setdefault("hoursDeduct", 0.0)
         record.setdefault("billableOption", "Billable")
@@ -446,8 +625,10 @@ class Writer:
         if ticket is not None:
             record.setdefault("company", ticket["company"])
             record["ticket"] = self.store.ref("tickets", ticket["id"])
-            record["ticketBoard"] = ticket["board"]["name"]
-            record["ticketStatus"] = ticket["status"]["name"]
+            for field, key in (("ticketBoard", "board"), ("ticketStatus", "status")):
+                name = (ticket.get(key) or {}).get("name")
+                if name is not None:
+                    record[field] = name
 
     def _member_ref(self, identifier: str) -> Record | None:
         member = self.store.find("members", "identifier", identifier)
@@ -505,11 +686,22 @@ def _parent_of(name: str, record: Record) -> int | None:
     if name == "notes":
         return record.get("ticketId")
     if name in ("statuses", "types", "subtypes", "items"):
-        return record["board"]["id"]
+        board = record.get("board")
+        return board.get("id") if isinstance(board, dict) else None
     return None
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _is_datetime(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
     try:
         parse_iso(value)
     except (TypeError, ValueError):
