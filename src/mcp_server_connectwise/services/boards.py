@@ -40,7 +40,7 @@ class BoardStatuses(BaseModel):
 
 
 async def list_board_statuses(session: TenantSession, board: str | int) -> BoardStatuses:
-    found = await resolve.board(session, board)
+    found = await resolve.board(session, resolve.name_or_id("board", board))
     # Always fresh: someone asking for the list wants the truth, and update_ticket then validates against it.
     statuses, _ = await session.catalog.load(catalog.board_statuses(found.id), refresh=True)
     ordered = sorted(statuses, key=lambda status: (status.sort_order is None, status.sort_order or 0, status.id))

@@ -1,13 +1,17 @@
 """Names to ConnectWise records, against the tenant's cached reference data.
 
 Agents know names ("Service Desk", "Waiting on client", "jsmith"), ConnectWise wants ids. Names match
-case-insensitively and ignoring repeated spaces; an id (a number) matches too. A miss is refused with the
-valid names, so the caller can correct itself without another lookup.
+case-insensitively and ignoring repeated spaces; an id (a number, ASCII digits only) matches too. A miss is
+refused with the valid names, so the caller can correct itself without another lookup.
+
+`ticket_id`, `name_or_id` and `moment` refuse, before any request, what no record could match or ConnectWise
+could not store: ids outside int32, empty or over-long names, date-times without a zone or outside 1753..9999.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 
 from mcp_server_connectwise.connectwise.models import Board, BoardStatus, Member, Priority, Record, WorkType
 from mcp_server_connectwise.services import catalog
@@ -17,17 +21,91 @@ from mcp_server_connectwise.services.tenancy import TenantSession
 
 # Listing every valid name helps until the list itself drowns the message.
 MAX_NAMES_LISTED = 40
+# ConnectWise ids are 32-bit integers (int32 in its OpenAPI export).
+MAX_ID = 2**31 - 1
+# ConnectWise names are at most 50 characters (a member's full name 61): a longer one can match nothing.
+MAX_NAME_CHARS = 100
+# ConnectWise keeps date-times in SQL Server `datetime`, which holds 1753-01-01 to 9999-12-31.
+EARLIEST = datetime(1753, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+# How much of a caller's value a message quotes back.
+_SHOWN_CHARS = 60
 
 
 def normalise(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
+def shown(value: object) -> str:
+    """`value` as a message quotes it: repr (hidden characters escaped), long text and huge numbers cut."""
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        return f"{value[:_SHOWN_CHARS]!r}... ({len(value)} characters)"
+    if isinstance(value, int) and abs(value) >= 10**_SHOWN_CHARS:
+        # str() of an int over 4300 digits raises ValueError: count the digits and show the first few.
+        digits = int(abs(value).bit_length() * 0.30102999566398) + 1
+        if abs(value) < 10 ** (digits - 1):
+            digits -= 1
+        leading = abs(value) // 10 ** (digits - 12)
+        return f"{'-' if value < 0 else ''}{leading}... ({digits} digits)"
+    return repr(value)
+
+
 def _as_id(value: str | int) -> int | None:
     if isinstance(value, int):
         return value
     text = value.strip()
-    return int(text) if text.isdigit() else None
+    # ASCII digits only: str.isdigit() also accepts "²" (int() fails) and "٣" (int() reads 3).
+    if text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ID)):
+        return int(text)
+    return None
+
+
+def ticket_id(value: int) -> int:
+    """`value` if ConnectWise can have a ticket with that id; refused before any request if not."""
+    if not 1 <= value <= MAX_ID:
+        raise Refused(
+            f"Ticket {shown(value)} cannot exist: ConnectWise ticket ids run from 1 to {MAX_ID}; check the id with search_tickets."
+        )
+    return value
+
+
+def name_or_id(argument: str, value: str | int) -> str | int:
+    """`value` of `argument` if it could name a record; refused before any request if it cannot: a yes/no,
+    an id ConnectWise cannot have, an empty or an over-long name."""
+    if isinstance(value, bool):
+        raise Refused(f"{argument} takes a name or an id, not {str(value).lower()}.")
+    if isinstance(value, int):
+        if not 1 <= value <= MAX_ID:
+            raise Refused(
+                f"{argument} {shown(value)} is not an id ConnectWise can have (ids run from 1 to {MAX_ID}); give the name instead."
+            )
+        return value
+    name = " ".join(value.split())
+    if not name:
+        raise Refused(f"{argument} is empty; give a name, or leave {argument} out.")
+    if len(name) > MAX_NAME_CHARS:
+        raise Refused(
+            f"{argument} is {len(name)} characters long, but ConnectWise names have at most 50, so nothing can match; "
+            "give the name as ConnectWise shows it."
+        )
+    return value
+
+
+def moment(argument: str, value: datetime) -> datetime:
+    """`value` of `argument` if ConnectWise can take it: with a time zone, and within the dates ConnectWise
+    stores. Refused otherwise, before any request."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise Refused(f"{argument} {value.isoformat()} has no time zone; add one, e.g. 'Z' or '+02:00'.")
+    try:
+        utc = value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise Refused(
+            f"{argument} {value.isoformat()} is outside the dates ConnectWise can store "
+            f"({EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} UTC); give a date in that range."
+        )
+    return value
 
 
 def _by_name_or_id(value: str | int, *names: Callable[[Record], str | None]) -> Callable[[Record], bool]:
@@ -43,9 +121,9 @@ def _by_name_or_id(value: str | int, *names: Callable[[Record], str | None]) -> 
 
 
 def name_list(names: Sequence[str | None]) -> str:
-    shown = [name for name in names if name][:MAX_NAMES_LISTED]
-    more = len([name for name in names if name]) - len(shown)
-    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+    listed = [name for name in names if name][:MAX_NAMES_LISTED]
+    more = len([name for name in names if name]) - len(listed)
+    return ", ".join(listed) + (f" and {more} more" if more > 0 else "")
 
 
 def _active(items: Sequence[Record]) -> list[Record]:
@@ -56,7 +134,7 @@ async def board(session: TenantSession, value: str | int) -> Board:
     found, boards = await session.catalog.find(catalog.BOARDS, _by_name_or_id(value, lambda b: b.name))
     if found is None:
         raise Refused(
-            f"There is no board {value!r} in tenant {session.name}; boards: "
+            f"There is no board {shown(value)} in tenant {session.name}; boards: "
             f"{name_list([b.name for b in _active(boards)])}."
         )
     return found
@@ -68,7 +146,7 @@ async def status_on_board(session: TenantSession, board_id: int, board_name: str
     if found is None or found.inactive:
         valid = sorted(_active(statuses), key=lambda s: (s.sort_order or 0, s.id))
         raise Refused(
-            f"{value!r} is not a status of board {board_name or board_id} in tenant {session.name}; "
+            f"{shown(value)} is not a status of board {board_name or board_id} in tenant {session.name}; "
             f"valid statuses: {name_list([s.name for s in valid])}. Nothing was changed."
         )
     return found
@@ -89,7 +167,7 @@ async def priority(session: TenantSession, value: str | int) -> Priority:
     found, priorities = await session.catalog.find(catalog.PRIORITIES, _by_name_or_id(value, lambda p: p.name))
     if found is None:
         raise Refused(
-            f"There is no priority {value!r} in tenant {session.name}; priorities: {name_list([p.name for p in priorities])}."
+            f"There is no priority {shown(value)} in tenant {session.name}; priorities: {name_list([p.name for p in priorities])}."
         )
     return found
 
@@ -104,7 +182,7 @@ async def member(session: TenantSession, value: str | int) -> Member:
     found, members = await session.catalog.find(catalog.MEMBERS, _by_name_or_id(value, lambda m: m.identifier, _full_name))
     if found is None or found.inactive_flag:
         raise Refused(
-            f"There is no active member {value!r} in tenant {session.name}; give a member identifier such as "
+            f"There is no active member {shown(value)} in tenant {session.name}; give a member identifier such as "
             f"{name_list([m.identifier for m in _active(members)])}."
         )
     return found
@@ -114,7 +192,7 @@ async def work_type(session: TenantSession, value: str | int) -> WorkType:
     found, work_types = await session.catalog.find(catalog.WORK_TYPES, _by_name_or_id(value, lambda w: w.name))
     if found is None or found.inactive_flag:
         raise Refused(
-            f"There is no work type {value!r} in tenant {session.name}; work types: "
+            f"There is no work type {shown(value)} in tenant {session.name}; work types: "
             f"{name_list([w.name for w in _active(work_types)])}."
         )
     return found
@@ -127,7 +205,7 @@ async def board_named(
     found, items = await session.catalog.find(kind, _by_name_or_id(value, lambda i: i.name))
     if found is None or found.inactive_flag:
         raise Refused(
-            f"There is no {what} {value!r} on board {board_name} in tenant {session.name}; "
+            f"There is no {what} {shown(value)} on board {board_name} in tenant {session.name}; "
             f"{what}s: {name_list([i.name for i in _active(items)]) or 'none'}."
         )
     return found

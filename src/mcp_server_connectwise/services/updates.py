@@ -7,6 +7,7 @@ sub-path such as `status/name` can answer 200 without changing anything (API.md)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -62,7 +63,8 @@ class TicketUpdated(BaseModel):
 
 
 def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: strftime("%Y") does not pad years before 1000 to four digits on every platform.
+    return moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _ref_name(reference: Reference | None) -> str | None:
@@ -99,10 +101,34 @@ class _Plan:
             self.shown_after[path] = shown
 
 
-def _aware(moment: datetime, argument: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise Refused(f"{argument} {moment.isoformat()} has no time zone; add one, e.g. 'Z' or '+02:00'.")
-    return moment
+def _summary(text: str) -> str:
+    """The summary as written: hidden characters removed, whitespace collapsed; refused unless 1 to 100 characters."""
+    summary = " ".join(strip_invisible(text).split())
+    if not 0 < len(summary) <= MAX_SUMMARY_CHARS:
+        raise Refused(f"A summary must be 1 to {MAX_SUMMARY_CHARS} characters; this one has {len(summary)}.")
+    return summary
+
+
+# The fields that name a record (by name or id).
+_NAMED = ("status", "priority", "board", "owner", "type", "subtype", "item")
+
+
+def _check(changes: TicketChanges) -> None:
+    """Refuse what no ticket could take, before any request: an empty or impossible name or id, a summary
+    that is empty or too long once cleaned, a date without a zone or outside ConnectWise's range, negative
+    or non-finite hours."""
+    if changes.is_empty():
+        raise Refused("Nothing to change: give at least one field, e.g. status or priority.")
+    for name in _NAMED:
+        value = getattr(changes, name)
+        if value is not None:
+            resolve.name_or_id(name, value)
+    if changes.summary is not None:
+        _summary(changes.summary)
+    if changes.required_date is not None:
+        resolve.moment("required_date", changes.required_date)
+    if changes.budget_hours is not None and not (math.isfinite(changes.budget_hours) and changes.budget_hours >= 0):
+        raise Refused(f"budget_hours must be a number of hours, 0 or more; got {changes.budget_hours!r}.")
 
 
 async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) -> _Plan:
@@ -139,16 +165,14 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
             found = await resolve.board_named(session, kind(board_id), what, board_name, value)
             plan.set(path, {"id": found.id}, found.name, unchanged=bool(current and current.id == found.id and not moved))
     if changes.summary is not None:
-        summary = " ".join(strip_invisible(changes.summary).split())
-        if not 0 < len(summary) <= MAX_SUMMARY_CHARS:
-            raise Refused(f"A summary must be 1 to {MAX_SUMMARY_CHARS} characters; this one has {len(summary)}.")
+        summary = _summary(changes.summary)
         plan.set("summary", summary, summary, unchanged=summary == ticket.summary)
     if changes.severity is not None:
         plan.set("severity", changes.severity, changes.severity, unchanged=changes.severity == ticket.severity)
     if changes.impact is not None:
         plan.set("impact", changes.impact, changes.impact, unchanged=changes.impact == ticket.impact)
     if changes.required_date is not None:
-        due = _utc_text(_aware(changes.required_date, "required_date"))
+        due = _utc_text(resolve.moment("required_date", changes.required_date))
         plan.set("requiredDate", due, due, unchanged=_SHOWN["requiredDate"](ticket) == due)
     if changes.budget_hours is not None:
         plan.set("budgetHours", changes.budget_hours, changes.budget_hours,
@@ -157,8 +181,7 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
 
 
 async def update_ticket(session: TenantSession, ticket_id: int, changes: TicketChanges) -> TicketUpdated:
-    if changes.is_empty():
-        raise Refused("Nothing to change: give at least one field, e.g. status or priority.")
+    _check(changes)
     ticket = await read_ticket(session, ticket_id)
     plan = await _plan(session, ticket, changes)
     if not plan.operations:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from mcp_server_connectwise.services import boards
 from mcp_server_connectwise.services.boards import BoardStatuses
 from mcp_server_connectwise.tools.base import ToolCall, ToolDefinition
+from mcp_server_connectwise.tools.tickets import not_a_yes_no
 
 
 async def list_board_statuses(
     call: ToolCall,
-    board: Annotated[str | int, Field(description='Board name (any case) or id, e.g. "Service Desk".')],
+    board: Annotated[str | int, Field(description='Board name (any case) or id, e.g. "Service Desk".'),
+                     BeforeValidator(not_a_yes_no)],
 ) -> BoardStatuses:
     """List every status of a service board in board order, with id, name, closed, timeEntryNotAllowed,
     default and sort order: the names update_ticket accepts for tickets on that board.

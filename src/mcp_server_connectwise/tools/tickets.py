@@ -2,27 +2,84 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from mcp_server_connectwise.services import notes, tickets, updates
+from mcp_server_connectwise.connectwise import conditions as cw
+from mcp_server_connectwise.services import notes, resolve, tickets, updates
+from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.notes import NoteAdded, NoteType
 from mcp_server_connectwise.services.tickets import OrderBy, TicketDetails, TicketQuery, TicketSearchResult
 from mcp_server_connectwise.services.updates import Level, TicketChanges, TicketUpdated
 from mcp_server_connectwise.tools.base import ToolCall, ToolDefinition
 
-TicketId = Annotated[int, Field(ge=1, description="The ticket number, e.g. 123456.")]
+# Search text longer than this matches nothing: a ticket summary has at most 100 characters, a name at most 50.
+MAX_SEARCH_TEXT = 100
+# ConnectWise asks for URLs under ~2000 characters (API.md); host, path, fields, order and paging take ~400.
+MAX_CONDITIONS_IN_URL = 1500
+
+_NUMBER = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
+
+
+def not_a_yes_no(value: Any) -> Any:
+    """Before validation: pydantic would read a JSON true/false as the number 1/0, i.e. ticket or status 1."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number or a name, not true or false")
+    return value
+
+
+def iso_text(value: Any) -> Any:
+    """Before validation: pydantic would read a number (or a string of digits) as seconds since 1970."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO 8601 date-time with a time zone, e.g. 2026-01-31T09:00:00Z, not a number")
+    return value
+
+
+# The validators leave the input schema as it was: they only refuse what pydantic would otherwise coerce.
+TicketId = Annotated[int, Field(ge=1, description="The ticket number, e.g. 123456."), BeforeValidator(not_a_yes_no)]
 NameOrNames = str | list[str] | None
-NameOrId = str | int | None
-When = Annotated[datetime | None, Field(description="ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z.")]
+NameOrId = Annotated[str | int | None, BeforeValidator(not_a_yes_no)]
+When = Annotated[datetime | None, Field(description="ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),
+                 BeforeValidator(iso_text)]
 
 
 def _names(value: NameOrNames) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _check_search(query: TicketQuery) -> None:
+    """Refuse, before any request, a search that could match nothing or that ConnectWise could not take."""
+    for argument in ("board", "status", "priority"):
+        for name in getattr(query, argument):
+            if name.strip():  # blank names are no filter
+                resolve.name_or_id(argument, name)
+    for argument in ("company", "contact", "owner", "summary_contains"):
+        text = " ".join((getattr(query, argument) or "").split())
+        if len(text) > MAX_SEARCH_TEXT:
+            raise Refused(
+                f"{argument} is {len(text)} characters long; search text can have at most {MAX_SEARCH_TEXT} "
+                "(longer matches no ticket), so shorten it."
+            )
+    for argument in ("entered_after", "entered_before", "updated_after"):
+        if getattr(query, argument) is not None:
+            resolve.moment(argument, getattr(query, argument))
+    if query.page > resolve.MAX_ID:
+        raise Refused(f"page {resolve.shown(query.page)} is past any result; use next_page from an earlier search.")
+    try:
+        conditions = tickets.search_conditions(query)
+    except cw.UnsafeValueError:
+        return  # the search service refuses it with the reason, before any request
+    if conditions is not None and (size := len(quote(cw.serialize(conditions), safe=""))) > MAX_CONDITIONS_IN_URL:
+        raise Refused(
+            f"This search is too long for ConnectWise: its conditions take {size} characters of the URL, at most "
+            f"{MAX_CONDITIONS_IN_URL}; give fewer names or shorter text, or search in several calls."
+        )
 
 
 async def search_tickets(
@@ -39,8 +96,9 @@ async def search_tickets(
     updated_after: When = None,
     open_only: Annotated[bool, Field(description="Only tickets that are not closed.")] = True,
     order_by: OrderBy = "newest",
-    limit: Annotated[int, Field(ge=1, le=100, description="Rows per page.")] = 25,
-    page: Annotated[int, Field(ge=1, description="Page number, from next_page of an earlier call.")] = 1,
+    limit: Annotated[int, Field(ge=1, le=100, description="Rows per page."), BeforeValidator(not_a_yes_no)] = 25,
+    page: Annotated[int, Field(ge=1, description="Page number, from next_page of an earlier call."),
+                    BeforeValidator(not_a_yes_no)] = 1,
 ) -> TicketSearchResult:
     """Find service tickets by board, status, company, contact, owner, priority, summary text and dates.
 
@@ -54,6 +112,7 @@ async def search_tickets(
         owner=owner, summary_contains=summary_contains, entered_after=entered_after, entered_before=entered_before,
         updated_after=updated_after, open_only=open_only, order_by=order_by, limit=limit, page=page,
     )
+    _check_search(query)
     return await tickets.search_tickets(call.session, query)
 
 
@@ -70,7 +129,7 @@ async def get_ticket_details(
     Example: {"ticket_id": 123456}. Then use update_ticket, add_ticket_note or create_time_entry.
     """
     return await tickets.get_ticket_details(
-        call.session, ticket_id, include_notes=include_notes, include_time=include_time,
+        call.session, resolve.ticket_id(ticket_id), include_notes=include_notes, include_time=include_time,
         include_configurations=include_configurations,
     )
 
@@ -89,7 +148,7 @@ async def add_ticket_note(
 
     Example: {"ticket_id": 123456, "text": "Rebooted the printer; monitoring.", "note_type": "internal"}.
     """
-    added = await notes.add_ticket_note(call.session, ticket_id, text, note_type, notify)
+    added = await notes.add_ticket_note(call.session, resolve.ticket_id(ticket_id), text, note_type, notify)
     call.wrote("note", added.note_id, ticket_id=ticket_id, note_type=note_type, notify=notify)
     return added
 
@@ -108,7 +167,7 @@ async def update_ticket(
     severity: Level | None = None,
     impact: Level | None = None,
     required_date: When = None,
-    budget_hours: Annotated[float | None, Field(ge=0, description="Budgeted hours.")] = None,
+    budget_hours: Annotated[float | None, Field(ge=0, description="Budgeted hours."), BeforeValidator(not_a_yes_no)] = None,
 ) -> TicketUpdated:
     """Change fields of a service ticket: status, priority, board, owner, summary, type, subtype, item,
     severity, impact, required date, budget hours.
@@ -121,7 +180,7 @@ async def update_ticket(
         status=status, priority=priority, board=board, owner=owner, summary=summary, type=type, subtype=subtype,
         item=item, severity=severity, impact=impact, required_date=required_date, budget_hours=budget_hours,
     )
-    updated = await updates.update_ticket(call.session, ticket_id, changes)
+    updated = await updates.update_ticket(call.session, resolve.ticket_id(ticket_id), changes)
     if updated.patched:
         call.wrote("ticket", ticket_id, fields=[change.field for change in updated.changes])
     return updated

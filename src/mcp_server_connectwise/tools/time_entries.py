@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from mcp_server_connectwise.services import time_entries
+from mcp_server_connectwise.services import resolve, time_entries
+from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.time_entries import BillableOption, TimeEntryCreated, TimeEntryRequest
 from mcp_server_connectwise.tools.base import ToolCall, ToolDefinition
-from mcp_server_connectwise.tools.tickets import TicketId
+from mcp_server_connectwise.tools.tickets import TicketId, iso_text, not_a_yes_no
+
+
+def _check(start: datetime, end: datetime | None, hours: float | None, member: str | None,
+           work_type: str | None) -> None:
+    """Refuse, before any request, times ConnectWise cannot store and names that can match nothing."""
+    resolve.moment("start", start)
+    if end is not None:
+        resolve.moment("end", end)
+    if hours is not None:
+        try:
+            ends = start.astimezone(timezone.utc) + timedelta(hours=hours)
+        except OverflowError:
+            ends = None
+        if ends is None or ends > resolve.LATEST:
+            raise Refused(
+                f"start {start.isoformat()} plus {hours:g} hours ends after {resolve.LATEST:%Y-%m-%d}, the last date "
+                "ConnectWise can store; check start."
+            )
+    for argument, value in (("member", member), ("work_type", work_type)):
+        if value is not None:
+            resolve.name_or_id(argument, value)
 
 
 async def create_time_entry(
     call: ToolCall,
     ticket_id: TicketId,
-    start: Annotated[datetime, Field(description="When the work started, ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z.")],
-    end: Annotated[datetime | None, Field(description="When it ended, with a time zone. Give end or hours.")] = None,
-    hours: Annotated[float | None, Field(gt=0, le=24, description="Hours worked from start, instead of end.")] = None,
+    start: Annotated[datetime, Field(description="When the work started, ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),
+                     BeforeValidator(iso_text)],
+    end: Annotated[datetime | None, Field(description="When it ended, with a time zone. Give end or hours."),
+                   BeforeValidator(iso_text)] = None,
+    hours: Annotated[float | None, Field(gt=0, le=24, description="Hours worked from start, instead of end."),
+                     BeforeValidator(not_a_yes_no)] = None,
     notes: Annotated[str | None, Field(description="What was done (customer-visible on invoices).")] = None,
     member: Annotated[str | None, Field(description="Member identifier to log for; default: the tenant's configured member.")] = None,
     work_type: Annotated[str | None, Field(description='Work type name, e.g. "Remote Support".')] = None,
@@ -30,9 +55,10 @@ async def create_time_entry(
     Refused when the ticket's status does not allow time entries. Give end or hours.
     Example: {"ticket_id": 123456, "start": "2026-01-31T09:00:00+01:00", "hours": 0.5, "notes": "Reset the VPN token."}.
     """
+    _check(start, end, hours, member, work_type)
     request = TimeEntryRequest(
-        ticket_id=ticket_id, start=start, end=end, hours=hours, notes=notes, member=member, work_type=work_type,
-        billable_option=billable_option, internal_notes=internal_notes,
+        ticket_id=resolve.ticket_id(ticket_id), start=start, end=end, hours=hours, notes=notes, member=member,
+        work_type=work_type, billable_option=billable_option, internal_notes=internal_notes,
     )
     created = await time_entries.create_time_entry(call.session, request)
     call.wrote("time_entry", created.time_entry_id, ticket_id=ticket_id, hours=created.hours)
