@@ -51,7 +51,7 @@ def expressible(text: str) -> bool:
 
 safe_text = st.text(max_size=40).filter(expressible)
 datetimes = st.datetimes(
-    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(timezone.utc)
 ).map(lambda d: d.replace(microsecond=0))
 values = st.one_of(
     safe_text,

@@ -360,7 +360,8 @@ class AppConfig(BaseModel):
         try:
             return self.tenants[name]
         except KeyError:
-            raise ConfigError(f"unknown tenant {name!r}; {self._known()}") from None
+            shown = repr(name[:60]) + ("..." if len(name) > 60 else "")  # a caller may send any length
+            raise ConfigError(f"unknown tenant {shown}; {self._known()}") from None
 
 
 def config_path(explicit: str | os.PathLike[str] | None) -> Path:

@@ -272,6 +272,11 @@ class ConnectWiseClient:
             started = time.perf_counter()
             try:
                 response = await self._http.request(method, url, params=params, json=json, headers=headers)
+            except httpx2.InvalidURL:
+                # Raised before anything is sent, e.g. conditions too long for a URL.
+                raise ConnectWiseError(
+                    "the request is too long to send as a URL; narrow the conditions", method=method, path=path
+                ) from None
             except httpx2.TransportError as exc:
                 self._record(method, path, None, started, attempt)
                 sent = not isinstance(exc, _NEVER_SENT)
@@ -313,7 +318,10 @@ class ConnectWiseClient:
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, status or "no answer", elapsed_ms, attempt)
         if self._on_request is not None:
-            self._on_request(RequestRecord(method, path, status, elapsed_ms, attempt))
+            try:
+                self._on_request(RequestRecord(method, path, status, elapsed_ms, attempt))
+            except Exception:  # a broken observer must not turn a request that happened into a failure
+                logger.exception("on_request hook failed for %s %s", method, path)
 
     async def _call(
         self, method: str, path: str, *, idempotent: bool, params: dict[str, Any] | None = None, json: Any = None

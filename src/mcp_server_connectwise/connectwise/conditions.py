@@ -74,7 +74,10 @@ def _normalize_value(value: object) -> Value:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise UnsafeValueError(f"The date-time {value.isoformat()} has no time zone; give one, e.g. 'Z' or '+02:00'.")
-        return value.astimezone(timezone.utc).replace(microsecond=0)
+        try:
+            return value.astimezone(timezone.utc).replace(microsecond=0)
+        except OverflowError:
+            raise UnsafeValueError(f"The date-time {value.isoformat()} is outside the calendar in UTC.") from None
     if isinstance(value, str):
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
             raise UnsafeValueError("Search text cannot contain control characters such as line breaks or tabs.")
@@ -237,7 +240,7 @@ def _literal(value: Value) -> str:
         text = format(Decimal(repr(value)), "f")
         return text if "." in text else text + ".0"
     if isinstance(value, datetime):
-        return "[" + value.strftime("%Y-%m-%dT%H:%M:%SZ") + "]"
+        return "[" + value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z]"
     quote = "'" if '"' in value else '"'
     return f"{quote}{value}{quote}"
 

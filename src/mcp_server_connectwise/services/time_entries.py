@@ -67,16 +67,18 @@ def work_period(request: TimeEntryRequest) -> tuple[datetime, datetime]:
         raise Refused(f"start {request.start.isoformat()} has no time zone; add one, e.g. 2026-01-31T09:00:00Z or +02:00.")
     if (request.end is None) == (request.hours is None):
         raise Refused("Give either end or hours (not both, not neither).")
-    start = request.start.astimezone(timezone.utc).replace(microsecond=0)
-    if request.end is not None:
-        if not _has_zone(request.end):
-            raise Refused(f"end {request.end.isoformat()} has no time zone; add one, e.g. 2026-01-31T10:30:00Z or +02:00.")
-        end = request.end.astimezone(timezone.utc).replace(microsecond=0)
-    else:
-        if not 0 < request.hours <= 24:
-            raise Refused(f"hours must be more than 0 and at most 24; got {request.hours:g}.")
-        end = start + timedelta(hours=request.hours)
-        end = end.replace(microsecond=0)
+    if request.end is not None and not _has_zone(request.end):
+        raise Refused(f"end {request.end.isoformat()} has no time zone; add one, e.g. 2026-01-31T10:30:00Z or +02:00.")
+    if request.hours is not None and not 0 < request.hours <= 24:
+        raise Refused(f"hours must be more than 0 and at most 24; got {request.hours:g}.")
+    try:
+        start = request.start.astimezone(timezone.utc).replace(microsecond=0)
+        if request.end is not None:
+            end = request.end.astimezone(timezone.utc).replace(microsecond=0)
+        else:
+            end = (start + timedelta(hours=request.hours)).replace(microsecond=0)
+    except OverflowError:
+        raise Refused("The time entry's start or end falls outside the calendar; check the dates.") from None
     if end <= start:
         raise Refused(f"end ({_utc_text(end)}) must be after start ({_utc_text(start)}).")
     if end - start > MAX_DURATION:
