@@ -1,4 +1,5 @@
-"""Running the server: loopback-only HTTP/SSE, the demo's announcement, and both network transports for real."""
+"""Running the server: what `serve` and `demo` need before they listen, the demo's announcement, and both network
+transports for real, with bearer tokens."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx2
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_server_connectwise.config import ConfigError
+from mcp_server_connectwise.http_auth import hash_token, new_token
 from mcp_server_connectwise.server import _demo_banner, run_demo, run_serve
 
 
@@ -25,12 +30,35 @@ def args(**values) -> argparse.Namespace:
     return argparse.Namespace(**(defaults | values))
 
 
-@pytest.mark.parametrize("run", [run_serve, run_demo])
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "example.com"])
-def test_network_transports_refuse_a_non_loopback_host_in_one_line(run, host, capsys):
-    assert run(args(transport="http", host=host)) == 2
+def test_the_demo_refuses_a_non_loopback_host_in_one_line(host, capsys):
+    assert run_demo(args(transport="http", host=host)) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"refusing to listen on {host}" in err and "loopback only" in err
+
+
+def write_config(tmp_path: Path, http: str = "") -> Path:
+    config = tmp_path / "tenants.toml"
+    config.write_text(
+        f'{http}\n[tenants.acme]\ncompany_id = "acme"\nclient_id = "x"\nsite = "api-na.myconnectwise.net"\n'
+    )
+    return config
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+def test_serve_over_the_network_needs_principals(tmp_path, transport):
+    config = write_config(tmp_path)
+    with pytest.raises(ConfigError, match=r"no \[http.principals\] are configured: create one with "
+                                          r"`mcp-server-connectwise tokens create NAME --tenants a,b`"):
+        run_serve(args(config=str(config), transport=transport))
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "example.com"])
+def test_serve_beyond_loopback_needs_allowed_hosts_and_origins(tmp_path, host):
+    principal = f'[http.principals.alice]\ntoken_sha256 = "{"a" * 64}"\ntenants = ["acme"]\n'
+    config = write_config(tmp_path, principal)
+    with pytest.raises(ConfigError, match=f"binding {host} exposes the server beyond this machine"):
+        run_serve(args(config=str(config), transport="http", host=host))
 
 
 def test_serve_names_an_unknown_default_tenant_at_start(tmp_path):
@@ -57,11 +85,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_demo(tmp_path: Path, transport: str) -> tuple[subprocess.Popen, int]:
+def start(tmp_path: Path, transport: str, *command: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mcp_server_connectwise", "demo", "--transport", transport, "--port", str(port),
-         "--audit-path", str(tmp_path / "audit.jsonl")],
+        [sys.executable, "-m", "mcp_server_connectwise", *command, "--transport", transport, "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
@@ -74,23 +101,58 @@ def start_demo(tmp_path: Path, transport: str) -> tuple[subprocess.Popen, int]:
                 raise AssertionError(process.stderr.read().decode())
             time.sleep(0.1)
     process.kill()
-    raise AssertionError("the demo did not start listening")
+    raise AssertionError("the server did not start listening")
 
 
-@pytest.mark.parametrize(("transport", "path", "connect"), [
-    ("http", "/mcp", streamable_http_client),
-    ("sse", "/sse", sse_client),
-])
-async def test_the_demo_serves_over_the_network_transports(tmp_path, transport, path, connect):
-    process, port = start_demo(tmp_path, transport)
+def stop(process: subprocess.Popen) -> str:
+    """Stop the server; its stderr."""
+    process.terminate()
+    return process.communicate(timeout=10)[1].decode()
+
+
+@asynccontextmanager
+async def connected(transport: str, url: str, token: str) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if transport == "sse":
+        async with Client(sse_client(url, headers=headers)) as client:
+            yield client
+        return
+    async with httpx2.AsyncClient(headers=headers) as http, Client(streamable_http_client(url, http_client=http)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(("transport", "path"), [("http", "/mcp"), ("sse", "/sse")])
+async def test_the_demo_serves_over_the_network_transports_with_its_own_token(tmp_path, transport, path):
+    process, port = start(tmp_path, transport, "demo", "--audit-path", str(tmp_path / "audit.jsonl"))
     try:
-        async with Client(connect(f"http://127.0.0.1:{port}{path}")) as client:
+        token = process.stdout.readline().decode().strip()
+        url = f"http://127.0.0.1:{port}{path}"
+        async with httpx2.AsyncClient() as raw:
+            assert (await raw.get(url)).status_code == 401
+        async with connected(transport, url, token) as client:
             tools = (await client.list_tools()).tools
             result = await client.call_tool("search_tickets", {"limit": 1})
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stderr = stop(process)
+    assert token.startswith("cwmcp_") and token not in stderr
     assert len(tools) == 6
     assert result.is_error is False and len(result.structured_content["tickets"]) == 1
     [line] = [json.loads(text) for text in (tmp_path / "audit.jsonl").read_text().splitlines()]
-    assert line["tool"] == "search_tickets" and line["principal"].startswith(f"{transport}:")
+    assert line["tool"] == "search_tickets" and line["principal"] == "demo"
+
+
+async def test_serve_read_only_over_http_lists_no_write_tool_and_needs_the_token(tmp_path):
+    token = new_token()
+    principal = f'[http.principals.alice]\ntoken_sha256 = "{hash_token(token)}"\ntenants = ["acme"]\n'
+    config = write_config(tmp_path, f'[audit]\npath = "audit.jsonl"\n{principal}')
+    process, port = start(tmp_path, "http", "serve", "--config", str(config), "--read-only")
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        async with httpx2.AsyncClient(headers={"Authorization": "Bearer wrong"}) as wrong:
+            assert (await wrong.post(url, json={})).status_code == 401
+        async with connected("http", url, token) as client:
+            tools = (await client.list_tools()).tools
+    finally:
+        stderr = stop(process)
+    assert {tool.name for tool in tools} == {"search_tickets", "get_ticket_details", "list_board_statuses"}
+    assert "http://127.0.0.1:" in stderr and token not in stderr and hash_token(token) not in stderr

@@ -41,18 +41,28 @@ async def test_without_a_default_a_call_must_name_its_tenant(tmp_path):
 
 
 async def test_a_read_only_tenant_refuses_writes_by_name_before_any_request(tmp_path):
-    harness = make_harness(tmp_path, {"acme": {"read_only": True}})
+    harness = make_harness(tmp_path, {"acme": {"read_only": True}, "globex": {}})
     async with harness.client() as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
         results = [await client.call_tool(name, args) for name, args in WRITE_CALLS]
         read = await client.call_tool("list_board_statuses", {"board": "Alerts"})
-    assert len(tools) == 6  # the tools stay: another tenant may allow writes
+    assert len(tools) == 6  # the write tools stay listed: globex allows them
     for (name, _), result in zip(WRITE_CALLS, results):
         assert result.is_error
         assert f"Tenant acme is read-only, so {name} is not allowed there; nothing was sent." in result.content[0].text
     assert read.is_error is False
     assert {r["method"] for r in harness.requests()} == {"GET"}
     assert [line["outcome"] for line in harness.audit()] == ["refused", "refused", "refused", "ok"]
+
+
+async def test_when_every_tenant_is_read_only_no_write_tool_is_listed(tmp_path):
+    harness = make_harness(tmp_path, {"acme": {"read_only": True}})
+    async with harness.client() as client:
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+        result = await client.call_tool("add_ticket_note", {"ticket_id": 1001, "text": "hi"})
+    assert tools == {"search_tickets", "get_ticket_details", "list_board_statuses"}
+    assert result.is_error and harness.requests() == []
+    assert harness.audit()[-1]["outcome"] == "refused" and harness.audit()[-1]["error"] == "no such tool"
 
 
 async def test_a_read_only_server_offers_only_the_reads(tmp_path):

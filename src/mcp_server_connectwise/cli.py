@@ -29,7 +29,7 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 def _add_http(p: argparse.ArgumentParser, default_port: int) -> None:
     p.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio",
                    help="stdio (default), sse (older clients) or http (streamable HTTP at /mcp)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address for sse/http (loopback only)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address for sse/http (default 127.0.0.1; any other needs [http] allowed_hosts and allowed_origins)")
     p.add_argument("--port", type=int, default=default_port, help=f"port for sse/http (default {default_port})")
 
 

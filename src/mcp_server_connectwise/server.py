@@ -1,5 +1,8 @@
 """The MCP server: tenants, tools, audit and lifespan in `build_server`; `serve` and `demo` run it on a transport.
 
+Over HTTP and SSE (`build_network_app`) every request needs a bearer token of a configured principal, Host and
+Origin are checked, and request bodies are capped; a call runs as the token's principal, within its tenants.
+
 Logging goes to stderr only: on stdio, stdout is the protocol wire.
 """
 
@@ -7,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import ipaddress
 import json
 import logging
 import shlex
@@ -18,19 +20,38 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
+import anyio
 import httpx2
+import uvicorn
 from mcp.server import MCPServer
+from starlette.applications import Starlette
 
 from mcp_server_connectwise import __version__
 from mcp_server_connectwise.audit import AuditLog
-from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig, load_config
+from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal, TenantConfig, load_config
 from mcp_server_connectwise.connectwise import ApiCredentials
+from mcp_server_connectwise.http_auth import (
+    PrincipalTokenVerifier,
+    auth_settings,
+    hash_token,
+    is_loopback,
+    new_token,
+    transport_security,
+)
 from mcp_server_connectwise.secrets import KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS
 from mcp_server_connectwise.services.tenancy import Tenants
 from mcp_server_connectwise.tools import ALL_TOOLS
-from mcp_server_connectwise.tools.base import AuditRejectedCalls, ToolRuntime, bind, select_tools
+from mcp_server_connectwise.tools.base import (
+    AuditRejectedCalls,
+    ToolRuntime,
+    bind,
+    check_tool_allowlists,
+    offered_by_some_tenant,
+    select_tools,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +71,24 @@ INSTRUCTIONS = (
 )
 
 
+@dataclass(frozen=True)
+class Listener:
+    """Where a network transport listens. Its clients must present a bearer token of a configured principal."""
+
+    transport: Literal["http", "sse"]
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @property
+    def path(self) -> str:
+        return "/mcp" if self.transport == "http" else "/sse"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.path}"
+
+
 @dataclass
 class AppState:
     """What the lifespan owns: the tenants' clients (closed when the last session ends) and the audit file."""
@@ -66,6 +105,7 @@ def build_server(
     toolsets: Collection[str] | None = None,
     default_tenant: str | None = None,
     principal: str = "local",
+    listener: Listener | None = None,
     transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
     credentials: Mapping[str, ApiCredentials] | None = None,
     key_store: KeyStore | None = None,
@@ -74,19 +114,29 @@ def build_server(
     """The MCP server for the tenants of `app_config`.
 
     `read_only` removes every write tool (it wins over `toolsets`, which selects tool groups: tickets, time,
-    boards). A tenant's own `read_only` keeps the tools but refuses writes to it. `principal` names who is
-    calling in the audit. `transports` and `credentials` (per tenant name) replace the network and the
-    keyring, for the demo and tests; clients are otherwise made on first use from the config and `key_store`.
+    boards, and over every tenant's `tools`). A tool is listed when some tenant can run it (its `tools`
+    allowlist has it, and it is a read or the tenant is not read-only); another tenant refuses it by name.
+    `principal` names the caller in the audit on stdio and in memory. With `listener`, every request needs a
+    bearer token of a principal in `app_config.http` instead, and runs as that principal, within its tenants
+    (serve it with `build_network_app`). `transports` and `credentials` (per tenant name) replace the network
+    and the keyring, for the demo and tests; clients are otherwise made on first use from the config and
+    `key_store`. Config problems raise ConfigError.
     """
+    where = f"{app_config.path}: " if app_config.path else ""
+    check_tool_allowlists(app_config.tenants.values(), [definition.name for definition in ALL_TOOLS], where=where)
+    auth: dict[str, Any] = {}
+    if listener is not None:
+        auth = dict(token_verifier=PrincipalTokenVerifier(app_config.http, config_path=app_config.path),
+                    auth=auth_settings(listener.host, listener.port, listener.path))
     tenants = Tenants(
         app_config, default_tenant=default_tenant, key_store=key_store, credentials=credentials,
         transports=transports, cache_ttl=cache_ttl, read_only=read_only,
     )
-    state = AppState(tenants=tenants, audit=AuditLog(app_config.audit.path))
+    state = AppState(tenants=tenants, audit=AuditLog(app_config.audit.path, max_bytes=app_config.audit.max_bytes))
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer) -> AsyncIterator[AppState]:
-        # The SDK enters this once per process on stdio and HTTP, but once per connection in memory.
+        # The SDK enters this once per process on stdio and HTTP, but once per connection in memory and on SSE.
         state.sessions += 1
         try:
             yield state
@@ -96,12 +146,12 @@ def build_server(
                 await state.tenants.aclose()
                 state.audit.close()
 
-    definitions = select_tools(ALL_TOOLS, toolsets=toolsets, read_only=read_only)
-    runtime = ToolRuntime(tenants, state.audit, principal, definitions)
+    definitions = offered_by_some_tenant(select_tools(ALL_TOOLS, toolsets=toolsets, read_only=read_only), tenants)
+    runtime = ToolRuntime(tenants, state.audit, None if listener else principal, definitions)
     # The SDK sends logging to stderr (stdout is the stdio wire). httpx2's request lines would log search
     # conditions - customer names - at INFO, so they are kept to warnings.
     server = MCPServer(SERVER_NAME, version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
-                       middleware=[AuditRejectedCalls(runtime)])
+                       middleware=[AuditRejectedCalls(runtime)], **auth)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     for definition in definitions:
         server.add_tool(bind(definition, runtime), name=definition.name, title=definition.title,
@@ -109,16 +159,23 @@ def build_server(
     return server
 
 
+def build_network_app(app_config: AppConfig, listener: Listener, **options: Any) -> Starlette:
+    """The ASGI app serving `build_server(app_config, listener=listener, **options)` on `listener`.
+
+    Bearer tokens are required (no [http.principals]: ConfigError); Host and Origin are checked, and a
+    non-loopback bind needs [http] allowed_hosts and allowed_origins (else ConfigError); bodies are capped.
+    """
+    server = build_server(app_config, listener=listener, **options)
+    security = transport_security(listener.host, app_config.http, config_path=app_config.path)
+    body_cap = app_config.http.max_request_body_bytes
+    if listener.transport == "http":
+        return server.streamable_http_app(streamable_http_path=listener.path, host=listener.host,
+                                          transport_security=security, max_request_body_size=body_cap)
+    return server.sse_app(sse_path=listener.path, host=listener.host, transport_security=security,
+                          max_request_body_size=body_cap)
+
+
 # --- running -------------------------------------------------------------------------------------------
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _os_user() -> str:
@@ -128,61 +185,62 @@ def _os_user() -> str:
         return "unknown"
 
 
-def _refuse_host(args: argparse.Namespace) -> bool:
-    if args.transport != "stdio" and not _is_loopback(args.host):
-        print(
-            f"{PROGRAM}: refusing to listen on {args.host}: until HTTP authentication exists, sse and http bind "
-            "loopback only (127.0.0.1, ::1 or localhost)",
-            file=sys.stderr,
-        )
-        return True
-    return False
-
-
-def _run(server: MCPServer, args: argparse.Namespace) -> None:
-    if args.transport == "stdio":
-        server.run()
-    elif args.transport == "http":
-        server.run("streamable-http", host=args.host, port=args.port, streamable_http_path="/mcp")
-    else:
-        server.run("sse", host=args.host, port=args.port)
+def _listen(app: Starlette, listener: Listener) -> None:
+    # log_config=None: uvicorn's lines go through our (stderr) logging rather than its own stdout handler.
+    config = uvicorn.Config(app, host=listener.host, port=listener.port, log_config=None, log_level="info")
+    anyio.run(uvicorn.Server(config).serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """`serve`: the configured tenants over stdio, SSE or streamable HTTP. Config problems raise ConfigError."""
-    if _refuse_host(args):
-        return 2
     config = load_config(args.config)
-    server = build_server(
-        config, read_only=args.read_only, default_tenant=args.tenant, principal=f"{args.transport}:{_os_user()}"
-    )
-    logger.info("serving %d tenant(s) over %s; audit log %s", len(config.tenants), args.transport, config.audit.path)
-    _run(server, args)
+    options: dict[str, Any] = dict(read_only=args.read_only, default_tenant=args.tenant)
+    if args.transport == "stdio":
+        server = build_server(config, principal=f"stdio:{_os_user()}", **options)
+        logger.info("serving %d tenant(s) over stdio; audit log %s", len(config.tenants), config.audit.path)
+        server.run()
+        return 0
+    listener = Listener(args.transport, args.host, args.port)
+    app = build_network_app(config, listener, **options)
+    logger.info("serving %d tenant(s) at %s to %d principal(s); audit log %s",
+                len(config.tenants), listener.url, len(config.http.principals), config.audit.path)
+    _listen(app, listener)
     return 0
 
 
-def _demo_config(audit_path: Path) -> AppConfig:
+def _demo_config(audit_path: Path, http: HttpConfig | None = None) -> AppConfig:
     from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL, SandboxSettings
 
     tenant = TenantConfig(
         name=DEMO_TENANT, company_id=SandboxSettings().company, client_id=DEMO_CLIENT_ID,
         base_url=SANDBOX_BASE_URL, member=DEMO_MEMBER,
     )
-    return AppConfig(default_tenant=DEMO_TENANT, audit=AuditConfig(path=audit_path), tenants={DEMO_TENANT: tenant})
+    return AppConfig(default_tenant=DEMO_TENANT, audit=AuditConfig(path=audit_path), http=http or HttpConfig(),
+                     tenants={DEMO_TENANT: tenant})
 
 
-def build_demo_server(audit_path: Path, *, principal: str = "local") -> MCPServer:
-    """The server with one tenant, `demo`, answered by the in-process sandbox: no network, no keys."""
+def _demo_sandbox() -> dict[str, Any]:
+    """build_server options answering tenant `demo` from a fresh in-process sandbox: no network, no keys."""
     from mcp_server_connectwise.sandbox import create_app
     from mcp_server_connectwise.sandbox.settings import SandboxSettings
 
     settings = SandboxSettings()
-    return build_server(
-        _demo_config(audit_path),
-        principal=principal,
+    return dict(
         transports={DEMO_TENANT: httpx2.ASGITransport(app=create_app(settings))},
         credentials={DEMO_TENANT: ApiCredentials(settings.public_key, settings.private_key)},
     )
+
+
+def build_demo_server(audit_path: Path, *, principal: str = "local") -> MCPServer:
+    """The server with one tenant, `demo`, answered by the in-process sandbox: no network, no keys."""
+    return build_server(_demo_config(audit_path), principal=principal, **_demo_sandbox())
+
+
+def build_demo_app(audit_path: Path, listener: Listener, token: str) -> Starlette:
+    """The demo over HTTP or SSE: like `serve`, it needs a bearer token, here `token` of principal `demo`."""
+    principal = Principal(name=DEMO_TENANT, token_sha256=hash_token(token), tenants=(DEMO_TENANT,))
+    config = _demo_config(audit_path, HttpConfig(principals={DEMO_TENANT: principal}))
+    return build_network_app(config, listener, **_demo_sandbox())
 
 
 def _launch_command() -> list[str]:
@@ -206,24 +264,39 @@ def _demo_banner(args: argparse.Namespace, audit_path: Path) -> str:
             f"npx @modelcontextprotocol/inspector --cli --method tools/list -- {shlex.join([*command, 'demo'])}",
         ]
     else:
-        path = "/mcp" if args.transport == "http" else "/sse"
-        url = f"http://{args.host}:{args.port}{path}"
+        url = Listener(args.transport, args.host, args.port).url
         lines += [
-            f"Listening at {url}",
-            f"MCP Inspector: npx @modelcontextprotocol/inspector --cli {url} --method tools/list",
+            f"Listening at {url}; every request needs the bearer token printed on stdout: "
+            "send `Authorization: Bearer TOKEN`.",
+            f"MCP Inspector: npx @modelcontextprotocol/inspector --cli {url} --method tools/list "
+            '--header "Authorization: Bearer TOKEN"',
         ]
     return "\n".join(lines)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """`demo`: the server over the sandbox, announcing on stderr what it is and how to connect."""
-    if _refuse_host(args):
+    """`demo`: the server over the sandbox, announcing on stderr what it is and how to connect.
+
+    Over HTTP/SSE it binds loopback only and mints a bearer token, printed once on stdout (as `tokens create`
+    does): there is no unauthenticated network mode, even for made-up data."""
+    if args.transport != "stdio" and not is_loopback(args.host):
+        print(f"{PROGRAM}: refusing to listen on {args.host}: the demo binds loopback only (127.0.0.1, ::1 or "
+              "localhost); use `serve` with [http] allowed_hosts and allowed_origins to listen beyond this machine",
+              file=sys.stderr)
         return 2
     if args.audit_path:
         audit_path = Path(args.audit_path).expanduser().absolute()
     else:
         audit_path = Path(tempfile.mkstemp(prefix="connectwise-demo-audit-", suffix=".jsonl")[1])
-    server = build_demo_server(audit_path, principal=f"{args.transport}:{_os_user()}")
+    if args.transport == "stdio":
+        server = build_demo_server(audit_path, principal=f"stdio:{_os_user()}")
+        print(_demo_banner(args, audit_path), file=sys.stderr, flush=True)
+        server.run()
+        return 0
+    listener = Listener(args.transport, args.host, args.port)
+    token = new_token()
+    app = build_demo_app(audit_path, listener, token)
     print(_demo_banner(args, audit_path), file=sys.stderr, flush=True)
-    _run(server, args)
+    print(token, flush=True)
+    _listen(app, listener)
     return 0

@@ -88,6 +88,10 @@ class Tenants:
     def is_read_only(self, tenant: TenantConfig) -> bool:
         return self.read_only or tenant.read_only
 
+    def allows(self, tenant: TenantConfig, tool: str) -> bool:
+        """Whether the tenant's `tools` allowlist (none: every tool) lets `tool` run for it."""
+        return tenant.tools is None or tool in tenant.tools
+
     def session(self, tenant: TenantConfig) -> TenantSession:
         """The tenant's session, creating its client on first use."""
         session = self._sessions.get(tenant.name)

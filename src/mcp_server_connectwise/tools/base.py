@@ -1,29 +1,37 @@
-"""Tool definitions as data, and the one place a tool call is run: tenant, read-only refusal, audit, errors.
+"""Tool definitions as data, and the one place a tool call is run: caller, tenant, refusals, audit, errors.
 
 A domain module (tickets.py, time.py, boards.py) writes each tool as a plain handler
 `async def name(call: ToolCall, <arguments>) -> ResultModel` with a docstring, and describes it with a
 `ToolDefinition` (title, toolset, honest annotations, which arguments are free text). `bind` turns a
 definition into the function the SDK registers: the handler's arguments plus `tenant`, returning a
 `CallToolResult` with the model as structured content and an `_meta` integrity label.
+
+Before a tool sends anything, `ToolRuntime.run` refuses, in this order: a tenant outside the caller's list
+(HTTP/SSE principals), an unknown tenant, a tool outside the tenant's `tools` allowlist, a write to a
+read-only tenant, and any write while the audit log cannot be written.
 """
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from mcp_server_connectwise.audit import AuditEntry, AuditLog, audit_arguments
+from mcp_server_connectwise.audit import AuditEntry, AuditLog, AuditUnavailable, audit_arguments
+from mcp_server_connectwise.config import ConfigError, TenantConfig
 from mcp_server_connectwise.connectwise import ConnectWiseError
+from mcp_server_connectwise.http_auth import TenantNotAllowed, check_tenant_allowed, principal_tenants
 from mcp_server_connectwise.services.errors import Refused, ServiceError, explain
 from mcp_server_connectwise.services.tenancy import TenantSession, Tenants, collect_requests
 
@@ -93,6 +101,41 @@ def select_tools(
     ]
 
 
+def check_tool_allowlists(tenants: Iterable[TenantConfig], known: Collection[str], *, where: str = "") -> None:
+    """A `ConfigError` at start-up for a tool name in some tenant's `tools` that is no tool of this server."""
+    for tenant in tenants:
+        for name in tenant.tools or ():
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ConfigError(
+                    f"{where}tenant '{tenant.name}': key 'tools': {name!r} is not a tool{hint}; "
+                    f"the tools are: {', '.join(sorted(known))}"
+                )
+
+
+def offered_by_some_tenant(definitions: Sequence[ToolDefinition], tenants: Tenants) -> list[ToolDefinition]:
+    """The tools some served tenant can run: in its allowlist, and a read unless the tenant is read-only.
+
+    tools/list is the same for every caller; a tool listed for one tenant is refused by name for another."""
+    return [
+        definition
+        for definition in definitions
+        if any(
+            tenants.allows(tenant, definition.name) and (definition.read_only or not tenants.is_read_only(tenant))
+            for tenant in tenants.config.tenants.values()
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who makes a call: a principal (named in the audit) and the tenants it may use (None: every tenant)."""
+
+    principal: str
+    tenants: frozenset[str] | None
+
+
 def to_result(model: BaseModel, *, untrusted: bool) -> CallToolResult:
     payload = model.model_dump(mode="json", exclude_none=True)
     # Compact JSON: every byte here is read by the model.
@@ -105,28 +148,41 @@ def to_result(model: BaseModel, *, untrusted: bool) -> CallToolResult:
 
 
 class ToolRuntime:
-    """Runs tool calls for a set of tenants and writes each one to the audit log before answering."""
+    """Runs tool calls for a set of tenants and writes each one to the audit log before answering.
 
-    def __init__(self, tenants: Tenants, audit: AuditLog, principal: str,
+    `principal` is the fixed caller of stdio and in-memory sessions (the user who started the server), who
+    may use every tenant. None means every call must come with a verified bearer token (HTTP/SSE), whose
+    principal is the caller, limited to its tenants.
+    """
+
+    def __init__(self, tenants: Tenants, audit: AuditLog, principal: str | None,
                  definitions: Sequence[ToolDefinition] = ()) -> None:
         self.tenants = tenants
         self.audit = audit
         self.principal = principal
         self._definitions = {definition.name: definition for definition in definitions}
 
+    def caller(self) -> Caller:
+        access = get_access_token()
+        if access is not None:
+            return Caller(access.client_id, principal_tenants(access))
+        if self.principal is None:
+            # The SDK refuses unauthenticated requests (401) before a tool runs; refuse rather than trust.
+            return Caller("unauthenticated", frozenset())
+        return Caller(self.principal, None)
+
     async def run(self, definition: ToolDefinition, arguments: dict[str, Any]) -> CallToolResult:
         started = time.perf_counter()
+        caller = self.caller()
         tenant_name = arguments.pop("tenant", None)
+        if tenant_name is None:
+            tenant_name = self.tenants.config.default_tenant  # so that a refusal's audit line names it too
         call: ToolCall | None = None
         outcome, error, result = "ok", None, None
         with collect_requests() as requests:
             try:
-                tenant = self.tenants.resolve(tenant_name)
+                tenant = self._permitted_tenant(caller, definition, tenant_name)
                 tenant_name = tenant.name
-                if not definition.read_only and self.tenants.is_read_only(tenant):
-                    raise Refused(
-                        f"Tenant {tenant.name} is read-only, so {definition.name} is not allowed there; nothing was sent."
-                    )
                 call = ToolCall(self.tenants.session(tenant))
                 result = await definition.handler(call, **arguments)
             except ServiceError as exc:
@@ -136,18 +192,47 @@ class ToolRuntime:
                 outcome, error = explained.outcome, str(explained)
             except Exception:
                 # A bug: audited without details; the SDK logs the traceback and tells the model nothing more.
-                self._audit(definition, tenant_name, arguments, "error", "internal error", started, requests, call)
+                self._audit(caller, definition, tenant_name, arguments, "error", "internal error", started, requests,
+                            call)
                 raise
-        self._audit(definition, tenant_name, arguments, outcome, error, started, requests, call)
+        self._audit(caller, definition, tenant_name, arguments, outcome, error, started, requests, call)
         if error is not None:
             raise ToolError(error)
         return to_result(result, untrusted=definition.untrusted_output)
 
-    def _audit(self, definition: ToolDefinition, tenant: str | None, arguments: dict[str, Any], outcome: str,
-               error: str | None, started: float, requests: list, call: ToolCall | None) -> None:
+    def _permitted_tenant(self, caller: Caller, definition: ToolDefinition, name: str | None) -> TenantConfig:
+        """The tenant the call works in, once everything that could forbid the call has been checked."""
+        if caller.tenants is not None:
+            if name is None:
+                raise Refused(f"Name the tenant to work in: one of {', '.join(sorted(caller.tenants)) or 'none'}.")
+            try:
+                check_tenant_allowed(caller.principal, caller.tenants, name)
+            except TenantNotAllowed as exc:
+                raise Refused(f"{str(exc)[0].upper()}{str(exc)[1:]}; nothing was sent.") from None
+        tenant = self.tenants.resolve(name)
+        if not self.tenants.allows(tenant, definition.name):
+            raise Refused(
+                f"Tenant {tenant.name} does not allow {definition.name}; its tools are {', '.join(tenant.tools or ())}. "
+                "Nothing was sent."
+            )
+        if not definition.read_only:
+            if self.tenants.is_read_only(tenant):
+                raise Refused(
+                    f"Tenant {tenant.name} is read-only, so {definition.name} is not allowed there; nothing was sent."
+                )
+            try:
+                self.audit.check_writable()
+            except AuditUnavailable as exc:
+                raise Refused(
+                    f"{exc} Writes are disabled until it can be, so {definition.name} sent nothing; reads still work."
+                ) from None
+        return tenant
+
+    def _audit(self, caller: Caller, definition: ToolDefinition, tenant: str | None, arguments: dict[str, Any],
+               outcome: str, error: str | None, started: float, requests: list, call: ToolCall | None) -> None:
         entry = AuditEntry(
             tenant=tenant,
-            principal=self.principal,
+            principal=caller.principal,
             tool=definition.name,
             args=audit_arguments(arguments, definition.free_text),
             outcome=outcome,  # type: ignore[arg-type]
@@ -159,7 +244,7 @@ class ToolRuntime:
             written=call.written if call else [],
         )
         # Writes are fsynced: the trail of what changed in ConnectWise must survive a crash.
-        self.audit.write(entry, durable=not definition.read_only)
+        self._write_line(entry, durable=not definition.read_only)
         marker = _audited_marker.get()
         if marker is not None:
             marker.append(True)
@@ -172,14 +257,24 @@ class ToolRuntime:
         free_text = definition.free_text if definition else {key for key, value in arguments.items() if isinstance(value, str)}
         entry = AuditEntry(
             tenant=arguments.get("tenant") if isinstance(arguments.get("tenant"), str) else None,
-            principal=self.principal,
+            principal=self.caller().principal,
             tool=name,
             args=audit_arguments(arguments, free_text),
             outcome="refused",
             error="arguments do not match the tool's input schema" if definition else "no such tool",
             duration_ms=(time.perf_counter() - started) * 1000,
         )
-        self.audit.write(entry, durable=False)
+        self._write_line(entry, durable=False)
+
+    def _write_line(self, entry: AuditEntry, *, durable: bool) -> None:
+        try:
+            self.audit.write(entry, durable=durable)
+        except AuditUnavailable as exc:
+            # The call has run (a write may be in ConnectWise): failing it now would invite a duplicate.
+            # `check_writable` refuses the next write instead; the operator learns of the gap here.
+            # %r: the tool and tenant names may be the caller's text, and must not break the log's lines.
+            logger.error("audit line for %r in tenant %r by %s not written: %s", entry.tool, entry.tenant,
+                         entry.principal, exc)
 
 
 class AuditRejectedCalls:
