@@ -128,9 +128,10 @@ nasty_text = st.one_of(
 
 
 def sdk_preparses(text: str) -> bool:
-    """Whether the SDK turns this string into another JSON value before validation (for arguments not typed
-    plainly `str`): `null` becomes None, arrays and objects become lists and dicts. See the strict xfail
-    `test_free_text_that_looks_like_json_stays_text`."""
+    """Whether the SDK turns this string into another JSON value before validation, as it does for an argument
+    that takes a list too (search_tickets' board, status, priority): `null` becomes None, arrays and objects
+    become lists and dicts. Text arguments keep the caller's string
+    (`test_free_text_that_looks_like_json_stays_text`)."""
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
@@ -138,7 +139,7 @@ def sdk_preparses(text: str) -> bool:
     return not isinstance(value, (str, int, float))
 
 
-plain_text = nasty_text.filter(lambda text: not sdk_preparses(text))
+name_text = nasty_text.filter(lambda text: not sdk_preparses(text))  # a name the SDK leaves as text
 
 EDGE_IDS = [0, -1, 2**31 - 1, 2**31, 2**63 - 1, 2**63, -(2**63), 2**64, 10**30, 10**4000]
 any_value = st.one_of(
@@ -296,8 +297,8 @@ def intended_conditions(arguments: dict):
 
 
 def search_filters() -> st.SearchStrategy[dict]:
-    name_values = st.one_of(plain_text, st.lists(plain_text, max_size=4))
-    optional = {argument: plain_text for argument in TEXT_FILTERS} | {argument: name_values for argument in NAME_FILTERS}
+    name_values = st.one_of(name_text, st.lists(name_text, max_size=4))
+    optional = {argument: nasty_text for argument in TEXT_FILTERS} | {argument: name_values for argument in NAME_FILTERS}
     return st.fixed_dictionaries({}, optional=optional).filter(bool)
 
 
@@ -444,7 +445,7 @@ update_dates = st.one_of(
 
 
 @settings(FUZZ, max_examples=100)
-@given(summary=st.one_of(st.none(), plain_text), required_date=st.one_of(st.none(), update_dates),
+@given(summary=st.one_of(st.none(), nasty_text), required_date=st.one_of(st.none(), update_dates),
        budget_hours=st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)),
        severity=st.one_of(st.none(), st.sampled_from(["Low", "Medium", "High"])))
 async def test_an_update_writes_exactly_the_fields_asked_once_or_nothing(harness, summary, required_date, budget_hours,
@@ -499,7 +500,7 @@ time_starts = st.datetimes(min_value=datetime(1753, 1, 2), max_value=datetime(99
 
 @settings(FUZZ, max_examples=100)
 @given(start=time_starts, minutes=st.integers(-30, 25 * 60), by_hours=st.booleans(),
-       notes=st.one_of(st.none(), plain_text), internal_notes=st.one_of(st.none(), plain_text))
+       notes=st.one_of(st.none(), nasty_text), internal_notes=st.one_of(st.none(), nasty_text))
 async def test_a_time_entry_is_stored_as_asked_once_or_refused(harness, start, minutes, by_hours, notes, internal_notes):
     ticket_id = OPEN_TICKET
     arguments = {"ticket_id": ticket_id, "start": start.isoformat(), "notes": notes, "internal_notes": internal_notes}
@@ -692,6 +693,86 @@ async def test_json_sent_as_text_is_read_as_the_json_it_spells(harness):
     result, requests = await call(harness, "create_time_entry",
                                   {"ticket_id": " 1003 ", "start": START, "hours": "0.25"})
     assert result.is_error is False and result.structured_content["hours"] == 0.25
+
+
+@pytest.mark.parametrize(("tool", "arguments", "unknown", "suggested"), [
+    # The SDK used to drop these: the search ran unfiltered, the update changed the status only.
+    ("search_tickets", {"stauts": "New"}, "'stauts'", "status"),
+    ("update_ticket", {"ticket_id": OPEN_TICKET, "status": "In Progress", "resolution": "Replaced the toner."},
+     "'resolution'", None),
+    ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, "ticketId": 1004}, "'ticketId'",
+     "ticket_id"),
+])
+async def test_an_unknown_argument_is_refused_with_a_sentence(harness, tool, arguments, unknown, suggested):
+    result, requests = await call(harness, tool, arguments)
+    assert result.is_error
+    reason = sentence(result, tool)
+    assert f"{tool} has no argument {unknown}" in reason and "nothing was sent" in reason
+    listed_arguments = reason.split("its arguments are ")[1].removesuffix(".").split(", ")
+    assert set(listed_arguments) == {*TOOL_ARGUMENTS[tool], "tenant"}
+    assert (f"(did you mean {suggested}?)" in reason) == (suggested is not None)
+    assert requests == []
+    [line] = harness.audit()
+    assert (line["tool"], line["outcome"], line["error"]) == (tool, "refused", reason)
+
+
+async def test_many_or_long_unknown_arguments_are_named_briefly(harness):
+    arguments = {"x" * 10_000: 1} | {f"bogus{n}": n for n in range(7)}
+    result, requests = await call(harness, "list_board_statuses", {"board": "Service Desk", **arguments})
+    reason = sentence(result, "list_board_statuses")
+    assert reason.startswith("list_board_statuses has no arguments 'xxx")
+    assert reason.endswith("... (10000 characters), 'bogus0', 'bogus1', 'bogus2', 'bogus3', 3 more, so nothing was "
+                           "sent; its arguments are board, tenant.")
+    assert len(reason) < 500 and requests == []
+
+
+JSON_LOOKING_TEXT = ['["Rebooted", "Cleared cache"]', '{"error": 500}', "null", "[]"]
+
+
+@pytest.mark.parametrize("text", JSON_LOOKING_TEXT)
+@pytest.mark.parametrize(("argument", "field"), [("notes", "notes"), ("internal_notes", "internalNotes")])
+async def test_free_text_that_looks_like_json_stays_text(harness, argument, field, text):
+    # The SDK used to decode these: arrays and objects were refused as "not a valid string", "null" dropped.
+    result, requests = await call(harness, "create_time_entry",
+                                  {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, argument: text})
+    assert result.is_error is False, result.content[0].text[:300]
+    [post] = applied(requests)
+    assert post["json"][field] == text
+    assert harness.store()["timeEntries"][result.structured_content["time_entry_id"]][field] == text
+
+
+@pytest.mark.parametrize("text", JSON_LOOKING_TEXT)
+@pytest.mark.parametrize("argument", TEXT_FILTERS)
+async def test_search_text_that_looks_like_json_is_searched_for(harness, argument, text):
+    result, [request] = await call(harness, "search_tickets", {argument: text})
+    assert result.is_error is False, result.content[0].text[:300]
+    assert parse(request["query"]["conditions"]) == intended_conditions({argument: text})
+
+
+@pytest.mark.parametrize("text", JSON_LOOKING_TEXT)
+async def test_a_summary_that_looks_like_json_is_written_as_text(harness, text):
+    result, requests = await call(harness, "update_ticket", {"ticket_id": OPEN_TICKET, "summary": text})
+    assert result.is_error is False, result.content[0].text[:300]
+    [patch] = applied(requests)
+    assert patch["json"] == [{"op": "replace", "path": "summary", "value": text}]
+
+
+async def test_null_itself_still_means_not_given(harness):
+    result, [request] = await call(harness, "search_tickets", {"summary_contains": None, "company": None})
+    assert result.is_error is False
+    assert parse(request["query"]["conditions"]) == intended_conditions({})
+    result, requests = await call(harness, "create_time_entry",
+                                  {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, "notes": None})
+    assert result.is_error is False
+    [post] = applied(requests)
+    assert "notes" not in post["json"]
+
+
+async def test_the_tenant_null_is_an_unknown_tenant_not_the_default(harness):
+    # "null" used to be decoded to None, i.e. the default tenant: a call meant elsewhere ran in acme.
+    result, requests = await call(harness, "search_tickets", {"tenant": "null"})
+    assert result.is_error and sentence(result, "search_tickets").startswith("Unknown tenant 'null'")
+    assert requests == []
 
 
 def test_lone_surrogates_never_reach_a_tool():

@@ -6,9 +6,10 @@ A domain module (tickets.py, time.py, boards.py) writes each tool as a plain han
 definition into the function the SDK registers: the handler's arguments plus `tenant`, returning a
 `CallToolResult` with the model as structured content and an `_meta` integrity label.
 
-Before a tool sends anything, `ToolRuntime.run` refuses, in this order: a tenant outside the caller's list
-(HTTP/SSE principals), an unknown tenant, a tool outside the tenant's `tools` allowlist, a write to a
-read-only tenant, and any write while the audit log cannot be written.
+Before a tool sends anything, `ToolRuntime.run` refuses, in this order: an argument the tool does not have
+(the SDK would drop it silently), a tenant outside the caller's list (HTTP/SSE principals), an unknown tenant,
+a tool outside the tenant's `tools` allowlist, a write to a read-only tenant, and any write while the audit
+log cannot be written.
 """
 
 from __future__ import annotations
@@ -21,18 +22,20 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
 from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, GetPydanticSchema
 
 from mcp_server_connectwise.audit import AuditEntry, AuditLog, AuditUnavailable, audit_arguments
 from mcp_server_connectwise.config import ConfigError, TenantConfig
 from mcp_server_connectwise.connectwise import ConnectWiseError
 from mcp_server_connectwise.http_auth import TenantNotAllowed, check_tenant_allowed, principal_tenants
 from mcp_server_connectwise.services.errors import Refused, ServiceError, explain
+from mcp_server_connectwise.services.resolve import shown
 from mcp_server_connectwise.services.tenancy import TenantSession, Tenants, collect_requests
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,10 @@ TenantArgument = Annotated[
     Field(description="Tenant (ConnectWise company) to work in, e.g. \"acme\". Default: the server's default tenant."),
 ]
 TENANT_PARAMETER = inspect.Parameter("tenant", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TenantArgument)
+# Where the SDK hands the bound function the request (for the arguments as sent); left out of the input schema.
+CONTEXT_PARAMETER = inspect.Parameter("sdk_context", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+# Unknown argument names quoted in a refusal, at most: the rest are counted.
+MAX_NAMED_UNKNOWN = 5
 
 # Labels the host can act on (after github-mcp-server's IFC labels): ticket text is written by outsiders.
 UNTRUSTED_RESULT_META = {"ifc": {"integrity": "untrusted", "confidentiality": "private"}}
@@ -77,6 +84,12 @@ class ToolDefinition:
     @property
     def name(self) -> str:
         return self.handler.__name__
+
+    @property
+    def parameters(self) -> list[inspect.Parameter]:
+        """The tool's arguments: the handler's (after `call`), then `tenant`."""
+        handler_parameters = inspect.signature(self.handler, eval_str=True).parameters.values()
+        return [*list(handler_parameters)[1:], TENANT_PARAMETER]
 
     @property
     def annotations(self) -> ToolAnnotations:
@@ -171,7 +184,10 @@ class ToolRuntime:
             return Caller("unauthenticated", frozenset())
         return Caller(self.principal, None)
 
-    async def run(self, definition: ToolDefinition, arguments: dict[str, Any]) -> CallToolResult:
+    async def run(self, definition: ToolDefinition, arguments: dict[str, Any],
+                  unknown: Sequence[str] = ()) -> CallToolResult:
+        """Run `definition` with its validated `arguments`; `unknown` names the arguments the caller sent that
+        the tool does not have, which refuse the call."""
         started = time.perf_counter()
         caller = self.caller()
         tenant_name = arguments.pop("tenant", None)
@@ -181,6 +197,8 @@ class ToolRuntime:
         outcome, error, result = "ok", None, None
         with collect_requests() as requests:
             try:
+                if unknown:
+                    raise Refused(no_such_arguments(definition, unknown))
                 tenant = self._permitted_tenant(caller, definition, tenant_name)
                 tenant_name = tenant.name
                 call = ToolCall(self.tenants.session(tenant))
@@ -301,18 +319,51 @@ class AuditRejectedCalls:
         return result
 
 
+def no_such_arguments(definition: ToolDefinition, unknown: Sequence[str]) -> str:
+    """The refusal of arguments `definition` does not have, each with the closest real name if there is one."""
+    accepted = [parameter.name for parameter in definition.parameters]
+    named = []
+    for name in unknown[:MAX_NAMED_UNKNOWN]:
+        close = difflib.get_close_matches(name, accepted, n=1)
+        named.append(shown(name) + (f" (did you mean {close[0]}?)" if close else ""))
+    if len(unknown) > MAX_NAMED_UNKNOWN:
+        named.append(f"{len(unknown) - MAX_NAMED_UNKNOWN} more")
+    return (f"{definition.name} has no argument{'s' if len(unknown) > 1 else ''} {', '.join(named)}, so nothing "
+            f"was sent; its arguments are {', '.join(accepted)}.")
+
+
+# The SDK JSON-decodes a string argument before validation (so that clients may send lists as JSON text) unless
+# its annotation is exactly `str`: notes that read like a JSON array would be refused, and the text "null" dropped.
+# So an argument that is text or nothing is annotated `str` for the SDK, and validated and described as `str | None`.
+_TEXT_OR_NOTHING = GetPydanticSchema(lambda _source, handler: handler(str | None))
+
+
+def _taken_as_sent(annotation: Any) -> Any:
+    """`annotation` as the SDK should see it: an argument typed `str | None` keeps the caller's text."""
+    base, *metadata = get_args(annotation) if get_origin(annotation) is Annotated else (annotation,)
+    if base != str | None:
+        return annotation
+    return Annotated[(str, _TEXT_OR_NOTHING, *metadata)]
+
+
 def bind(definition: ToolDefinition, runtime: ToolRuntime) -> Callable[..., Awaitable[CallToolResult]]:
-    """The function the SDK registers for `definition`: the handler's arguments (without `call`) plus `tenant`.
+    """The function the SDK registers for `definition`: the handler's arguments (without `call`) plus `tenant`,
+    and the SDK's request context, through which the arguments as sent are checked for names the tool lacks
+    (the SDK's argument model ignores them).
 
     The SDK derives the input schema from the signature and the output schema from the return annotation,
     `Annotated[CallToolResult, Model]`: a CallToolResult (for `_meta`) validated against the model.
     """
     signature = inspect.signature(definition.handler, eval_str=True)
-    parameters = [*list(signature.parameters.values())[1:], TENANT_PARAMETER]
+    parameters = [parameter.replace(annotation=_taken_as_sent(parameter.annotation))
+                  for parameter in definition.parameters]
+    accepted = {parameter.name for parameter in parameters}
+    parameters.append(CONTEXT_PARAMETER)
     returns = Annotated[CallToolResult, signature.return_annotation]
 
-    async def tool(**arguments: Any) -> CallToolResult:
-        return await runtime.run(definition, arguments)
+    async def tool(sdk_context: Context, **arguments: Any) -> CallToolResult:
+        sent = (sdk_context.request_context.params or {}).get("arguments") or {}
+        return await runtime.run(definition, arguments, unknown=[name for name in sent if name not in accepted])
 
     tool.__name__ = tool.__qualname__ = definition.name
     tool.__doc__ = inspect.getdoc(definition.handler)
