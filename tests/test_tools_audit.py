@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 
+import anyio
+import pytest
+
 from mcp_server_connectwise.tools import base
 
 from test_server_harness import SANDBOX, make_harness
@@ -110,3 +113,15 @@ async def test_calls_the_sdk_rejects_are_audited_too_without_their_text(tmp_path
     assert lines[2]["error"] == "no such tool" and lines[2]["args"]["why"]["len"] == len("because I said so")
     assert "because I said so" not in harness.audit_path.read_text()
     assert harness.requests() == []
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_call_cancelled_mid_write_is_still_audited_as_of_unknown_outcome(tmp_path, mode):
+    harness = make_harness(tmp_path)
+    harness.sandboxes["acme"].state.faults.latency_ms = 400  # slow enough to cancel the call in flight
+    async with harness.client(mode=mode) as client:
+        with anyio.move_on_after(0.15):
+            await client.call_tool("add_ticket_note", {"ticket_id": 1001, "text": "Rebooted."})
+        await anyio.sleep(0.6)
+    [line] = harness.audit()
+    assert line["tool"] == "add_ticket_note" and line["outcome"] == "unknown" and line["error"] == "cancelled"

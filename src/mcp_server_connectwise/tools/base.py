@@ -208,10 +208,13 @@ class ToolRuntime:
             except ConnectWiseError as exc:
                 explained = explain(exc, tenant_name)
                 outcome, error = explained.outcome, str(explained)
-            except Exception:
-                # A bug: audited without details; the SDK logs the traceback and tells the model nothing more.
-                self._audit(caller, definition, tenant_name, arguments, "error", "internal error", started, requests,
-                            call)
+            except BaseException as exc:
+                # A bug (the SDK logs the traceback and tells the model nothing more) or a cancelled call (the
+                # client went away): audited all the same. A write cancelled mid-flight may have been done.
+                cancelled = not isinstance(exc, Exception)
+                self._audit(caller, definition, tenant_name, arguments,
+                            "unknown" if cancelled and not definition.read_only else "error",
+                            "cancelled" if cancelled else "internal error", started, requests, call)
                 raise
         self._audit(caller, definition, tenant_name, arguments, outcome, error, started, requests, call)
         if error is not None:
