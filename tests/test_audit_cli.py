@@ -12,7 +12,8 @@ import pytest
 
 from mcp_server_connectwise.audit import AuditEntry, AuditLog
 from mcp_server_connectwise.audit_admin import run_audit
-from mcp_server_connectwise.cli import UsageError, main
+from mcp_server_connectwise.cli import main
+from mcp_server_connectwise.config import UsageError
 
 CONFIG = """\
 [audit]

@@ -18,6 +18,7 @@ from mcp_server_connectwise.connectwise import (
 )
 from mcp_server_connectwise.connectwise import client as client_module
 from mcp_server_connectwise.connectwise.conditions import and_, eq, ne, serialize
+from mcp_server_connectwise.connectwise.hosts import is_loopback_host
 
 BASE = "https://api-na.myconnectwise.net/v2025_1/apis/3.0"
 CLIENT_ID = "3f2b1c4e-9a8d-4e7f-b6a5-1c2d3e4f5a6b"
@@ -113,12 +114,25 @@ async def test_discovery_on_loopback_uses_http_and_the_on_premise_codebase() -> 
 
 
 @pytest.mark.parametrize(
-    ("site", "loopback"),
-    [("127.0.0.1", True), ("127.0.0.1:9000", True), ("localhost:8000", True), ("::1", True), ("[::1]:8000", True),
-     ("api-na.myconnectwise.net", False), ("localhost.evil.example", False), ("10.0.0.1", False)],
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("127.255.255.254", True), ("localhost", True), ("LocalHost", True),
+     ("::1", True), ("[::1]", True),
+     ("0.0.0.0", False), ("::", False), ("10.0.0.1", False), ("192.168.1.5", False), ("128.0.0.1", False),
+     ("api-na.myconnectwise.net", False), ("localhost.evil.example", False), ("127.0.0.1.evil.example", False),
+     ("127.0.0.1:8080", False), ("", False)],
 )
-def test_is_loopback(site: str, loopback: bool) -> None:
-    assert client_module.is_loopback(site) is loopback
+def test_is_loopback_host(host: str, loopback: bool) -> None:
+    """One answer for the client, the config and the HTTP transports; a port is not part of a host."""
+    assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(("site", "scheme"), [("127.0.0.2:8080", "http"), ("[::1]:8080", "http"), ("localhost", "http"),
+                                              ("10.0.0.1:8080", "https"), ("localhost.evil.example", "https")])
+async def test_discovery_speaks_http_only_to_loopback_sites(site: str, scheme: str) -> None:
+    calls: list[httpx2.Request] = []
+    async with make_client(companyinfo_handler(calls, "v4_6_release/"), site=site) as client:
+        assert await client.base_url() == f"{scheme}://{site}/v4_6_release/apis/3.0"
+    assert str(calls[0].url).startswith(f"{scheme}://")
 
 
 @pytest.mark.parametrize("status", [200, 404])
@@ -132,7 +146,6 @@ async def test_unknown_company_text_body_is_an_actionable_discovery_error(status
     text = str(caught.value)
     assert "'acme'" in text and "api-na.myconnectwise.net" in text
     assert "Cannot route. Codebase/company is invalid" in text
-    assert "base_url" in text  # says what to do
     assert client_module._discovered_base_urls == {}
 
 

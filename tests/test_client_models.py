@@ -1,50 +1,132 @@
-"""The lenient read models accept real ConnectWise bodies (reference/connectwise/examples/misc_examples.json)."""
+"""The read models take whatever ConnectWise sends: real records (the sandbox's, shaped after ConnectWise's
+schema) keep every value, and hostile-but-plausible ones (empty strings, wrong types, names where objects
+belong) become None instead of raising - a raise there masks a write that landed as an internal error."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import math
+from datetime import datetime, timedelta, timezone
 
-from mcp_server_connectwise.connectwise.models import BoardStatus, ServiceNote, Ticket, TimeEntry
+import pytest
+from pydantic import BaseModel
+
+from mcp_server_connectwise.connectwise.models import (
+    Board,
+    BoardStatus,
+    Configuration,
+    Member,
+    Priority,
+    Record,
+    ServiceNote,
+    Ticket,
+    TimeEntry,
+    WorkType,
+)
+from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings
+from mcp_server_connectwise.sandbox.seed import seed_store
+from mcp_server_connectwise.sandbox.store import MODEL_FIELDS, Store
+
+# Each model, the ConnectWise schema it reads, and the sandbox table of such records.
+MODELS: list[tuple[type[Record], str, str]] = [
+    (Ticket, "Ticket", "tickets"),
+    (ServiceNote, "ServiceNote", "notes"),
+    (TimeEntry, "TimeEntry", "timeEntries"),
+    (BoardStatus, "BoardStatus", "statuses"),
+    (Board, "Board", "boards"),
+    (Priority, "Priority", "priorities"),
+    (Member, "Member", "members"),
+    (WorkType, "WorkType", "workTypes"),
+    (Configuration, "Configuration", "configurations"),
+]
+HOSTILE_VALUES = [
+    "", " ", "garbage", "New", "N/A", "0000-00-00", "31/12/2025 09:00", "/Date(1767171600000)/", "2025-13-45T99:99:99Z",
+    "12.5", "NaN", "1e999", 12.5, -1, 0, 2**70, float("inf"), True, False, None, [], [1, "x"], {}, {"id": "x"},
+    {"name": ["x"]}, {"id": 1.5, "identifier": {}},
+]
+
+
+def aliases(model: type[BaseModel]) -> list[str]:
+    return [field.alias or name for name, field in model.model_fields.items() if name != "id"]
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Store:
+    store = Store(SANDBOX_BASE_URL)
+    seed_store(store, SandboxSettings(tickets=80))
+    return store
+
+
+@pytest.mark.parametrize(("model", "schema", "table"), MODELS, ids=lambda value: getattr(value, "__name__", None))
+def test_every_field_read_is_one_connectwise_has(model: type[Record], schema: str, table: str) -> None:
+    """A misspelt alias would read None forever, silently."""
+    assert set(aliases(model)) - {"_info"} <= set(MODEL_FIELDS[schema])
+
+
+@pytest.mark.parametrize(("model", "schema", "table"), MODELS, ids=lambda value: getattr(value, "__name__", None))
+def test_real_records_keep_every_value(sandbox: Store, model: type[Record], schema: str, table: str) -> None:
+    records = list(sandbox[table].values())
+    assert records
+    for record in records:
+        parsed = model.model_validate(record)
+        assert parsed.id == record["id"]
+        for name, field in model.model_fields.items():
+            raw = record.get(field.alias or name)
+            if raw is not None:  # leniency must not drop a well-formed value
+                assert getattr(parsed, name) is not None, (table, record["id"], name, raw)
+
+
+@pytest.mark.parametrize(("model", "schema", "table"), MODELS, ids=lambda value: getattr(value, "__name__", None))
+@pytest.mark.parametrize("value", HOSTILE_VALUES, ids=repr)
+def test_hostile_values_in_every_schema_field_never_raise(model: type[Record], schema: str, table: str, value: object) -> None:
+    every_field = {key: value for key in MODEL_FIELDS[schema]} | {"_info": value, "id": 7}
+    parsed = model.model_validate(every_field)
+    assert parsed.id == 7 and isinstance(parsed.info, dict)
+    for name in model.model_fields:
+        read = getattr(parsed, name)
+        # A number read is finite: NaN or infinity would break the JSON a tool answers with.
+        assert not isinstance(read, float) or math.isfinite(read)
+
+
+@pytest.mark.parametrize(("model", "schema", "table"), MODELS, ids=lambda value: getattr(value, "__name__", None))
+def test_a_record_with_nothing_but_an_id(model: type[Record], schema: str, table: str) -> None:
+    parsed = model.model_validate({"id": 3})
+    assert parsed.id == 3 and parsed.info == {}
+    assert all(getattr(parsed, name) is None for name in model.model_fields if name not in ("id", "info"))
+
+
+def test_the_shapes_real_connectwise_sends() -> None:
+    ticket = Ticket.model_validate({
+        "id": 5, "summary": "Printer on fire", "status": "New", "board": {"id": "1", "name": "Service Desk"},
+        "closedDate": "", "respondMinutes": 12.5, "requiredDate": "", "budgetHours": "1.5", "actualHours": 2,
+        "closedFlag": "false", "priority": None, "_info": {"dateEntered": "2025-01-31T09:00:00Z"},
+        "someFutureField": {"x": 1},
+    })
+    assert ticket.status is None and ticket.board is not None and ticket.board.id == 1
+    assert ticket.required_date is None and ticket.budget_hours == 1.5 and ticket.actual_hours == 2.0
+    assert ticket.closed_flag is False and ticket.info["dateEntered"] == "2025-01-31T09:00:00Z"
+    assert Ticket(id=6, closed_flag=True).closed_flag is True  # Python names build a model too
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [("2025-01-31T09:00:00Z", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),
+     ("2025-01-31T09:00:00.1234567Z", datetime(2025, 1, 31, 9, 0, 0, 123456, tzinfo=timezone.utc)),  # .NET ticks
+     ("2025-01-31T10:00:00+01:00", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),
+     ("2025-01-31T09:00:00", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),  # naive: ConnectWise means UTC
+     ("2025-01-31 09:00:00", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),
+     ("2025-01-31", datetime(2025, 1, 31, tzinfo=timezone.utc)),
+     ("", None), ("01/31/2025 09:00", None), ("0001-01-01T00:00:00+01:00", None), (1738314000, None)],
+)
+def test_date_times_read_as_utc_or_none(text: object, moment: datetime | None) -> None:
+    entry = TimeEntry.model_validate({"id": 1, "timeStart": text})
+    assert entry.time_start == moment
+    assert entry.time_start is None or entry.time_start.utcoffset() == timedelta(0)
 
 
 def test_board_statuses_read_by_alias_and_missing_fields_are_none() -> None:
-    body = [
-        {"id": 1, "name": "New", "board": {"id": 1}, "sortOrder": 0, "displayOnBoard": True, "inactive": False,
-         "closedStatus": False, "timeEntryNotAllowed": False},
-        {"id": 2, "name": "In Progress", "board": {"id": 1}, "sortOrder": 1, "displayOnBoard": True,
-         "inactive": False, "closedStatus": True},
-    ]
-    new, in_progress = [BoardStatus.model_validate(row) for row in body]
-    assert new.board is not None and new.board.id == 1 and new.closed_status is False
-    assert in_progress.closed_status is True and in_progress.time_entry_not_allowed is None
-
-
-def test_note_and_time_entry_keep_info_and_parse_dates() -> None:
-    note = ServiceNote.model_validate({
-        "id": 3, "ticketId": 69, "text": "Some Text On This Note", "detailDescriptionFlag": True,
-        "internalAnalysisFlag": False, "member": {"id": 7, "identifier": "jdoe", "name": "Jane Doe"},
-        "dateCreated": "2010-09-18T17:10:37Z", "createdBy": "helpdesk2",
-        "_info": {"lastUpdated": "2010-09-18T17:10:37Z", "updatedBy": "helpdesk2"},
-    })
-    assert note.ticket_id == 69 and note.member is not None and note.member.identifier == "jdoe"
-    assert note.date_created == datetime(2010, 9, 18, 17, 10, 37, tzinfo=timezone.utc)
-    assert note.info["updatedBy"] == "helpdesk2"
-
-    entry = TimeEntry.model_validate({
-        "id": 2, "chargeToId": 69, "chargeToType": "ServiceTicket", "workType": {"id": 3, "name": "Regular"},
-        "timeStart": "2005-05-16T08:00:00Z", "timeEnd": "2005-05-16T10:00:00Z", "actualHours": 2,
-        "billableOption": "Billable", "hourlyRate": 100,
-    })
-    assert entry.work_type is not None and entry.work_type.name == "Regular" and entry.actual_hours == 2
-
-
-def test_ticket_ignores_unknown_fields_and_accepts_python_names() -> None:
-    ticket = Ticket.model_validate({
-        "id": 5, "summary": "Printer on fire", "recordType": "ServiceTicket", "board": {"id": 1, "name": "Service Desk"},
-        "status": {"id": 2, "name": "New", "_info": {}}, "company": {"id": 9, "identifier": "ACME", "name": "Acme"},
-        "subType": {"id": 4, "name": "Hardware"}, "closedFlag": False, "slaStatus": "Respond by Mon 09:00",
-        "respondMinutes": 0, "someFutureField": {"x": 1},
-    })
-    assert ticket.record_type == "ServiceTicket" and ticket.company is not None and ticket.company.identifier == "ACME"
-    assert ticket.sub_type is not None and ticket.sub_type.name == "Hardware" and ticket.sla_status.startswith("Respond")
-    assert Ticket(id=6, closed_flag=True).closed_flag is True
+    new, closed = [BoardStatus.model_validate(row) for row in [
+        {"id": 1, "name": "New", "sortOrder": 0, "inactive": False, "closedStatus": False, "timeEntryNotAllowed": False},
+        {"id": 2, "name": ">Closed", "sortOrder": "1", "inactive": False, "closedStatus": True},
+    ]]
+    assert new.closed_status is False and new.sort_order == 0
+    assert closed.closed_status is True and closed.time_entry_not_allowed is None and closed.sort_order == 1

@@ -222,6 +222,54 @@ async def test_replace_patch_is_retried_but_add_patch_is_not() -> None:
     assert len(script.requests) == 1
 
 
+REPLACE_SUMMARY = [{"op": "replace", "path": "summary", "value": "Printer fixed"}]
+IDEMPOTENT_WRITES = {
+    "PATCH": lambda client: client.patch("/service/tickets/5", REPLACE_SUMMARY),
+    "PUT": lambda client: client.put("/service/tickets/5", {"id": 5, "summary": "Printer fixed"}),
+    "DELETE": lambda client: client.delete("/service/tickets/5/notes/7"),
+}
+
+
+@pytest.mark.parametrize("method", IDEMPOTENT_WRITES)
+async def test_idempotent_write_sent_every_time_without_answer_is_ambiguous(method: str) -> None:
+    """Retried because it is idempotent, but any attempt may have been applied: the outcome is unknown."""
+    time = FakeTime()
+    script = Script(httpx2.ReadTimeout)
+    async with make_client(script, time) as client:
+        with pytest.raises(AmbiguousWriteError) as caught:
+            await IDEMPOTENT_WRITES[method](client)
+    assert len(script.requests) == POLICY.max_attempts and {r.method for r in script.requests} == {method}
+    assert (caught.value.method, caught.value.status) == (method, None)
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [(httpx2.ReadTimeout, httpx2.ConnectError),  # the last attempt never left, an earlier one did
+     (httpx2.Response(504, text="Gateway Timeout"),),  # gateways answer, ConnectWise never did
+     (httpx2.ReadTimeout, httpx2.Response(503, json=SERVER_ERROR)),
+     (httpx2.ReadTimeout, httpx2.Response(429, json=RATE_LIMITED))],
+    ids=["timeout-then-unreachable", "gateway-timeouts", "timeout-then-5xx", "timeout-then-429"],
+)
+async def test_idempotent_patch_that_may_have_landed_earlier_is_ambiguous(answers: tuple) -> None:
+    time = FakeTime()
+    async with make_client(Script(*answers), time) as client:
+        with pytest.raises(AmbiguousWriteError):
+            await client.patch("/service/tickets/5", REPLACE_SUMMARY)
+
+
+async def test_write_that_never_left_or_was_refused_is_not_ambiguous() -> None:
+    time = FakeTime()
+    async with make_client(Script(httpx2.ConnectError), time) as client:
+        with pytest.raises(TransportError):
+            await client.patch("/service/tickets/5", REPLACE_SUMMARY)
+    async with make_client(Script(httpx2.Response(503, json=SERVER_ERROR)), time) as client:
+        with pytest.raises(ServerError):  # ConnectWise itself answered every attempt: it failed
+            await client.put("/service/tickets/5", {"id": 5})
+    async with make_client(Script(httpx2.ReadTimeout, httpx2.Response(404, json={"code": "NotFound"})), time) as client:
+        with pytest.raises(NotFoundError):  # the retry proves the ticket is not there
+            await client.patch("/service/tickets/5", REPLACE_SUMMARY)
+
+
 @pytest.mark.parametrize(("status", "body", "error"), [
     (400, {"code": "InvalidObject", "message": "ticket object is invalid", "errors": [
         {"code": "InvalidField", "message": "summary is too long", "resource": "ticket", "field": "summary"}]},

@@ -125,10 +125,31 @@ def test_default_audit_path_is_in_the_user_data_dir(tmp_path: Path, monkeypatch:
     assert config.audit.path == tmp_path / "data" / "mcp-server-connectwise" / "audit.jsonl"
 
 
-@pytest.mark.parametrize("url", ["http://localhost:8080/v2025_1/apis/3.0", "http://[::1]:8080/apis/3.0"])
+@pytest.mark.parametrize("url", ["http://localhost:8080/v2025_1/apis/3.0", "http://[::1]:8080/apis/3.0",
+                                 "http://127.0.0.2:8080/apis/3.0", "http://LOCALHOST/apis/3.0"])
 def test_http_is_accepted_for_loopback_hosts(tmp_path: Path, url: str) -> None:
     config = load_config(write(tmp_path, tenant_toml(site=None, base_url=url)))
     assert config.tenants["acme"].base_url == url
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "127.1.2.3", "localhost", "[::1]", "10.0.0.1", "0.0.0.0", "cw.example.com"])
+def test_config_client_and_http_transports_agree_on_loopback(host: str) -> None:
+    """A host the client speaks plain http to (its site) is one the config lets a base_url use http for, and
+    one the HTTP transports treat as this machine."""
+    from mcp_server_connectwise.connectwise.hosts import is_loopback_host
+    from mcp_server_connectwise.http_auth import transport_security
+
+    try:
+        TenantConfig(name="acme", company_id="acme", client_id="c", base_url=f"http://{host}:8080/apis/3.0")
+        config_allows_http = True
+    except ValueError:
+        config_allows_http = False
+    try:
+        transport_security(host, HttpConfig())
+        transports_see_loopback = True
+    except ConfigError:  # a non-loopback bind without allowed names
+        transports_see_loopback = False
+    assert config_allows_http == transports_see_loopback == is_loopback_host(host)
 
 
 def test_tenant_config_is_frozen() -> None:

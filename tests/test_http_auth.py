@@ -28,7 +28,6 @@ from mcp_server_connectwise.http_auth import (
     auth_settings,
     check_tenant_allowed,
     hash_token,
-    is_loopback,
     new_token,
     principal_tenants,
     transport_security,
@@ -153,15 +152,6 @@ def test_a_hostile_tenant_name_is_quoted_and_cut() -> None:
 # --- Host/Origin checks ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [("127.0.0.1", True), ("127.0.0.2", True), ("localhost", True), ("::1", True), ("[::1]", True),
-     ("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("mcp.example.com", False), ("", False)],
-)
-def test_is_loopback(host: str, loopback: bool) -> None:
-    assert is_loopback(host) is loopback
-
-
 def test_loopback_keeps_the_sdk_defaults_and_adds_configured_names() -> None:
     settings = transport_security(
         "127.0.0.1", http_config(allowed_hosts=["mcp.local:*"], allowed_origins=["https://mcp.local"])
@@ -221,6 +211,46 @@ def test_auth_settings_as_the_sdk_wants_them() -> None:
 
 def test_auth_settings_for_ipv6_and_another_path() -> None:
     assert str(auth_settings("::1", 9000, "/sse").resource_server_url) == "http://[::1]:9000/sse"
+
+
+def test_auth_settings_on_loopback_name_the_bound_address_whatever_the_origins() -> None:
+    settings = auth_settings("127.0.0.2", 8000, allowed_origins=["https://mcp.example.com"])
+    assert str(settings.resource_server_url) == "http://127.0.0.2:8000/mcp"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5"])
+@pytest.mark.parametrize(
+    ("origins", "issuer", "resource"),
+    [(["https://mcp.example.com", "https://other.example.com"], "https://mcp.example.com", "https://mcp.example.com/mcp"),
+     (["https://mcp.example.com:8443"], "https://mcp.example.com:8443", "https://mcp.example.com:8443/mcp"),
+     (["https://mcp.example.com:*"], "https://mcp.example.com", "https://mcp.example.com/mcp")],
+)
+def test_auth_settings_beyond_loopback_name_the_first_allowed_origin(
+    host: str, origins: list[str], issuer: str, resource: str
+) -> None:
+    """Not `http://0.0.0.0:8000`: clients would be told to fetch metadata from an address that is no host."""
+    settings = auth_settings(host, 8000, allowed_origins=origins)
+    assert str(settings.issuer_url).rstrip("/") == issuer
+    assert str(settings.resource_server_url) == resource
+
+
+async def test_a_server_bound_to_every_interface_advertises_its_public_url(tmp_path) -> None:
+    """The protected-resource metadata `serve --host 0.0.0.0` answers names the URL of [http] allowed_origins."""
+    from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
+    from mcp_server_connectwise.server import Listener, build_network_app
+
+    config = AppConfig(
+        audit=AuditConfig(path=tmp_path / "audit.jsonl"),
+        http=http_config(allowed_hosts=["mcp.example.com"], allowed_origins=["https://mcp.example.com"]),
+        tenants={name: TenantConfig(name=name, company_id=name, client_id="c", site="api-na.myconnectwise.net")
+                 for name in ("acme", "globex", "initech")},
+    )
+    app = build_network_app(config, Listener("http", "0.0.0.0", 8000))
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app), base_url="https://mcp.example.com") as client:
+        answer = await client.get("/.well-known/oauth-protected-resource/mcp")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["resource"] == "https://mcp.example.com/mcp"
+    assert "0.0.0.0" not in answer.text
 
 
 # --- a real server on loopback ------------------------------------------------------------------------------------

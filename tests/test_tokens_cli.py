@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server_connectwise.cli import UsageError, main
-from mcp_server_connectwise.config import ConfigError, load_config
+from mcp_server_connectwise.cli import main
+from mcp_server_connectwise.config import ConfigError, UsageError, load_config
 from mcp_server_connectwise.http_auth import PrincipalTokenVerifier, hash_token
 from mcp_server_connectwise.token_admin import run_tokens
 

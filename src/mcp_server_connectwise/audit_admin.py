@@ -10,8 +10,7 @@ import argparse
 from pathlib import Path
 
 from mcp_server_connectwise.audit import verify_audit
-from mcp_server_connectwise.cli import UsageError
-from mcp_server_connectwise.config import load_config
+from mcp_server_connectwise.config import UsageError, load_config
 
 
 def run_audit(args: argparse.Namespace) -> int:

@@ -13,10 +13,6 @@ from collections.abc import Sequence
 from mcp_server_connectwise import __version__
 
 
-class UsageError(Exception):
-    """A problem the user fixes by changing the command line or the config: printed as one line."""
-
-
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
@@ -102,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _dispatch(command: str, args: argparse.Namespace) -> int:
-    from mcp_server_connectwise.config import ConfigError
+    from mcp_server_connectwise.config import ConfigError, UsageError
     from mcp_server_connectwise.secrets import KeyringUnavailable
 
     try:

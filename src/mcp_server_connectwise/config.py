@@ -18,11 +18,12 @@ from urllib.parse import SplitResult, urlsplit
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mcp_server_connectwise.connectwise.hosts import is_loopback_host
+
 APP_NAME = "mcp-server-connectwise"
 CONFIG_ENV = "CONNECTWISE_MCP_CONFIG"
 CONFIG_FILENAME = "tenants.toml"
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 MAX_REQUESTS_PER_MINUTE = 5000  # ConnectWise throttles a whole tenant at roughly 1,000/min; 5,000 catches typos
 SECRET_KEYS = frozenset({"public_key", "private_key"})
 KEYS_BELONG_IN_KEYRING = (
@@ -52,6 +53,13 @@ ANY_PORT = ":*"  # the SDK's only wildcard in allowed hosts/origins: any port of
 
 class ConfigError(Exception):
     """A problem in the configuration, as one line naming the file, the tenant and the key."""
+
+
+class UsageError(Exception):
+    """A problem the user fixes by changing the command line: the CLI prints it as one line.
+
+    Here rather than in `cli`, so that the subcommand modules `cli` imports can raise it without importing `cli`.
+    """
 
 
 def _check_host(host: str) -> None:
@@ -143,7 +151,7 @@ class TenantConfig(BaseModel):
             raise ValueError("must not have a query or fragment")
         _check_port(parts)
         _check_host(parts.hostname)
-        if parts.scheme == "http" and parts.hostname.lower() not in LOOPBACK_HOSTS:
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise ValueError("must use https (http is only allowed for loopback hosts)")
         return value.rstrip("/")  # one spelling, so that joining "/service/tickets" never doubles the slash
 

@@ -7,7 +7,8 @@ so there is no audience to check beyond "its hash is in our config".
 The server wires these pieces into the SDK:
 
     verifier = PrincipalTokenVerifier(config.http, config_path=config.path)
-    mcp = MCPServer(..., token_verifier=verifier, auth=auth_settings(host, port, "/mcp"))
+    mcp = MCPServer(..., token_verifier=verifier,
+                    auth=auth_settings(host, port, "/mcp", allowed_origins=config.http.allowed_origins))
     app = mcp.streamable_http_app(
         host=host,
         transport_security=transport_security(host, config.http, config_path=config.path),
@@ -24,8 +25,8 @@ and, in a tool, before any ConnectWise request:
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import secrets
+from collections.abc import Sequence
 from hmac import compare_digest
 from pathlib import Path
 
@@ -33,7 +34,8 @@ from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 
-from mcp_server_connectwise.config import TOKENS_CREATE_HINT, ConfigError, HttpConfig
+from mcp_server_connectwise.config import ANY_PORT, TOKENS_CREATE_HINT, ConfigError, HttpConfig
+from mcp_server_connectwise.connectwise.hosts import is_loopback_host
 
 TOKEN_PREFIX = "cwmcp_"  # makes a leaked token recognisable to secret scanners
 TOKEN_SCOPE = "connectwise"  # every principal's token carries it; the SDK refuses a token without it (403)
@@ -116,17 +118,6 @@ def check_tenant_allowed(principal: str | None, allowed: frozenset[str] | None, 
     raise TenantNotAllowed(f"{who} may not use tenant {tenant[:80]!r}; allowed: {listed}")
 
 
-def is_loopback(host: str) -> bool:
-    """True for an address only this machine can reach; `0.0.0.0` and `::` are every interface."""
-    bare = host.removeprefix("[").removesuffix("]")
-    if bare.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(bare).is_loopback
-    except ValueError:
-        return False  # a host name may resolve to any interface
-
-
 def _url_host(host: str) -> str:
     bare = host.removeprefix("[").removesuffix("]")
     return f"[{bare}]" if ":" in bare else bare
@@ -138,7 +129,7 @@ def transport_security(host: str, http: HttpConfig, *, config_path: Path | None 
     The SDK turns the checks off for any non-loopback bind given no settings; here a non-loopback bind
     needs the names clients use, from [http] allowed_hosts and allowed_origins, or it is refused.
     """
-    if is_loopback(host):
+    if is_loopback_host(host):
         bound = _url_host(host)
         hosts = (*LOOPBACK_ALLOWED_HOSTS, f"{bound}:*", *http.allowed_hosts)
         origins = (*LOOPBACK_ALLOWED_ORIGINS, f"http://{bound}:*", *http.allowed_origins)
@@ -160,9 +151,17 @@ def transport_security(host: str, http: HttpConfig, *, config_path: Path | None 
     )
 
 
-def auth_settings(host: str, port: int, path: str = "/mcp") -> AuthSettings:
-    """Bearer auth as the SDK wants it described, for tokens this server issues itself."""
-    base = f"http://{_url_host(host)}:{port}"
+def auth_settings(host: str, port: int, path: str = "/mcp", *, allowed_origins: Sequence[str] = ()) -> AuthSettings:
+    """Bearer auth as the SDK wants it described, for tokens this server issues itself.
+
+    The URLs name this server as clients reach it. On loopback that is the bound address; a non-loopback bind
+    (`0.0.0.0`, `::`, an interface address) is reached through the name in the first of `allowed_origins`
+    ([http] allowed_origins, which such a bind requires), since an unspecified address is no place to connect to.
+    """
+    if allowed_origins and not is_loopback_host(host):
+        base = allowed_origins[0].removesuffix(ANY_PORT)  # "any port" of an origin: its scheme's default
+    else:
+        base = f"http://{_url_host(host)}:{port}"
     return AuthSettings(
         # Required by the SDK even for static tokens; advertised in the protected-resource metadata.
         # The tokens' issuer is this server (`tokens create`), so it names itself.

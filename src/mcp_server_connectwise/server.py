@@ -32,11 +32,11 @@ from mcp_server_connectwise import __version__
 from mcp_server_connectwise.audit import AuditLog
 from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal, TenantConfig, load_config
 from mcp_server_connectwise.connectwise import ApiCredentials
+from mcp_server_connectwise.connectwise.hosts import is_loopback_host
 from mcp_server_connectwise.http_auth import (
     PrincipalTokenVerifier,
     auth_settings,
     hash_token,
-    is_loopback,
     new_token,
     transport_security,
 )
@@ -127,7 +127,8 @@ def build_server(
     auth: dict[str, Any] = {}
     if listener is not None:
         auth = dict(token_verifier=PrincipalTokenVerifier(app_config.http, config_path=app_config.path),
-                    auth=auth_settings(listener.host, listener.port, listener.path))
+                    auth=auth_settings(listener.host, listener.port, listener.path,
+                                       allowed_origins=app_config.http.allowed_origins))
     tenants = Tenants(
         app_config, default_tenant=default_tenant, key_store=key_store, credentials=credentials,
         transports=transports, cache_ttl=cache_ttl, read_only=read_only,
@@ -279,7 +280,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     Over HTTP/SSE it binds loopback only and mints a bearer token, printed once on stdout (as `tokens create`
     does): there is no unauthenticated network mode, even for made-up data."""
-    if args.transport != "stdio" and not is_loopback(args.host):
+    if args.transport != "stdio" and not is_loopback_host(args.host):
         print(f"{PROGRAM}: refusing to listen on {args.host}: the demo binds loopback only (127.0.0.1, ::1 or "
               "localhost); use `serve` with [http] allowed_hosts and allowed_origins to listen beyond this machine",
               file=sys.stderr)

@@ -10,8 +10,7 @@ import argparse
 import getpass
 import sys
 
-from mcp_server_connectwise.cli import UsageError
-from mcp_server_connectwise.config import AppConfig, load_config
+from mcp_server_connectwise.config import AppConfig, UsageError, load_config
 from mcp_server_connectwise.connectwise import ApiCredentials
 from mcp_server_connectwise.secrets import KeyStore
 

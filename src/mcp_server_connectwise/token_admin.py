@@ -19,8 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from mcp_server_connectwise.cli import UsageError
-from mcp_server_connectwise.config import PRINCIPAL_NAME, PRINCIPAL_NAME_RULE, ConfigError, load_config
+from mcp_server_connectwise.config import PRINCIPAL_NAME, PRINCIPAL_NAME_RULE, ConfigError, UsageError, load_config
 from mcp_server_connectwise.http_auth import hash_token, new_token
 
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")

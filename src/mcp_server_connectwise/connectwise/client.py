@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
 import logging
 import re
 import time
@@ -27,11 +26,13 @@ from .errors import (
     AmbiguousWriteError,
     ConnectWiseError,
     DiscoveryError,
+    RateLimitedError,
     ServerError,
     TransportError,
     error_from_response,
     parse_retry_after,
 )
+from .hosts import is_loopback_host
 from .ratelimit import RateBudget
 from .retry import Outcome, RetryPolicy, decide
 
@@ -101,21 +102,6 @@ class Page:
     has_next: bool
 
 
-def is_loopback(site: str) -> bool:
-    """True for 127.0.0.1, localhost and ::1, with or without a port (the local sandbox)."""
-    try:
-        return ipaddress.ip_address(site).is_loopback  # a bare IPv6 address such as ::1
-    except ValueError:
-        pass
-    host = urlsplit(f"//{site}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def has_next_link(link_header: str | None) -> bool:
     """Whether a ConnectWise `Link` header offers a rel="next" page."""
     for match in _LINK_PARAMS_RE.finditer(link_header or ""):
@@ -155,6 +141,16 @@ def _json_body(method: str, path: str, response: httpx2.Response) -> Any:
         raise ConnectWiseError(
             "ConnectWise answered with a body that is not JSON", method=method, path=path, status=response.status_code
         ) from None
+
+
+def _invalid_url_error(exc: httpx2.InvalidURL, method: str, path: str) -> ConnectWiseError:
+    """The error for a URL httpx refused to build, raised before anything is sent. The URL is left out:
+    it may hold a whole search's conditions."""
+    if "too long" in str(exc):  # httpx: "URL too long", "URL component 'query' too long"
+        problem = "the request is too long to send as a URL; narrow the conditions"
+    else:
+        problem = f"the request URL is invalid: {str(exc)[:200]}"
+    return ConnectWiseError(problem, method=method, path=path)
 
 
 def _check_path(path: str) -> None:
@@ -227,7 +223,9 @@ class ConnectWiseClient:
         key = (site.lower(), company.lower())
         if key in _discovered_base_urls:
             return _discovered_base_urls[key]
-        origin = f"{'http' if is_loopback(site) else 'https'}://{site}"
+        # `site` is host[:port]; only the local sandbox is spoken to without TLS.
+        loopback = is_loopback_host(urlsplit(f"//{site}").hostname or "")
+        origin = f"{'http' if loopback else 'https'}://{site}"
         path = f"/login/companyinfo/{quote(company, safe='')}"
         try:
             # Unauthenticated by design: this call only maps the company to its codebase.
@@ -265,6 +263,10 @@ class ConnectWiseClient:
     ) -> httpx2.Response:
         """Send with the rate budget and retries; return a 2xx response or raise a typed error."""
         policy = self._settings.retry
+        # Only a GET is known to change nothing: once any other request may have reached ConnectWise
+        # without an answer, a final failure leaves its outcome unknown, even for an idempotent one.
+        is_write = method != "GET"
+        maybe_applied = False
         attempt = 0
         while True:
             attempt += 1
@@ -272,19 +274,17 @@ class ConnectWiseClient:
             started = time.perf_counter()
             try:
                 response = await self._http.request(method, url, params=params, json=json, headers=headers)
-            except httpx2.InvalidURL:
-                # Raised before anything is sent, e.g. conditions too long for a URL.
-                raise ConnectWiseError(
-                    "the request is too long to send as a URL; narrow the conditions", method=method, path=path
-                ) from None
+            except httpx2.InvalidURL as exc:
+                raise _invalid_url_error(exc, method, path) from None
             except httpx2.TransportError as exc:
                 self._record(method, path, None, started, attempt)
                 sent = not isinstance(exc, _NEVER_SENT)
+                maybe_applied = maybe_applied or sent
                 delay = decide(policy, attempt, Outcome(sent=sent), idempotent=idempotent)
                 if delay is None:
                     # `from None`: the httpx error holds the request, Authorization header included.
                     failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                    if sent and not idempotent:
+                    if is_write and maybe_applied:
                         raise AmbiguousWriteError(
                             f"the request was sent but no answer came back ({failure})", method=method, path=path
                         ) from None
@@ -293,26 +293,25 @@ class ConnectWiseClient:
                 self._record(method, path, response.status_code, started, attempt)
                 if response.is_success:
                     return response
+                error = error_from_response(method, path, response)
+                # A 5xx without ConnectWise's error body (a gateway timing out, say) is no answer from
+                # ConnectWise: a write may have been applied behind it.
+                maybe_applied = maybe_applied or (isinstance(error, ServerError) and error.code is None)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 outcome = Outcome(status=response.status_code, retry_after=retry_after)
                 delay = decide(policy, attempt, outcome, idempotent=idempotent)
                 if delay is None:
-                    raise self._error(method, path, response, idempotent)
+                    # A 5xx or 429 says nothing about an earlier attempt that may have been applied; a 4xx
+                    # such as 400 or 404 would have refused that attempt too.
+                    if is_write and maybe_applied and isinstance(error, (ServerError, RateLimitedError)):
+                        raise AmbiguousWriteError(
+                            f"the request was sent but no clear answer came back (last: HTTP {response.status_code}, "
+                            f"{error.message})",
+                            method=method, path=path, status=response.status_code,
+                        )
+                    raise error
             logger.debug("retrying %s %s in %.2f s after attempt %d", method, path, delay, attempt)
             await self._sleep(delay)
-
-    @staticmethod
-    def _error(method: str, path: str, response: httpx2.Response, idempotent: bool) -> ConnectWiseError:
-        error = error_from_response(method, path, response)
-        # A 5xx without ConnectWise's error body (a gateway timing out, say) is no answer from ConnectWise:
-        # a write may have been applied behind it. A 5xx with its body is a definite ServerError.
-        if isinstance(error, ServerError) and error.code is None and not idempotent:
-            return AmbiguousWriteError(
-                f"the request was sent but the answer was HTTP {response.status_code} without a ConnectWise error "
-                f"body ({error.message})",
-                method=method, path=path, status=response.status_code,
-            )
-        return error
 
     def _record(self, method: str, path: str, status: int | None, started: float, attempt: int) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000

@@ -31,10 +31,7 @@ class FieldError:
 
 
 class ConnectWiseError(Exception):
-    """Base of every failure talking to ConnectWise."""
-
-    # What to do about it; each subclass says it for its case.
-    hint = ""
+    """Base of every failure talking to ConnectWise. What to do about one is the services layer's to say."""
 
     def __init__(
         self,
@@ -57,8 +54,7 @@ class ConnectWiseError(Exception):
         request = " ".join(part for part in (self.method, self.path) if part)
         if self.status is not None:
             request = f"{request} -> HTTP {self.status}" if request else f"HTTP {self.status}"
-        parts = [text, f"[{request}]" if request else "", self.hint]
-        return " ".join(part for part in parts if part)
+        return f"{text} [{request}]" if request else text
 
     def __repr__(self) -> str:
         return (
@@ -68,11 +64,11 @@ class ConnectWiseError(Exception):
 
 
 class NotFoundError(ConnectWiseError):
-    hint = "The record does not exist or the API member cannot see it (on ConnectWise cloud, rejected credentials can also answer 404)."
+    """HTTP 404: no such record or endpoint, or one the API member cannot see (on cloud, also rejected keys)."""
 
 
 class ValidationError(ConnectWiseError):
-    hint = "ConnectWise rejected the request as invalid; correct the fields named and try again."
+    """HTTP 400: ConnectWise rejected the request as invalid; `field_errors` names the fields."""
 
     def __init__(self, message: str, *, field_errors: list[FieldError] | None = None, **kwargs: object) -> None:
         self.field_errors = list(field_errors or [])
@@ -82,19 +78,19 @@ class ValidationError(ConnectWiseError):
 
 
 class AuthenticationError(ConnectWiseError):
-    hint = "Check the tenant's company id and its API public/private keys, and that the API member is active."
+    """HTTP 401: the company id or the API keys were rejected."""
 
 
 class PermissionDeniedError(ConnectWiseError):
-    hint = "The API member's security role does not allow this; an administrator can grant it in ConnectWise."
+    """HTTP 403: the API member's security role does not allow this."""
 
 
 class ConflictError(ConnectWiseError):
-    hint = "The record changed or is in use; read it again before retrying."
+    """HTTP 409: the record changed or is in use."""
 
 
 class RateLimitedError(ConnectWiseError):
-    hint = "ConnectWise is throttling this tenant; wait before sending more requests."
+    """HTTP 429: ConnectWise is throttling the tenant; `retry_after` in seconds when it said."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
         self.retry_after = retry_after
@@ -104,24 +100,23 @@ class RateLimitedError(ConnectWiseError):
 
 
 class ServerError(ConnectWiseError):
-    hint = "ConnectWise failed on its side; try again later."
+    """HTTP 5xx: ConnectWise (or a gateway in front of it) failed."""
 
 
 class TransportError(ConnectWiseError):
-    hint = "ConnectWise could not be reached or did not answer in time; check the network and the site/base URL."
+    """ConnectWise was unreachable or did not answer, and nothing can have changed: a GET, or a write never sent."""
 
 
 class AmbiguousWriteError(ConnectWiseError):
-    """The write was sent but no reliable answer came back: it may or may not have been applied.
+    """A write (any method but GET) was sent but no reliable answer came back: it may or may not have been
+    applied, even if it was idempotent and retried.
 
     Deliberately not a TransportError: callers must not treat it as "nothing happened".
     """
 
-    hint = "The change may or may not have been applied: look for it in ConnectWise before sending it again."
-
 
 class DiscoveryError(ConnectWiseError):
-    hint = "Check the tenant's site and company id, or set base_url explicitly."
+    """The tenant's base URL could not be found from its site and company id."""
 
 
 _BY_STATUS: dict[int, type[ConnectWiseError]] = {

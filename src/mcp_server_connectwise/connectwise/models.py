@@ -1,17 +1,92 @@
-"""Lenient read models of the ConnectWise records the service layer uses.
+"""Lenient read models of the ConnectWise records the service layer uses, with only the fields it reads.
 
-ConnectWise omits many fields and adds new ones per version, so every model ignores unknown keys and makes
-everything but `id` optional. Python names are snake_case; ConnectWise's camelCase names are the aliases
-(`closed_status` <- `closedStatus`), and either may be used to build a model. `_info` is kept as `info`.
+A read model must never fail on a record ConnectWise did store: a failure there surfaces as an internal
+error on every read of that record, and after a write that landed it makes the agent retry (and duplicate)
+it. ConnectWise omits fields, adds new ones per version, types many of them loosely (dates and numbers as
+strings, `""` for "none") and sometimes sends a name where a reference object belongs. So every model ignores
+unknown keys and makes everything but `id` optional, and every field type below turns a value it cannot read
+into None instead of raising.
+
+Python names are snake_case; ConnectWise's camelCase names are the aliases (`closed_status` <- `closedStatus`),
+and either may be used to build a model. `_info` is kept as `info`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+
+def _moment(value: object) -> datetime | None:
+    """ISO 8601 text (with `Z`, an offset or none: ConnectWise means UTC) as a UTC datetime; else None."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        return None
+
+
+def _number(value: object) -> float | None:
+    """An int, a float or a numeric string as a finite float; else None (a bool is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _whole_number(value: object) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _flag(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    return None
+
+
+def _object(value: object) -> dict | None:
+    return value if isinstance(value, dict) else None
+
+
+def _object_or_empty(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+CWDateTime = Annotated[datetime | None, BeforeValidator(_moment)]
+CWNumber = Annotated[float | None, BeforeValidator(_number)]
+CWWholeNumber = Annotated[int | None, BeforeValidator(_whole_number)]
+CWText = Annotated[str | None, BeforeValidator(_text)]
+CWFlag = Annotated[bool | None, BeforeValidator(_flag)]
 
 
 class CWModel(BaseModel):
@@ -21,158 +96,94 @@ class CWModel(BaseModel):
 class Reference(CWModel):
     """A reference to another record, e.g. `{"id": 1, "name": "Service Desk"}` or a company `identifier`."""
 
-    id: int | None = None
-    name: str | None = None
-    identifier: str | None = None
+    id: CWWholeNumber = None
+    name: CWText = None
+    identifier: CWText = None
+
+
+# A reference sent as anything but an object (`"status": "New"`) is read as no reference at all.
+CWReference = Annotated[Reference | None, BeforeValidator(_object)]
 
 
 class Record(CWModel):
     id: int
-    info: dict[str, Any] = Field(default_factory=dict, alias="_info")
+    info: Annotated[dict[str, Any], BeforeValidator(_object_or_empty)] = Field(default_factory=dict, alias="_info")
 
 
 class Ticket(Record):
-    summary: str | None = None
-    record_type: str | None = None
-    board: Reference | None = None
-    status: Reference | None = None
-    company: Reference | None = None
-    contact: Reference | None = None
-    contact_name: str | None = None
-    contact_email_address: str | None = None
-    owner: Reference | None = None
-    team: Reference | None = None
-    priority: Reference | None = None
-    type: Reference | None = None
-    sub_type: Reference | None = None
-    item: Reference | None = None
-    source: Reference | None = None
-    severity: str | None = None
-    impact: str | None = None
-    required_date: datetime | None = None
-    budget_hours: float | None = None
-    actual_hours: float | None = None
-    initial_description: str | None = None  # POST-only field (API.md); read when a response echoes it
-    customer_updated_flag: bool | None = None
-    closed_flag: bool | None = None
-    closed_date: datetime | None = None
-    closed_by: str | None = None
-    parent_ticket_id: int | None = None
-    date_responded: datetime | None = None
-    date_resplan: datetime | None = None
-    date_resolved: datetime | None = None
-    respond_minutes: int | None = None
-    res_plan_minutes: int | None = None
-    resolve_minutes: int | None = None
-    is_in_sla: bool | None = None
-    sla_status: str | None = None
+    summary: CWText = None
+    board: CWReference = None
+    status: CWReference = None
+    company: CWReference = None
+    contact: CWReference = None
+    contact_name: CWText = None
+    contact_email_address: CWText = None
+    owner: CWReference = None
+    priority: CWReference = None
+    type: CWReference = None
+    sub_type: CWReference = None
+    item: CWReference = None
+    severity: CWText = None
+    impact: CWText = None
+    required_date: CWDateTime = None
+    budget_hours: CWNumber = None
+    actual_hours: CWNumber = None
+    initial_description: CWText = None  # POST-only field (API.md); read when a response echoes it
+    closed_flag: CWFlag = None
+    sla_status: CWText = None
 
 
 class BoardStatus(Record):
-    name: str | None = None
-    board: Reference | None = None
-    sort_order: int | None = None
-    display_on_board: bool | None = None
-    inactive: bool | None = None
-    closed_status: bool | None = None
-    time_entry_not_allowed: bool | None = None
-    default_flag: bool | None = None
-    escalation_status: str | None = None
+    name: CWText = None
+    sort_order: CWWholeNumber = None
+    inactive: CWFlag = None
+    closed_status: CWFlag = None
+    time_entry_not_allowed: CWFlag = None
+    default_flag: CWFlag = None
 
 
 class Board(Record):
-    name: str | None = None
-    inactive_flag: bool | None = None
-    project_flag: bool | None = None
-    time_entry_locked_flag: bool | None = None
-    discussions_locked_flag: bool | None = None
+    name: CWText = None
+    inactive_flag: CWFlag = None
 
 
 class ServiceNote(Record):
-    ticket_id: int | None = None
-    text: str | None = None
-    detail_description_flag: bool | None = None
-    internal_analysis_flag: bool | None = None
-    resolution_flag: bool | None = None
-    issue_flag: bool | None = None
-    customer_updated_flag: bool | None = None
-    member: Reference | None = None
-    contact: Reference | None = None
-    date_created: datetime | None = None
-    created_by: str | None = None
-    internal_flag: bool | None = None
-    external_flag: bool | None = None
+    text: CWText = None
+    detail_description_flag: CWFlag = None
+    internal_analysis_flag: CWFlag = None
+    resolution_flag: CWFlag = None
+    member: CWReference = None
+    contact: CWReference = None
+    date_created: CWDateTime = None
+    created_by: CWText = None
 
 
 class TimeEntry(Record):
-    company: Reference | None = None
-    charge_to_id: int | None = None
-    charge_to_type: str | None = None
-    member: Reference | None = None
-    work_type: Reference | None = None
-    work_role: Reference | None = None
-    time_start: datetime | None = None
-    time_end: datetime | None = None
-    actual_hours: float | None = None
-    hours_deduct: float | None = None
-    billable_option: str | None = None
-    notes: str | None = None
-    internal_notes: str | None = None
-    add_to_detail_description_flag: bool | None = None
-    add_to_internal_analysis_flag: bool | None = None
-    add_to_resolution_flag: bool | None = None
-    date_entered: datetime | None = None
-    entered_by: str | None = None
+    member: CWReference = None
+    work_type: CWReference = None
+    time_start: CWDateTime = None
+    time_end: CWDateTime = None
+    actual_hours: CWNumber = None
+    billable_option: CWText = None
+    notes: CWText = None
 
 
 class Priority(Record):
-    name: str | None = None
-    color: str | None = None
-    sort_order: int | None = None
-    default_flag: bool | None = None
-    level: str | None = None
+    name: CWText = None
 
 
 class Member(Record):
-    identifier: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    inactive_flag: bool | None = None
-    primary_email: str | None = None
-    title: str | None = None
+    identifier: CWText = None
+    first_name: CWText = None
+    last_name: CWText = None
+    inactive_flag: CWFlag = None
 
 
 class WorkType(Record):
-    name: str | None = None
-    bill_time: str | None = None
-    inactive_flag: bool | None = None
-    overall_default_flag: bool | None = None
-
-
-class Company(Record):
-    identifier: str | None = None
-    name: str | None = None
-    status: Reference | None = None
-    phone_number: str | None = None
-    website: str | None = None
-    deleted_flag: bool | None = None
-
-
-class Contact(Record):
-    first_name: str | None = None
-    last_name: str | None = None
-    company: Reference | None = None
-    title: str | None = None
-    inactive_flag: bool | None = None
-    default_phone_nbr: str | None = None
-    communication_items: list[dict[str, Any]] = Field(default_factory=list)
+    name: CWText = None
+    inactive_flag: CWFlag = None
 
 
 class Configuration(Record):
-    name: str | None = None
-    type: Reference | None = None
-    status: Reference | None = None
-    company: Reference | None = None
-    contact: Reference | None = None
-    serial_number: str | None = None
-    active_flag: bool | None = None
+    name: CWText = None
+    type: CWReference = None
