@@ -102,6 +102,7 @@ def records_of(store, call: Call) -> list[dict]:
 def fast_recovery(monkeypatch):
     # Backoff and settle timings have their own tests; here only outcomes count. Retry-After is left as is.
     monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(write_recovery, "RECHECK_SECONDS", 0.0)
     monkeypatch.setattr(retry, "backoff", lambda policy, attempt, jitter=random.random: 0.01)
 
 

@@ -145,8 +145,8 @@ async def test_one_tenants_spent_rate_budget_does_not_slow_another(tmp_path):
         credentials={name: ApiCredentials(SANDBOXES[name].public_key, SANDBOXES[name].private_key) for name in SANDBOXES},
         transports={name: httpx2.ASGITransport(app=app) for name, app in sandboxes.items()},
     )
-    acme = tenants.session(config.tenants["acme"]).client
-    globex = tenants.session(config.tenants["globex"]).client
+    acme = (await tenants.open_session(config.tenants["acme"])).client
+    globex = (await tenants.open_session(config.tenants["globex"])).client
     try:
         for _ in range(2):
             await acme.get("/service/boards/1")

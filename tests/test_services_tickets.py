@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import httpx2
 import pytest
 
+from mcp_server_connectwise.connectwise import AuthenticationError, PermissionDeniedError
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.tickets import (
@@ -121,3 +122,73 @@ def test_customer_text_is_labelled_untrusted_in_the_schema():
     schema = TicketDetails.model_json_schema()
     assert UNTRUSTED_DESCRIPTION in str(schema["properties"]["summary"])
     assert UNTRUSTED_DESCRIPTION in str(schema["$defs"]["NoteView"]["properties"]["text"])
+
+
+@pytest.mark.parametrize(("order_by", "sent"), [("newest", "id desc"), ("oldest", "id asc")])
+async def test_entry_order_is_id_order(order_by, sent):
+    app = sandbox_app()
+    result = await search_tickets(sandbox_session(app), TicketQuery(order_by=order_by, open_only=False, limit=10))
+    [request] = app.state.request_log
+    assert request["query"]["orderBy"] == sent
+    ids = [row.id for row in result.tickets]
+    assert ids == sorted(ids, reverse=order_by == "newest")
+
+
+async def test_details_ask_for_notes_oldest_first_and_time_by_start():
+    app = sandbox_app()
+    session = sandbox_session(app)
+    ticket_id = next(t["id"] for t in app.state.store["tickets"].values()
+                     if not app.state.store["statuses"][t["status"]["id"]]["timeEntryNotAllowed"])
+    for start in ("2026-11-03T09:00:00Z", "2026-11-02T09:00:00Z"):  # the later-entered one started first
+        await session.client.post("/time/entries", {
+            "chargeToType": "ServiceTicket", "chargeToId": ticket_id, "member": {"id": 2},
+            "timeStart": start, "timeEnd": start.replace("T09", "T10")})
+    app.state.request_log.clear()
+    details = await get_ticket_details(session, ticket_id)
+    query = {request["path"]: request["query"] for request in app.state.request_log}
+    assert query[f"/service/tickets/{ticket_id}/notes"]["orderBy"] == "id asc"
+    assert query["/time/entries"]["orderBy"] == "timeStart asc"
+    starts = [entry.start for entry in details.time_entries]
+    assert starts == sorted(starts) and len(app.state.request_log) == 4
+
+
+class RefusesConfigurations(httpx2.AsyncBaseTransport):
+    """The sandbox, except that the ticket-configurations endpoint answers `status` with ConnectWise's error body."""
+
+    def __init__(self, app, status: int) -> None:
+        self.inner, self.status = httpx2.ASGITransport(app=app), status
+
+    async def handle_async_request(self, request):
+        if request.url.path.endswith("/configurations"):
+            return httpx2.Response(self.status, json={"code": "Refused", "message": f"refused with {self.status}"})
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize("status", [400, 404, 405])
+async def test_configurations_refused_by_a_connectwise_are_left_out_and_said_so(status):
+    app = sandbox_app()
+    ticket_id = min(app.state.store["tickets"])
+    details = await get_ticket_details(sandbox_session(app, transport=RefusesConfigurations(app, status)), ticket_id)
+    assert details.configurations is None and details.notes is not None
+    assert details.configurations_unavailable == (
+        f"ConnectWise would not list the ticket's configurations (HTTP {status}); they are left out.")
+
+
+@pytest.mark.parametrize(("status", "error"), [(401, AuthenticationError), (403, PermissionDeniedError)])
+async def test_configurations_failing_for_the_keys_fail_the_read(status, error):
+    app = sandbox_app()
+    with pytest.raises(error):
+        await get_ticket_details(sandbox_session(app, transport=RefusesConfigurations(app, status)),
+                                 min(app.state.store["tickets"]))
+
+
+async def test_configurations_show_only_what_a_configuration_reference_carries():
+    app = sandbox_app()
+    session = sandbox_session(app)
+    ticket_id = min(app.state.store["tickets"])
+    configuration = next(iter(app.state.store["configurations"].values()))
+    await session.client.post(f"/service/tickets/{ticket_id}/configurations", {"id": configuration["id"]})
+    details = await get_ticket_details(session, ticket_id)
+    assert [view.model_dump() for view in details.configurations] == [
+        {"id": configuration["id"], "name": configuration["name"], "type": configuration["type"]["name"]}]
+    assert details.configurations_unavailable is None

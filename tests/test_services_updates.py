@@ -6,10 +6,13 @@ from datetime import datetime
 
 import pytest
 
-from mcp_server_connectwise.services.errors import Refused
+from mcp_server_connectwise.connectwise import retry
+from mcp_server_connectwise.connectwise.retry import RetryPolicy
+from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.updates import TicketChanges, update_ticket
 
 from test_server_harness import sandbox_app, sandbox_session
+from test_write_recovery import Rewriting, script_faults
 
 
 def open_ticket(app, board="Service Desk", status="New"):
@@ -147,3 +150,97 @@ async def test_invalid_changes_are_refused_before_any_write(changes, message):
 async def test_an_unknown_ticket_is_refused():
     with pytest.raises(Refused, match="Ticket 5 was not found in tenant acme"):
         await update_ticket(sandbox_session(), 5, TicketChanges(status="New"))
+
+
+# --- ConnectWise's answer is checked: a change is reported only once the ticket shows it ------------------
+
+
+class IgnoresPatchesOf(Rewriting):
+    """Sends the named fields' patch operations as sub-paths, which the sandbox (like ConnectWise) answers with
+    200 and the ticket unchanged: the silent false success."""
+
+    def __init__(self, app, *paths: str) -> None:
+        super().__init__(app)
+        self.paths = paths
+
+    def request_json(self, request, body):
+        if request.method != "PATCH":
+            return body
+        return [{**op, "path": f"{op['path']}/id"} if op["path"] in self.paths else op for op in body]
+
+
+async def test_a_patch_answered_200_without_the_change_is_reported_not_applied():
+    app = sandbox_app()
+    ticket = open_ticket(app)
+    session = sandbox_session(app, transport=IgnoresPatchesOf(app, "priority", "summary"))
+    with pytest.raises(Failed) as failed:
+        await update_ticket(session, ticket["id"], TicketChanges(
+            status="In Progress", priority="Priority 1 - Emergency Response", summary="Printer on fire"))
+    assert str(failed.value) == (
+        f"Ticket {ticket['id']} (tenant acme) was not changed as asked: priority, summary did not change; "
+        "ConnectWise answered 200 without applying it (the silent false success of a PATCH). status did change. "
+        "Read the ticket with get_ticket_details before trying again."
+    )
+    assert failed.value.outcome == "error"
+    assert app.state.store["tickets"][ticket["id"]]["status"]["name"] == "In Progress"
+
+
+async def test_an_answer_without_the_ticket_is_checked_by_reading_it_back():
+    app = sandbox_app()
+    ticket = open_ticket(app)
+
+    class AnswersPatchWithNothing(Rewriting):
+        def response_json(self, request, body):
+            return {} if request.method == "PATCH" else body
+
+    result = await update_ticket(sandbox_session(app, transport=AnswersPatchWithNothing(app)), ticket["id"],
+                                 TicketChanges(status="In Progress"))
+    assert [(c.field, c.after) for c in result.changes] == [("status", "In Progress")]
+    path = f"/service/tickets/{ticket['id']}"
+    assert methods(app)[-2:] == [("PATCH", path), ("GET", path)]
+
+
+def no_backoff(monkeypatch):
+    monkeypatch.setattr(retry, "backoff", lambda *args, **kwargs: 0.0)
+
+
+async def test_a_patch_without_an_answer_that_was_applied_is_read_back_and_reported_done(monkeypatch):
+    no_backoff(monkeypatch)
+    app = sandbox_app()
+    ticket = open_ticket(app)
+    script_faults(app, patch=["drop_after_commit"] * RetryPolicy().max_attempts)
+    result = await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(status="In Progress"))
+    assert [(c.field, c.before, c.after) for c in result.changes] == [("status", "New", "In Progress")]
+    assert methods(app)[-1] == ("GET", f"/service/tickets/{ticket['id']}")
+
+
+async def test_a_patch_without_an_answer_that_did_not_apply_is_reported_not_applied(monkeypatch):
+    no_backoff(monkeypatch)
+    app = sandbox_app()
+    ticket = open_ticket(app)
+    script_faults(app, patch=["drop_before"] * RetryPolicy().max_attempts)
+    with pytest.raises(Failed) as failed:
+        await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(status="In Progress"))
+    assert str(failed.value) == (
+        f"Ticket {ticket['id']} (tenant acme) was not changed as asked: status did not change; ConnectWise gave no "
+        "answer to the change, and the ticket read back still shows the old value. "
+        "Read the ticket with get_ticket_details before trying again."
+    )
+    assert app.state.store["tickets"][ticket["id"]]["status"]["name"] == "New"
+
+
+async def test_a_patch_without_an_answer_whose_read_back_fails_has_an_unknown_outcome(monkeypatch):
+    no_backoff(monkeypatch)
+    app = sandbox_app()
+    ticket = open_ticket(app)
+    attempts = RetryPolicy().max_attempts
+    reads_before_the_patch = 2  # the ticket, the board's statuses
+    script_faults(app, patch=["drop_after_commit"] * attempts,
+                  get=[None] * reads_before_the_patch + ["error_503"] * attempts)
+    with pytest.raises(OutcomeUnknown) as unknown:
+        await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(status="In Progress"))
+    assert str(unknown.value) == (
+        f"It is unknown whether ticket {ticket['id']} (tenant acme) was changed: ConnectWise gave no answer to the "
+        "change, and reading the ticket back failed too (HTTP 503). Check it with get_ticket_details before sending "
+        "the change again."
+    )

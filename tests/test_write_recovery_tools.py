@@ -15,6 +15,7 @@ NOTE = {"ticket_id": 1001, "text": "Rebooted the router."}
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
     monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(write_recovery, "RECHECK_SECONDS", 0.0)
     monkeypatch.setattr(retry, "backoff", lambda *args, **kwargs: 0.0)
 
 

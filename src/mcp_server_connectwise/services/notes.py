@@ -85,6 +85,7 @@ async def _notes_like(session: TenantSession, path: str, body: dict, since: date
     ):
         if not entered_since(note, "dateCreated", since):
             break  # ids grow with time: every note after this one is older still
-        if same_text(note.get("text"), body["text"]) and all(note.get(flag) is body[flag] for flag in flags):
+        # bool(): a partial response may leave out a flag that is false.
+        if same_text(note.get("text"), body["text"]) and all(bool(note.get(flag)) is body[flag] for flag in flags):
             found.append(note)
     return found

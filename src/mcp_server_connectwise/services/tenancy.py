@@ -7,10 +7,11 @@ attempts to `collect_requests`, so a tool call can list the requests it caused i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx2
 
@@ -19,6 +20,9 @@ from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, C
 from mcp_server_connectwise.secrets import KeyringUnavailable, KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS, Catalog
 from mcp_server_connectwise.services.errors import Failed, Refused
+
+# A locked keyring can wait for a person to type a password; a call gives up on it after this long.
+KEYRING_TIMEOUT_SECONDS = 10.0
 
 _requests_of_this_call: ContextVar[list[RequestRecord] | None] = ContextVar("requests_of_this_call", default=None)
 
@@ -47,6 +51,9 @@ class TenantSession:
     config: TenantConfig
     client: ConnectWiseClient
     catalog: Catalog
+    # Per kind of record ("note"), the ids of the records this session reported as created, oldest first:
+    # write recovery never takes one of them for a later call's lost record.
+    reported_ids: dict[str, dict[int, None]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -77,6 +84,8 @@ class Tenants:
         self._transports = dict(transports or {})
         self._cache_ttl = cache_ttl
         self._sessions: dict[str, TenantSession] = {}
+        # The keyring read under way per tenant, which concurrent first calls share.
+        self._keyring_reads: dict[str, asyncio.Future[ApiCredentials]] = {}
 
     def resolve(self, name: str | None) -> TenantConfig:
         """The named tenant, or the default one; an unknown name is refused naming the known tenants."""
@@ -92,27 +101,49 @@ class Tenants:
         """Whether the tenant's `tools` allowlist (none: every tool) lets `tool` run for it."""
         return tenant.tools is None or tool in tenant.tools
 
-    def session(self, tenant: TenantConfig) -> TenantSession:
-        """The tenant's session, creating its client on first use."""
+    async def open_session(self, tenant: TenantConfig) -> TenantSession:
+        """The tenant's session, creating its client on first use. The keyring is read in a worker thread: a
+        keyring waiting for a password holds up this tenant's first calls only, and only for a while."""
         session = self._sessions.get(tenant.name)
         if session is None:
-            client = self._new_client(tenant)
-            session = TenantSession(tenant, client, Catalog(client, ttl=self._cache_ttl))
-            self._sessions[tenant.name] = session
+            credentials = self._credentials.get(tenant.name) or await self._read_keys(tenant)
+            # A concurrent first call may have created it meanwhile; nothing awaits between look and create.
+            session = self._sessions.get(tenant.name) or self._new_session(tenant, credentials)
         return session
 
-    def _new_client(self, tenant: TenantConfig) -> ConnectWiseClient:
-        credentials = self._credentials.get(tenant.name)
-        if credentials is None:
-            try:
-                credentials = self._key_store.get(tenant.name)
-            except KeyringUnavailable as exc:
-                raise Failed(f"The API keys of tenant {tenant.name} cannot be read: {exc}.") from None
+    async def _read_keys(self, tenant: TenantConfig) -> ApiCredentials:
+        # One read per tenant at a time, shared by every call waiting: a locked keyring is not asked again by
+        # each retry, and the threads stuck on it are not multiplied.
+        read = self._keyring_reads.get(tenant.name)
+        if read is None:
+            read = self._keyring_reads[tenant.name] = asyncio.ensure_future(asyncio.to_thread(self._keys, tenant))
+            read.add_done_callback(lambda done: self._keyring_read_done(tenant.name, done))
+        try:
+            return await asyncio.wait_for(asyncio.shield(read), KEYRING_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise Failed(
+                f"The API keys of tenant {tenant.name} cannot be read: the OS keyring did not answer within "
+                f"{KEYRING_TIMEOUT_SECONDS:g} s; unlock it and retry."
+            ) from None
+
+    def _keyring_read_done(self, tenant_name: str, read: asyncio.Future[ApiCredentials]) -> None:
+        del self._keyring_reads[tenant_name]
+        if not read.cancelled():
+            read.exception()  # retrieved, so that a failed read every caller gave up on is not logged as unhandled
+
+    def _keys(self, tenant: TenantConfig) -> ApiCredentials:
+        try:
+            credentials = self._key_store.get(tenant.name)
+        except KeyringUnavailable as exc:
+            raise Failed(f"The API keys of tenant {tenant.name} cannot be read: {exc}.") from None
         if credentials is None:
             raise Failed(
                 f"Tenant {tenant.name} has no API keys in the keyring; "
                 f"run `mcp-server-connectwise tenants set-keys {tenant.name}` and try again."
             )
+        return credentials
+
+    def _new_session(self, tenant: TenantConfig, credentials: ApiCredentials) -> TenantSession:
         settings = ClientSettings(
             company_id=tenant.company_id,
             client_id=tenant.client_id,
@@ -121,9 +152,11 @@ class Tenants:
             api_version=tenant.api_version,
             requests_per_minute=tenant.requests_per_minute,
         )
-        return ConnectWiseClient(
+        client = ConnectWiseClient(
             settings, credentials, transport=self._transports.get(tenant.name), on_request=_record_request
         )
+        session = self._sessions[tenant.name] = TenantSession(tenant, client, Catalog(client, ttl=self._cache_ttl))
+        return session
 
     async def aclose(self) -> None:
         """Close every client; a later call creates them afresh (caches go with them)."""

@@ -11,7 +11,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from mcp_server_connectwise.connectwise import NotFoundError
+from mcp_server_connectwise.connectwise import (
+    AuthenticationError,
+    ConnectWiseError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+)
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Configuration, Reference, ServiceNote, Ticket, TimeEntry
 from mcp_server_connectwise.services.errors import Refused
@@ -19,9 +26,10 @@ from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
 OrderBy = Literal["newest", "oldest", "recently_updated", "least_recently_updated"]
+# Entry order is id order, and every ConnectWise sorts by id (the entry date is kept under `_info`).
 ORDER_BY: dict[str, str] = {
-    "newest": "dateEntered desc",
-    "oldest": "dateEntered asc",
+    "newest": "id desc",
+    "oldest": "id asc",
     "recently_updated": "lastUpdated desc",
     "least_recently_updated": "lastUpdated asc",
 }
@@ -244,16 +252,15 @@ class TimeEntryView(BaseModel):
 
 
 class ConfigurationView(BaseModel):
+    """What a ticket's configuration reference carries."""
+
     id: int
     name: UntrustedText | None = None
     type: str | None = None
-    status: str | None = None
-    serial_number: str | None = None
 
     @classmethod
     def from_configuration(cls, item: Configuration) -> ConfigurationView:
-        return cls(id=item.id, name=item.name, type=_name(item.type), status=_name(item.status),
-                   serial_number=item.serial_number)
+        return cls(id=item.id, name=item.name, type=_name(item.type))
 
 
 class ContactView(BaseModel):
@@ -291,6 +298,9 @@ class TicketDetails(BaseModel):
     more_notes: bool = Field(False, description=f"The ticket has more than {NOTES_PER_TICKET} notes; only the oldest are shown.")
     time_entries: list[TimeEntryView] | None = None
     configurations: list[ConfigurationView] | None = Field(None, description="None when not requested or not available.")
+    configurations_unavailable: str | None = Field(
+        None, description="Why the configurations asked for are left out: ConnectWise would not list them."
+    )
     next_steps: str
     notice: str = untrusted_notice(
         "summary, description, company, contact, notes[].text and author, time_entries[].notes, configurations[].name"
@@ -301,6 +311,16 @@ def _time_entry_conditions(ticket_id: int) -> cw.Expr | None:
     return cw.and_(
         cw.or_(cw.eq("chargeToType", "ServiceTicket"), cw.eq("chargeToType", "ProjectTicket")),
         cw.eq("chargeToId", ticket_id),
+    )
+
+
+def _configurations_refused(answer: object) -> bool:
+    """Whether the configurations request was refused for what it asked, rather than failing for a reason that
+    fails the whole read (keys, permissions, throttling, ConnectWise down or unreachable)."""
+    return (
+        isinstance(answer, ConnectWiseError)
+        and answer.status is not None
+        and not isinstance(answer, (AuthenticationError, PermissionDeniedError, RateLimitedError, ServerError))
     )
 
 
@@ -318,19 +338,24 @@ async def get_ticket_details(
     # Notes are always read: the description is the first discussion note.
     requests: dict[str, Any] = {
         "ticket": client.get(path),
-        "notes": client.get_page(f"{path}/notes", page_size=NOTES_PER_TICKET),
+        "notes": client.get_page(f"{path}/notes", order_by="id asc", page_size=NOTES_PER_TICKET),
     }
     if include_time:
         requests["time"] = client.get_page("/time/entries", conditions=_time_entry_conditions(ticket_id),
-                                           page_size=TIME_ENTRIES_PER_TICKET)
+                                           order_by="timeStart asc", page_size=TIME_ENTRIES_PER_TICKET)
     if include_configurations:
         requests["configurations"] = client.get_page(f"{path}/configurations", page_size=CONFIGURATIONS_PER_TICKET)
     answers = dict(zip(requests, await asyncio.gather(*requests.values(), return_exceptions=True)))
     if isinstance(answers["ticket"], NotFoundError):
         raise ticket_not_found(session, ticket_id)
-    if isinstance(answers.get("configurations"), NotFoundError):
-        # The ticket exists, so the configurations endpoint itself is missing (not every ConnectWise double
-        # serves it): report them as unknown rather than fail the whole read.
+    configurations_unavailable = None
+    if _configurations_refused(answers.get("configurations")):
+        # The ticket was readable, so it is this endpoint that is refused (not every ConnectWise, nor every
+        # double of it, serves it): leave the configurations out rather than fail the whole read.
+        configurations_unavailable = (
+            f"ConnectWise would not list the ticket's configurations (HTTP {answers['configurations'].status}); "
+            "they are left out."
+        )
         answers["configurations"] = None
     for answer in answers.values():
         if isinstance(answer, BaseException):
@@ -373,6 +398,7 @@ async def get_ticket_details(
         if include_time else None,
         configurations=[ConfigurationView.from_configuration(Configuration.model_validate(item))
                         for item in answers["configurations"].items] if answers.get("configurations") else None,
+        configurations_unavailable=configurations_unavailable,
         next_steps=(
             "Change it with update_ticket (valid statuses: list_board_statuses), "
             "write a note with add_ticket_note, log work with create_time_entry."

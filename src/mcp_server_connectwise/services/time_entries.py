@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from mcp_server_connectwise.connectwise.conditions import and_, eq
+from mcp_server_connectwise.connectwise.conditions import and_, eq, ge, le
 from mcp_server_connectwise.connectwise.models import Reference, TimeEntry
 from mcp_server_connectwise.services import catalog, resolve
 from mcp_server_connectwise.services.errors import Refused
@@ -25,6 +25,9 @@ from mcp_server_connectwise.untrusted import strip_invisible
 
 BillableOption = Literal["Billable", "DoNotBill", "NoCharge", "NoDefault"]
 MAX_DURATION = timedelta(hours=24)
+# How far a stored start or end may be from the one sent and still be the entry whose answer was lost:
+# ConnectWise may keep times to the minute.
+STORED_TIME_TOLERANCE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -148,23 +151,25 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
 async def _time_entries_like(
     session: TenantSession, body: dict, start: datetime, end: datetime, since: datetime
 ) -> list[dict]:
-    """The time entries equal to `body` (same ticket, member, start and end, notes, work type and billing),
-    entered at or after `since`, newest first."""
+    """The time entries equal to `body` (same ticket, member, notes, work type and billing; start and end
+    within `STORED_TIME_TOLERANCE`), entered at or after `since`, newest first."""
     conditions = and_(
         eq("chargeToType", body["chargeToType"]),
         eq("chargeToId", body["chargeToId"]),
         eq("member/id", body["member"]["id"]),
-        eq("timeStart", start),
+        ge("timeStart", start - STORED_TIME_TOLERANCE),
+        le("timeStart", start + STORED_TIME_TOLERANCE),
     )
-    # One member rarely logs two entries with the same start on one ticket; 50 is far beyond that.
+    # One member rarely logs two entries starting within two minutes on one ticket; 50 is far beyond that.
     entries = await session.client.list_all("/time/entries", conditions=conditions, order_by="id desc", limit=50)
     return [entry for entry in entries if _same_entry(entry, body, end) and entered_since(entry, "dateEntered", since)]
 
 
 def _same_entry(entry: dict, body: dict, end: datetime) -> bool:
     work_type = entry.get("workType") or {}
+    stored_end = parse_moment(entry.get("timeEnd"))
     return (
-        parse_moment(entry.get("timeEnd")) == end
+        stored_end is not None and abs(stored_end - end) <= STORED_TIME_TOLERANCE
         and same_text(entry.get("notes"), body.get("notes"))
         and ("workType" not in body or work_type.get("id") == body["workType"]["id"])
         and ("billableOption" not in body or entry.get("billableOption") == body["billableOption"])

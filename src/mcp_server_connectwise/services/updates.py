@@ -2,7 +2,9 @@
 
 A bad status (or one of another board) is refused with the valid ones and nothing is sent. The PATCH
 replaces whole references by id (`{"op": "replace", "path": "status", "value": {"id": 5}}`): replacing a
-sub-path such as `status/name` can answer 200 without changing anything (API.md).
+sub-path such as `status/name` can answer 200 without changing anything (API.md). Even so, a change is only
+reported once the ticket ConnectWise answered with shows it; a PATCH left without an answer is checked by
+reading the ticket back once.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_server_connectwise.connectwise import NotFoundError
+from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, NotFoundError
 from mcp_server_connectwise.connectwise.models import Reference, Ticket
 from mcp_server_connectwise.services import catalog, resolve
-from mcp_server_connectwise.services.errors import Refused
+from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import read_ticket, ticket_not_found, ticket_path
 from mcp_server_connectwise.untrusted import UntrustedText, strip_invisible, untrusted_notice
@@ -86,6 +88,25 @@ _SHOWN: dict[str, Any] = {
     "requiredDate": lambda t: _utc_text(t.required_date) if t.required_date else None,
     "budgetHours": lambda t: t.budget_hours,
 }
+
+
+# The patch paths whose value is a reference, compared by id; any other is compared by value.
+_REFERENCE_ATTRIBUTES: dict[str, str] = {
+    "board": "board", "status": "status", "priority": "priority", "owner": "owner", "type": "type",
+    "subType": "sub_type", "item": "item",
+}
+
+
+def _shows(ticket: Ticket, operation: dict) -> bool:
+    """Whether `ticket` has the value the patch `operation` sets."""
+    path, value = operation["path"], operation["value"]
+    if path in _REFERENCE_ATTRIBUTES:
+        reference = getattr(ticket, _REFERENCE_ATTRIBUTES[path])
+        return reference is not None and reference.id == value["id"]
+    if path == "budgetHours":
+        # ConnectWise may keep hours to two decimals.
+        return ticket.budget_hours is not None and math.isclose(ticket.budget_hours, value, abs_tol=0.005)
+    return _SHOWN[path](ticket) == value
 
 
 @dataclass
@@ -193,16 +214,42 @@ async def update_ticket(session: TenantSession, ticket_id: int, changes: TicketC
         answer = await session.client.patch(ticket_path(ticket_id), plan.operations)
     except NotFoundError:
         raise ticket_not_found(session, ticket_id) from None
-    after = Ticket.model_validate(answer) if isinstance(answer, dict) and "id" in answer else None
-    changed = [
-        FieldChange(
-            field=path,
-            before=_SHOWN[path](ticket),
-            after=(_SHOWN[path](after) if after is not None else None) or planned,
+    except AmbiguousWriteError:
+        answer, what_happened = None, "ConnectWise gave no answer to the change"
+    else:
+        what_happened = "ConnectWise answered the change without the ticket"  # said only if so
+    if isinstance(answer, dict) and "id" in answer:
+        after = Ticket.model_validate(answer)
+        not_applied_because = "ConnectWise answered 200 without applying it (the silent false success of a PATCH)"
+    else:
+        after = await _read_back(session, ticket_id, what_happened)
+        not_applied_because = f"{what_happened}, and the ticket read back still shows the old value"
+    not_applied = [operation["path"] for operation in plan.operations if not _shows(after, operation)]
+    if not_applied:
+        applied = [path for path in plan.shown_after if path not in not_applied]
+        raise Failed(
+            f"Ticket {ticket_id} (tenant {session.name}) was not changed as asked: {', '.join(not_applied)} did not "
+            f"change; {not_applied_because}. {', '.join(applied) + ' did change. ' if applied else ''}"
+            "Read the ticket with get_ticket_details before trying again."
         )
+    changed = [
+        FieldChange(field=path, before=_SHOWN[path](ticket), after=_SHOWN[path](after) or planned)
         for path, planned in plan.shown_after.items()
     ]
     return TicketUpdated(
         tenant=session.name, ticket_id=ticket_id, patched=True, changes=changed,
         next_steps="Record why with add_ticket_note, or log the work with create_time_entry.",
     )
+
+
+async def _read_back(session: TenantSession, ticket_id: int, what_happened: str) -> Ticket:
+    """The ticket as ConnectWise now shows it, when the answer to the PATCH did not show it."""
+    try:
+        return Ticket.model_validate(await session.client.get(ticket_path(ticket_id)))
+    except ConnectWiseError as failure:
+        why = f"HTTP {failure.status}" if failure.status is not None else "no answer"
+        raise OutcomeUnknown(
+            f"It is unknown whether ticket {ticket_id} (tenant {session.name}) was changed: {what_happened}, and "
+            f"reading the ticket back failed too ({why}). Check it with get_ticket_details before sending the "
+            "change again."
+        ) from None

@@ -1,21 +1,24 @@
 """Creating a record exactly once when ConnectWise's answer to the POST is lost.
 
-A POST whose answer never came (`AmbiguousWriteError`: timeout, reset, a 5xx without ConnectWise's body) or
-came as a 5xx may or may not have created the record, and the client never re-sends it blindly.
-`create_once` finds out by looking:
+A POST that failed may still have created the record, and the client never re-sends it blindly. How
+`create_once` finds out depends on what is known about the failed attempt:
 
-1. list the newest records that could be ours and match them against what was sent; found: it was created;
-2. not found: that attempt demonstrably did not land, so send once more, and if that answer is lost too, look
-   again; still not there: nothing was written;
-3. the look itself fails: the outcome is unknown, and the error says so (`OutcomeUnknown`).
+- definite (a 5xx with ConnectWise's error body): look once, `SETTLE_SECONDS` later;
+- ambiguous (`AmbiguousWriteError`: sent, no answer): ConnectWise may still be committing it, so look after
+  `SETTLE_SECONDS` and, if it is not there, once more `RECHECK_SECONDS` later;
+- never sent (`TransportError`; the client already retried it): there is nothing to look for.
+
+Found: it was created. Not found: send once more (and if that fails too, find out again the same way); still
+not there: `Failed`, saying how often ConnectWise was looked at. A look that itself fails leaves the outcome
+unknown, and the error says so (`OutcomeUnknown`).
 
 No marker is added to the record: a note's text is read by customers, and hidden characters are stripped from
-it on purpose. So a match is by content within a time window, and records this process already reported as
-created by an earlier call are never matched again, so that two calls writing the same words each get (and
-report) their own record.
+it on purpose. So a match is by content within a time window, and records the tenant's session already
+reported as created by an earlier call are never matched again, so that two calls writing the same words each
+get (and report) their own record.
 
-Cost: nothing on the warm path. A lost answer costs one list request per look (at most two looks, two sends)
-and `SETTLE_SECONDS` of waiting before each look.
+Cost: nothing on the warm path. A failed attempt costs one list request per look (at most two looks per
+attempt, two sends) and the waits before them.
 """
 
 from __future__ import annotations
@@ -25,25 +28,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from weakref import WeakKeyDictionary
 
-from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseClient, ConnectWiseError, ServerError
+from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, ServerError, TransportError
 from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown
 from mcp_server_connectwise.services.tenancy import TenantSession
 
 logger = logging.getLogger(__name__)
 
-# A POST that timed out may still be running in ConnectWise; looking at once could miss it and re-send it.
+# A failed POST may still be running in ConnectWise; looking at once could miss it and re-send it.
 SETTLE_SECONDS = 2.0
+# A POST sent without an answer may be committing for longer: not found at the first look, it is looked for
+# once more this much later before it is sent again.
+RECHECK_SECONDS = 10.0
 # Our clock and ConnectWise's disagree by a little; a record entered before (send time - skew) is not ours.
 CLOCK_SKEW = timedelta(minutes=5)
-# How many created ids per kind a client remembers, to keep an earlier call's record from being claimed again.
+# How many created ids per kind a session remembers, to keep an earlier call's record from being claimed again.
 _REMEMBERED_IDS = 4096
-
-_reported: WeakKeyDictionary[ConnectWiseClient, dict[str, dict[int, None]]] = WeakKeyDictionary()
-
-# What leaves a POST's outcome open: no (reliable) answer, or ConnectWise failing part-way.
-_LOST_ANSWER = (AmbiguousWriteError, ServerError)
 
 
 @dataclass(frozen=True)
@@ -63,56 +63,77 @@ async def create_once(session: TenantSession, write: PlannedWrite) -> dict:
     """POST `write.body` and return the created record: sent at most twice, and never created twice."""
     since = datetime.now(timezone.utc) - CLOCK_SKEW
     created = await _send_or_find(session, write, since)
-    _remember(session.client, write.kind, created.get("id"))
+    _remember(session, write.kind, created.get("id"))
     return created
 
 
+def _waits_before_looks(failure: ConnectWiseError) -> tuple[float, ...]:
+    if isinstance(failure, AmbiguousWriteError):
+        return (SETTLE_SECONDS, RECHECK_SECONDS)
+    if isinstance(failure, ServerError):
+        return (SETTLE_SECONDS,)
+    return ()  # never sent
+
+
 async def _send_or_find(session: TenantSession, write: PlannedWrite, since: datetime) -> dict:
-    lost: ConnectWiseError | None = None
+    failures: list[ConnectWiseError] = []
+    looks = 0
     for _ in range(2):
         try:
             return await session.client.post(write.path, write.body)
-        except _LOST_ANSWER as exc:
-            lost = exc
-        found = await _look(session, write, since, lost)
-        if found is not None:
-            logger.warning("the answer to POST %s was lost (%s); found the %s it created: id %s",
-                           write.path, _why(lost), write.kind, found.get("id"))
-            return found
-        logger.warning("the answer to POST %s was lost (%s) and no %s was created", write.path, _why(lost), write.kind)
+        except (AmbiguousWriteError, ServerError, TransportError) as failure:
+            failures.append(failure)
+        for wait in _waits_before_looks(failures[-1]):
+            await asyncio.sleep(wait)
+            looks += 1
+            found = await _look(session, write, since, failures[-1])
+            if found is not None:
+                logger.warning("POST %s failed (%s); found the %s it created: id %s",
+                               write.path, _why(failures[-1]), write.kind, found.get("id"))
+                return found
+        logger.warning("POST %s failed (%s) and the %s is not there", write.path, _why(failures[-1]), write.kind)
+    seen = (
+        f"ConnectWise shows no such {write.kind} after looking {_times(looks)}" if looks
+        else "neither request reached ConnectWise"
+    )
     raise Failed(
-        f"The {write.kind} was not saved on ticket {write.ticket_id} (tenant {session.name}): ConnectWise gave no clear "
-        f"answer to either attempt ({_why(lost)} the last time) and the {write.kind} is not there, so nothing was "
-        "written; try again later."
+        f"The {write.kind} was not saved on ticket {write.ticket_id} (tenant {session.name}): both attempts failed "
+        f"({'; then '.join(_why(failure) for failure in failures)}) and {seen}; nothing was written. Try again later."
     )
 
 
-async def _look(session: TenantSession, write: PlannedWrite, since: datetime, lost: ConnectWiseError) -> dict | None:
-    await asyncio.sleep(SETTLE_SECONDS)
+async def _look(session: TenantSession, write: PlannedWrite, since: datetime, failure: ConnectWiseError) -> dict | None:
     try:
         candidates = await write.find(since)
-    except ConnectWiseError as failure:
+    except ConnectWiseError as look_failure:
         raise OutcomeUnknown(
             f"It is unknown whether the {write.kind} was saved on ticket {write.ticket_id} (tenant {session.name}): "
-            f"ConnectWise gave no clear answer to the write ({_why(lost)}) and looking for it failed too "
-            f"({_why(failure)}). "
+            f"the write failed ({_why(failure)}) and looking for it failed too ({_why(look_failure)}). "
             f"It may or may not have been written; check {write.check} before sending it again."
         ) from None
-    reported = _reported.get(session.client, {}).get(write.kind, {})
+    reported = session.reported_ids.get(write.kind, {})
     return next((record for record in candidates if record.get("id") not in reported), None)
 
 
-def _remember(client: ConnectWiseClient, kind: str, record_id: object) -> None:
+def _remember(session: TenantSession, kind: str, record_id: object) -> None:
     if not isinstance(record_id, int):
         return
-    ids = _reported.setdefault(client, {}).setdefault(kind, {})
+    ids = session.reported_ids.setdefault(kind, {})
     ids[record_id] = None
     if len(ids) > _REMEMBERED_IDS:
         del ids[next(iter(ids))]  # dicts keep insertion order: this is the oldest
 
 
-def _why(exc: ConnectWiseError) -> str:
-    return f"HTTP {exc.status}" if exc.status is not None else "the connection broke or timed out"
+def _times(count: int) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{count} times")
+
+
+def _why(failure: ConnectWiseError) -> str:
+    if failure.status is not None:
+        return f"HTTP {failure.status}"
+    if isinstance(failure, AmbiguousWriteError):
+        return "the connection broke or timed out after it was sent"
+    return "ConnectWise could not be reached or did not answer"
 
 
 def parse_moment(value: object) -> datetime | None:

@@ -201,7 +201,7 @@ class ToolRuntime:
                     raise Refused(no_such_arguments(definition, unknown))
                 tenant = self._permitted_tenant(caller, definition, tenant_name)
                 tenant_name = tenant.name
-                call = ToolCall(self.tenants.session(tenant))
+                call = ToolCall(await self.tenants.open_session(tenant))
                 result = await definition.handler(call, **arguments)
             except ServiceError as exc:
                 outcome, error = exc.outcome, str(exc)
