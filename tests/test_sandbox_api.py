@@ -128,6 +128,24 @@ async def test_request_log_records_each_request_without_the_private_key(app, cli
     assert "sandbox-private" not in repr(log) and "wrong" not in repr(log)
 
 
+async def test_request_log_keeps_at_most_its_limit_newest_last():
+    app = create_app(SandboxSettings(tickets=60, request_log_limit=10))
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=AUTH,
+                                  headers={"clientId": "test-client"}) as client:
+        sizes = []
+        for ticket in range(1001, 1041):
+            await client.get(f"/service/tickets/{ticket}")
+            sizes.append(len(app.state.request_log))
+    log = app.state.request_log
+    assert max(sizes) == 10 and 0 < len(log) <= 10
+    assert log[-1]["path"] == "/service/tickets/1040" and log[-1]["status"] == 200
+    paths = [e["path"] for e in log]
+    assert paths == [f"/service/tickets/{t}" for t in range(1041 - len(log), 1041)]  # the newest, in order
+    assert log[-3:] == list(log)[-3:] and isinstance(log, list)  # still a list: tests slice and compare it
+    with pytest.raises(ValueError):
+        create_app(SandboxSettings(request_log_limit=0))
+
+
 async def test_impersonation_tokens_act_as_the_member(client, app):
     response = await client.post("/system/members/jsmith/tokens")
     assert response.status_code == 200

@@ -7,7 +7,7 @@ from starlette.middleware import Middleware
 
 from mcp_server_connectwise.sandbox.errors import ApiError
 from mcp_server_connectwise.sandbox.faults import FaultInjector
-from mcp_server_connectwise.sandbox.gate import SandboxGate
+from mcp_server_connectwise.sandbox.gate import RequestLog, SandboxGate
 from mcp_server_connectwise.sandbox.routes import api_error, routes
 from mcp_server_connectwise.sandbox.seed import seed_store
 from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL, SandboxSettings
@@ -19,12 +19,13 @@ def create_app(settings: SandboxSettings | None = None, *, base_url: str = SANDB
     """A sandbox seeded from `settings`. `base_url` is only used to write the `_info` hrefs in records.
 
     `app.state` holds `settings`, `store` (the records), `writer`, `faults` (FaultInjector: counters and
-    `fail_next`) and `request_log` (one dict per request, see gate.SandboxGate)."""
+    `fail_next`) and `request_log` (one dict per request, see gate.SandboxGate; it keeps the newest
+    `settings.request_log_limit` at most)."""
     settings = settings or SandboxSettings()
+    request_log = RequestLog(settings.request_log_limit)  # first: it checks the limit
     store = Store(base_url)
     seed_store(store, settings)
     faults = FaultInjector(settings)
-    request_log: list[dict] = []
     table = routes()
     segments = {segment for route in table for segment in route.path.split("/") if segment and "{" not in segment}
     app = Starlette(

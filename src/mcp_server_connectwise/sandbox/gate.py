@@ -43,6 +43,35 @@ async def send_error(send: Send, error: ApiError) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+class RequestLog(list):
+    """`app.state.request_log`: a list (tests index, slice and compare it) that keeps at most `limit` entries.
+
+    Past the limit it drops its oldest entries a chunk at a time, so an append stays cheap on the hot path."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"request_log_limit must be at least 1, not {limit}")
+        super().__init__()
+        self.limit = limit
+        self._keep = max(1, limit - max(1, limit // 16))  # what is left after a trim (never the newest lost)
+
+    def append(self, entry: dict[str, Any]) -> None:
+        super().append(entry)
+        self._trim()
+
+    def extend(self, entries: Iterable[dict[str, Any]]) -> None:
+        super().extend(entries)
+        self._trim()
+
+    def __iadd__(self, entries: Iterable[dict[str, Any]]) -> RequestLog:  # type: ignore[override]
+        self.extend(entries)
+        return self
+
+    def _trim(self) -> None:
+        if len(self) > self.limit:
+            del self[:len(self) - self._keep]
+
+
 class SandboxGate:
     """Logs each request to `app.state.request_log` and answers auth, 429 and injected faults itself.
 

@@ -82,6 +82,8 @@ class Query:
     # --- conditions ------------------------------------------------------------------------------------
 
     def predicate(self, text: str | None) -> Predicate | None:
+        """`conditions` text as a predicate over this model's records; None when there is none. A syntax
+        error, a wrong field or literal, or parentheses nested too deep are a ConnectWise 400."""
         if not text or not text.strip():
             return None
         try:
@@ -365,27 +367,16 @@ def matching(records: Iterable[Record], *predicates: Predicate | None) -> list[R
     return [r for r in records if all(p(r) for p in active)]
 
 
+# The fields of one `customFields` element, which `customFieldConditions` compare.
+_CUSTOM_FIELD_QUERY = Query("CustomFieldValue", {
+    "id": "number", "caption": "string", "type": "string", "entryMethod": "string", "numberOfDecimals": "number",
+    "value": "object", "connectWiseId": "string"})
+
+
 def custom_field_predicate(query_text: str | None) -> Predicate | None:
     """`customFieldConditions` ("caption='X' and value != null") hold when some element of `customFields`
     satisfies them."""
-    if not query_text or not query_text.strip():
+    inner = _CUSTOM_FIELD_QUERY.predicate(query_text)
+    if inner is None:
         return None
-    try:
-        expr = parse(query_text)
-    except (ConditionsSyntaxError, ValueError) as exc:
-        raise bad_request(str(exc)) from None
-    except RecursionError:
-        raise bad_request(_TOO_DEEP) from None
-    try:
-        inner = _CustomFieldQuery()._compile(expr)
-    except RecursionError:
-        raise bad_request(_TOO_DEEP) from None
     return lambda r: any(inner(field) for field in r.get("customFields") or () if field.__class__ is dict)
-
-
-class _CustomFieldQuery(Query):
-    def __init__(self) -> None:
-        self.fields = {"id": "number", "caption": "string", "type": "string", "entryMethod": "string",
-                       "numberOfDecimals": "number", "value": "object", "connectWiseId": "string"}
-        self._lower = {name.lower(): name for name in self.fields}
-

@@ -21,3 +21,5 @@ class SandboxSettings:
     fault_rate: float = 0.0
     rate_limit: int = 0  # requests per minute; 0 is unlimited
     latency_ms: float = 0.0
+    # The request log keeps at most this many entries (the oldest go first): a demo may run for hours.
+    request_log_limit: int = 100_000
