@@ -21,7 +21,10 @@ from mcp_server_connectwise.connectwise.models import (
     Ticket,
     TimeEntry,
     WorkType,
+    label,
 )
+from mcp_server_connectwise.connectwise.models import Reference
+from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings
 from mcp_server_connectwise.sandbox.seed import seed_store
 from mcp_server_connectwise.sandbox.store import MODEL_FIELDS, Store
@@ -130,3 +133,18 @@ def test_board_statuses_read_by_alias_and_missing_fields_are_none() -> None:
     ]]
     assert new.closed_status is False and new.sort_order == 0
     assert closed.closed_status is True and closed.time_entry_not_allowed is None and closed.sort_order == 1
+
+
+def test_a_reference_is_labelled_by_name_then_identifier() -> None:
+    assert label(Reference(id=1, name="Service Desk", identifier="SD")) == "Service Desk"
+    assert label(Reference(id=2, identifier="jsmith")) == "jsmith"
+    assert label(Reference(id=3)) is None and label(None) is None
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [(datetime(2026, 1, 31, 10, 0, 0, 999999, tzinfo=timezone(timedelta(hours=1))), "2026-01-31T09:00:00Z"),
+     (datetime(999, 1, 1, tzinfo=timezone.utc), "0999-01-01T00:00:00Z")],  # four digits, unlike strftime("%Y")
+)
+def test_moments_are_written_in_utc_to_the_second(moment: datetime, text: str) -> None:
+    assert utc_text(moment) == text

@@ -33,6 +33,21 @@ def test_conditions_are_built_from_names_and_never_concatenated():
     )
 
 
+@pytest.mark.parametrize(("query", "message"), [
+    (TicketQuery(contact="x" * 101), "contact is 101 characters long"),
+    (TicketQuery(board=("", "y" * 101)), "board is 101 characters long"),
+    (TicketQuery(updated_after=datetime(1752, 12, 31, tzinfo=timezone.utc)), "outside the dates ConnectWise can store"),
+    (TicketQuery(entered_after=datetime(2026, 1, 1)), "has no time zone"),
+    (TicketQuery(page=2**31), "is past any result"),
+    (TicketQuery(board=tuple(f"Board {i:03}" for i in range(150))), "too long for ConnectWise"),
+])
+async def test_a_search_that_cannot_match_or_be_sent_is_refused_by_the_service_before_any_request(query, message):
+    app = sandbox_app()
+    with pytest.raises(Refused, match=message):
+        await search_tickets(sandbox_session(app), query)
+    assert app.state.request_log == []
+
+
 def test_text_that_cannot_be_expressed_safely_is_refused_before_any_request():
     app = sandbox_app()
     session = sandbox_session(app)

@@ -82,3 +82,20 @@ async def test_an_unknown_work_type_or_member_is_refused():
         await create_time_entry(sandbox_session(app), TimeEntryRequest(ticket["id"], START, hours=1, work_type="Juggling"))
     with pytest.raises(Refused, match="no active member 'nobody'"):
         await create_time_entry(sandbox_session(app), TimeEntryRequest(ticket["id"], START, hours=1, member="nobody"))
+
+
+@pytest.mark.parametrize(("request_", "message"), [
+    (TimeEntryRequest(1, datetime(1752, 12, 31, tzinfo=timezone.utc), hours=1), r"start 1752-12-31T00:00:00\+00:00 is"),
+    (TimeEntryRequest(1, START, end=datetime(9999, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-1)))), "end 9999"),
+    (TimeEntryRequest(1, datetime(9999, 12, 31, 23, tzinfo=timezone.utc), hours=2), "ends after 9999-12-31"),
+])
+def test_times_connectwise_cannot_store_are_refused_by_the_service_itself(request_, message):
+    with pytest.raises(Refused, match=message):
+        work_period(request_)
+
+
+async def test_an_impossible_member_is_refused_before_any_request():
+    app = sandbox_app()
+    with pytest.raises(Refused, match="member is empty"):
+        await create_time_entry(sandbox_session(app), TimeEntryRequest(1, START, hours=1, member="  "))
+    assert app.state.request_log == []

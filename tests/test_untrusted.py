@@ -12,6 +12,7 @@ from mcp_server_connectwise.untrusted import (
     UNTRUSTED_DESCRIPTION,
     UntrustedText,
     clean_untrusted,
+    one_line,
     strip_invisible,
 )
 
@@ -65,3 +66,7 @@ def test_exactly_the_control_characters_except_tab_and_newline_go(text):
     kept = strip_invisible(text)
     assert not any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in kept)
     assert kept.count("\n") == unicodedata.normalize("NFC", text).count("\n")
+
+
+def test_one_line_drops_hidden_characters_and_collapses_whitespace():
+    assert one_line("  Printer\u200b down\n\tagain\U000e0041  ") == "Printer down again"

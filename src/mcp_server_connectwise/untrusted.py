@@ -44,6 +44,11 @@ def strip_invisible(text: str) -> str:
     return _CONTROL.sub("", _INVISIBLE.sub("", text))
 
 
+def one_line(text: str) -> str:
+    """`text` without invisible characters, each run of whitespace (line breaks too) as one space, none at the ends."""
+    return " ".join(strip_invisible(text).split())
+
+
 def clean_untrusted(text: str, max_chars: int = MAX_UNTRUSTED_CHARS) -> str:
     """Untrusted `text` made safe to show a model: invisible characters, control characters and code-fence
     info strings (```lang title=...) removed, line endings normalised, cut to `max_chars`."""

@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Union
 
+from mcp_server_connectwise.connectwise.times import utc_text
+
 __all__ = [
     "And", "Comparison", "ConditionsSyntaxError", "Expr", "In", "Or", "UnsafeValueError", "Value",
     "and_", "contains", "eq", "ge", "gt", "in_", "le", "like", "like_escape", "lt", "ne", "not_", "or_",
@@ -240,7 +242,7 @@ def _literal(value: Value) -> str:
         text = format(Decimal(repr(value)), "f")
         return text if "." in text else text + ".0"
     if isinstance(value, datetime):
-        return "[" + value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z]"
+        return f"[{utc_text(value)}]"
     quote = "'" if '"' in value else '"'
     return f"{quote}{value}{quote}"
 

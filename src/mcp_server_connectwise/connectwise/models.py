@@ -21,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
-def _moment(value: object) -> datetime | None:
+def read_moment(value: object) -> datetime | None:
     """ISO 8601 text (with `Z`, an offset or none: ConnectWise means UTC) as a UTC datetime; else None."""
     if isinstance(value, datetime):
         moment = value
@@ -82,7 +82,7 @@ def _object_or_empty(value: object) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-CWDateTime = Annotated[datetime | None, BeforeValidator(_moment)]
+CWDateTime = Annotated[datetime | None, BeforeValidator(read_moment)]
 CWNumber = Annotated[float | None, BeforeValidator(_number)]
 CWWholeNumber = Annotated[int | None, BeforeValidator(_whole_number)]
 CWText = Annotated[str | None, BeforeValidator(_text)]
@@ -99,6 +99,11 @@ class Reference(CWModel):
     id: CWWholeNumber = None
     name: CWText = None
     identifier: CWText = None
+
+
+def label(reference: Reference | None) -> str | None:
+    """How a reference is shown: its name, else its identifier (a company's or a member's); None when it has neither."""
+    return None if reference is None else reference.name or reference.identifier
 
 
 # A reference sent as anything but an object (`"status": "New"`) is read as no reference at all.

@@ -15,7 +15,16 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from mcp_server_connectwise.connectwise import ConnectWiseClient
-from mcp_server_connectwise.connectwise.models import Board, BoardStatus, Member, Priority, Record, WorkType
+from mcp_server_connectwise.connectwise.models import (
+    Board,
+    BoardStatus,
+    CWFlag,
+    CWText,
+    Member,
+    Priority,
+    Record,
+    WorkType,
+)
 
 DEFAULT_TTL_SECONDS = 300.0
 
@@ -25,8 +34,8 @@ T = TypeVar("T", bound=Record)
 class NamedRecord(Record):
     """Board types, subtypes and items: only an id and a name are needed."""
 
-    name: str | None = None
-    inactive_flag: bool | None = None
+    name: CWText = None
+    inactive_flag: CWFlag = None
 
 
 @dataclass(frozen=True)

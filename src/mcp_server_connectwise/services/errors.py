@@ -1,4 +1,5 @@
-"""The two kinds of expected failure a service reports, each as one sentence saying what to do.
+"""The three kinds of expected failure a service reports, each as one sentence saying what to do, and how
+those sentences quote what they are about.
 
 - `Refused`: the request itself was wrong or not allowed (unknown ticket, status not on the board, a time
   without a zone, a read-only tenant). Nothing was written. The caller fixes the request.
@@ -27,7 +28,12 @@ from mcp_server_connectwise.connectwise import (
     TransportError,
     ValidationError,
 )
-from mcp_server_connectwise.untrusted import strip_invisible
+from mcp_server_connectwise.untrusted import one_line
+
+# How much of a caller's value a message quotes back.
+_SHOWN_CHARS = 60
+# How much of a ConnectWise message (which can echo submitted values) a sentence quotes.
+_QUOTED_CHARS = 300
 
 
 class ServiceError(Exception):
@@ -54,9 +60,23 @@ class OutcomeUnknown(ServiceError):
     outcome = "unknown"
 
 
-def _quote(text: str) -> str:
-    # ConnectWise's messages can echo submitted values: keep them on one line and free of hidden characters.
-    return " ".join(strip_invisible(text).split())[:300]
+def shown(value: object) -> str:
+    """`value` as a message quotes it: repr (hidden characters escaped), long text and huge numbers cut."""
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        return f"{value[:_SHOWN_CHARS]!r}... ({len(value)} characters)"
+    if isinstance(value, int) and abs(value) >= 10**_SHOWN_CHARS:
+        # str() of an int over 4300 digits raises ValueError: count the digits and show the first few.
+        digits = int(abs(value).bit_length() * 0.30102999566398) + 1
+        if abs(value) < 10 ** (digits - 1):
+            digits -= 1
+        leading = abs(value) // 10 ** (digits - 12)
+        return f"{'-' if value < 0 else ''}{leading}... ({digits} digits)"
+    return repr(value)
+
+
+def sentence(text: str) -> str:
+    """A lower-level message (`unknown tenant 'x'; ...`) as the start of a sentence: its first letter capitalised."""
+    return text[:1].upper() + text[1:]
 
 
 def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
@@ -67,7 +87,10 @@ def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
             "it was applied; check the ticket with get_ticket_details before trying again, and do not resend blindly."
         )
     if isinstance(exc, ValidationError):
-        return Refused(f"ConnectWise (tenant {tenant}) rejected the request: {_quote(exc.message)}. Correct it and try again.")
+        return Refused(
+            f"ConnectWise (tenant {tenant}) rejected the request: {one_line(exc.message)[:_QUOTED_CHARS]}. "
+            "Correct it and try again."
+        )
     if isinstance(exc, NotFoundError):
         return Refused(f"ConnectWise (tenant {tenant}) has no such record ({exc.method} {exc.path}); check the id.")
     if isinstance(exc, AuthenticationError):

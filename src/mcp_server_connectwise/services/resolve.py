@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from mcp_server_connectwise.connectwise.models import Board, BoardStatus, Member, Priority, Record, WorkType
 from mcp_server_connectwise.services import catalog
 from mcp_server_connectwise.services.catalog import NamedRecord, ReferenceList
-from mcp_server_connectwise.services.errors import Refused
+from mcp_server_connectwise.services.errors import Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
 
 # Listing every valid name helps until the list itself drowns the message.
@@ -28,26 +28,15 @@ MAX_NAME_CHARS = 100
 # ConnectWise keeps date-times in SQL Server `datetime`, which holds 1753-01-01 to 9999-12-31.
 EARLIEST = datetime(1753, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
-# How much of a caller's value a message quotes back.
-_SHOWN_CHARS = 60
+
+
+def collapse(text: str) -> str:
+    """`text` with each run of whitespace as one space and none at the ends."""
+    return " ".join(text.split())
 
 
 def normalise(name: str) -> str:
-    return " ".join(name.split()).casefold()
-
-
-def shown(value: object) -> str:
-    """`value` as a message quotes it: repr (hidden characters escaped), long text and huge numbers cut."""
-    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
-        return f"{value[:_SHOWN_CHARS]!r}... ({len(value)} characters)"
-    if isinstance(value, int) and abs(value) >= 10**_SHOWN_CHARS:
-        # str() of an int over 4300 digits raises ValueError: count the digits and show the first few.
-        digits = int(abs(value).bit_length() * 0.30102999566398) + 1
-        if abs(value) < 10 ** (digits - 1):
-            digits -= 1
-        leading = abs(value) // 10 ** (digits - 12)
-        return f"{'-' if value < 0 else ''}{leading}... ({digits} digits)"
-    return repr(value)
+    return collapse(name).casefold()
 
 
 def _as_id(value: str | int) -> int | None:
@@ -80,7 +69,7 @@ def name_or_id(argument: str, value: str | int) -> str | int:
                 f"{argument} {shown(value)} is not an id ConnectWise can have (ids run from 1 to {MAX_ID}); give the name instead."
             )
         return value
-    name = " ".join(value.split())
+    name = collapse(value)
     if not name:
         raise Refused(f"{argument} is empty; give a name, or leave {argument} out.")
     if len(name) > MAX_NAME_CHARS:

@@ -19,7 +19,7 @@ from mcp_server_connectwise.config import AppConfig, ConfigError, TenantConfig
 from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, ConnectWiseClient, RequestRecord
 from mcp_server_connectwise.secrets import KeyringUnavailable, KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS, Catalog
-from mcp_server_connectwise.services.errors import Failed, Refused
+from mcp_server_connectwise.services.errors import Failed, Refused, sentence
 
 # A locked keyring can wait for a person to type a password; a call gives up on it after this long.
 KEYRING_TIMEOUT_SECONDS = 10.0
@@ -92,7 +92,7 @@ class Tenants:
         try:
             return self.config.tenant(name)
         except ConfigError as exc:
-            raise Refused(f"{str(exc)[0].upper()}{str(exc)[1:]}; pass one of them as tenant.") from None
+            raise Refused(f"{sentence(str(exc))}; pass one of them as tenant.") from None
 
     def is_read_only(self, tenant: TenantConfig) -> bool:
         return self.read_only or tenant.read_only

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
-from pydantic import BaseModel, Field, TypeAdapter
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import BaseModel, Field
 
 from mcp_server_connectwise.connectwise import (
     AuthenticationError,
@@ -20,8 +20,16 @@ from mcp_server_connectwise.connectwise import (
     ServerError,
 )
 from mcp_server_connectwise.connectwise import conditions as cw
-from mcp_server_connectwise.connectwise.models import Configuration, Reference, ServiceNote, Ticket, TimeEntry
-from mcp_server_connectwise.services.errors import Refused
+from mcp_server_connectwise.connectwise.models import (
+    Configuration,
+    ServiceNote,
+    Ticket,
+    TimeEntry,
+    label,
+    read_moment,
+)
+from mcp_server_connectwise.services import resolve
+from mcp_server_connectwise.services.errors import Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
@@ -39,6 +47,10 @@ SEARCH_FIELDS = (
     "id", "summary", "board/name", "status/name", "priority/name", "company/name", "contact/name",
     "owner/identifier", "requiredDate", "closedFlag", "_info/lastUpdated",
 )
+# Search text longer than this matches nothing: a ticket summary has at most 100 characters, a name at most 50.
+MAX_SEARCH_TEXT = 100
+# ConnectWise asks for URLs under ~2000 characters (API.md); host, path, fields, order and paging take ~400.
+MAX_CONDITIONS_IN_URL = 1500
 NOTES_PER_TICKET = 100
 TIME_ENTRIES_PER_TICKET = 100
 CONFIGURATIONS_PER_TICKET = 50
@@ -59,19 +71,9 @@ async def read_ticket(session: TenantSession, ticket_id: int) -> Ticket:
         raise ticket_not_found(session, ticket_id) from None
 
 
-def _name(reference: Reference | None) -> str | None:
-    return None if reference is None else reference.name or reference.identifier
-
-
-_DATETIME = TypeAdapter(datetime)
-
-
 def _info_date(ticket: Ticket, key: str) -> datetime | None:
     """`dateEntered`/`lastUpdated` from the ticket's `_info`; None when absent or unreadable."""
-    try:
-        return _DATETIME.validate_python(ticket.info.get(key)) if ticket.info.get(key) else None
-    except PydanticValidationError:
-        return None
+    return read_moment(ticket.info.get(key))
 
 
 # --- search_tickets ----------------------------------------------------------------------------------
@@ -95,11 +97,11 @@ class TicketRow(BaseModel):
         return cls(
             id=ticket.id,
             summary=ticket.summary,
-            board=_name(ticket.board),
-            status=_name(ticket.status),
-            priority=_name(ticket.priority),
-            company=_name(ticket.company),
-            contact=_name(ticket.contact) or ticket.contact_name,
+            board=label(ticket.board),
+            status=label(ticket.status),
+            priority=label(ticket.priority),
+            company=label(ticket.company),
+            contact=label(ticket.contact) or ticket.contact_name,
             owner=ticket.owner.identifier if ticket.owner else None,
             updated=_info_date(ticket, "lastUpdated"),
             due=ticket.required_date,
@@ -136,14 +138,14 @@ class TicketQuery:
 
 
 def _one_of(field: str, names: Sequence[str]) -> cw.Expr | None:
-    names = [" ".join(name.split()) for name in names if name.strip()]
+    names = [resolve.collapse(name) for name in names if name.strip()]
     if not names:
         return None
     return cw.eq(field, names[0]) if len(names) == 1 else cw.in_(field, names)
 
 
 def _text(value: str | None) -> str | None:
-    return " ".join(value.split()) if value and value.strip() else None
+    return resolve.collapse(value) if value and value.strip() else None
 
 
 def search_conditions(query: TicketQuery) -> cw.Expr | None:
@@ -168,11 +170,39 @@ def search_conditions(query: TicketQuery) -> cw.Expr | None:
     )
 
 
-async def search_tickets(session: TenantSession, query: TicketQuery) -> TicketSearchResult:
+def _checked_conditions(query: TicketQuery) -> cw.Expr | None:
+    """The conditions for `query`, or a refusal, before any request, of a search that could match nothing or
+    that ConnectWise could not take."""
+    for argument in ("board", "status", "priority"):
+        for name in getattr(query, argument):
+            if name.strip():  # blank names are no filter
+                resolve.name_or_id(argument, name)
+    for argument in ("company", "contact", "owner", "summary_contains"):
+        text = _text(getattr(query, argument)) or ""
+        if len(text) > MAX_SEARCH_TEXT:
+            raise Refused(
+                f"{argument} is {len(text)} characters long; search text can have at most {MAX_SEARCH_TEXT} "
+                "(longer matches no ticket), so shorten it."
+            )
+    for argument in ("entered_after", "entered_before", "updated_after"):
+        if getattr(query, argument) is not None:
+            resolve.moment(argument, getattr(query, argument))
+    if query.page > resolve.MAX_ID:
+        raise Refused(f"page {shown(query.page)} is past any result; use next_page from an earlier search.")
     try:
         conditions = search_conditions(query)
     except cw.UnsafeValueError as exc:
         raise Refused(f"{exc} Change the search and try again.") from None
+    if conditions is not None and (size := len(quote(cw.serialize(conditions), safe=""))) > MAX_CONDITIONS_IN_URL:
+        raise Refused(
+            f"This search is too long for ConnectWise: its conditions take {size} characters of the URL, at most "
+            f"{MAX_CONDITIONS_IN_URL}; give fewer names or shorter text, or search in several calls."
+        )
+    return conditions
+
+
+async def search_tickets(session: TenantSession, query: TicketQuery) -> TicketSearchResult:
+    conditions = _checked_conditions(query)
     page = await session.client.get_page(
         "/service/tickets",
         conditions=conditions,
@@ -247,7 +277,7 @@ class TimeEntryView(BaseModel):
             id=entry.id,
             member=entry.member.identifier or entry.member.name if entry.member else None,
             start=entry.time_start, end=entry.time_end, hours=entry.actual_hours,
-            billable=entry.billable_option, work_type=_name(entry.work_type), notes=entry.notes,
+            billable=entry.billable_option, work_type=label(entry.work_type), notes=entry.notes,
         )
 
 
@@ -260,7 +290,7 @@ class ConfigurationView(BaseModel):
 
     @classmethod
     def from_configuration(cls, item: Configuration) -> ConfigurationView:
-        return cls(id=item.id, name=item.name, type=_name(item.type))
+        return cls(id=item.id, name=item.name, type=label(item.type))
 
 
 class ContactView(BaseModel):
@@ -372,17 +402,17 @@ async def get_ticket_details(
         id=ticket.id,
         summary=ticket.summary,
         description=ticket.initial_description or (description_note.text if description_note else None),
-        board=_name(ticket.board),
-        status=_name(ticket.status),
-        priority=_name(ticket.priority),
-        type=_name(ticket.type),
-        subtype=_name(ticket.sub_type),
-        item=_name(ticket.item),
+        board=label(ticket.board),
+        status=label(ticket.status),
+        priority=label(ticket.priority),
+        type=label(ticket.type),
+        subtype=label(ticket.sub_type),
+        item=label(ticket.item),
         severity=ticket.severity,
         impact=ticket.impact,
-        company=_name(ticket.company),
+        company=label(ticket.company),
         company_identifier=ticket.company.identifier if ticket.company else None,
-        contact=ContactView(name=_name(ticket.contact) or ticket.contact_name, email=ticket.contact_email_address)
+        contact=ContactView(name=label(ticket.contact) or ticket.contact_name, email=ticket.contact_email_address)
         if ticket.contact or ticket.contact_name else None,
         owner=ticket.owner.identifier if ticket.owner else None,
         entered=_info_date(ticket, "dateEntered"),

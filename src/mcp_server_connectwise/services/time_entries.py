@@ -9,18 +9,13 @@ from typing import Literal
 from pydantic import BaseModel
 
 from mcp_server_connectwise.connectwise.conditions import and_, eq, ge, le
-from mcp_server_connectwise.connectwise.models import Reference, TimeEntry
+from mcp_server_connectwise.connectwise.models import TimeEntry, label, read_moment
+from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, resolve
 from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import read_ticket
-from mcp_server_connectwise.services.write_recovery import (
-    PlannedWrite,
-    create_once,
-    entered_since,
-    parse_moment,
-    same_text,
-)
+from mcp_server_connectwise.services.write_recovery import PlannedWrite, create_once, entered_since, same_text
 from mcp_server_connectwise.untrusted import strip_invisible
 
 BillableOption = Literal["Billable", "DoNotBill", "NoCharge", "NoDefault"]
@@ -56,34 +51,33 @@ class TimeEntryCreated(BaseModel):
     next_steps: str
 
 
-def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _has_zone(moment: datetime) -> bool:
-    return moment.tzinfo is not None and moment.utcoffset() is not None
-
-
 def work_period(request: TimeEntryRequest) -> tuple[datetime, datetime]:
-    """Start and end in UTC at whole seconds, or a refusal saying what is wrong with the times."""
-    if not _has_zone(request.start):
-        raise Refused(f"start {request.start.isoformat()} has no time zone; add one, e.g. 2026-01-31T09:00:00Z or +02:00.")
+    """Start and end in UTC at whole seconds, or a refusal saying what is wrong with the times: each needs a
+    time zone and must fall within the dates ConnectWise stores (`resolve.moment`)."""
+    resolve.moment("start", request.start)
+    if request.end is not None:
+        resolve.moment("end", request.end)
     if (request.end is None) == (request.hours is None):
         raise Refused("Give either end or hours (not both, not neither).")
-    if request.end is not None and not _has_zone(request.end):
-        raise Refused(f"end {request.end.isoformat()} has no time zone; add one, e.g. 2026-01-31T10:30:00Z or +02:00.")
-    if request.hours is not None and not 0 < request.hours <= 24:
-        raise Refused(f"hours must be more than 0 and at most 24; got {request.hours:g}.")
-    try:
-        start = request.start.astimezone(timezone.utc).replace(microsecond=0)
-        if request.end is not None:
-            end = request.end.astimezone(timezone.utc).replace(microsecond=0)
-        else:
-            end = (start + timedelta(hours=request.hours)).replace(microsecond=0)
-    except OverflowError:
-        raise Refused("The time entry's start or end falls outside the calendar; check the dates.") from None
+    if request.hours is not None:
+        if not 0 < request.hours <= 24:
+            raise Refused(f"hours must be more than 0 and at most 24; got {request.hours:g}.")
+        try:
+            ends = request.start.astimezone(timezone.utc) + timedelta(hours=request.hours)
+        except OverflowError:
+            ends = None
+        if ends is None or ends > resolve.LATEST:
+            raise Refused(
+                f"start {request.start.isoformat()} plus {request.hours:g} hours ends after {resolve.LATEST:%Y-%m-%d}, "
+                "the last date ConnectWise can store; check start."
+            )
+    start = request.start.astimezone(timezone.utc).replace(microsecond=0)
+    if request.end is not None:
+        end = request.end.astimezone(timezone.utc).replace(microsecond=0)
+    else:
+        end = (start + timedelta(hours=request.hours)).replace(microsecond=0)
     if end <= start:
-        raise Refused(f"end ({_utc_text(end)}) must be after start ({_utc_text(start)}).")
+        raise Refused(f"end ({utc_text(end)}) must be after start ({utc_text(start)}).")
     if end - start > MAX_DURATION:
         raise Refused("A time entry can cover at most 24 hours; split longer work into several entries.")
     return start, end
@@ -96,6 +90,9 @@ def _clean(text: str | None) -> str | None:
 
 async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -> TimeEntryCreated:
     start, end = work_period(request)
+    for argument, value in (("member", request.member), ("work_type", request.work_type)):
+        if value is not None:
+            resolve.name_or_id(argument, value)
     member_name = request.member if request.member is not None else session.config.member
     if member_name is None:
         raise Refused(
@@ -117,8 +114,8 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         "chargeToType": "ServiceTicket",
         "chargeToId": request.ticket_id,
         "member": {"id": member.id},
-        "timeStart": _utc_text(start),
-        "timeEnd": _utc_text(end),
+        "timeStart": utc_text(start),
+        "timeEnd": utc_text(end),
         "notes": _clean(request.notes),
         "internalNotes": _clean(request.internal_notes),
         "workType": {"id": work_type.id} if work_type else None,
@@ -142,7 +139,7 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         start=start,
         end=end,
         hours=created.actual_hours if created.actual_hours is not None else round((end - start).total_seconds() / 3600, 2),
-        work_type=_name(created.work_type) or (work_type.name if work_type else None),
+        work_type=label(created.work_type) or (work_type.name if work_type else None),
         billable_option=created.billable_option or request.billable_option,
         next_steps="See the ticket's time with get_ticket_details(ticket_id).",
     )
@@ -167,14 +164,10 @@ async def _time_entries_like(
 
 def _same_entry(entry: dict, body: dict, end: datetime) -> bool:
     work_type = entry.get("workType") or {}
-    stored_end = parse_moment(entry.get("timeEnd"))
+    stored_end = read_moment(entry.get("timeEnd"))
     return (
         stored_end is not None and abs(stored_end - end) <= STORED_TIME_TOLERANCE
         and same_text(entry.get("notes"), body.get("notes"))
         and ("workType" not in body or work_type.get("id") == body["workType"]["id"])
         and ("billableOption" not in body or entry.get("billableOption") == body["billableOption"])
     )
-
-
-def _name(reference: Reference | None) -> str | None:
-    return None if reference is None else reference.name

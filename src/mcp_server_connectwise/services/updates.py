@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, NotFoundError
-from mcp_server_connectwise.connectwise.models import Reference, Ticket
+from mcp_server_connectwise.connectwise.models import Reference, Ticket, label
+from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, resolve
 from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import read_ticket, ticket_not_found, ticket_path
-from mcp_server_connectwise.untrusted import UntrustedText, strip_invisible, untrusted_notice
+from mcp_server_connectwise.untrusted import UntrustedText, one_line, untrusted_notice
 
 Level = Literal["Low", "Medium", "High"]
 MAX_SUMMARY_CHARS = 100  # ConnectWise's limit on a ticket summary
@@ -64,13 +65,9 @@ class TicketUpdated(BaseModel):
     notice: str = untrusted_notice("changes[] of summary")
 
 
-def _utc_text(moment: datetime) -> str:
-    # isoformat, not strftime: strftime("%Y") does not pad years before 1000 to four digits on every platform.
-    return moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
-
-
 def _ref_name(reference: Reference | None) -> str | None:
-    return None if reference is None else reference.name or reference.identifier or str(reference.id)
+    """A reference as before -> after shows it: its label, else its id."""
+    return None if reference is None else label(reference) or str(reference.id)
 
 
 # ConnectWise patch path -> how the ticket shows that field, for before -> after.
@@ -85,7 +82,7 @@ _SHOWN: dict[str, Any] = {
     "summary": lambda t: t.summary,
     "severity": lambda t: t.severity,
     "impact": lambda t: t.impact,
-    "requiredDate": lambda t: _utc_text(t.required_date) if t.required_date else None,
+    "requiredDate": lambda t: utc_text(t.required_date) if t.required_date else None,
     "budgetHours": lambda t: t.budget_hours,
 }
 
@@ -124,7 +121,7 @@ class _Plan:
 
 def _summary(text: str) -> str:
     """The summary as written: hidden characters removed, whitespace collapsed; refused unless 1 to 100 characters."""
-    summary = " ".join(strip_invisible(text).split())
+    summary = one_line(text)
     if not 0 < len(summary) <= MAX_SUMMARY_CHARS:
         raise Refused(f"A summary must be 1 to {MAX_SUMMARY_CHARS} characters; this one has {len(summary)}.")
     return summary
@@ -193,7 +190,7 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
     if changes.impact is not None:
         plan.set("impact", changes.impact, changes.impact, unchanged=changes.impact == ticket.impact)
     if changes.required_date is not None:
-        due = _utc_text(resolve.moment("required_date", changes.required_date))
+        due = utc_text(resolve.moment("required_date", changes.required_date))
         plan.set("requiredDate", due, due, unchanged=_SHOWN["requiredDate"](ticket) == due)
     if changes.budget_hours is not None:
         plan.set("budgetHours", changes.budget_hours, changes.budget_hours,

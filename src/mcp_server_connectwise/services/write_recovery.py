@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, ServerError, TransportError
+from mcp_server_connectwise.connectwise.models import read_moment
 from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown
 from mcp_server_connectwise.services.tenancy import TenantSession
 
@@ -136,17 +137,6 @@ def _why(failure: ConnectWiseError) -> str:
     return "ConnectWise could not be reached or did not answer"
 
 
-def parse_moment(value: object) -> datetime | None:
-    """A ConnectWise timestamp ("2026-01-31T09:00:00Z") in UTC, or None when absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-
-
 def same_text(stored: object, sent: str | None) -> bool:
     """Whether ConnectWise's copy of a text is the text we sent (it may have turned line ends into CRLF)."""
     def normal(text: object) -> str:
@@ -157,5 +147,5 @@ def same_text(stored: object, sent: str | None) -> bool:
 
 def entered_since(record: dict, field: str, since: datetime) -> bool:
     """False only when the record's entry time is known and before `since`."""
-    entered = parse_moment(record.get(field))
+    entered = read_moment(record.get(field))
     return entered is None or entered >= since

@@ -1,6 +1,6 @@
 """Tool definitions as data, and the one place a tool call is run: caller, tenant, refusals, audit, errors.
 
-A domain module (tickets.py, time.py, boards.py) writes each tool as a plain handler
+A domain module (tickets.py, time_entries.py, boards.py) writes each tool as a plain handler
 `async def name(call: ToolCall, <arguments>) -> ResultModel` with a docstring, and describes it with a
 `ToolDefinition` (title, toolset, honest annotations, which arguments are free text). `bind` turns a
 definition into the function the SDK registers: the handler's arguments plus `tenant`, returning a
@@ -34,8 +34,7 @@ from mcp_server_connectwise.audit import AuditEntry, AuditLog, AuditUnavailable,
 from mcp_server_connectwise.config import ConfigError, TenantConfig
 from mcp_server_connectwise.connectwise import ConnectWiseError
 from mcp_server_connectwise.http_auth import TenantNotAllowed, check_tenant_allowed, principal_tenants
-from mcp_server_connectwise.services.errors import Refused, ServiceError, explain
-from mcp_server_connectwise.services.resolve import shown
+from mcp_server_connectwise.services.errors import Refused, ServiceError, explain, sentence, shown
 from mcp_server_connectwise.services.tenancy import TenantSession, Tenants, collect_requests
 
 logger = logging.getLogger(__name__)
@@ -119,12 +118,18 @@ def check_tool_allowlists(tenants: Iterable[TenantConfig], known: Collection[str
     for tenant in tenants:
         for name in tenant.tools or ():
             if name not in known:
-                close = difflib.get_close_matches(name, sorted(known), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise ConfigError(
-                    f"{where}tenant '{tenant.name}': key 'tools': {name!r} is not a tool{hint}; "
+                    f"{where}tenant '{tenant.name}': key 'tools': {name!r} is not a tool{did_you_mean(name, known)}; "
                     f"the tools are: {', '.join(sorted(known))}"
                 )
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, quoted: bool = True) -> str:
+    """` (did you mean 'closest'?)` for the choice closest to `name`, or "" when none is close."""
+    close = difflib.get_close_matches(name, sorted(choices), n=1)
+    if not close:
+        return ""
+    return f" (did you mean '{close[0]}'?)" if quoted else f" (did you mean {close[0]}?)"
 
 
 def offered_by_some_tenant(definitions: Sequence[ToolDefinition], tenants: Tenants) -> list[ToolDefinition]:
@@ -229,7 +234,7 @@ class ToolRuntime:
             try:
                 check_tenant_allowed(caller.principal, caller.tenants, name)
             except TenantNotAllowed as exc:
-                raise Refused(f"{str(exc)[0].upper()}{str(exc)[1:]}; nothing was sent.") from None
+                raise Refused(f"{sentence(str(exc))}; nothing was sent.") from None
         tenant = self.tenants.resolve(name)
         if not self.tenants.allows(tenant, definition.name):
             raise Refused(
@@ -327,8 +332,7 @@ def no_such_arguments(definition: ToolDefinition, unknown: Sequence[str]) -> str
     accepted = [parameter.name for parameter in definition.parameters]
     named = []
     for name in unknown[:MAX_NAMED_UNKNOWN]:
-        close = difflib.get_close_matches(name, accepted, n=1)
-        named.append(shown(name) + (f" (did you mean {close[0]}?)" if close else ""))
+        named.append(shown(name) + did_you_mean(name, accepted, quoted=False))
     if len(unknown) > MAX_NAMED_UNKNOWN:
         named.append(f"{len(unknown) - MAX_NAMED_UNKNOWN} more")
     return (f"{definition.name} has no argument{'s' if len(unknown) > 1 else ''} {', '.join(named)}, so nothing "

@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, Field
 from mcp_server_connectwise.services import boards
 from mcp_server_connectwise.services.boards import BoardStatuses
 from mcp_server_connectwise.tools.base import ToolCall, ToolDefinition
-from mcp_server_connectwise.tools.tickets import not_a_yes_no
+from mcp_server_connectwise.tools.arguments import not_a_yes_no
 
 
 async def list_board_statuses(

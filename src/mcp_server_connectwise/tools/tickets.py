@@ -2,84 +2,22 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 
-from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.services import notes, resolve, tickets, updates
-from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.notes import NoteAdded, NoteType
 from mcp_server_connectwise.services.tickets import OrderBy, TicketDetails, TicketQuery, TicketSearchResult
 from mcp_server_connectwise.services.updates import Level, TicketChanges, TicketUpdated
+from mcp_server_connectwise.tools.arguments import NameOrId, NameOrNames, TicketId, When, not_a_yes_no
 from mcp_server_connectwise.tools.base import ToolCall, ToolDefinition
-
-# Search text longer than this matches nothing: a ticket summary has at most 100 characters, a name at most 50.
-MAX_SEARCH_TEXT = 100
-# ConnectWise asks for URLs under ~2000 characters (API.md); host, path, fields, order and paging take ~400.
-MAX_CONDITIONS_IN_URL = 1500
-
-_NUMBER = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
-
-
-def not_a_yes_no(value: Any) -> Any:
-    """Before validation: pydantic would read a JSON true/false as the number 1/0, i.e. ticket or status 1."""
-    if isinstance(value, bool):
-        raise ValueError("expected a number or a name, not true or false")
-    return value
-
-
-def iso_text(value: Any) -> Any:
-    """Before validation: pydantic would read a number (or a string of digits) as seconds since 1970."""
-    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
-        raise ValueError("expected an ISO 8601 date-time with a time zone, e.g. 2026-01-31T09:00:00Z, not a number")
-    return value
-
-
-# The validators leave the input schema as it was: they only refuse what pydantic would otherwise coerce.
-TicketId = Annotated[int, Field(ge=1, description="The ticket number, e.g. 123456."), BeforeValidator(not_a_yes_no)]
-NameOrNames = str | list[str] | None
-NameOrId = Annotated[str | int | None, BeforeValidator(not_a_yes_no)]
-When = Annotated[datetime | None, Field(description="ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),
-                 BeforeValidator(iso_text)]
 
 
 def _names(value: NameOrNames) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
-
-
-def _check_search(query: TicketQuery) -> None:
-    """Refuse, before any request, a search that could match nothing or that ConnectWise could not take."""
-    for argument in ("board", "status", "priority"):
-        for name in getattr(query, argument):
-            if name.strip():  # blank names are no filter
-                resolve.name_or_id(argument, name)
-    for argument in ("company", "contact", "owner", "summary_contains"):
-        text = " ".join((getattr(query, argument) or "").split())
-        if len(text) > MAX_SEARCH_TEXT:
-            raise Refused(
-                f"{argument} is {len(text)} characters long; search text can have at most {MAX_SEARCH_TEXT} "
-                "(longer matches no ticket), so shorten it."
-            )
-    for argument in ("entered_after", "entered_before", "updated_after"):
-        if getattr(query, argument) is not None:
-            resolve.moment(argument, getattr(query, argument))
-    if query.page > resolve.MAX_ID:
-        raise Refused(f"page {resolve.shown(query.page)} is past any result; use next_page from an earlier search.")
-    try:
-        conditions = tickets.search_conditions(query)
-    except cw.UnsafeValueError:
-        return  # the search service refuses it with the reason, before any request
-    if conditions is not None and (size := len(quote(cw.serialize(conditions), safe=""))) > MAX_CONDITIONS_IN_URL:
-        raise Refused(
-            f"This search is too long for ConnectWise: its conditions take {size} characters of the URL, at most "
-            f"{MAX_CONDITIONS_IN_URL}; give fewer names or shorter text, or search in several calls."
-        )
 
 
 async def search_tickets(
@@ -112,7 +50,6 @@ async def search_tickets(
         owner=owner, summary_contains=summary_contains, entered_after=entered_after, entered_before=entered_before,
         updated_after=updated_after, open_only=open_only, order_by=order_by, limit=limit, page=page,
     )
-    _check_search(query)
     return await tickets.search_tickets(call.session, query)
 
 

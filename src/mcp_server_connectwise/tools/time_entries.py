@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 
 from mcp_server_connectwise.services import resolve, time_entries
-from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.time_entries import BillableOption, TimeEntryCreated, TimeEntryRequest
+from mcp_server_connectwise.tools.arguments import TicketId, iso_text, not_a_yes_no
 from mcp_server_connectwise.tools.base import ToolCall, ToolDefinition
-from mcp_server_connectwise.tools.tickets import TicketId, iso_text, not_a_yes_no
-
-
-def _check(start: datetime, end: datetime | None, hours: float | None, member: str | None,
-           work_type: str | None) -> None:
-    """Refuse, before any request, times ConnectWise cannot store and names that can match nothing."""
-    resolve.moment("start", start)
-    if end is not None:
-        resolve.moment("end", end)
-    if hours is not None:
-        try:
-            ends = start.astimezone(timezone.utc) + timedelta(hours=hours)
-        except OverflowError:
-            ends = None
-        if ends is None or ends > resolve.LATEST:
-            raise Refused(
-                f"start {start.isoformat()} plus {hours:g} hours ends after {resolve.LATEST:%Y-%m-%d}, the last date "
-                "ConnectWise can store; check start."
-            )
-    for argument, value in (("member", member), ("work_type", work_type)):
-        if value is not None:
-            resolve.name_or_id(argument, value)
 
 
 async def create_time_entry(
@@ -55,7 +33,6 @@ async def create_time_entry(
     Refused when the ticket's status does not allow time entries. Give end or hours.
     Example: {"ticket_id": 123456, "start": "2026-01-31T09:00:00+01:00", "hours": 0.5, "notes": "Reset the VPN token."}.
     """
-    _check(start, end, hours, member, work_type)
     request = TimeEntryRequest(
         ticket_id=resolve.ticket_id(ticket_id), start=start, end=end, hours=hours, notes=notes, member=member,
         work_type=work_type, billable_option=billable_option, internal_notes=internal_notes,

@@ -1,0 +1,35 @@
+"""Argument types shared by the tools, and the validators that keep pydantic from coercing what they refuse.
+
+The validators leave the input schema as it was: they only refuse what pydantic would otherwise coerce.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+
+_NUMBER = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
+
+
+def not_a_yes_no(value: Any) -> Any:
+    """Before validation: pydantic would read a JSON true/false as the number 1/0, i.e. ticket or status 1."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number or a name, not true or false")
+    return value
+
+
+def iso_text(value: Any) -> Any:
+    """Before validation: pydantic would read a number (or a string of digits) as seconds since 1970."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO 8601 date-time with a time zone, e.g. 2026-01-31T09:00:00Z, not a number")
+    return value
+
+
+TicketId = Annotated[int, Field(ge=1, description="The ticket number, e.g. 123456."), BeforeValidator(not_a_yes_no)]
+NameOrNames = str | list[str] | None
+NameOrId = Annotated[str | int | None, BeforeValidator(not_a_yes_no)]
+When = Annotated[datetime | None, Field(description="ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),
+                 BeforeValidator(iso_text)]
