@@ -7,6 +7,7 @@ the environment. HTTP bearer tokens are absent too: `[http.principals.NAME]` hol
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 import ipaddress
 import os
 import re
@@ -428,6 +429,14 @@ def _read_toml(path: Path, explicit: str | os.PathLike[str] | None) -> dict[str,
         raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
 
 
+def did_you_mean(name: str, choices: Iterable[str], *, quoted: bool = True) -> str:
+    """` (did you mean 'closest'?)` for the choice closest to `name`, or "" when none is close."""
+    close = difflib.get_close_matches(name, sorted(choices), n=1)
+    if not close:
+        return ""
+    return f" (did you mean '{close[0]}'?)" if quoted else f" (did you mean {close[0]}?)"
+
+
 def _refuse_unknown(where: str, table: dict[str, Any], allowed: set[str], tenant: str | None) -> None:
     """Refuse keys the schema does not know, with a hint; API keys get their own explanation."""
     prefix = f"{where}: tenant '{tenant}'" if tenant is not None else where
@@ -435,9 +444,7 @@ def _refuse_unknown(where: str, table: dict[str, Any], allowed: set[str], tenant
         if key in SECRET_KEYS:
             raise ConfigError(f"{prefix}: key '{key}': {KEYS_BELONG_IN_KEYRING.format(tenant=tenant or 'NAME')}")
         if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"{prefix}: key {key!r}: unknown key{hint}")
+            raise ConfigError(f"{prefix}: key {key!r}: unknown key{did_you_mean(key, allowed)}")
 
 
 def _load_audit(where: str, config_file: Path, table: Any) -> AuditConfig:

@@ -14,7 +14,6 @@ log cannot be written.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import json
 import logging
@@ -31,7 +30,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, GetPydanticSchema
 
 from mcp_server_connectwise.audit import AuditEntry, AuditLog, AuditUnavailable, audit_arguments
-from mcp_server_connectwise.config import ConfigError, TenantConfig
+from mcp_server_connectwise.config import ConfigError, TenantConfig, did_you_mean
 from mcp_server_connectwise.connectwise import ConnectWiseError
 from mcp_server_connectwise.http_auth import TenantNotAllowed, check_tenant_allowed, principal_tenants
 from mcp_server_connectwise.services.errors import Refused, ServiceError, explain, sentence, shown
@@ -122,14 +121,6 @@ def check_tool_allowlists(tenants: Iterable[TenantConfig], known: Collection[str
                     f"{where}tenant '{tenant.name}': key 'tools': {name!r} is not a tool{did_you_mean(name, known)}; "
                     f"the tools are: {', '.join(sorted(known))}"
                 )
-
-
-def did_you_mean(name: str, choices: Iterable[str], *, quoted: bool = True) -> str:
-    """` (did you mean 'closest'?)` for the choice closest to `name`, or "" when none is close."""
-    close = difflib.get_close_matches(name, sorted(choices), n=1)
-    if not close:
-        return ""
-    return f" (did you mean '{close[0]}'?)" if quoted else f" (did you mean {close[0]}?)"
 
 
 def offered_by_some_tenant(definitions: Sequence[ToolDefinition], tenants: Tenants) -> list[ToolDefinition]:
