@@ -41,3 +41,11 @@ def test_each_failure_has_an_actionable_sentence(error, outcome, words):
     assert explained.outcome == outcome
     assert words in str(explained)
     assert "tenant acme" in str(explained) or "acme" in str(explained)
+
+
+def test_a_local_error_keeps_its_own_sentence_and_is_a_refusal():
+    error = ConnectWiseError("the request is too long to send as a URL; narrow the conditions", method="GET",
+                             path="/service/tickets")
+    explained = explain(error, "acme")
+    assert explained.outcome == "refused"
+    assert "The request is too long to send as a URL; narrow the conditions" in str(explained)

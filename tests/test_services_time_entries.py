@@ -99,3 +99,14 @@ async def test_an_impossible_member_is_refused_before_any_request():
     with pytest.raises(Refused, match="member is empty"):
         await create_time_entry(sandbox_session(app), TimeEntryRequest(1, START, hours=1, member="  "))
     assert app.state.request_log == []
+
+
+def test_a_created_time_entry_may_have_no_member():
+    from datetime import datetime, timezone
+
+    from mcp_server_connectwise.services.time_entries import TimeEntryCreated
+
+    moment = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
+    created = TimeEntryCreated(tenant="acme", time_entry_id=1, ticket_id=2, start=moment, end=moment, hours=1.0,
+                               next_steps="-")
+    assert created.member is None

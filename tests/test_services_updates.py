@@ -6,13 +6,21 @@ from datetime import datetime
 
 import pytest
 
+import httpx2
+
 from mcp_server_connectwise.connectwise import retry
 from mcp_server_connectwise.connectwise.retry import RetryPolicy
+from mcp_server_connectwise.services import updates, write_recovery
 from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.updates import TicketChanges, update_ticket
 
 from test_server_harness import sandbox_app, sandbox_session
 from test_write_recovery import Rewriting, script_faults
+
+
+@pytest.fixture(autouse=True)
+def no_settle_wait(monkeypatch):
+    monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.0)
 
 
 def open_ticket(app, board="Service Desk", status="New"):
@@ -214,19 +222,108 @@ async def test_a_patch_without_an_answer_that_was_applied_is_read_back_and_repor
     assert methods(app)[-1] == ("GET", f"/service/tickets/{ticket['id']}")
 
 
-async def test_a_patch_without_an_answer_that_did_not_apply_is_reported_not_applied(monkeypatch):
+async def test_a_patch_without_an_answer_is_read_back_after_the_settle_wait_and_a_miss_is_unknown(monkeypatch):
     no_backoff(monkeypatch)
+    monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.25)
+    waits = []
+
+    async def recorded(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(updates.asyncio, "sleep", recorded)
     app = sandbox_app()
     ticket = open_ticket(app)
     script_faults(app, patch=["drop_before"] * RetryPolicy().max_attempts)
-    with pytest.raises(Failed) as failed:
+    with pytest.raises(OutcomeUnknown) as unknown:
         await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(status="In Progress"))
-    assert str(failed.value) == (
-        f"Ticket {ticket['id']} (tenant acme) was not changed as asked: status did not change; ConnectWise gave no "
-        "answer to the change, and the ticket read back still shows the old value. "
-        "Read the ticket with get_ticket_details before trying again."
+    assert waits == [0.25]
+    assert unknown.value.outcome == "unknown"
+    assert str(unknown.value) == (
+        f"It is unknown whether ticket {ticket['id']} (tenant acme) was changed as asked: ConnectWise gave no "
+        "answer to the change, and the ticket read back still shows the old value of status; ConnectWise may "
+        "still apply it. Check it with get_ticket_details before sending the change again."
     )
     assert app.state.store["tickets"][ticket["id"]]["status"]["name"] == "New"
+
+
+@pytest.mark.parametrize("answer", [{"id": None}, {"id": "x"}, [], "ok"])
+async def test_a_patch_answered_with_no_readable_ticket_is_checked_by_reading_it_back(answer):
+    app = sandbox_app()
+    ticket = open_ticket(app)
+
+    class AnswersPatchWith(Rewriting):
+        def response_json(self, request, body):
+            return answer if request.method == "PATCH" else body
+
+    result = await update_ticket(sandbox_session(app, transport=AnswersPatchWith(app)), ticket["id"],
+                                 TicketChanges(status="In Progress"))
+    assert [(c.field, c.after) for c in result.changes] == [("status", "In Progress")]
+    assert methods(app)[-1] == ("GET", f"/service/tickets/{ticket['id']}")
+
+
+class RawAnswer(httpx2.AsyncBaseTransport):
+    """The sandbox, except that the answer to the first request of `method` gets the body `content`."""
+
+    def __init__(self, app, method: str, content: bytes) -> None:
+        self.inner = httpx2.ASGITransport(app=app)
+        self.method, self.content = method, content
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        if request.method != self.method or self.content is None:
+            return response
+        content, self.content = self.content, None
+        return httpx2.Response(response.status_code, headers={"content-type": "application/json"}, content=content)
+
+
+@pytest.mark.parametrize("content", [b"", b"<html>ok</html>"])
+async def test_a_patch_answered_2xx_with_an_empty_or_non_json_body_is_read_back(content):
+    app = sandbox_app()
+    ticket = open_ticket(app)
+    result = await update_ticket(sandbox_session(app, transport=RawAnswer(app, "PATCH", content)), ticket["id"],
+                                 TicketChanges(status="In Progress"))
+    assert [(c.field, c.after) for c in result.changes] == [("status", "In Progress")]
+
+
+async def test_a_read_back_without_a_readable_ticket_leaves_the_outcome_unknown(monkeypatch):
+    no_backoff(monkeypatch)
+    app = sandbox_app()
+    ticket = open_ticket(app)
+    script_faults(app, patch=["drop_after_commit"] * RetryPolicy().max_attempts)
+
+    class ReadsBackNothing(Rewriting):
+        def response_json(self, request, body):
+            return {"id": None} if request.method == "GET" and "tickets" in request.url.path and \
+                app.state.request_log[-1]["method"] == "GET" and any(
+                    entry["method"] == "PATCH" for entry in app.state.request_log) else body
+
+    with pytest.raises(OutcomeUnknown) as unknown:
+        await update_ticket(sandbox_session(app, transport=ReadsBackNothing(app)), ticket["id"],
+                            TicketChanges(status="In Progress"))
+    assert "ConnectWise answered without the ticket" in str(unknown.value)
+
+
+class KeepsRequiredDateToTheMinute(Rewriting):
+    """Stores a ticket's requiredDate without its seconds, as ConnectWise may."""
+
+    def request_json(self, request, body):
+        if request.method == "PATCH":
+            return [{**op, "value": op["value"][:17] + "00Z"} if op["path"] == "requiredDate" else op for op in body]
+        return body
+
+
+async def test_a_required_date_kept_to_the_minute_is_the_one_sent():
+    app = sandbox_app()
+    ticket = open_ticket(app)
+    session = sandbox_session(app, transport=KeepsRequiredDateToTheMinute(app))
+    due = datetime.fromisoformat("2031-05-06T07:08:09+00:00")
+    result = await update_ticket(session, ticket["id"], TicketChanges(required_date=due))
+    assert result.patched and [c.field for c in result.changes] == ["requiredDate"]
+    patches = methods(app).count(("PATCH", f"/service/tickets/{ticket['id']}"))
+    again = await update_ticket(session, ticket["id"], TicketChanges(required_date=due))  # already so: not sent
+    assert not again.patched
+    assert methods(app).count(("PATCH", f"/service/tickets/{ticket['id']}")) == patches
 
 
 async def test_a_patch_without_an_answer_whose_read_back_fails_has_an_unknown_outcome(monkeypatch):

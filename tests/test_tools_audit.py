@@ -125,3 +125,69 @@ async def test_a_call_cancelled_mid_write_is_still_audited_as_of_unknown_outcome
         await anyio.sleep(0.6)
     [line] = harness.audit()
     assert line["tool"] == "add_ticket_note" and line["outcome"] == "unknown" and line["error"] == "cancelled"
+
+
+async def _call_expecting_an_internal_error(client, name, arguments):
+    try:
+        result = await client.call_tool(name, arguments)
+    except Exception:  # the in-memory client raises the server's exceptions
+        return
+    assert result.is_error
+
+
+async def test_an_internal_error_after_a_write_was_sent_is_audited_as_unknown(tmp_path, monkeypatch):
+    from mcp_server_connectwise.services import notes
+
+    def broken(**_fields):
+        raise RuntimeError("bug after the POST (test)")
+
+    monkeypatch.setattr(notes, "NoteAdded", broken)
+    harness = make_harness(tmp_path)
+    ticket = an_open_ticket(harness)
+    async with harness.client() as client:
+        await _call_expecting_an_internal_error(client, "add_ticket_note", {"ticket_id": ticket["id"], "text": "Hi."})
+    [line] = harness.audit()
+    assert (line["outcome"], line["error"]) == ("unknown", "internal error")
+    assert [r["method"] for r in line["requests"]] == ["POST"]
+
+
+async def test_an_internal_error_in_a_write_tool_before_any_write_is_audited_as_an_error(tmp_path, monkeypatch):
+    from mcp_server_connectwise.services import notes
+
+    def broken(*_args):
+        raise RuntimeError("bug before the POST (test)")
+
+    monkeypatch.setattr(notes, "note_body", broken)
+    harness = make_harness(tmp_path)
+    ticket = an_open_ticket(harness)
+    async with harness.client() as client:
+        await _call_expecting_an_internal_error(client, "add_ticket_note", {"ticket_id": ticket["id"], "text": "Hi."})
+    [line] = harness.audit()
+    assert (line["outcome"], line["error"]) == ("error", "internal error")
+    assert harness.requests() == []
+
+
+async def test_a_failure_finding_the_unknown_arguments_is_audited_like_any_other(tmp_path):
+    from mcp_server_connectwise.audit import AuditLog, read_audit
+    from mcp_server_connectwise.config import AppConfig, AuditConfig
+    from mcp_server_connectwise.connectwise import ApiCredentials
+    from mcp_server_connectwise.services.tenancy import Tenants
+    from mcp_server_connectwise.tools.tickets import TOOLS  # noqa: F401  (checked below)
+
+    from test_server_harness import tenant_config
+
+    [definition] = [d for d in TOOLS if d.name == "add_ticket_note"]
+    config = AppConfig(audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={"acme": tenant_config("acme")})
+    tenants = Tenants(config, credentials={"acme": ApiCredentials("public", "private")})
+    runtime = base.ToolRuntime(tenants, AuditLog(config.audit.path), "stdio:tester", [definition])
+
+    class BrokenContext:
+        @property
+        def request_context(self):
+            raise RuntimeError("no request context (test)")
+
+    tool = base.bind(definition, runtime)
+    with pytest.raises(RuntimeError):
+        await tool(BrokenContext(), ticket_id=1001, text="Hi.")
+    [line] = read_audit(config.audit.path)
+    assert (line["tool"], line["outcome"], line["error"]) == ("add_ticket_note", "error", "internal error")

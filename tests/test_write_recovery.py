@@ -362,3 +362,112 @@ async def test_an_identical_time_entry_an_earlier_call_wrote_is_not_taken_for_th
     assert requests(app)[second_requests_from:] == [
         f"GET /service/tickets/{request.ticket_id}", "POST /time/entries", "GET /time/entries", "GET /time/entries",
         "POST /time/entries"]
+
+
+class AnswersFirstPostWith(httpx2.AsyncBaseTransport):
+    """The sandbox, except that the first POST (which it saves) is answered with its status and `content`."""
+
+    def __init__(self, app, content: bytes) -> None:
+        self.inner = httpx2.ASGITransport(app=app)
+        self.content: bytes | None = content
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        if request.method != "POST" or self.content is None:
+            return response
+        content, self.content = self.content, None
+        return httpx2.Response(response.status_code, headers={"content-type": "application/json"}, content=content)
+
+
+UNREADABLE_ANSWERS = [b"", b"<html>Created</html>", b"{}", b'{"id": null}', b'{"id": "7"}', b"[]", b"true"]
+
+
+@pytest.mark.parametrize("content", UNREADABLE_ANSWERS)
+async def test_a_note_answered_2xx_without_a_readable_record_is_found_and_not_sent_again(content):
+    app = sandbox_app()
+    added = await add_ticket_note(session_over(app, AnswersFirstPostWith(app, content)), TICKET, "Reseated the RAM.")
+    [note] = notes_saying(app, "Reseated the RAM.")
+    assert added.note_id == note["id"]
+    assert requests(app) == [f"POST {NOTES}", f"GET {NOTES}"]
+
+
+@pytest.mark.parametrize("content", [b"", b"<html>Created</html>", b"{}"])
+async def test_a_time_entry_answered_2xx_without_a_readable_record_is_found_and_not_sent_again(content):
+    app = sandbox_app()
+    request = time_request(app, "Cleaned the fans.")
+    created = await create_time_entry(session_over(app, AnswersFirstPostWith(app, content)), request)
+    [entry] = entries_saying(app, "Cleaned the fans.")
+    assert created.time_entry_id == entry["id"]
+    assert requests(app)[-2:] == ["POST /time/entries", "GET /time/entries"]
+
+
+async def test_a_2xx_without_a_readable_record_that_cannot_be_found_is_unknown_and_not_sent_again():
+    app = sandbox_app()
+
+    class AnswersEmptyAndListsNothing(AnswersFirstPostWith):
+        async def handle_async_request(self, request):
+            if request.method == "GET":
+                return httpx2.Response(200, json=[])
+            return await super().handle_async_request(request)
+
+    with pytest.raises(OutcomeUnknown) as unknown:
+        await add_ticket_note(session_over(app, AnswersEmptyAndListsNothing(app, b"")), TICKET, "Ran chkdsk.")
+    assert "check the ticket's notes with get_ticket_details before sending it again" in str(unknown.value)
+    assert requests(app).count(f"POST {NOTES}") == 1
+    assert len(notes_saying(app, "Ran chkdsk.")) == 1
+
+
+async def test_the_wait_before_looking_for_a_2xx_without_a_record_is_the_settle_time(monkeypatch):
+    monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.25)
+    waits = []
+
+    async def recorded(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(write_recovery.asyncio, "sleep", recorded)
+    app = sandbox_app()
+    await add_ticket_note(session_over(app, AnswersFirstPostWith(app, b"")), TICKET, "Rebooted the NAS.")
+    assert waits == [0.25]
+
+
+async def test_an_unexpected_error_while_looking_is_an_unknown_outcome(caplog):
+    app = sandbox_app()
+    script_faults(app, post=["drop_after_commit"])
+    session = session_over(app)
+
+    async def broken_list(*_args, **_kwargs):
+        raise RuntimeError("bug while looking (test)")
+        yield  # pragma: no cover
+
+    session.client.iterate = broken_list
+    with pytest.raises(OutcomeUnknown) as unknown:
+        await add_ticket_note(session, TICKET, "Replaced the fan.")
+    assert "looking for it failed too (an internal error)" in str(unknown.value)
+    assert "bug while looking (test)" in caplog.text
+    assert requests(app).count(f"POST {NOTES}") == 1
+
+
+class WorkTypeAsText(Rewriting):
+    """Lists time entries with their work type as a bare name, as a partial response might."""
+
+    def response_json(self, request, body):
+        if request.method == "GET" and isinstance(body, list):
+            return [{**record, "workType": "Remote"} if "workType" in record else record for record in body]
+        return body
+
+
+async def test_a_lost_time_entry_is_looked_for_when_the_list_shows_work_types_as_text():
+    app = sandbox_app()
+    session = session_over(app, WorkTypeAsText(app))
+    work_type = next(iter(app.state.store["workTypes"].values()))["name"]
+
+    def request(notes: str) -> TimeEntryRequest:
+        return TimeEntryRequest(ticket_id=ticket_allowing_time(app), start=datetime(2026, 11, 2, 9, tzinfo=timezone.utc),
+                                hours=1.0, notes=notes, work_type=work_type)
+
+    earlier = await create_time_entry(session, request("Patched the server."))  # a candidate the look compares
+    script_faults(app, post=["drop_before"])
+    created = await create_time_entry(session, request("Patched the server."))
+    assert created.time_entry_id != earlier.time_entry_id
+    assert len(entries_saying(app, "Patched the server.")) == 2

@@ -117,5 +117,8 @@ def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
         )
     if isinstance(exc, ServerError):
         return Failed(f"ConnectWise failed on its side (HTTP {exc.status}) for tenant {tenant}; try again later.")
-    status = f"HTTP {exc.status}" if exc.status is not None else "no status"
+    if exc.status is None:
+        # A local error (e.g. a request too long to send as a URL): its own sentence says what to do.
+        return Refused(f"{sentence(one_line(exc.message)[:_QUOTED_CHARS])} (tenant {tenant}).")
+    status = f"HTTP {exc.status}"
     return Failed(f"ConnectWise answered an unexpected error ({status}) for tenant {tenant}; try again later.")

@@ -42,7 +42,7 @@ class TimeEntryCreated(BaseModel):
     tenant: str
     time_entry_id: int
     ticket_id: int
-    member: str | None
+    member: str | None = None
     start: datetime
     end: datetime
     hours: float
@@ -163,7 +163,7 @@ async def _time_entries_like(
 
 
 def _same_entry(entry: dict, body: dict, end: datetime) -> bool:
-    work_type = entry.get("workType") or {}
+    work_type = entry.get("workType") if isinstance(entry.get("workType"), dict) else {}
     stored_end = read_moment(entry.get("timeEnd"))
     return (
         stored_end is not None and abs(stored_end - end) <= STORED_TIME_TOLERANCE

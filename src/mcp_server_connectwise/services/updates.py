@@ -4,25 +4,30 @@ A bad status (or one of another board) is refused with the valid ones and nothin
 replaces whole references by id (`{"op": "replace", "path": "status", "value": {"id": 5}}`): replacing a
 sub-path such as `status/name` can answer 200 without changing anything (API.md). Even so, a change is only
 reported once the ticket ConnectWise answered with shows it; a PATCH left without an answer is checked by
-reading the ticket back once.
+reading the ticket back once, after `write_recovery.SETTLE_SECONDS`; still showing the old value then, its
+outcome is unknown (ConnectWise may still apply it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, NotFoundError
-from mcp_server_connectwise.connectwise.models import Reference, Ticket, label
+from mcp_server_connectwise.connectwise.models import Reference, Ticket, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
+from mcp_server_connectwise.services import write_recovery
 from mcp_server_connectwise.services import catalog, resolve
 from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import read_ticket, ticket_not_found, ticket_path
+from mcp_server_connectwise.services.time_entries import STORED_TIME_TOLERANCE
 from mcp_server_connectwise.untrusted import UntrustedText, one_line, untrusted_notice
 
 Level = Literal["Low", "Medium", "High"]
@@ -103,7 +108,16 @@ def _shows(ticket: Ticket, operation: dict) -> bool:
     if path == "budgetHours":
         # ConnectWise may keep hours to two decimals.
         return ticket.budget_hours is not None and math.isclose(ticket.budget_hours, value, abs_tol=0.005)
+    if path == "requiredDate":
+        return _same_moment(ticket.required_date, value)
     return _SHOWN[path](ticket) == value
+
+
+def _same_moment(stored: object, sent: str) -> bool:
+    """Whether a stored date is the one sent: ConnectWise may keep it to the minute."""
+    stored_moment, sent_moment = read_moment(stored), read_moment(sent)
+    return (stored_moment is not None and sent_moment is not None
+            and abs(stored_moment - sent_moment) <= STORED_TIME_TOLERANCE)
 
 
 @dataclass
@@ -191,7 +205,7 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
         plan.set("impact", changes.impact, changes.impact, unchanged=changes.impact == ticket.impact)
     if changes.required_date is not None:
         due = utc_text(resolve.moment("required_date", changes.required_date))
-        plan.set("requiredDate", due, due, unchanged=_SHOWN["requiredDate"](ticket) == due)
+        plan.set("requiredDate", due, due, unchanged=_same_moment(ticket.required_date, due))
     if changes.budget_hours is not None:
         plan.set("budgetHours", changes.budget_hours, changes.budget_hours,
                  unchanged=ticket.budget_hours == changes.budget_hours)
@@ -212,18 +226,35 @@ async def update_ticket(session: TenantSession, ticket_id: int, changes: TicketC
     except NotFoundError:
         raise ticket_not_found(session, ticket_id) from None
     except AmbiguousWriteError:
-        answer, what_happened = None, "ConnectWise gave no answer to the change"
+        answer, what_happened, ambiguous = None, "ConnectWise gave no answer to the change", True
+    except ConnectWiseError as failure:
+        # The client reports a 2xx answer that is not JSON as a plain error carrying that status.
+        if type(failure) is not ConnectWiseError or failure.status is None or not 200 <= failure.status < 300:
+            raise
+        answer, ambiguous = None, False
+        what_happened = f"ConnectWise answered the change (HTTP {failure.status}) with a body that is not JSON"
     else:
+        ambiguous = False
         what_happened = "ConnectWise answered the change without the ticket"  # said only if so
-    if isinstance(answer, dict) and "id" in answer:
-        after = Ticket.model_validate(answer)
+    after = _ticket_in(answer)
+    if after is not None:
         not_applied_because = "ConnectWise answered 200 without applying it (the silent false success of a PATCH)"
     else:
+        if ambiguous:
+            # ConnectWise may still be applying it: wait as write recovery does before reading it back.
+            await asyncio.sleep(write_recovery.SETTLE_SECONDS)
         after = await _read_back(session, ticket_id, what_happened)
         not_applied_because = f"{what_happened}, and the ticket read back still shows the old value"
     not_applied = [operation["path"] for operation in plan.operations if not _shows(after, operation)]
     if not_applied:
         applied = [path for path in plan.shown_after if path not in not_applied]
+        if ambiguous:
+            raise OutcomeUnknown(
+                f"It is unknown whether ticket {ticket_id} (tenant {session.name}) was changed as asked: "
+                f"{what_happened}, and the ticket read back still shows the old value of {', '.join(not_applied)}; "
+                f"ConnectWise may still apply it. {', '.join(applied) + ' did change. ' if applied else ''}"
+                "Check it with get_ticket_details before sending the change again."
+            )
         raise Failed(
             f"Ticket {ticket_id} (tenant {session.name}) was not changed as asked: {', '.join(not_applied)} did not "
             f"change; {not_applied_because}. {', '.join(applied) + ' did change. ' if applied else ''}"
@@ -242,11 +273,24 @@ async def update_ticket(session: TenantSession, ticket_id: int, changes: TicketC
 async def _read_back(session: TenantSession, ticket_id: int, what_happened: str) -> Ticket:
     """The ticket as ConnectWise now shows it, when the answer to the PATCH did not show it."""
     try:
-        return Ticket.model_validate(await session.client.get(ticket_path(ticket_id)))
+        ticket = _ticket_in(await session.client.get(ticket_path(ticket_id)))
+        why = "ConnectWise answered without the ticket"
     except ConnectWiseError as failure:
-        why = f"HTTP {failure.status}" if failure.status is not None else "no answer"
+        ticket, why = None, f"HTTP {failure.status}" if failure.status is not None else "no answer"
+    if ticket is None:
         raise OutcomeUnknown(
             f"It is unknown whether ticket {ticket_id} (tenant {session.name}) was changed: {what_happened}, and "
             f"reading the ticket back failed too ({why}). Check it with get_ticket_details before sending the "
             "change again."
-        ) from None
+        )
+    return ticket
+
+
+def _ticket_in(answer: object) -> Ticket | None:
+    """The ticket in an answer, or None when the answer holds none (no body, no id, not a ticket)."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("id"), int) or isinstance(answer.get("id"), bool):
+        return None
+    try:
+        return Ticket.model_validate(answer)
+    except PydanticValidationError:
+        return None

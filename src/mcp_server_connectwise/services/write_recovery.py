@@ -76,44 +76,79 @@ def _waits_before_looks(failure: ConnectWiseError) -> tuple[float, ...]:
     return ()  # never sent
 
 
+def _has_id(record: object) -> bool:
+    return isinstance(record, dict) and isinstance(record.get("id"), int) and not isinstance(record.get("id"), bool)
+
+
 async def _send_or_find(session: TenantSession, write: PlannedWrite, since: datetime) -> dict:
     failures: list[ConnectWiseError] = []
     looks = 0
     for _ in range(2):
         try:
-            return await session.client.post(write.path, write.body)
+            answer = await session.client.post(write.path, write.body)
         except (AmbiguousWriteError, ServerError, TransportError) as failure:
             failures.append(failure)
+        except ConnectWiseError as failure:
+            # The client reports a 2xx answer that is not JSON as a plain error carrying that status.
+            if failure.status is None or not 200 <= failure.status < 300:
+                raise
+            return await _find_created(session, write, since, f"ConnectWise answered HTTP {failure.status} "
+                                                              "with a body that is not JSON")
+        else:
+            if _has_id(answer):
+                return answer
+            return await _find_created(session, write, since, "ConnectWise answered that it was created but "
+                                                              "without the record")
         for wait in _waits_before_looks(failures[-1]):
             await asyncio.sleep(wait)
             looks += 1
-            found = await _look(session, write, since, failures[-1])
+            found = await _look(session, write, since, _why(failures[-1]))
             if found is not None:
                 logger.warning("POST %s failed (%s); found the %s it created: id %s",
                                write.path, _why(failures[-1]), write.kind, found.get("id"))
                 return found
         logger.warning("POST %s failed (%s) and the %s is not there", write.path, _why(failures[-1]), write.kind)
+    attempts = "; then ".join(_why(failure) for failure in failures)
     seen = (
         f"ConnectWise shows no such {write.kind} after looking {_times(looks)}" if looks
         else "neither request reached ConnectWise"
     )
     raise Failed(
         f"The {write.kind} was not saved on ticket {write.ticket_id} (tenant {session.name}): both attempts failed "
-        f"({'; then '.join(_why(failure) for failure in failures)}) and {seen}; nothing was written. Try again later."
+        f"({attempts}) and {seen}; nothing was written. Try again later."
     )
 
 
-async def _look(session: TenantSession, write: PlannedWrite, since: datetime, failure: ConnectWiseError) -> dict | None:
+async def _find_created(session: TenantSession, write: PlannedWrite, since: datetime, answered: str) -> dict:
+    """The record a POST answered 2xx for without a readable record: it was created, so it is looked for and
+    never sent again."""
+    await asyncio.sleep(SETTLE_SECONDS)
+    found = await _look(session, write, since, answered)
+    if found is not None:
+        logger.warning("POST %s: %s; found the %s: id %s", write.path, answered, write.kind, found.get("id"))
+        return found
+    raise OutcomeUnknown(
+        f"The {write.kind} was probably saved on ticket {write.ticket_id} (tenant {session.name}), but {answered} "
+        f"and it could not be found; check {write.check} before sending it again."
+    )
+
+
+async def _look(session: TenantSession, write: PlannedWrite, since: datetime, why: str) -> dict | None:
     try:
         candidates = await write.find(since)
-    except ConnectWiseError as look_failure:
+    except Exception as look_failure:
+        if isinstance(look_failure, ConnectWiseError):
+            looking = _why(look_failure)
+        else:
+            logger.exception("looking for the %s POST %s created failed", write.kind, write.path)
+            looking = "an internal error"
         raise OutcomeUnknown(
             f"It is unknown whether the {write.kind} was saved on ticket {write.ticket_id} (tenant {session.name}): "
-            f"the write failed ({_why(failure)}) and looking for it failed too ({_why(look_failure)}). "
+            f"the write failed ({why}) and looking for it failed too ({looking}). "
             f"It may or may not have been written; check {write.check} before sending it again."
         ) from None
     reported = session.reported_ids.get(write.kind, {})
-    return next((record for record in candidates if record.get("id") not in reported), None)
+    return next((record for record in candidates if _has_id(record) and record["id"] not in reported), None)
 
 
 def _remember(session: TenantSession, kind: str, record_id: object) -> None:

@@ -181,9 +181,9 @@ class ToolRuntime:
         return Caller(self.principal, None)
 
     async def run(self, definition: ToolDefinition, arguments: dict[str, Any],
-                  unknown: Sequence[str] = ()) -> CallToolResult:
-        """Run `definition` with its validated `arguments`; `unknown` names the arguments the caller sent that
-        the tool does not have, which refuse the call."""
+                  unknown: Sequence[str] | Callable[[], Sequence[str]] = ()) -> CallToolResult:
+        """Run `definition` with its validated `arguments`; `unknown` names (or, called, finds) the arguments the
+        caller sent that the tool does not have, which refuse the call."""
         started = time.perf_counter()
         caller = self.caller()
         tenant_name = arguments.pop("tenant", None)
@@ -193,6 +193,8 @@ class ToolRuntime:
         outcome, error, result = "ok", None, None
         with collect_requests() as requests:
             try:
+                if callable(unknown):
+                    unknown = unknown()
                 if unknown:
                     raise Refused(no_such_arguments(definition, unknown))
                 tenant = self._permitted_tenant(caller, definition, tenant_name)
@@ -206,10 +208,13 @@ class ToolRuntime:
                 outcome, error = explained.outcome, str(explained)
             except BaseException as exc:
                 # A bug (the SDK logs the traceback and tells the model nothing more) or a cancelled call (the
-                # client went away): audited all the same. A write cancelled mid-flight may have been done.
+                # client went away): audited all the same. A write tool that sent a write, or was cancelled once
+                # it could send one (a request in flight is not yet listed), may have written: outcome unknown.
                 cancelled = not isinstance(exc, Exception)
-                self._audit(caller, definition, tenant_name, arguments,
-                            "unknown" if cancelled and not definition.read_only else "error",
+                may_have_written = not definition.read_only and (
+                    any(request.method != "GET" for request in requests) or (cancelled and call is not None)
+                )
+                self._audit(caller, definition, tenant_name, arguments, "unknown" if may_have_written else "error",
                             "cancelled" if cancelled else "internal error", started, requests, call)
                 raise
         self._audit(caller, definition, tenant_name, arguments, outcome, error, started, requests, call)
@@ -360,8 +365,11 @@ def bind(definition: ToolDefinition, runtime: ToolRuntime) -> Callable[..., Awai
     returns = Annotated[CallToolResult, signature.return_annotation]
 
     async def tool(sdk_context: Context, **arguments: Any) -> CallToolResult:
-        sent = (sdk_context.request_context.params or {}).get("arguments") or {}
-        return await runtime.run(definition, arguments, unknown=[name for name in sent if name not in accepted])
+        def unknown() -> list[str]:  # inside `run`, so that a failure here is audited like any other
+            sent = (sdk_context.request_context.params or {}).get("arguments") or {}
+            return [name for name in sent if name not in accepted]
+
+        return await runtime.run(definition, arguments, unknown=unknown)
 
     tool.__name__ = tool.__qualname__ = definition.name
     tool.__doc__ = inspect.getdoc(definition.handler)
