@@ -9,7 +9,8 @@ import pytest
 
 from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
 
-AUTH = ("sandbox+sandbox-public", "sandbox-private")
+from sandbox_http import AUTH, sandbox_http
+
 
 
 @pytest.fixture
@@ -19,8 +20,7 @@ def app():
 
 @pytest.fixture
 async def client(app):
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=AUTH,
-                                  headers={"clientId": "test-client"}) as client:
+    async with sandbox_http(app, "test-client") as client:
         yield client
 
 
@@ -130,8 +130,7 @@ async def test_request_log_records_each_request_without_the_private_key(app, cli
 
 async def test_request_log_keeps_at_most_its_limit_newest_last():
     app = create_app(SandboxSettings(tickets=60, request_log_limit=10))
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=AUTH,
-                                  headers={"clientId": "test-client"}) as client:
+    async with sandbox_http(app, "test-client") as client:
         sizes = []
         for ticket in range(1001, 1041):
             await client.get(f"/service/tickets/{ticket}")

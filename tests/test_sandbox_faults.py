@@ -7,20 +7,16 @@ import time
 import httpx2
 import pytest
 
-from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+from mcp_server_connectwise.sandbox import SandboxSettings, create_app
 
-AUTH = ("sandbox+sandbox-public", "sandbox-private")
+from sandbox_http import sandbox_http
 
-
-def client_for(app) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=AUTH,
-                              headers={"clientId": "test"})
 
 
 async def test_fault_rate_is_honoured_within_tolerance():
     app = create_app(SandboxSettings(tickets=10, fault_rate=0.2))
     outcomes = {"ok": 0, "5xx": 0, "dropped": 0}
-    async with client_for(app) as client:
+    async with sandbox_http(app) as client:
         for _ in range(1000):
             try:
                 response = await client.get("/system/info")
@@ -44,7 +40,7 @@ async def test_faults_are_off_by_default_and_repeatable():
     async def run() -> list[int]:
         app = create_app(SandboxSettings(tickets=5, fault_rate=0.5, seed=7))
         statuses = []
-        async with client_for(app) as client:
+        async with sandbox_http(app) as client:
             for _ in range(50):
                 try:
                     statuses.append((await client.get("/system/info")).status_code)
@@ -54,7 +50,7 @@ async def test_faults_are_off_by_default_and_repeatable():
 
     assert await run() == await run()
     app = create_app(SandboxSettings(tickets=5))
-    async with client_for(app) as client:
+    async with sandbox_http(app) as client:
         assert {(await client.get("/system/info")).status_code for _ in range(200)} == {200}
 
 
@@ -62,7 +58,7 @@ async def test_drop_before_does_not_write_and_drop_after_commit_does():
     app = create_app(SandboxSettings(tickets=5))
     body = {"summary": "Outcome unknown", "company": {"identifier": "ACME"}, "board": {"id": 1}}
     store = app.state.store
-    async with client_for(app) as client:
+    async with sandbox_http(app) as client:
         app.state.faults.fail_next("drop_before")
         with pytest.raises(httpx2.RemoteProtocolError):
             await client.post("/service/tickets", json=body)
@@ -79,7 +75,7 @@ async def test_drop_before_does_not_write_and_drop_after_commit_does():
 
 async def test_rate_limit_answers_429_with_retry_after():
     app = create_app(SandboxSettings(tickets=5, rate_limit=30))
-    async with client_for(app) as client:
+    async with sandbox_http(app) as client:
         statuses = [(await client.get("/system/info")).status_code for _ in range(30)]
         assert statuses == [200] * 30
         limited = await client.get("/system/info")
@@ -92,7 +88,7 @@ async def test_rate_limit_answers_429_with_retry_after():
 
 async def test_latency_is_added():
     app = create_app(SandboxSettings(tickets=5, latency_ms=40))
-    async with client_for(app) as client:
+    async with sandbox_http(app) as client:
         started = time.perf_counter()
         for _ in range(5):
             await client.get("/system/info")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-import httpx2
 import pytest
 
-from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+from mcp_server_connectwise.sandbox import SandboxSettings, create_app
 
-AUTH = ("sandbox+sandbox-public", "sandbox-private")
+from sandbox_http import sandbox_http
+
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +19,7 @@ def app():
 
 @pytest.fixture
 async def client(app):
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=AUTH,
-                                  headers={"clientId": "test"}) as client:
+    async with sandbox_http(app) as client:
         yield client
 
 
@@ -184,8 +183,7 @@ async def test_navigable_paging_walks_to_the_end_with_link_headers(app, client):
 async def test_page_size_default_and_cap(client):
     assert len((await client.get("/service/tickets")).json()) == 25
     big = create_app(SandboxSettings(tickets=1100))
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=big), base_url=SANDBOX_BASE_URL,
-                                  auth=AUTH) as other:
+    async with sandbox_http(big) as other:
         assert len((await other.get("/service/tickets", params={"pageSize": 5000})).json()) == 1000
     single = await client.get("/service/tickets", params={"conditions": "id = 1001"})
     assert "Link" not in single.headers

@@ -12,10 +12,11 @@ import httpx2
 import pytest
 
 from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+
+from sandbox_http import sandbox_http
 from mcp_server_connectwise.sandbox.routes import RESOURCES
 from mcp_server_connectwise.sandbox.store import MODEL_FIELDS, TABLES
 
-AUTH = ("sandbox+sandbox-public", "sandbox-private")
 JSON_TYPE = "application/json; charset=utf-8"
 
 # The least each POST endpoint needs: exactly the required fields (ConnectWise fills in the rest).
@@ -51,8 +52,7 @@ def app():
 
 @pytest.fixture
 async def client(app):
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=AUTH,
-                                  headers={"clientId": "robustness"}) as client:
+    async with sandbox_http(app, "robustness") as client:
         yield client
 
 

@@ -11,10 +11,11 @@ import json
 import re
 from pathlib import Path
 
-import httpx2
 import pytest
 
-from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+from mcp_server_connectwise.sandbox import SandboxSettings, create_app
+
+from sandbox_http import sandbox_http
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -23,7 +24,6 @@ if not SCHEMAS_DIR.is_dir():
     SCHEMAS_DIR = Path("/work/shared/reference/connectwise/schemas")
 pytestmark = pytest.mark.skipif(not SCHEMAS_DIR.is_dir(), reason="ConnectWise reference schemas not present")
 
-AUTH = ("sandbox+sandbox-public", "sandbox-private")
 GENERIC_REFERENCE = {
     "type": "object",
     "properties": {"id": {"type": ["integer", "null"]}, "name": {"type": "string"},
@@ -91,8 +91,7 @@ def app():
 
 @pytest.fixture
 async def client(app):
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=AUTH,
-                                  headers={"clientId": "test"}) as client:
+    async with sandbox_http(app) as client:
         yield client
 
 

@@ -7,12 +7,12 @@ import json
 import re
 from pathlib import Path
 
-import httpx2
 import pytest
 
 from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
 
-AUTH = ("sandbox+sandbox-public", "sandbox-private")
+from sandbox_http import sandbox_http
+
 ERROR_BODIES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "connectwise" / "examples" / \
     "error_bodies.json"
 if not ERROR_BODIES.is_file():
@@ -26,8 +26,7 @@ def app():
 
 @pytest.fixture
 async def client(app):
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=AUTH,
-                                  headers={"clientId": "test"}) as client:
+    async with sandbox_http(app) as client:
         yield client
 
 
@@ -169,8 +168,7 @@ async def test_the_client_reads_attached_configurations(app):
     from mcp_server_connectwise.connectwise.models import Configuration
 
     ticket_id, configuration_ids = next(iter(app.state.store.ticket_configurations.items()))
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL,
-                                  auth=AUTH) as client:
+    async with sandbox_http(app) as client:
         items = (await client.get(f"/service/tickets/{ticket_id}/configurations")).json()
     parsed = [Configuration.model_validate(item) for item in items]
     assert [c.id for c in parsed] == configuration_ids and all(c.name and c.type for c in parsed)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import httpx2
 import pytest
 
-from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+from mcp_server_connectwise.sandbox import SandboxSettings, create_app
 
-AUTH = ("sandbox+sandbox-public", "sandbox-private")
+from sandbox_http import sandbox_http
+
 NEW_TICKET = {"summary": "Printer jammed", "company": {"identifier": "ACME"}, "board": {"name": "Service Desk"}}
 
 
@@ -18,8 +18,7 @@ def app():
 
 @pytest.fixture
 async def client(app):
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=AUTH,
-                                  headers={"clientId": "test"}) as client:
+    async with sandbox_http(app) as client:
         yield client
 
 
