@@ -1,0 +1,45 @@
+"""Scripted faults and rewriting transports in front of the in-process sandbox."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+
+import httpx2
+
+
+class Rewriting(httpx2.AsyncBaseTransport):
+    """The sandbox behind a transport that rewrites request and response JSON: another ConnectWise's habits."""
+
+    def __init__(self, app) -> None:
+        self.inner = httpx2.ASGITransport(app=app)
+
+    def request_json(self, request: httpx2.Request, body: object) -> object:
+        return body
+
+    def response_json(self, request: httpx2.Request, body: object) -> object:
+        return body
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        content = await request.aread()
+        if content:
+            content = json.dumps(self.request_json(request, json.loads(content))).encode()
+            headers = [(name, value) for name, value in request.headers.items() if name != "content-length"]
+            request = httpx2.Request(request.method, request.url, headers=headers, content=content)
+        response = await self.inner.handle_async_request(request)
+        body = await response.aread()
+        if body:
+            body = json.dumps(self.response_json(request, json.loads(body))).encode()
+        headers = [(name, value) for name, value in response.headers.items() if name != "content-length"]
+        return httpx2.Response(response.status_code, headers=headers, content=body)
+
+
+def script_faults(app, **modes_by_method: list[str | None]) -> None:
+    """The next requests of each method get these faults, one each in order (None: no fault); then none."""
+    queues = {method.upper(): deque(modes) for method, modes in modes_by_method.items()}
+
+    def pick() -> str | None:
+        queue = queues.get(app.state.request_log[-1]["method"])  # the gate logs a request before picking its fault
+        return queue.popleft() if queue else None
+
+    app.state.faults.pick = pick

@@ -1,0 +1,104 @@
+"""The harness the server, tool and service tests share: our real server over in-process sandboxes.
+
+Each tenant gets its own sandbox (its own store and request log); its API keys go into the (in-memory,
+see conftest) keyring, so the server finds them exactly as in production. Nothing of our own is mocked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.server import MCPServer
+from starlette.applications import Starlette
+
+from mcp_server_connectwise.audit import read_audit
+from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
+from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, ConnectWiseClient
+from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+from mcp_server_connectwise.secrets import KeyStore
+from mcp_server_connectwise.server import build_server
+from mcp_server_connectwise.services.catalog import Catalog
+from mcp_server_connectwise.services.tenancy import TenantSession
+
+CLIENT_ID = "11111111-2222-4333-8444-555555555555"
+SANDBOX = SandboxSettings(tickets=200)  # small and fast; the same seed every time
+MEMBER = "jsmith"
+
+
+def sandbox_app(**overrides: Any) -> Starlette:
+    return create_app(SandboxSettings(**{**SANDBOX.__dict__, **overrides}))
+
+
+def tenant_config(name: str, **overrides: Any) -> TenantConfig:
+    values = dict(name=name, company_id=SANDBOX.company, client_id=CLIENT_ID, base_url=SANDBOX_BASE_URL, member=MEMBER)
+    return TenantConfig(**(values | overrides))
+
+
+def store_keys(tenant: str, private_key: str = SANDBOX.private_key) -> None:
+    KeyStore().set(tenant, ApiCredentials(SANDBOX.public_key, private_key))
+
+
+@dataclass
+class Harness:
+    server: MCPServer
+    sandboxes: dict[str, Starlette]
+    audit_path: Path
+    calls: list[str] = field(default_factory=list)
+
+    def audit(self) -> list[dict]:
+        return read_audit(self.audit_path) if self.audit_path.exists() else []
+
+    def requests(self, tenant: str = "acme") -> list[dict]:
+        """The sandbox's log of every HTTP request it answered for `tenant`."""
+        return self.sandboxes[tenant].state.request_log
+
+    def store(self, tenant: str = "acme") -> Any:
+        return self.sandboxes[tenant].state.store
+
+    @asynccontextmanager
+    async def client(self, **options: Any) -> AsyncIterator[Client]:
+        # Opened per test (not in a yield fixture): see the SDK notes on pytest-asyncio teardown.
+        async with Client(self.server, raise_exceptions=True, **options) as client:
+            yield client
+
+
+def make_harness(
+    tmp_path: Path,
+    tenants: dict[str, dict] | None = None,
+    *,
+    default_tenant: str | None = "acme",
+    **build_options: Any,
+) -> Harness:
+    """A server over one sandbox per tenant (default: one tenant `acme`); `tenants` maps names to config overrides."""
+    tenants = tenants if tenants is not None else {"acme": {}}
+    sandboxes = {name: sandbox_app() for name in tenants}
+    for name in tenants:
+        store_keys(name)
+    config = AppConfig(
+        default_tenant=default_tenant,
+        audit=AuditConfig(path=tmp_path / "audit.jsonl"),
+        tenants={name: tenant_config(name, **overrides) for name, overrides in tenants.items()},
+    )
+    transports = {name: httpx2.ASGITransport(app=app) for name, app in sandboxes.items()}
+    server = build_server(config, transports=transports, **build_options)
+    return Harness(server, sandboxes, tmp_path / "audit.jsonl")
+
+
+def sandbox_session(
+    app: Starlette | None = None, *, transport: httpx2.AsyncBaseTransport | None = None, **tenant_overrides: Any
+) -> TenantSession:
+    """A tenant session straight onto a sandbox (or `transport`), for testing service functions without MCP."""
+    app = app or sandbox_app()
+    tenant = tenant_config("acme", **tenant_overrides)
+    client = ConnectWiseClient(
+        ClientSettings(company_id=tenant.company_id, client_id=tenant.client_id, base_url=tenant.base_url),
+        ApiCredentials(SANDBOX.public_key, SANDBOX.private_key),
+        transport=transport or httpx2.ASGITransport(app=app),
+    )
+    return TenantSession(tenant, client, Catalog(client))

@@ -1,0 +1,202 @@
+"""Issue 5, "writes never lost, never doubled", proved under a stream of faults.
+
+Notes and time entries go through a real MCP client and our server, over a real socket, through a proxy that
+loses answers after the write happened, resets connections, answers 502 and 429, to a sandbox (served by
+uvicorn) that injects its own 500s, 503s and dropped connections. Then the sandbox's store is reconciled with
+what each call reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from support.fault_proxy import RETRY_AFTER_SECONDS, ProxiedRequest, proxied_sandbox
+from mcp import Client
+from support.harness import CLIENT_ID, MEMBER, SANDBOX
+
+from mcp_server_connectwise.audit import read_audit
+from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
+from mcp_server_connectwise.connectwise import (
+    AmbiguousWriteError,
+    ApiCredentials,
+    ClientSettings,
+    ConnectWiseClient,
+    retry,
+)
+from mcp_server_connectwise.sandbox import SandboxSettings
+from mcp_server_connectwise.server import build_server
+from mcp_server_connectwise.services import write_recovery
+
+CALLS = 150
+TIME_LIMIT_SECONDS = 120
+# Per request at the proxy; the sandbox adds its own faults (SANDBOX_FAULT_RATE) behind it.
+PROXY_FAULTS = {"drop_after_commit": 0.08, "reset_before": 0.06, "bad_gateway": 0.04, "rate_limited": 0.015}
+SANDBOX_FAULT_RATE = 0.04
+CREDENTIALS = ApiCredentials(SANDBOX.public_key, SANDBOX.private_key)
+
+
+def chooser(seed: int) -> Callable[[ProxiedRequest], str]:
+    """Random proxy faults, at most two in a row for the same request, so that reads (tried four times) get
+    through and a lost answer is always followed by a successful look."""
+    rng = random.Random(seed)
+    faulted_in_a_row: Counter[tuple] = Counter()
+
+    def choose(request: ProxiedRequest) -> str:
+        roll, action = rng.random(), "pass"
+        for fault, rate in PROXY_FAULTS.items():
+            if roll < rate:
+                action = fault
+                break
+            roll -= rate
+        if action != "pass" and faulted_in_a_row[request.key] < 2:
+            faulted_in_a_row[request.key] += 1
+            return action
+        faulted_in_a_row[request.key] = 0
+        return "pass"
+
+    return choose
+
+
+@dataclass
+class Call:
+    tool: str
+    text: str  # unique: how its record is found in the store
+    arguments: dict
+    result_id: int | None = None
+    outcome: str | None = None  # from the call's audit line: ok, error, unknown
+    error: str | None = None
+
+
+def plan_calls(store, rng: random.Random) -> list[Call]:
+    statuses = store["statuses"]
+    tickets = sorted(store["tickets"])
+    time_tickets = [t["id"] for t in store["tickets"].values() if not statuses[t["status"]["id"]]["timeEntryNotAllowed"]]
+    start = datetime(2026, 11, 2, 8, tzinfo=timezone.utc)
+    calls = []
+    for number in range(CALLS):
+        if rng.random() < 0.5:
+            text = f"Stream note {number}: checked the backups."
+            calls.append(Call("add_ticket_note", text, {
+                "ticket_id": rng.choice(tickets), "text": text, "note_type": rng.choice(["internal", "discussion"])}))
+        else:
+            text = f"Stream time {number}: patched the server."
+            calls.append(Call("create_time_entry", text, {
+                "ticket_id": rng.choice(time_tickets), "start": (start + timedelta(hours=number)).isoformat(),
+                "hours": 0.5, "notes": text}))
+    return calls
+
+
+def records_of(store, call: Call) -> list[dict]:
+    if call.tool == "add_ticket_note":
+        return [note for note in store["notes"].values() if note["text"] == call.text]
+    return [entry for entry in store["timeEntries"].values() if entry.get("notes") == call.text]
+
+
+@pytest.fixture
+def fast_recovery(monkeypatch):
+    # Backoff and settle timings have their own tests; here only outcomes count. Retry-After is left as is.
+    monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(write_recovery, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(retry, "backoff", lambda policy, attempt, jitter=random.random: 0.01)
+
+
+async def test_a_stream_of_writes_under_faults_loses_and_doubles_nothing(tmp_path, fast_recovery):
+    settings = SandboxSettings(tickets=200, fault_rate=SANDBOX_FAULT_RATE, seed=7)
+    async with asyncio.timeout(TIME_LIMIT_SECONDS), proxied_sandbox(settings, chooser(seed=11)) as served:
+        config = AppConfig(
+            default_tenant="acme",
+            audit=AuditConfig(path=tmp_path / "audit.jsonl"),
+            tenants={"acme": TenantConfig(
+                name="acme", company_id=SANDBOX.company, client_id=CLIENT_ID, base_url=served.base_url, member=MEMBER,
+                requests_per_minute=5000)},
+        )
+        server = build_server(config, credentials={"acme": CREDENTIALS})
+        store = served.app.state.store
+        records_before = len(store["notes"]) + len(store["timeEntries"])
+        calls = plan_calls(store, random.Random(3))
+        async with Client(server, raise_exceptions=True) as client:
+            for call in calls:
+                result = await client.call_tool(call.tool, call.arguments)
+                if not result.is_error:
+                    content = result.structured_content
+                    call.result_id = content["note_id"] if call.tool == "add_ticket_note" else content["time_entry_id"]
+                else:
+                    call.error = result.content[0].text
+
+    lines = [line for line in read_audit(tmp_path / "audit.jsonl") if line["tool"] in ("add_ticket_note", "create_time_entry")]
+    assert len(lines) == len(calls)
+    for call, line in zip(calls, lines):
+        call.outcome = line["outcome"]
+        assert (call.outcome == "ok") == (call.result_id is not None), (call, line)
+        assert [record["id"] for record in line["written"]] == ([call.result_id] if call.outcome == "ok" else []), line
+
+    for call in calls:
+        records = records_of(store, call)
+        if call.outcome == "ok":  # reported done: exactly one record, the one reported
+            assert [record["id"] for record in records] == [call.result_id], call
+        elif call.outcome == "error":  # reported failed: nothing written
+            assert records == [], call
+        else:  # unknown: at most one record, never two
+            assert call.outcome == "unknown" and len(records) <= 1, call
+    written = sum(len(records_of(store, call)) for call in calls)
+    assert len(store["notes"]) + len(store["timeEntries"]) - records_before == written  # and nothing else was
+    unknown = [call for call in calls if call.outcome == "unknown"]
+    assert unknown == []  # every look got through: the outcome was always found out
+
+    # Every 429 was honoured: the same request came back no sooner than Retry-After.
+    for index, request in enumerate(served.log):
+        if request.action == "rate_limited":
+            again = next(later for later in served.log[index + 1:] if later.key == request.key)
+            assert again.arrived - request.arrived >= RETRY_AFTER_SECONDS - 0.05
+
+    proxy_faults = Counter(request.action for request in served.log)
+    sandbox_faults = served.app.state.faults.injected
+    recovered = [line for line in lines if line["outcome"] == "ok" and _looked(line)]
+    summary = (f"{Counter(call.outcome for call in calls)}; proxy {dict(proxy_faults)}; sandbox {dict(sandbox_faults)}; "
+               f"{len(recovered)} writes confirmed by looking")
+    print(summary)
+    assert all(proxy_faults[action] >= 2 for action in PROXY_FAULTS), summary
+    assert sum(sandbox_faults.values()) >= 5 and len(recovered) >= 10, summary
+
+
+def _looked(line: dict) -> bool:
+    """Whether the call listed records after its POST: it looked for a write whose answer was lost."""
+    methods = [request["method"] for request in line["requests"]]
+    return "POST" in methods and "GET" in methods[methods.index("POST"):]
+
+
+# --- the proxy does what it says -------------------------------------------------------------------------
+
+
+def raw_client(base_url: str) -> ConnectWiseClient:
+    return ConnectWiseClient(ClientSettings(company_id=SANDBOX.company, client_id=CLIENT_ID, base_url=base_url), CREDENTIALS)
+
+
+NOTE = {"text": "Proxy check.", "internalAnalysisFlag": True}
+
+
+@pytest.mark.parametrize(("action", "saved"), [("drop_after_commit", True), ("reset_before", False),
+                                               ("bad_gateway", False)])
+async def test_the_proxy_loses_answers_as_told(action, saved):
+    actions = iter([action])
+    async with proxied_sandbox(SandboxSettings(tickets=20), lambda request: next(actions, "pass")) as served:
+        async with raw_client(served.base_url) as client:
+            with pytest.raises(AmbiguousWriteError):
+                await client.post("/service/tickets/1001/notes", NOTE)
+    assert any(note["text"] == NOTE["text"] for note in served.app.state.store["notes"].values()) is saved
+
+
+async def test_the_proxy_rate_limits_with_retry_after_and_the_client_waits():
+    actions = iter(["rate_limited"])
+    async with proxied_sandbox(SandboxSettings(tickets=20), lambda request: next(actions, "pass")) as served:
+        async with raw_client(served.base_url) as client:
+            created = await client.post("/service/tickets/1001/notes", NOTE)
+    first, second = served.log
+    assert (first.action, second.action) == ("rate_limited", "pass") and created["text"] == NOTE["text"]
+    assert second.arrived - first.arrived >= RETRY_AFTER_SECONDS - 0.05
