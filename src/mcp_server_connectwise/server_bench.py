@@ -27,7 +27,8 @@ from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
 from mcp_server_connectwise.connectwise import ApiCredentials
 from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
 from mcp_server_connectwise.server import build_server
-from mcp_server_connectwise.tools import ALL_TOOLS
+from mcp_server_connectwise.toolsets import REGISTRY
+from mcp_server_connectwise.toolsets.definition import with_next_steps
 
 TENANT = "bench"
 
@@ -99,8 +100,7 @@ def _percentile(samples: list[float], fraction: float) -> float:
 
 async def _sdk_round_trip_ms(name: str, result: CallToolResult, calls: int) -> float:
     """Median in-memory MCP round trip of a tool that only returns `result` (same name and output schema)."""
-    definition = next(d for d in ALL_TOOLS if d.name == name)
-    model = inspect.signature(definition.handler, eval_str=True).return_annotation
+    model = with_next_steps(REGISTRY.by_name[name].result_model)
     echo_server = MCPServer("sdk-baseline")
 
     async def echo() -> CallToolResult:

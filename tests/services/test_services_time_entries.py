@@ -10,6 +10,7 @@ from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.time_entries import TimeEntryRequest, create_time_entry, work_period
 
 from support.harness import sandbox_app, sandbox_session
+from support.requests import entry
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone(timedelta(hours=1)))
 
@@ -21,22 +22,22 @@ def ticket_in(app, *, time_allowed: bool):
 
 
 def test_period_from_hours_or_end_in_utc_whole_seconds():
-    assert work_period(TimeEntryRequest(1, START, hours=1.5)) == (
+    assert work_period(entry(1, START, hours=1.5)) == (
         datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc), datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc))
     end = datetime(2026, 11, 2, 8, 45, 10, 999, tzinfo=timezone.utc)
-    assert work_period(TimeEntryRequest(1, START, end=end))[1] == end.replace(microsecond=0)
+    assert work_period(entry(1, START, end=end))[1] == end.replace(microsecond=0)
 
 
 @pytest.mark.parametrize(("request_", "message"), [
-    (TimeEntryRequest(1, datetime(2026, 11, 2, 9), hours=1), "start 2026-11-02T09:00:00 has no time zone"),
-    (TimeEntryRequest(1, START, end=datetime(2026, 11, 2, 10)), "end 2026-11-02T10:00:00 has no time zone"),
-    (TimeEntryRequest(1, START), "either end or hours"),
-    (TimeEntryRequest(1, START, end=START + timedelta(hours=1), hours=1), "either end or hours"),
-    (TimeEntryRequest(1, START, end=START), "must be after start"),
-    (TimeEntryRequest(1, START, end=START - timedelta(minutes=5)), "must be after start"),
-    (TimeEntryRequest(1, START, end=START + timedelta(hours=24, seconds=1)), "at most 24 hours"),
-    (TimeEntryRequest(1, START, hours=25), "at most 24"),
-    (TimeEntryRequest(1, START, hours=0), "more than 0"),
+    (entry(1, datetime(2026, 11, 2, 9), hours=1), "start 2026-11-02T09:00:00 has no time zone"),
+    (entry(1, START, end=datetime(2026, 11, 2, 10)), "end 2026-11-02T10:00:00 has no time zone"),
+    (entry(1, START), "either end or hours"),
+    (entry(1, START, end=START + timedelta(hours=1), hours=1), "either end or hours"),
+    (entry(1, START, end=START), "must be after start"),
+    (entry(1, START, end=START - timedelta(minutes=5)), "must be after start"),
+    (entry(1, START, end=START + timedelta(hours=24, seconds=1)), "at most 24 hours"),
+    (entry(1, START, hours=25), "at most 24"),
+    (entry(1, START, hours=0), "more than 0"),
 ])
 def test_bad_periods_are_refused(request_, message):
     with pytest.raises(Refused, match=message):
@@ -46,9 +47,7 @@ def test_bad_periods_are_refused(request_, message):
 async def test_an_entry_is_charged_to_the_ticket_for_the_default_member():
     app = sandbox_app()
     ticket = ticket_in(app, time_allowed=True)
-    created = await create_time_entry(sandbox_session(app), TimeEntryRequest(
-        ticket["id"], START, hours=0.5, notes="Reset\u200b the token", work_type="remote SUPPORT",
-        billable_option="NoCharge"))
+    created = await create_time_entry(sandbox_session(app), entry(ticket["id"], START, hours=0.5, notes="Reset\u200b the token", work_type="remote SUPPORT", billable_option="NoCharge"))
     post = app.state.request_log[-1]
     assert (post["method"], post["path"]) == ("POST", "/time/entries")
     assert post["json"] == {
@@ -64,14 +63,14 @@ async def test_a_status_without_time_is_refused_before_anything_is_sent():
     app = sandbox_app()
     ticket = ticket_in(app, time_allowed=False)
     with pytest.raises(Refused, match=f"Ticket {ticket['id']} is in status .* does not allow time entries"):
-        await create_time_entry(sandbox_session(app), TimeEntryRequest(ticket["id"], START, hours=1))
+        await create_time_entry(sandbox_session(app), entry(ticket["id"], START, hours=1))
     assert {r["method"] for r in app.state.request_log} == {"GET"}
 
 
 async def test_no_member_anywhere_is_refused():
     app = sandbox_app()
     with pytest.raises(Refused, match="has no default member; give member"):
-        await create_time_entry(sandbox_session(app, member=None), TimeEntryRequest(1001, START, hours=1))
+        await create_time_entry(sandbox_session(app, member=None), entry(1001, START, hours=1))
     assert app.state.request_log == []
 
 
@@ -79,15 +78,15 @@ async def test_an_unknown_work_type_or_member_is_refused():
     app = sandbox_app()
     ticket = ticket_in(app, time_allowed=True)
     with pytest.raises(Refused, match="no work type 'Juggling'"):
-        await create_time_entry(sandbox_session(app), TimeEntryRequest(ticket["id"], START, hours=1, work_type="Juggling"))
+        await create_time_entry(sandbox_session(app), entry(ticket["id"], START, hours=1, work_type="Juggling"))
     with pytest.raises(Refused, match="no active member 'nobody'"):
-        await create_time_entry(sandbox_session(app), TimeEntryRequest(ticket["id"], START, hours=1, member="nobody"))
+        await create_time_entry(sandbox_session(app), entry(ticket["id"], START, hours=1, member="nobody"))
 
 
 @pytest.mark.parametrize(("request_", "message"), [
-    (TimeEntryRequest(1, datetime(1752, 12, 31, tzinfo=timezone.utc), hours=1), r"start 1752-12-31T00:00:00\+00:00 is"),
-    (TimeEntryRequest(1, START, end=datetime(9999, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-1)))), "end 9999"),
-    (TimeEntryRequest(1, datetime(9999, 12, 31, 23, tzinfo=timezone.utc), hours=2), "ends after 9999-12-31"),
+    (entry(1, datetime(1752, 12, 31, tzinfo=timezone.utc), hours=1), r"start 1752-12-31T00:00:00\+00:00 is"),
+    (entry(1, START, end=datetime(9999, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-1)))), "end 9999"),
+    (entry(1, datetime(9999, 12, 31, 23, tzinfo=timezone.utc), hours=2), "ends after 9999-12-31"),
 ])
 def test_times_connectwise_cannot_store_are_refused_by_the_service_itself(request_, message):
     with pytest.raises(Refused, match=message):
@@ -97,7 +96,7 @@ def test_times_connectwise_cannot_store_are_refused_by_the_service_itself(reques
 async def test_an_impossible_member_is_refused_before_any_request():
     app = sandbox_app()
     with pytest.raises(Refused, match="member is empty"):
-        await create_time_entry(sandbox_session(app), TimeEntryRequest(1, START, hours=1, member="  "))
+        await create_time_entry(sandbox_session(app), entry(1, START, hours=1, member="  "))
     assert app.state.request_log == []
 
 
@@ -107,6 +106,5 @@ def test_a_created_time_entry_may_have_no_member():
     from mcp_server_connectwise.services.time_entries import TimeEntryCreated
 
     moment = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
-    created = TimeEntryCreated(tenant="acme", time_entry_id=1, ticket_id=2, start=moment, end=moment, hours=1.0,
-                               next_steps="-")
+    created = TimeEntryCreated(tenant="acme", time_entry_id=1, ticket_id=2, start=moment, end=moment, hours=1.0)
     assert created.member is None

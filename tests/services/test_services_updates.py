@@ -12,10 +12,11 @@ from mcp_server_connectwise.connectwise import retry
 from mcp_server_connectwise.connectwise.retry import RetryPolicy
 from mcp_server_connectwise.services import updates, write_recovery
 from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown, Refused
-from mcp_server_connectwise.services.updates import TicketChanges, update_ticket
+from mcp_server_connectwise.services.updates import update_ticket
 
 from support.harness import sandbox_app, sandbox_session
 from support.faults import Rewriting, script_faults
+from support.requests import changes
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +41,7 @@ def methods(app):
 async def test_a_status_change_is_one_whole_reference_replaced():
     app = sandbox_app()
     ticket = open_ticket(app)
-    result = await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(status="in progress"))
+    result = await update_ticket(sandbox_session(app), changes(ticket["id"], status="in progress"))
     patch = app.state.request_log[-1]
     assert patch["method"] == "PATCH" and patch["path"] == f"/service/tickets/{ticket['id']}"
     assert patch["json"] == [{"op": "replace", "path": "status",
@@ -54,9 +55,9 @@ async def test_warm_cache_costs_two_requests():
     session = sandbox_session(app)
     first, second = [t for t in app.state.store["tickets"].values()
                      if t["board"]["name"] == "Service Desk" and not t["closedFlag"]][:2]
-    await update_ticket(session, first["id"], TicketChanges(status="Scheduled"))
+    await update_ticket(session, changes(first["id"], status="Scheduled"))
     app.state.request_log.clear()
-    await update_ticket(session, second["id"], TicketChanges(status="Waiting on Vendor"))
+    await update_ticket(session, changes(second["id"], status="Waiting on Vendor"))
     assert methods(app) == [("GET", f"/service/tickets/{second['id']}"), ("PATCH", f"/service/tickets/{second['id']}")]
 
 
@@ -64,7 +65,7 @@ async def test_a_bad_status_is_refused_with_the_valid_ones_and_nothing_is_sent()
     app = sandbox_app()
     ticket = open_ticket(app)
     with pytest.raises(Refused) as refused:
-        await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(status="Done-ish"))
+        await update_ticket(sandbox_session(app), changes(ticket["id"], status="Done-ish"))
     assert "'Done-ish' is not a status of board Service Desk" in str(refused.value)
     assert "Waiting on Customer" in str(refused.value) and "Old - Do Not Use" not in str(refused.value)
     assert all(method == "GET" for method, _ in methods(app))
@@ -74,27 +75,27 @@ async def test_a_status_of_another_board_is_refused():
     app = sandbox_app()
     ticket = open_ticket(app)
     with pytest.raises(Refused, match="'Acknowledged' is not a status of board Service Desk"):
-        await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(status="Acknowledged"))
+        await update_ticket(sandbox_session(app), changes(ticket["id"], status="Acknowledged"))
     assert "PATCH" not in {method for method, _ in methods(app)}
 
 
 async def test_an_inactive_status_is_refused():
     app = sandbox_app()
     with pytest.raises(Refused, match="not a status"):
-        await update_ticket(sandbox_session(app), open_ticket(app)["id"], TicketChanges(status="Old - Do Not Use"))
+        await update_ticket(sandbox_session(app), changes(open_ticket(app)["id"], status="Old - Do Not Use"))
 
 
 async def test_a_stale_cache_is_refreshed_once_on_a_miss():
     app = sandbox_app()
     session = sandbox_session(app)
     ticket = open_ticket(app)
-    await update_ticket(session, ticket["id"], TicketChanges(status="Assigned"))
+    await update_ticket(session, changes(ticket["id"], status="Assigned"))
     await session.client.post("/service/boards/1/statuses", {
         "name": "Parts Ordered", "sortOrder": 20, "closedStatus": False, "timeEntryNotAllowed": False,
         "defaultFlag": False, "inactive": False,
     })
     app.state.request_log.clear()
-    result = await update_ticket(session, ticket["id"], TicketChanges(status="parts ordered"))
+    result = await update_ticket(session, changes(ticket["id"], status="parts ordered"))
     assert result.changes[0].after == "Parts Ordered"
     assert methods(app) == [("GET", f"/service/tickets/{ticket['id']}"), ("GET", "/service/boards/1/statuses"),
                             ("PATCH", f"/service/tickets/{ticket['id']}")]
@@ -104,12 +105,13 @@ async def test_only_changed_fields_are_sent_and_no_change_sends_nothing():
     app = sandbox_app()
     session = sandbox_session(app)
     ticket = open_ticket(app)
-    result = await update_ticket(session, ticket["id"], TicketChanges(
-        status=ticket["status"]["name"], priority="Priority 1 - Emergency Response", severity=ticket["severity"]))
+    result = await update_ticket(session, changes(ticket["id"], status=ticket["status"]["name"],
+                                                  priority="Priority 1 - Emergency Response",
+                                                  severity=ticket["severity"]))
     assert app.state.request_log[-1]["json"] == [{"op": "replace", "path": "priority", "value": {"id": 1}}]
     assert [c.field for c in result.changes] == ["priority"]
     app.state.request_log.clear()
-    again = await update_ticket(session, ticket["id"], TicketChanges(priority="priority 1 - emergency response"))
+    again = await update_ticket(session, changes(ticket["id"], priority="priority 1 - emergency response"))
     assert again.patched is False and again.changes == []
     assert [m for m, _ in methods(app)] == ["GET"]
 
@@ -117,7 +119,7 @@ async def test_only_changed_fields_are_sent_and_no_change_sends_nothing():
 async def test_moving_board_takes_the_new_boards_default_status():
     app = sandbox_app()
     ticket = open_ticket(app)
-    result = await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(board="escalations"))
+    result = await update_ticket(sandbox_session(app), changes(ticket["id"], board="escalations"))
     assert app.state.request_log[-1]["json"] == [
         {"op": "replace", "path": "board", "value": {"id": 4}},
         {"op": "replace", "path": "status", "value": {"id": status_id(app, "Escalations", "New")}},
@@ -128,8 +130,7 @@ async def test_moving_board_takes_the_new_boards_default_status():
 async def test_every_field_resolves_by_name():
     app = sandbox_app()
     ticket = open_ticket(app)
-    result = await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(
-        owner="AKOWALSKI", type="Change Request", subtype="Network", summary="  VPN   down\u200b for everyone ",
+    result = await update_ticket(sandbox_session(app), changes(ticket["id"], owner="AKOWALSKI", type="Change Request", subtype="Network", summary="  VPN   down\u200b for everyone ",
         impact="High" if ticket["impact"] != "High" else "Low", required_date=datetime.fromisoformat("2026-12-01T10:00:00+01:00"),
         budget_hours=2.5,
     ))
@@ -140,24 +141,24 @@ async def test_every_field_resolves_by_name():
     assert {c.field for c in result.changes} == set(sent)
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    (TicketChanges(), "Nothing to change"),
-    (TicketChanges(owner="kfischer"), "no active member 'kfischer'"),
-    (TicketChanges(priority="Urgent!!"), "no priority 'Urgent!!'"),
-    (TicketChanges(board="Nowhere"), "no board 'Nowhere'"),
-    (TicketChanges(item="Toaster"), "no item 'Toaster' on board Service Desk"),
-    (TicketChanges(required_date=datetime(2026, 12, 1, 10)), "has no time zone"),
+@pytest.mark.parametrize(("fields", "message"), [
+    (dict(), "Nothing to change"),
+    (dict(owner="kfischer"), "no active member 'kfischer'"),
+    (dict(priority="Urgent!!"), "no priority 'Urgent!!'"),
+    (dict(board="Nowhere"), "no board 'Nowhere'"),
+    (dict(item="Toaster"), "no item 'Toaster' on board Service Desk"),
+    (dict(required_date=datetime(2026, 12, 1, 10)), "has no time zone"),
 ])
-async def test_invalid_changes_are_refused_before_any_write(changes, message):
+async def test_invalid_changes_are_refused_before_any_write(fields, message):
     app = sandbox_app()
     with pytest.raises(Refused, match=message):
-        await update_ticket(sandbox_session(app), open_ticket(app)["id"], changes)
+        await update_ticket(sandbox_session(app), changes(open_ticket(app)["id"], **fields))
     assert "PATCH" not in {method for method, _ in methods(app)}
 
 
 async def test_an_unknown_ticket_is_refused():
     with pytest.raises(Refused, match="Ticket 5 was not found in tenant acme"):
-        await update_ticket(sandbox_session(), 5, TicketChanges(status="New"))
+        await update_ticket(sandbox_session(), changes(5, status="New"))
 
 
 # --- ConnectWise's answer is checked: a change is reported only once the ticket shows it ------------------
@@ -182,8 +183,7 @@ async def test_a_patch_answered_200_without_the_change_is_reported_not_applied()
     ticket = open_ticket(app)
     session = sandbox_session(app, transport=IgnoresPatchesOf(app, "priority", "summary"))
     with pytest.raises(Failed) as failed:
-        await update_ticket(session, ticket["id"], TicketChanges(
-            status="In Progress", priority="Priority 1 - Emergency Response", summary="Printer on fire"))
+        await update_ticket(session, changes(ticket["id"], status="In Progress", priority="Priority 1 - Emergency Response", summary="Printer on fire"))
     assert str(failed.value) == (
         f"Ticket {ticket['id']} (tenant acme) was not changed as asked: priority, summary did not change; "
         "ConnectWise answered 200 without applying it (the silent false success of a PATCH). status did change. "
@@ -201,8 +201,7 @@ async def test_an_answer_without_the_ticket_is_checked_by_reading_it_back():
         def response_json(self, request, body):
             return {} if request.method == "PATCH" else body
 
-    result = await update_ticket(sandbox_session(app, transport=AnswersPatchWithNothing(app)), ticket["id"],
-                                 TicketChanges(status="In Progress"))
+    result = await update_ticket(sandbox_session(app, transport=AnswersPatchWithNothing(app)), changes(ticket["id"], status="In Progress"))
     assert [(c.field, c.after) for c in result.changes] == [("status", "In Progress")]
     path = f"/service/tickets/{ticket['id']}"
     assert methods(app)[-2:] == [("PATCH", path), ("GET", path)]
@@ -217,7 +216,7 @@ async def test_a_patch_without_an_answer_that_was_applied_is_read_back_and_repor
     app = sandbox_app()
     ticket = open_ticket(app)
     script_faults(app, patch=["drop_after_commit"] * RetryPolicy().max_attempts)
-    result = await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(status="In Progress"))
+    result = await update_ticket(sandbox_session(app), changes(ticket["id"], status="In Progress"))
     assert [(c.field, c.before, c.after) for c in result.changes] == [("status", "New", "In Progress")]
     assert methods(app)[-1] == ("GET", f"/service/tickets/{ticket['id']}")
 
@@ -235,7 +234,7 @@ async def test_a_patch_without_an_answer_is_read_back_after_the_settle_wait_and_
     ticket = open_ticket(app)
     script_faults(app, patch=["drop_before"] * RetryPolicy().max_attempts)
     with pytest.raises(OutcomeUnknown) as unknown:
-        await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(status="In Progress"))
+        await update_ticket(sandbox_session(app), changes(ticket["id"], status="In Progress"))
     assert waits == [0.25]
     assert unknown.value.outcome == "unknown"
     assert str(unknown.value) == (
@@ -255,8 +254,7 @@ async def test_a_patch_answered_with_no_readable_ticket_is_checked_by_reading_it
         def response_json(self, request, body):
             return answer if request.method == "PATCH" else body
 
-    result = await update_ticket(sandbox_session(app, transport=AnswersPatchWith(app)), ticket["id"],
-                                 TicketChanges(status="In Progress"))
+    result = await update_ticket(sandbox_session(app, transport=AnswersPatchWith(app)), changes(ticket["id"], status="In Progress"))
     assert [(c.field, c.after) for c in result.changes] == [("status", "In Progress")]
     assert methods(app)[-1] == ("GET", f"/service/tickets/{ticket['id']}")
 
@@ -281,8 +279,7 @@ class RawAnswer(httpx2.AsyncBaseTransport):
 async def test_a_patch_answered_2xx_with_an_empty_or_non_json_body_is_read_back(content):
     app = sandbox_app()
     ticket = open_ticket(app)
-    result = await update_ticket(sandbox_session(app, transport=RawAnswer(app, "PATCH", content)), ticket["id"],
-                                 TicketChanges(status="In Progress"))
+    result = await update_ticket(sandbox_session(app, transport=RawAnswer(app, "PATCH", content)), changes(ticket["id"], status="In Progress"))
     assert [(c.field, c.after) for c in result.changes] == [("status", "In Progress")]
 
 
@@ -299,8 +296,7 @@ async def test_a_read_back_without_a_readable_ticket_leaves_the_outcome_unknown(
                     entry["method"] == "PATCH" for entry in app.state.request_log) else body
 
     with pytest.raises(OutcomeUnknown) as unknown:
-        await update_ticket(sandbox_session(app, transport=ReadsBackNothing(app)), ticket["id"],
-                            TicketChanges(status="In Progress"))
+        await update_ticket(sandbox_session(app, transport=ReadsBackNothing(app)), changes(ticket["id"], status="In Progress"))
     assert "ConnectWise answered without the ticket" in str(unknown.value)
 
 
@@ -318,10 +314,10 @@ async def test_a_required_date_kept_to_the_minute_is_the_one_sent():
     ticket = open_ticket(app)
     session = sandbox_session(app, transport=KeepsRequiredDateToTheMinute(app))
     due = datetime.fromisoformat("2031-05-06T07:08:09+00:00")
-    result = await update_ticket(session, ticket["id"], TicketChanges(required_date=due))
+    result = await update_ticket(session, changes(ticket["id"], required_date=due))
     assert result.patched and [c.field for c in result.changes] == ["requiredDate"]
     patches = methods(app).count(("PATCH", f"/service/tickets/{ticket['id']}"))
-    again = await update_ticket(session, ticket["id"], TicketChanges(required_date=due))  # already so: not sent
+    again = await update_ticket(session, changes(ticket["id"], required_date=due))  # already so: not sent
     assert not again.patched
     assert methods(app).count(("PATCH", f"/service/tickets/{ticket['id']}")) == patches
 
@@ -335,7 +331,7 @@ async def test_a_patch_without_an_answer_whose_read_back_fails_has_an_unknown_ou
     script_faults(app, patch=["drop_after_commit"] * attempts,
                   get=[None] * reads_before_the_patch + ["error_503"] * attempts)
     with pytest.raises(OutcomeUnknown) as unknown:
-        await update_ticket(sandbox_session(app), ticket["id"], TicketChanges(status="In Progress"))
+        await update_ticket(sandbox_session(app), changes(ticket["id"], status="In Progress"))
     assert str(unknown.value) == (
         f"It is unknown whether ticket {ticket['id']} (tenant acme) was changed: ConnectWise gave no answer to the "
         "change, and reading the ticket back failed too (HTTP 503). Check it with get_ticket_details before sending "

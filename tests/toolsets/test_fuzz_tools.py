@@ -37,6 +37,7 @@ from mcp_server_connectwise.services.time_entries import STORED_TIME_TOLERANCE
 from mcp_server_connectwise.untrusted import strip_invisible
 
 from support.harness import make_harness
+from support.requests import entry
 
 MAX_ID = 2**31 - 1
 WRITES = {"POST", "PATCH", "PUT", "DELETE"}
@@ -835,4 +836,4 @@ def test_work_period_refuses_an_end_past_the_calendar():
     from mcp_server_connectwise.services.time_entries import TimeEntryRequest, work_period
 
     with pytest.raises(Refused):
-        work_period(TimeEntryRequest(1, datetime(9999, 12, 31, 23, tzinfo=timezone.utc), hours=2))
+        work_period(entry(1, datetime(9999, 12, 31, 23, tzinfo=timezone.utc), hours=2))

@@ -15,8 +15,9 @@ from mcp_server_connectwise.connectwise import ApiCredentials
 from mcp_server_connectwise.server import build_server
 from mcp_server_connectwise.services.errors import OutcomeUnknown
 from mcp_server_connectwise.services.tenancy import Tenants
-from mcp_server_connectwise.tools import ALL_TOOLS
-from mcp_server_connectwise.tools.base import ToolCall, ToolDefinition, ToolRuntime
+from mcp_server_connectwise.toolsets import REGISTRY
+from mcp_server_connectwise.toolsets.definition import Offer, ToolCall, ToolDefinition
+from mcp_server_connectwise.toolsets.runtime import ToolRuntime
 
 
 from support.harness import make_harness, tenant_config
@@ -96,7 +97,7 @@ def test_an_unknown_tool_in_the_config_file_is_reported_with_the_file(tmp_path):
 
 def test_the_example_config_names_every_tool():
     example = (REPO_ROOT / "tenants.example.toml").read_text()
-    for definition in ALL_TOOLS:
+    for definition in REGISTRY.tools:
         assert definition.name in example
 
 
@@ -132,10 +133,10 @@ async def sent_but_unconfirmed(call: ToolCall) -> Nothing:
 
 
 async def test_a_write_of_unknown_outcome_is_audited_as_unknown(tmp_path):
-    definition = ToolDefinition(sent_but_unconfirmed, title="t", toolset="tickets", read_only=False)
+    definition = ToolDefinition(sent_but_unconfirmed, title="t", read_only=False, purpose="t", examples=({},))
     config = AppConfig(audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={"acme": tenant_config("acme")})
     tenants = Tenants(config, credentials={"acme": ApiCredentials("public", "private")})
-    runtime = ToolRuntime(tenants, AuditLog(config.audit.path), "stdio:tester", [definition])
+    runtime = ToolRuntime(tenants, AuditLog(config.audit.path), "stdio:tester", Offer.of([definition]))
     with pytest.raises(Exception, match="no answer came back"):
         await runtime.run(definition, {})
     [line] = read_audit(config.audit.path)

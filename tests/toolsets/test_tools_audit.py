@@ -8,7 +8,7 @@ import logging
 import anyio
 import pytest
 
-from mcp_server_connectwise.tools import base
+from mcp_server_connectwise.toolsets import runtime as base
 
 from support.harness import SANDBOX, make_harness
 
@@ -172,14 +172,15 @@ async def test_a_failure_finding_the_unknown_arguments_is_audited_like_any_other
     from mcp_server_connectwise.config import AppConfig, AuditConfig
     from mcp_server_connectwise.connectwise import ApiCredentials
     from mcp_server_connectwise.services.tenancy import Tenants
-    from mcp_server_connectwise.tools.tickets import TOOLS  # noqa: F401  (checked below)
+    from mcp_server_connectwise.toolsets import REGISTRY
+    from mcp_server_connectwise.toolsets.definition import Offer
 
     from support.harness import tenant_config
 
-    [definition] = [d for d in TOOLS if d.name == "add_ticket_note"]
+    definition = REGISTRY.by_name["add_ticket_note"]
     config = AppConfig(audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={"acme": tenant_config("acme")})
     tenants = Tenants(config, credentials={"acme": ApiCredentials("public", "private")})
-    runtime = base.ToolRuntime(tenants, AuditLog(config.audit.path), "stdio:tester", [definition])
+    runtime = base.ToolRuntime(tenants, AuditLog(config.audit.path), "stdio:tester", Offer.of([definition]))
 
     class BrokenContext:
         @property

@@ -1,6 +1,9 @@
-"""A board's statuses: what update_ticket accepts and which statuses forbid time entries."""
+"""Service boards: which exist (agents guess their names) and a board's statuses, the names a ticket on it can
+take, with which of them close it or forbid time entries."""
 
 from __future__ import annotations
+
+import asyncio
 
 from pydantic import BaseModel, Field
 
@@ -36,12 +39,11 @@ class BoardStatuses(BaseModel):
     board: str
     board_id: int
     statuses: list[StatusView] = Field(description="In board order.")
-    next_steps: str
 
 
 async def list_board_statuses(session: TenantSession, board: str | int) -> BoardStatuses:
     found = await resolve.board(session, resolve.name_or_id("board", board))
-    # Always fresh: someone asking for the list wants the truth, and update_ticket then validates against it.
+    # Always fresh: someone asking for the list wants the truth, and a ticket update then validates against it.
     statuses, _ = await session.catalog.load(catalog.board_statuses(found.id), refresh=True)
     ordered = sorted(statuses, key=lambda status: (status.sort_order is None, status.sort_order or 0, status.id))
     return BoardStatuses(
@@ -49,5 +51,32 @@ async def list_board_statuses(session: TenantSession, board: str | int) -> Board
         board=found.name or str(found.id),
         board_id=found.id,
         statuses=[StatusView.from_status(status) for status in ordered],
-        next_steps="Move a ticket with update_ticket(ticket_id, status=NAME); closed statuses close the ticket.",
     )
+
+
+class BoardView(BaseModel):
+    id: int
+    name: str
+    default_status: str | None = Field(None, description="The status a new ticket on the board gets.")
+
+
+class Boards(BaseModel):
+    tenant: str
+    boards: list[BoardView] = Field(description="Active service boards, by name.")
+
+
+async def list_boards(session: TenantSession) -> Boards:
+    """Every active board with its default status: the boards from the cached list, each board's statuses from
+    the cache that status validation uses (one request per board on a cold cache, none warm)."""
+    boards, _ = await session.catalog.load(catalog.BOARDS)
+    active = sorted((board for board in boards if not board.inactive_flag),
+                    key=lambda board: ((board.name or "").casefold(), board.id))
+    statuses = await asyncio.gather(*(session.catalog.load(catalog.board_statuses(board.id)) for board in active))
+    return Boards(tenant=session.name, boards=[
+        BoardView(id=board.id, name=board.name or str(board.id), default_status=_default_name(loaded))
+        for board, (loaded, _) in zip(active, statuses)
+    ])
+
+
+def _default_name(statuses: list[BoardStatus]) -> str | None:
+    return next((status.name for status in statuses if status.default_flag and not status.inactive), None)

@@ -13,6 +13,7 @@ Anything else escaping a service is a bug, and the MCP layer keeps its details o
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Literal
 
 from mcp_server_connectwise.connectwise import (
@@ -36,10 +37,23 @@ _SHOWN_CHARS = 60
 _QUOTED_CHARS = 300
 
 
+class Look(Enum):
+    """A check a failure asks for. Services name the check, never a tool: the tool layer points at the tool
+    that provides it, when the caller has one (`Offer.look`)."""
+
+    FIND_TICKET = "find the ticket"
+    READ_TICKET = "read the ticket"
+    BOARD_STATUSES = "see the board's statuses"
+
+
 class ServiceError(Exception):
-    """An expected failure; str() is one actionable sentence."""
+    """An expected failure; str() is one actionable sentence, `look` the check it asks for, if any."""
 
     outcome: Literal["refused", "error", "unknown"] = "error"
+
+    def __init__(self, message: str, *, look: Look | None = None) -> None:
+        super().__init__(message)
+        self.look = look
 
 
 class Refused(ServiceError):
@@ -84,7 +98,8 @@ def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
     if isinstance(exc, AmbiguousWriteError):
         return OutcomeUnknown(
             f"The change was sent to ConnectWise (tenant {tenant}) but no answer came back, so it is unknown whether "
-            "it was applied; check the ticket with get_ticket_details before trying again, and do not resend blindly."
+            "it was applied; check the ticket before trying again, and do not resend blindly.",
+            look=Look.READ_TICKET,
         )
     if isinstance(exc, ValidationError):
         return Refused(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from mcp_server_connectwise.connectwise import NotFoundError
+from mcp_server_connectwise.services.arguments import TicketId
 from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import ticket_not_found, ticket_path
@@ -27,6 +28,15 @@ SECTION_FLAGS: dict[str, str] = {
 _MAX_RECENT_NOTES = 100
 
 
+class NoteRequest(BaseModel):
+    ticket_id: TicketId
+    text: Annotated[str, Field(min_length=1, description="The note's text.")]
+    note_type: Annotated[NoteType, Field(
+        description="internal (default; staff only), discussion (customer-visible) or resolution (customer-visible)."
+    )] = "internal"
+    notify: Annotated[bool, Field(description="Let ConnectWise send its notification emails for this note.")] = False
+
+
 class NoteAdded(BaseModel):
     tenant: str
     ticket_id: int
@@ -34,7 +44,6 @@ class NoteAdded(BaseModel):
     note_type: NoteType
     visible_to_customer: bool = Field(description="Discussion and resolution notes show on the customer portal.")
     notified: bool = Field(description="ConnectWise was asked to send its notifications (processNotifications).")
-    next_steps: str
 
 
 def note_body(text: str, note_type: NoteType, notify: bool) -> dict:
@@ -45,11 +54,10 @@ def note_body(text: str, note_type: NoteType, notify: bool) -> dict:
     }
 
 
-async def add_ticket_note(
-    session: TenantSession, ticket_id: int, text: str, note_type: NoteType = "internal", notify: bool = False
-) -> NoteAdded:
+async def add_ticket_note(session: TenantSession, request: NoteRequest) -> NoteAdded:
+    ticket_id, note_type, notify = request.ticket_id, request.note_type, request.notify
     # Hidden characters in an agent's note would reach people (and other agents) unseen.
-    text = strip_invisible(text).strip()
+    text = strip_invisible(request.text).strip()
     if not text:
         raise Refused("The note is empty; put the note's words in text.")
     path = f"{ticket_path(ticket_id)}/notes"
@@ -58,7 +66,7 @@ async def add_ticket_note(
     async def find(since: datetime) -> list[dict]:
         return await _notes_like(session, path, body, since)
 
-    write = PlannedWrite("note", path, body, ticket_id, check="the ticket's notes with get_ticket_details", find=find)
+    write = PlannedWrite("note", path, body, ticket_id, check="the ticket's notes", find=find)
     try:
         created = await create_once(session, write)
     except NotFoundError:
@@ -70,7 +78,6 @@ async def add_ticket_note(
         note_type=note_type,
         visible_to_customer=note_type != "internal",
         notified=notify,
-        next_steps="Read the ticket back with get_ticket_details, or change its status with update_ticket.",
     )
 
 

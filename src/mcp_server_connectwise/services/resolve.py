@@ -4,7 +4,7 @@ Agents know names ("Service Desk", "Waiting on client", "jsmith"), ConnectWise w
 case-insensitively and ignoring repeated spaces; an id (a number, ASCII digits only) matches too. A miss is
 refused with the valid names, so the caller can correct itself without another lookup.
 
-`ticket_id`, `name_or_id` and `moment` refuse, before any request, what no record could match or ConnectWise
+`name_or_id` and `moment` refuse, before any request, what no record could match or ConnectWise
 could not store: ids outside int32, empty or over-long names, date-times without a zone or outside 1753..9999.
 """
 
@@ -15,14 +15,13 @@ from datetime import datetime, timezone
 
 from mcp_server_connectwise.connectwise.models import Board, BoardStatus, Member, Priority, Record, WorkType
 from mcp_server_connectwise.services import catalog
+from mcp_server_connectwise.services.arguments import MAX_ID
 from mcp_server_connectwise.services.catalog import NamedRecord, ReferenceList
 from mcp_server_connectwise.services.errors import Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
 
 # Listing every valid name helps until the list itself drowns the message.
 MAX_NAMES_LISTED = 40
-# ConnectWise ids are 32-bit integers (int32 in its OpenAPI export).
-MAX_ID = 2**31 - 1
 # ConnectWise names are at most 50 characters (a member's full name 61): a longer one can match nothing.
 MAX_NAME_CHARS = 100
 # ConnectWise keeps date-times in SQL Server `datetime`, which holds 1753-01-01 to 9999-12-31.
@@ -47,15 +46,6 @@ def _as_id(value: str | int) -> int | None:
     if text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ID)):
         return int(text)
     return None
-
-
-def ticket_id(value: int) -> int:
-    """`value` if ConnectWise can have a ticket with that id; refused before any request if not."""
-    if not 1 <= value <= MAX_ID:
-        raise Refused(
-            f"Ticket {shown(value)} cannot exist: ConnectWise ticket ids run from 1 to {MAX_ID}; check the id with search_tickets."
-        )
-    return value
 
 
 def name_or_id(argument: str, value: str | int) -> str | int:

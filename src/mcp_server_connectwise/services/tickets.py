@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from mcp_server_connectwise.connectwise import (
     AuthenticationError,
@@ -29,7 +28,8 @@ from mcp_server_connectwise.connectwise.models import (
     read_moment,
 )
 from mcp_server_connectwise.services import resolve
-from mcp_server_connectwise.services.errors import Refused, shown
+from mcp_server_connectwise.services.arguments import MAX_ID, NameOrNames, TicketId, When, not_a_yes_no
+from mcp_server_connectwise.services.errors import Look, Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
@@ -42,7 +42,7 @@ ORDER_BY: dict[str, str] = {
     "least_recently_updated": "lastUpdated asc",
 }
 # Only the columns a row shows: ConnectWise's full ticket is ~100 fields. A row stays small because a page
-# of 25 must fit in 8 KB of JSON for the model: entry date and SLA text are left to get_ticket_details.
+# of 25 must fit in 8 KB of JSON for the model: entry date and SLA text are left to the ticket's details.
 SEARCH_FIELDS = (
     "id", "summary", "board/name", "status/name", "priority/name", "company/name", "contact/name",
     "owner/identifier", "requiredDate", "closedFlag", "_info/lastUpdated",
@@ -57,7 +57,7 @@ CONFIGURATIONS_PER_TICKET = 50
 
 
 def ticket_not_found(session: TenantSession, ticket_id: int) -> Refused:
-    return Refused(f"Ticket {ticket_id} was not found in tenant {session.name}; check the id with search_tickets.")
+    return Refused(f"Ticket {ticket_id} was not found in tenant {session.name}; check the id.", look=Look.FIND_TICKET)
 
 
 def ticket_path(ticket_id: int) -> str:
@@ -76,7 +76,7 @@ def _info_date(ticket: Ticket, key: str) -> datetime | None:
     return read_moment(ticket.info.get(key))
 
 
-# --- search_tickets ----------------------------------------------------------------------------------
+# --- search ----------------------------------------------------------------------------------------
 
 
 class TicketRow(BaseModel):
@@ -115,26 +115,33 @@ class TicketSearchResult(BaseModel):
     page: int
     has_more: bool = Field(description="More tickets match: ask for next_page.")
     next_page: int | None = None
-    next_steps: str
     notice: str = untrusted_notice("summary, company and contact")
 
 
-@dataclass(frozen=True)
-class TicketQuery:
-    board: Sequence[str] = ()
-    status: Sequence[str] = ()
-    priority: Sequence[str] = ()
-    company: str | None = None
-    contact: str | None = None
-    owner: str | None = None
-    summary_contains: str | None = None
-    entered_after: datetime | None = None
-    entered_before: datetime | None = None
-    updated_after: datetime | None = None
-    open_only: bool = True
+class TicketQuery(BaseModel):
+    """A ticket search: names, not ids, combined with AND."""
+
+    board: Annotated[NameOrNames, Field(description='Board name or list of names, e.g. "Service Desk" (any case).')] = None
+    status: Annotated[NameOrNames, Field(description='Status name or list, e.g. ["New", "In Progress"] (any case).')] = None
+    company: Annotated[str | None, Field(description="Company name (or part of it) or company identifier.")] = None
+    contact: Annotated[str | None, Field(description="Contact name or part of it.")] = None
+    owner: Annotated[str | None, Field(description='Owner: member identifier, e.g. "jsmith", or part of a name.')] = None
+    priority: Annotated[NameOrNames, Field(description='Priority name or list, e.g. "Priority 1 - Critical".')] = None
+    summary_contains: Annotated[str | None, Field(description="Text the summary contains.")] = None
+    entered_after: When = None
+    entered_before: When = None
+    updated_after: When = None
+    open_only: Annotated[bool, Field(description="Only tickets that are not closed.")] = True
     order_by: OrderBy = "newest"
-    limit: int = 25
-    page: int = 1
+    limit: Annotated[int, Field(ge=1, le=100, description="Rows per page."), BeforeValidator(not_a_yes_no)] = 25
+    page: Annotated[int, Field(ge=1, description="Page number, from next_page of an earlier call."),
+                    BeforeValidator(not_a_yes_no)] = 1
+
+    def names(self, argument: Literal["board", "status", "priority"]) -> tuple[str, ...]:
+        value = getattr(self, argument)
+        if value is None:
+            return ()
+        return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _one_of(field: str, names: Sequence[str]) -> cw.Expr | None:
@@ -156,9 +163,9 @@ def search_conditions(query: TicketQuery) -> cw.Expr | None:
     company, contact, owner = _text(query.company), _text(query.contact), _text(query.owner)
     summary = _text(query.summary_contains)
     return cw.and_(
-        _one_of("board/name", query.board),
-        _one_of("status/name", query.status),
-        _one_of("priority/name", query.priority),
+        _one_of("board/name", query.names("board")),
+        _one_of("status/name", query.names("status")),
+        _one_of("priority/name", query.names("priority")),
         cw.or_(cw.contains("company/name", company), cw.eq("company/identifier", company)) if company else None,
         cw.contains("contact/name", contact) if contact else None,
         cw.or_(cw.eq("owner/identifier", owner), cw.contains("owner/name", owner)) if owner else None,
@@ -174,7 +181,7 @@ def _checked_conditions(query: TicketQuery) -> cw.Expr | None:
     """The conditions for `query`, or a refusal, before any request, of a search that could match nothing or
     that ConnectWise could not take."""
     for argument in ("board", "status", "priority"):
-        for name in getattr(query, argument):
+        for name in query.names(argument):
             if name.strip():  # blank names are no filter
                 resolve.name_or_id(argument, name)
     for argument in ("company", "contact", "owner", "summary_contains"):
@@ -187,7 +194,7 @@ def _checked_conditions(query: TicketQuery) -> cw.Expr | None:
     for argument in ("entered_after", "entered_before", "updated_after"):
         if getattr(query, argument) is not None:
             resolve.moment(argument, getattr(query, argument))
-    if query.page > resolve.MAX_ID:
+    if query.page > MAX_ID:
         raise Refused(f"page {shown(query.page)} is past any result; use next_page from an earlier search.")
     try:
         conditions = search_conditions(query)
@@ -212,23 +219,16 @@ async def search_tickets(session: TenantSession, query: TicketQuery) -> TicketSe
         page_size=query.limit,
     )
     rows = [TicketRow.from_ticket(Ticket.model_validate(item)) for item in page.items]
-    if page.has_next:
-        next_steps = f"More tickets match: call search_tickets again with page={page.page + 1}, or narrow the search."
-    elif rows:
-        next_steps = "Read a ticket with its notes with get_ticket_details(ticket_id)."
-    else:
-        next_steps = "No ticket matches; loosen the filters (open_only=false includes closed tickets)."
     return TicketSearchResult(
         tenant=session.name,
         tickets=rows,
         page=page.page,
         has_more=page.has_next,
         next_page=page.page + 1 if page.has_next else None,
-        next_steps=next_steps,
     )
 
 
-# --- get_ticket_details ------------------------------------------------------------------------------
+# --- details ----------------------------------------------------------------------------------------
 
 NoteSection = Literal["discussion", "internal", "resolution", "other"]
 
@@ -331,7 +331,6 @@ class TicketDetails(BaseModel):
     configurations_unavailable: str | None = Field(
         None, description="Why the configurations asked for are left out: ConnectWise would not list them."
     )
-    next_steps: str
     notice: str = untrusted_notice(
         "summary, description, company, contact, notes[].text and author, time_entries[].notes, configurations[].name"
     )
@@ -354,15 +353,18 @@ def _configurations_refused(answer: object) -> bool:
     )
 
 
-async def get_ticket_details(
-    session: TenantSession,
-    ticket_id: int,
-    *,
-    include_notes: bool = True,
-    include_time: bool = True,
-    include_configurations: bool = True,
-) -> TicketDetails:
+class TicketDetailsRequest(BaseModel):
+    ticket_id: TicketId
+    include_notes: bool = True
+    include_time: Annotated[bool, Field(description="Include the ticket's time entries.")] = True
+    include_configurations: Annotated[bool, Field(description="Include the configurations (devices) attached.")] = True
+
+
+async def get_ticket_details(session: TenantSession, request: TicketDetailsRequest) -> TicketDetails:
     """The ticket and what hangs off it, fetched in one round of concurrent requests."""
+    ticket_id = request.ticket_id
+    include_notes, include_time = request.include_notes, request.include_time
+    include_configurations = request.include_configurations
     client = session.client
     path = ticket_path(ticket_id)
     # Notes are always read: the description is the first discussion note.
@@ -429,8 +431,4 @@ async def get_ticket_details(
         configurations=[ConfigurationView.from_configuration(Configuration.model_validate(item))
                         for item in answers["configurations"].items] if answers.get("configurations") else None,
         configurations_unavailable=configurations_unavailable,
-        next_steps=(
-            "Change it with update_ticket (valid statuses: list_board_statuses), "
-            "write a note with add_ticket_note, log work with create_time_entry."
-        ),
     )

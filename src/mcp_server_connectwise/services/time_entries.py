@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, Field
 
 from mcp_server_connectwise.connectwise.conditions import and_, eq, ge, le
 from mcp_server_connectwise.connectwise.models import TimeEntry, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, resolve
-from mcp_server_connectwise.services.errors import Refused
+from mcp_server_connectwise.services.arguments import TicketId, iso_text, not_a_yes_no
+from mcp_server_connectwise.services.errors import Look, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import read_ticket
 from mcp_server_connectwise.services.write_recovery import PlannedWrite, create_once, entered_since, same_text
@@ -25,17 +25,19 @@ MAX_DURATION = timedelta(hours=24)
 STORED_TIME_TOLERANCE = timedelta(seconds=60)
 
 
-@dataclass(frozen=True)
-class TimeEntryRequest:
-    ticket_id: int
-    start: datetime
-    end: datetime | None = None
-    hours: float | None = None
-    notes: str | None = None
-    member: str | int | None = None
-    work_type: str | int | None = None
+class TimeEntryRequest(BaseModel):
+    ticket_id: TicketId
+    start: Annotated[datetime, Field(description="When the work started, ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),
+                     BeforeValidator(iso_text)]
+    end: Annotated[datetime | None, Field(description="When it ended, with a time zone. Give end or hours."),
+                   BeforeValidator(iso_text)] = None
+    hours: Annotated[float | None, Field(gt=0, le=24, description="Hours worked from start, instead of end."),
+                     BeforeValidator(not_a_yes_no)] = None
+    notes: Annotated[str | None, Field(description="What was done (customer-visible on invoices).")] = None
+    member: Annotated[str | None, Field(description="Member identifier to log for; default: the tenant's configured member.")] = None
+    work_type: Annotated[str | None, Field(description='Work type name, e.g. "Remote Support".')] = None
     billable_option: BillableOption | None = None
-    internal_notes: str | None = None
+    internal_notes: Annotated[str | None, Field(description="Notes for staff only.")] = None
 
 
 class TimeEntryCreated(BaseModel):
@@ -48,7 +50,6 @@ class TimeEntryCreated(BaseModel):
     hours: float
     work_type: str | None = None
     billable_option: str | None = None
-    next_steps: str
 
 
 def work_period(request: TimeEntryRequest) -> tuple[datetime, datetime]:
@@ -106,7 +107,7 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         if status is not None and status.time_entry_not_allowed:
             raise Refused(
                 f"Ticket {ticket.id} is in status {status.name!r}, which does not allow time entries on board "
-                f"{ticket.board.name}; move it to another status first (list_board_statuses shows which allow time)."
+                f"{ticket.board.name}; move it to a status that allows time first.", look=Look.BOARD_STATUSES
             )
     member = await resolve.member(session, member_name)
     work_type = await resolve.work_type(session, request.work_type) if request.work_type is not None else None
@@ -128,7 +129,7 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
 
     write = PlannedWrite(
         "time entry", "/time/entries", body, request.ticket_id,
-        check="the ticket's time entries with get_ticket_details", find=find,
+        check="the ticket's time entries", find=find,
     )
     created = TimeEntry.model_validate(await create_once(session, write))
     return TimeEntryCreated(
@@ -141,7 +142,6 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         hours=created.actual_hours if created.actual_hours is not None else round((end - start).total_seconds() / 3600, 2),
         work_type=label(created.work_type) or (work_type.name if work_type else None),
         billable_option=created.billable_option or request.billable_option,
-        next_steps="See the ticket's time with get_ticket_details(ticket_id).",
     )
 
 

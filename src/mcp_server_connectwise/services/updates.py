@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass, field, fields
-from datetime import datetime
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, NotFoundError
@@ -24,7 +23,8 @@ from mcp_server_connectwise.connectwise.models import Reference, Ticket, label, 
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import write_recovery
 from mcp_server_connectwise.services import catalog, resolve
-from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown, Refused
+from mcp_server_connectwise.services.arguments import NameOrId, TicketId, When, not_a_yes_no
+from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import read_ticket, ticket_not_found, ticket_path
 from mcp_server_connectwise.services.time_entries import STORED_TIME_TOLERANCE
@@ -34,25 +34,25 @@ Level = Literal["Low", "Medium", "High"]
 MAX_SUMMARY_CHARS = 100  # ConnectWise's limit on a ticket summary
 
 
-@dataclass(frozen=True)
-class TicketChanges:
-    """What to change; None leaves a field as it is."""
+class TicketChanges(BaseModel):
+    """What to change on ticket `ticket_id`; None leaves a field as it is."""
 
-    status: str | int | None = None
-    priority: str | int | None = None
-    board: str | int | None = None
-    owner: str | int | None = None
-    summary: str | None = None
-    type: str | int | None = None
-    subtype: str | int | None = None
-    item: str | int | None = None
+    ticket_id: TicketId
+    status: Annotated[NameOrId, Field(description='Status name on the ticket\'s board (or the new board), e.g. "Waiting on Client".')] = None
+    priority: Annotated[NameOrId, Field(description="Priority name.")] = None
+    board: Annotated[NameOrId, Field(description="Board name, to move the ticket; without status it gets the board's default status.")] = None
+    owner: Annotated[NameOrId, Field(description='Owner: member identifier, e.g. "jsmith".')] = None
+    summary: Annotated[str | None, Field(max_length=100, description="New summary (at most 100 characters).")] = None
+    type: Annotated[NameOrId, Field(description="Type name on the board.")] = None
+    subtype: Annotated[NameOrId, Field(description="Subtype name on the board.")] = None
+    item: Annotated[NameOrId, Field(description="Item name on the board.")] = None
     severity: Level | None = None
     impact: Level | None = None
-    required_date: datetime | None = None
-    budget_hours: float | None = None
+    required_date: When = None
+    budget_hours: Annotated[float | None, Field(ge=0, description="Budgeted hours."), BeforeValidator(not_a_yes_no)] = None
 
     def is_empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in fields(self))
+        return all(getattr(self, name) is None for name in type(self).model_fields if name != "ticket_id")
 
 
 class FieldChange(BaseModel):
@@ -66,7 +66,6 @@ class TicketUpdated(BaseModel):
     ticket_id: int
     patched: bool = Field(description="False when the ticket already had every value asked for: nothing was sent.")
     changes: list[FieldChange] = Field(description="Each changed field, before -> after.")
-    next_steps: str
     notice: str = untrusted_notice("changes[] of summary")
 
 
@@ -212,15 +211,13 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
     return plan
 
 
-async def update_ticket(session: TenantSession, ticket_id: int, changes: TicketChanges) -> TicketUpdated:
+async def update_ticket(session: TenantSession, changes: TicketChanges) -> TicketUpdated:
+    ticket_id = changes.ticket_id
     _check(changes)
     ticket = await read_ticket(session, ticket_id)
     plan = await _plan(session, ticket, changes)
     if not plan.operations:
-        return TicketUpdated(
-            tenant=session.name, ticket_id=ticket_id, patched=False, changes=[],
-            next_steps="The ticket already had these values; nothing was sent.",
-        )
+        return TicketUpdated(tenant=session.name, ticket_id=ticket_id, patched=False, changes=[])
     try:
         answer = await session.client.patch(ticket_path(ticket_id), plan.operations)
     except NotFoundError:
@@ -253,21 +250,18 @@ async def update_ticket(session: TenantSession, ticket_id: int, changes: TicketC
                 f"It is unknown whether ticket {ticket_id} (tenant {session.name}) was changed as asked: "
                 f"{what_happened}, and the ticket read back still shows the old value of {', '.join(not_applied)}; "
                 f"ConnectWise may still apply it. {', '.join(applied) + ' did change. ' if applied else ''}"
-                "Check it with get_ticket_details before sending the change again."
+                "Check it before sending the change again.", look=Look.READ_TICKET,
             )
         raise Failed(
             f"Ticket {ticket_id} (tenant {session.name}) was not changed as asked: {', '.join(not_applied)} did not "
             f"change; {not_applied_because}. {', '.join(applied) + ' did change. ' if applied else ''}"
-            "Read the ticket with get_ticket_details before trying again."
+            "Read the ticket before trying again.", look=Look.READ_TICKET,
         )
     changed = [
         FieldChange(field=path, before=_SHOWN[path](ticket), after=_SHOWN[path](after) or planned)
         for path, planned in plan.shown_after.items()
     ]
-    return TicketUpdated(
-        tenant=session.name, ticket_id=ticket_id, patched=True, changes=changed,
-        next_steps="Record why with add_ticket_note, or log the work with create_time_entry.",
-    )
+    return TicketUpdated(tenant=session.name, ticket_id=ticket_id, patched=True, changes=changed)
 
 
 async def _read_back(session: TenantSession, ticket_id: int, what_happened: str) -> Ticket:
@@ -280,8 +274,8 @@ async def _read_back(session: TenantSession, ticket_id: int, what_happened: str)
     if ticket is None:
         raise OutcomeUnknown(
             f"It is unknown whether ticket {ticket_id} (tenant {session.name}) was changed: {what_happened}, and "
-            f"reading the ticket back failed too ({why}). Check it with get_ticket_details before sending the "
-            "change again."
+            f"reading the ticket back failed too ({why}). Check it before sending the change again.",
+            look=Look.READ_TICKET,
         )
     return ticket
 

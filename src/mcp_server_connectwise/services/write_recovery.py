@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 
 from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, ServerError, TransportError
 from mcp_server_connectwise.connectwise.models import read_moment
-from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown
+from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown
 from mcp_server_connectwise.services.tenancy import TenantSession
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ async def _find_created(session: TenantSession, write: PlannedWrite, since: date
         return found
     raise OutcomeUnknown(
         f"The {write.kind} was probably saved on ticket {write.ticket_id} (tenant {session.name}), but {answered} "
-        f"and it could not be found; check {write.check} before sending it again."
+        f"and it could not be found; check {write.check} before sending it again.", look=Look.READ_TICKET
     )
 
 
@@ -145,7 +145,8 @@ async def _look(session: TenantSession, write: PlannedWrite, since: datetime, wh
         raise OutcomeUnknown(
             f"It is unknown whether the {write.kind} was saved on ticket {write.ticket_id} (tenant {session.name}): "
             f"the write failed ({why}) and looking for it failed too ({looking}). "
-            f"It may or may not have been written; check {write.check} before sending it again."
+            f"It may or may not have been written; check {write.check} before sending it again.",
+            look=Look.READ_TICKET,
         ) from None
     reported = session.reported_ids.get(write.kind, {})
     return next((record for record in candidates if _has_id(record) and record["id"] not in reported), None)

@@ -1,4 +1,5 @@
-"""Argument types shared by the tools, and the validators that keep pydantic from coercing what they refuse.
+"""Argument types shared by the request models, and the validators that keep pydantic from coercing what they
+refuse. A range every use of a type needs (a ticket id ConnectWise can have) belongs to the type.
 
 The validators leave the input schema as it was: they only refuse what pydantic would otherwise coerce.
 """
@@ -28,7 +29,11 @@ def iso_text(value: Any) -> Any:
     return value
 
 
-TicketId = Annotated[int, Field(ge=1, description="The ticket number, e.g. 123456."), BeforeValidator(not_a_yes_no)]
+# ConnectWise ids are 32-bit integers (int32 in its OpenAPI export).
+MAX_ID = 2**31 - 1
+
+TicketId = Annotated[int, Field(ge=1, le=MAX_ID, description="The ticket number, e.g. 123456."),
+                     BeforeValidator(not_a_yes_no)]
 NameOrNames = str | list[str] | None
 NameOrId = Annotated[str | int | None, BeforeValidator(not_a_yes_no)]
 When = Annotated[datetime | None, Field(description="ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),

@@ -1,10 +1,8 @@
-"""Tool definitions as data, and the one place a tool call is run: caller, tenant, refusals, audit, errors.
+"""The one place a tool call is run: caller, tenant, refusals, audit, errors, and the words of the answer.
 
-A domain module (tickets.py, time_entries.py, boards.py) writes each tool as a plain handler
-`async def name(call: ToolCall, <arguments>) -> ResultModel` with a docstring, and describes it with a
-`ToolDefinition` (title, toolset, honest annotations, which arguments are free text). `bind` turns a
-definition into the function the SDK registers: the handler's arguments plus `tenant`, returning a
-`CallToolResult` with the model as structured content and an `_meta` integrity label.
+`bind` turns a `ToolDefinition` into the function the SDK registers: the tool's arguments plus `tenant`,
+returning a `CallToolResult` with the result (and its rendered `next_steps`) as structured content and an
+`_meta` integrity label.
 
 Before a tool sends anything, `ToolRuntime.run` refuses, in this order: an argument the tool does not have
 (the SDK would drop it silently), a tenant outside the caller's list (HTTP/SSE principals), an unknown tenant,
@@ -26,15 +24,17 @@ from typing import Annotated, Any, get_args, get_origin
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, GetPydanticSchema
+from pydantic import ValidationError as PydanticValidationError
 
 from mcp_server_connectwise.audit import AuditEntry, AuditLog, AuditUnavailable, audit_arguments
 from mcp_server_connectwise.config import ConfigError, TenantConfig, did_you_mean
 from mcp_server_connectwise.connectwise import ConnectWiseError
 from mcp_server_connectwise.http_auth import TenantNotAllowed, check_tenant_allowed, principal_tenants
 from mcp_server_connectwise.services.errors import Refused, ServiceError, explain, sentence, shown
-from mcp_server_connectwise.services.tenancy import TenantSession, Tenants, collect_requests
+from mcp_server_connectwise.services.tenancy import Tenants, collect_requests
+from mcp_server_connectwise.toolsets.definition import Offer, Registry, ToolCall, ToolDefinition, with_next_steps
 
 logger = logging.getLogger(__name__)
 
@@ -56,60 +56,30 @@ UNTRUSTED_RESULT_META = {"ifc": {"integrity": "untrusted", "confidentiality": "p
 TRUSTED_RESULT_META = {"ifc": {"integrity": "trusted", "confidentiality": "private"}}
 
 
-@dataclass
-class ToolCall:
-    """What a handler gets besides its arguments: the tenant's session and a place to note records written."""
-
-    session: TenantSession
-    written: list[dict[str, Any]] = field(default_factory=list)
-
-    def wrote(self, record: str, record_id: int, **details: Any) -> None:
-        """Note a record created or changed, for the audit line."""
-        self.written.append({"record": record, "id": record_id, **details})
-
-
-@dataclass(frozen=True)
-class ToolDefinition:
-    handler: Callable[..., Awaitable[BaseModel]]
-    title: str
-    toolset: str
-    read_only: bool
-    destructive: bool = False
-    idempotent: bool = False
-    free_text: frozenset[str] = frozenset()  # arguments the audit records as length + hash only
-    untrusted_output: bool = True  # the result carries text written by customers
-
-    @property
-    def name(self) -> str:
-        return self.handler.__name__
-
-    @property
-    def parameters(self) -> list[inspect.Parameter]:
-        """The tool's arguments: the handler's (after `call`), then `tenant`."""
-        handler_parameters = inspect.signature(self.handler, eval_str=True).parameters.values()
-        return [*list(handler_parameters)[1:], TENANT_PARAMETER]
-
-    @property
-    def annotations(self) -> ToolAnnotations:
-        return ToolAnnotations(
-            title=self.title,
-            read_only_hint=self.read_only,
-            destructive_hint=self.destructive,
-            idempotent_hint=self.idempotent,
-            open_world_hint=True,  # every tool talks to ConnectWise
-        )
-
-
 def select_tools(
-    definitions: Sequence[ToolDefinition], *, toolsets: Collection[str] | None = None, read_only: bool = False
+    registry: Registry, tenants: Tenants, *, toolsets: Collection[str] | None = None
 ) -> list[ToolDefinition]:
-    """The tools to serve: those of `toolsets` (all when None), minus every write when `read_only` -
-    read-only wins over any other selection."""
+    """The tools to serve: those of `toolsets` (all when None) that some served tenant can run - in its
+    allowlist, and a read unless the tenant (or the server: `--read-only` wins over any other selection) is
+    read-only. tools/list is the same for every caller; a tool listed for one tenant is refused by name for
+    another. An unknown toolset name is a `ConfigError`."""
+    if toolsets is not None:
+        for name in toolsets:
+            if name not in registry.toolset_names:
+                raise ConfigError(
+                    f"{name!r} is not a toolset{did_you_mean(name, registry.toolset_names)}; "
+                    f"the toolsets are: {', '.join(registry.toolset_names)}"
+                )
     return [
         definition
-        for definition in definitions
-        if (toolsets is None or definition.toolset in toolsets) and (definition.read_only or not read_only)
+        for definition in registry.tools
+        if (toolsets is None or registry.toolset_of[definition.name] in toolsets)
+        and any(tenant_runs(tenants, tenant, definition) for tenant in tenants.config.tenants.values())
     ]
+
+
+def tenant_runs(tenants: Tenants, tenant: TenantConfig, definition: ToolDefinition) -> bool:
+    return tenants.allows(tenant, definition.name) and (definition.read_only or not tenants.is_read_only(tenant))
 
 
 def check_tool_allowlists(tenants: Iterable[TenantConfig], known: Collection[str], *, where: str = "") -> None:
@@ -121,20 +91,6 @@ def check_tool_allowlists(tenants: Iterable[TenantConfig], known: Collection[str
                     f"{where}tenant '{tenant.name}': key 'tools': {name!r} is not a tool{did_you_mean(name, known)}; "
                     f"the tools are: {', '.join(sorted(known))}"
                 )
-
-
-def offered_by_some_tenant(definitions: Sequence[ToolDefinition], tenants: Tenants) -> list[ToolDefinition]:
-    """The tools some served tenant can run: in its allowlist, and a read unless the tenant is read-only.
-
-    tools/list is the same for every caller; a tool listed for one tenant is refused by name for another."""
-    return [
-        definition
-        for definition in definitions
-        if any(
-            tenants.allows(tenant, definition.name) and (definition.read_only or not tenants.is_read_only(tenant))
-            for tenant in tenants.config.tenants.values()
-        )
-    ]
 
 
 @dataclass(frozen=True)
@@ -164,12 +120,11 @@ class ToolRuntime:
     principal is the caller, limited to its tenants.
     """
 
-    def __init__(self, tenants: Tenants, audit: AuditLog, principal: str | None,
-                 definitions: Sequence[ToolDefinition] = ()) -> None:
+    def __init__(self, tenants: Tenants, audit: AuditLog, principal: str | None, offer: Offer) -> None:
         self.tenants = tenants
         self.audit = audit
         self.principal = principal
-        self._definitions = {definition.name: definition for definition in definitions}
+        self.offer = offer  # the tools listed; a call's answer names those its tenant can run
 
     def caller(self) -> Caller:
         access = get_access_token()
@@ -200,12 +155,12 @@ class ToolRuntime:
                 tenant = self._permitted_tenant(caller, definition, tenant_name)
                 tenant_name = tenant.name
                 call = ToolCall(await self.tenants.open_session(tenant))
-                result = await definition.handler(call, **arguments)
+                result = await _call_handler(definition, call, arguments)
             except ServiceError as exc:
-                outcome, error = exc.outcome, str(exc)
+                outcome, error = exc.outcome, str(exc) + self._offer_for(tenant_name).look(exc.look)
             except ConnectWiseError as exc:
                 explained = explain(exc, tenant_name)
-                outcome, error = explained.outcome, str(explained)
+                outcome, error = explained.outcome, str(explained) + self._offer_for(tenant_name).look(explained.look)
             except BaseException as exc:
                 # A bug (the SDK logs the traceback and tells the model nothing more) or a cancelled call (the
                 # client went away): audited all the same. A write tool that sent a write, or was cancelled once
@@ -220,7 +175,16 @@ class ToolRuntime:
         self._audit(caller, definition, tenant_name, arguments, outcome, error, started, requests, call)
         if error is not None:
             raise ToolError(error)
-        return to_result(result, untrusted=definition.untrusted_output)
+        next_steps = self._offer_for(tenant_name).next_steps(definition, result)
+        answer = with_next_steps(type(result)).model_construct(**dict(result), next_steps=next_steps)
+        return to_result(answer, untrusted=definition.untrusted_output)
+
+    def _offer_for(self, tenant_name: str | None) -> Offer:
+        """The tools a refusal may point at: those listed that the call's tenant (if it is known) can run."""
+        tenant = self.tenants.config.tenants.get(tenant_name) if tenant_name else None
+        if tenant is None:
+            return self.offer
+        return self.offer.narrowed(lambda tool: tenant_runs(self.tenants, tenant, tool))
 
     def _permitted_tenant(self, caller: Caller, definition: ToolDefinition, name: str | None) -> TenantConfig:
         """The tenant the call works in, once everything that could forbid the call has been checked."""
@@ -274,7 +238,7 @@ class ToolRuntime:
     def audit_rejected(self, name: str, arguments: dict[str, Any], started: float) -> None:
         """The line for a call the SDK answered without running the tool (unknown tool, arguments not
         matching the input schema). Its error text can quote the arguments, so the line keeps only a summary."""
-        definition = self._definitions.get(name)
+        definition = self.offer.tools.get(name)
         # Unknown tool: every text argument might be free text.
         free_text = definition.free_text if definition else {key for key, value in arguments.items() if isinstance(value, str)}
         entry = AuditEntry(
@@ -325,7 +289,7 @@ class AuditRejectedCalls:
 
 def no_such_arguments(definition: ToolDefinition, unknown: Sequence[str]) -> str:
     """The refusal of arguments `definition` does not have, each with the closest real name if there is one."""
-    accepted = [parameter.name for parameter in definition.parameters]
+    accepted = [parameter.name for parameter in [*definition.arguments, TENANT_PARAMETER]]
     named = []
     for name in unknown[:MAX_NAMED_UNKNOWN]:
         named.append(shown(name) + did_you_mean(name, accepted, quoted=False))
@@ -349,20 +313,33 @@ def _taken_as_sent(annotation: Any) -> Any:
     return Annotated[(str, _TEXT_OR_NOTHING, *metadata)]
 
 
+async def _call_handler(definition: ToolDefinition, call: ToolCall, arguments: dict[str, Any]) -> BaseModel:
+    model = definition.request_model
+    if model is None:
+        return await definition.handler(call, **arguments)
+    try:
+        request = model.model_validate(arguments)
+    except PydanticValidationError as exc:  # a rule across arguments; each one alone passed the SDK's checks
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the arguments"
+        raise Refused(f"{where}: {first['msg']}; nothing was sent.") from None
+    return await definition.handler(call, request)
+
+
 def bind(definition: ToolDefinition, runtime: ToolRuntime) -> Callable[..., Awaitable[CallToolResult]]:
-    """The function the SDK registers for `definition`: the handler's arguments (without `call`) plus `tenant`,
-    and the SDK's request context, through which the arguments as sent are checked for names the tool lacks
-    (the SDK's argument model ignores them).
+    """The function the SDK registers for `definition`: its arguments plus `tenant`, and the SDK's request
+    context, through which the arguments as sent are checked for names the tool lacks (the SDK's argument
+    model ignores them).
 
     The SDK derives the input schema from the signature and the output schema from the return annotation,
-    `Annotated[CallToolResult, Model]`: a CallToolResult (for `_meta`) validated against the model.
+    `Annotated[CallToolResult, Model]`: a CallToolResult (for `_meta`) validated against the result model
+    with its `next_steps`.
     """
-    signature = inspect.signature(definition.handler, eval_str=True)
     parameters = [parameter.replace(annotation=_taken_as_sent(parameter.annotation))
-                  for parameter in definition.parameters]
+                  for parameter in [*definition.arguments, TENANT_PARAMETER]]
     accepted = {parameter.name for parameter in parameters}
     parameters.append(CONTEXT_PARAMETER)
-    returns = Annotated[CallToolResult, signature.return_annotation]
+    returns = Annotated[CallToolResult, with_next_steps(definition.result_model)]
 
     async def tool(sdk_context: Context, **arguments: Any) -> CallToolResult:
         def unknown() -> list[str]:  # inside `run`, so that a failure here is audited like any other
@@ -372,7 +349,7 @@ def bind(definition: ToolDefinition, runtime: ToolRuntime) -> Callable[..., Awai
         return await runtime.run(definition, arguments, unknown=unknown)
 
     tool.__name__ = tool.__qualname__ = definition.name
-    tool.__doc__ = inspect.getdoc(definition.handler)
-    tool.__signature__ = signature.replace(parameters=parameters, return_annotation=returns)  # type: ignore[attr-defined]
+    tool.__doc__ = runtime.offer.description(definition)
+    tool.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]  # read by inspect.signature
     tool.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
     return tool
