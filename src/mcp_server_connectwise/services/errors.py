@@ -22,6 +22,7 @@ from mcp_server_connectwise.connectwise import (
     ConnectWiseError,
     DiscoveryError,
     NotFoundError,
+    NotJsonError,
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
@@ -117,6 +118,17 @@ def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
         )
     if isinstance(exc, ServerError):
         return Failed(f"ConnectWise failed on its side (HTTP {exc.status}) for tenant {tenant}; try again later.")
+    if isinstance(exc, NotJsonError):
+        if exc.method != "GET":
+            # A 2xx is ConnectWise accepting the write; only its answer could not be read.
+            return OutcomeUnknown(
+                f"ConnectWise accepted the change (HTTP {exc.status}, tenant {tenant}) but answered with a body that "
+                "is not JSON, so it was probably applied; check the ticket with get_ticket_details before sending it "
+                "again."
+            )
+        return Failed(
+            f"ConnectWise answered (HTTP {exc.status}) for tenant {tenant} with a body that is not JSON; try again later."
+        )
     if exc.status is None:
         # A local error (e.g. a request too long to send as a URL): its own sentence says what to do.
         return Refused(f"{sentence(one_line(exc.message)[:_QUOTED_CHARS])} (tenant {tenant}).")
