@@ -22,6 +22,7 @@ from mcp_server_connectwise.connectwise import (
     DiscoveryError,
     FieldError,
     NotFoundError,
+    NotJsonError,
     PermissionDeniedError,
     RateLimitedError,
     RequestRecord,
@@ -90,6 +91,10 @@ SCENARIOS = [
     Scenario("read timeout on POST", AmbiguousWriteError, raises=httpx2.ReadTimeout, method="POST", path="/service/tickets"),
     Scenario("gateway timeout on POST", AmbiguousWriteError, 504, text="Gateway Timeout", method="POST",
              path="/service/tickets"),
+    # A 2xx is success, so a body that cannot be read is its own error: a write behind it probably happened.
+    Scenario("200 html on GET", NotJsonError, 200, text="<html><body>Sign in</body></html>"),
+    Scenario("201 text on POST", NotJsonError, 201, text="Created", method="POST", path="/service/tickets/5/notes"),
+    Scenario("200 text on PATCH", NotJsonError, 200, text="OK", method="PATCH", path="/service/tickets/5"),
 ]
 
 
@@ -130,6 +135,13 @@ async def test_each_answer_becomes_its_typed_error(scenario: Scenario) -> None:
         assert error.code == (scenario.body.get("code") or scenario.body.get("error"))
         one_line = " ".join(scenario.body["message"].split())
         assert error.message.startswith(one_line) and one_line in text
+
+
+async def test_a_2xx_whose_body_is_not_json_says_so_with_its_status() -> None:
+    for scenario in [scenario for scenario in SCENARIOS if scenario.error is NotJsonError]:
+        error = await run(scenario)
+        assert isinstance(error, NotJsonError) and 200 <= error.status < 300
+        assert "not JSON" in error.message and f"HTTP {scenario.status}" in str(error)
 
 
 async def test_validation_error_lists_field_errors() -> None:

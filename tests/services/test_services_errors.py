@@ -12,6 +12,7 @@ from mcp_server_connectwise.connectwise import (
     DiscoveryError,
     FieldError,
     NotFoundError,
+    NotJsonError,
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
@@ -35,6 +36,8 @@ from mcp_server_connectwise.services.errors import explain
     (TransportError("timeout"), "error", "could not be reached"),
     (ServerError("boom", status=503), "error", "HTTP 503"),
     (ConnectWiseError("teapot", status=418), "error", "HTTP 418"),
+    (NotJsonError("not JSON", method="POST", path="/time/entries", status=201), "unknown", "probably applied"),
+    (NotJsonError("not JSON", method="GET", path="/service/tickets/5", status=200), "error", "not JSON; try again"),
 ])
 def test_each_failure_has_an_actionable_sentence(error, outcome, words):
     explained = explain(error, "acme")

@@ -1,5 +1,6 @@
 """Everything that speaks to ConnectWise's REST API. Knows nothing of MCP."""
 
+from . import endpoints
 from .client import ApiCredentials, ClientSettings, ConnectWiseClient, Page, RequestRecord
 from .errors import (
     AmbiguousWriteError,
@@ -9,6 +10,7 @@ from .errors import (
     DiscoveryError,
     FieldError,
     NotFoundError,
+    NotJsonError,
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
@@ -28,6 +30,7 @@ __all__ = [
     "DiscoveryError",
     "FieldError",
     "NotFoundError",
+    "NotJsonError",
     "Page",
     "PermissionDeniedError",
     "RateLimitedError",
@@ -36,4 +39,5 @@ __all__ = [
     "ServerError",
     "TransportError",
     "ValidationError",
+    "endpoints",
 ]

@@ -17,15 +17,17 @@ import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx2
 
+from . import endpoints
 from .conditions import Expr, serialize
 from .errors import (
     AmbiguousWriteError,
     ConnectWiseError,
     DiscoveryError,
+    NotJsonError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -138,7 +140,7 @@ def _json_body(method: str, path: str, response: httpx2.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise ConnectWiseError(
+        raise NotJsonError(
             "ConnectWise answered with a body that is not JSON", method=method, path=path, status=response.status_code
         ) from None
 
@@ -224,9 +226,9 @@ class ConnectWiseClient:
         if key in _discovered_base_urls:
             return _discovered_base_urls[key]
         # `site` is host[:port]; only the local sandbox is spoken to without TLS.
-        loopback = is_loopback_host(urlsplit(f"//{site}").hostname or "")
+        loopback = is_loopback_host(urlsplit("//" + site).hostname or "")
         origin = f"{'http' if loopback else 'https'}://{site}"
-        path = f"/login/companyinfo/{quote(company, safe='')}"
+        path = endpoints.company_info(company)
         try:
             # Unauthenticated by design: this call only maps the company to its codebase.
             response = await self._send("GET", origin + path, path, idempotent=True, headers={"Accept": "application/json"})
@@ -423,10 +425,11 @@ class ConnectWiseClient:
     async def count(self, path: str, *, conditions: Expr | None = None) -> int:
         """How many records of the list at `path` match; calls `{path}/count`."""
         text = _conditions_text("conditions", conditions)
-        body = await self.get(f"{path}/count", params={"conditions": text} if text else None)
+        count_path = endpoints.count(path)
+        body = await self.get(count_path, params={"conditions": text} if text else None)
         if not isinstance(body, dict) or not isinstance(body.get("count"), int):
             raise ConnectWiseError(
-                "ConnectWise answered a count request without a count", method="GET", path=f"{path}/count"
+                "ConnectWise answered a count request without a count", method="GET", path=count_path
             )
         return body["count"]
 

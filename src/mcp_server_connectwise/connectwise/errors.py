@@ -115,6 +115,12 @@ class AmbiguousWriteError(ConnectWiseError):
     """
 
 
+class NotJsonError(ConnectWiseError):
+    """A 2xx answer whose body is not JSON: ConnectWise accepted the request, but its answer cannot be read.
+    For a write, that means it was probably applied; `status` is the 2xx it answered.
+    """
+
+
 class DiscoveryError(ConnectWiseError):
     """The tenant's base URL could not be found from its site and company id."""
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from mcp_server_connectwise.connectwise import ConnectWiseClient
+from mcp_server_connectwise.connectwise import ConnectWiseClient, endpoints
 from mcp_server_connectwise.connectwise.models import (
     Board,
     BoardStatus,
@@ -47,30 +47,30 @@ class ReferenceList:
     fields: tuple[str, ...]
 
 
-BOARDS = ReferenceList("/service/boards", Board, ("id", "name", "inactiveFlag"))
-PRIORITIES = ReferenceList("/service/priorities", Priority, ("id", "name", "sortOrder", "defaultFlag"))
-MEMBERS = ReferenceList("/system/members", Member, ("id", "identifier", "firstName", "lastName", "inactiveFlag"))
-WORK_TYPES = ReferenceList("/time/workTypes", WorkType, ("id", "name", "inactiveFlag"))
+BOARDS = ReferenceList(endpoints.BOARDS, Board, ("id", "name", "inactiveFlag"))
+PRIORITIES = ReferenceList(endpoints.PRIORITIES, Priority, ("id", "name", "sortOrder", "defaultFlag"))
+MEMBERS = ReferenceList(endpoints.MEMBERS, Member, ("id", "identifier", "firstName", "lastName", "inactiveFlag"))
+WORK_TYPES = ReferenceList(endpoints.WORK_TYPES, WorkType, ("id", "name", "inactiveFlag"))
 
 
 def board_statuses(board_id: int) -> ReferenceList:
     return ReferenceList(
-        f"/service/boards/{board_id}/statuses",
+        endpoints.board_statuses(board_id),
         BoardStatus,
         ("id", "name", "sortOrder", "closedStatus", "timeEntryNotAllowed", "defaultFlag", "inactive"),
     )
 
 
 def board_types(board_id: int) -> ReferenceList:
-    return ReferenceList(f"/service/boards/{board_id}/types", NamedRecord, ("id", "name", "inactiveFlag"))
+    return ReferenceList(endpoints.board_types(board_id), NamedRecord, ("id", "name", "inactiveFlag"))
 
 
 def board_subtypes(board_id: int) -> ReferenceList:
-    return ReferenceList(f"/service/boards/{board_id}/subtypes", NamedRecord, ("id", "name", "inactiveFlag"))
+    return ReferenceList(endpoints.board_subtypes(board_id), NamedRecord, ("id", "name", "inactiveFlag"))
 
 
 def board_items(board_id: int) -> ReferenceList:
-    return ReferenceList(f"/service/boards/{board_id}/items", NamedRecord, ("id", "name", "inactiveFlag"))
+    return ReferenceList(endpoints.board_items(board_id), NamedRecord, ("id", "name", "inactiveFlag"))
 
 
 class Catalog:

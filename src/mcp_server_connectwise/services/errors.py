@@ -23,6 +23,7 @@ from mcp_server_connectwise.connectwise import (
     ConnectWiseError,
     DiscoveryError,
     NotFoundError,
+    NotJsonError,
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
@@ -132,6 +133,17 @@ def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
         )
     if isinstance(exc, ServerError):
         return Failed(f"ConnectWise failed on its side (HTTP {exc.status}) for tenant {tenant}; try again later.")
+    if isinstance(exc, NotJsonError):
+        if exc.method != "GET":
+            # A 2xx is ConnectWise accepting the write; only its answer could not be read.
+            return OutcomeUnknown(
+                f"ConnectWise accepted the change (HTTP {exc.status}, tenant {tenant}) but answered with a body that "
+                "is not JSON, so it was probably applied; check the ticket before sending it again.",
+                look=Look.READ_TICKET,
+            )
+        return Failed(
+            f"ConnectWise answered (HTTP {exc.status}) for tenant {tenant} with a body that is not JSON; try again later."
+        )
     if exc.status is None:
         # A local error (e.g. a request too long to send as a URL): its own sentence says what to do.
         return Refused(f"{sentence(one_line(exc.message)[:_QUOTED_CHARS])} (tenant {tenant}).")

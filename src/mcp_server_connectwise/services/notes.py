@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_server_connectwise.connectwise import NotFoundError
+from mcp_server_connectwise.connectwise import NotFoundError, endpoints
 from mcp_server_connectwise.services.arguments import TicketId
 from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
-from mcp_server_connectwise.services.tickets import ticket_not_found, ticket_path
+from mcp_server_connectwise.services.tickets import ticket_not_found
 from mcp_server_connectwise.services.write_recovery import PlannedWrite, create_once, entered_since, same_text
 from mcp_server_connectwise.untrusted import strip_invisible
 
@@ -60,7 +60,7 @@ async def add_ticket_note(session: TenantSession, request: NoteRequest) -> NoteA
     text = strip_invisible(request.text).strip()
     if not text:
         raise Refused("The note is empty; put the note's words in text.")
-    path = f"{ticket_path(ticket_id)}/notes"
+    path = endpoints.ticket_notes(ticket_id)
     body = note_body(text, note_type, notify)
 
     async def find(since: datetime) -> list[dict]:

@@ -19,6 +19,7 @@ from mcp_server_connectwise.connectwise import (
     ServerError,
 )
 from mcp_server_connectwise.connectwise import conditions as cw
+from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.models import (
     Configuration,
     ServiceNote,
@@ -60,13 +61,9 @@ def ticket_not_found(session: TenantSession, ticket_id: int) -> Refused:
     return Refused(f"Ticket {ticket_id} was not found in tenant {session.name}; check the id.", look=Look.FIND_TICKET)
 
 
-def ticket_path(ticket_id: int) -> str:
-    return f"/service/tickets/{ticket_id}"
-
-
 async def read_ticket(session: TenantSession, ticket_id: int) -> Ticket:
     try:
-        return Ticket.model_validate(await session.client.get(ticket_path(ticket_id)))
+        return Ticket.model_validate(await session.client.get(endpoints.ticket(ticket_id)))
     except NotFoundError:
         raise ticket_not_found(session, ticket_id) from None
 
@@ -211,7 +208,7 @@ def _checked_conditions(query: TicketQuery) -> cw.Expr | None:
 async def search_tickets(session: TenantSession, query: TicketQuery) -> TicketSearchResult:
     conditions = _checked_conditions(query)
     page = await session.client.get_page(
-        "/service/tickets",
+        endpoints.TICKETS,
         conditions=conditions,
         order_by=ORDER_BY[query.order_by],
         fields=SEARCH_FIELDS,
@@ -366,17 +363,17 @@ async def get_ticket_details(session: TenantSession, request: TicketDetailsReque
     include_notes, include_time = request.include_notes, request.include_time
     include_configurations = request.include_configurations
     client = session.client
-    path = ticket_path(ticket_id)
     # Notes are always read: the description is the first discussion note.
     requests: dict[str, Any] = {
-        "ticket": client.get(path),
-        "notes": client.get_page(f"{path}/notes", order_by="id asc", page_size=NOTES_PER_TICKET),
+        "ticket": client.get(endpoints.ticket(ticket_id)),
+        "notes": client.get_page(endpoints.ticket_notes(ticket_id), order_by="id asc", page_size=NOTES_PER_TICKET),
     }
     if include_time:
-        requests["time"] = client.get_page("/time/entries", conditions=_time_entry_conditions(ticket_id),
+        requests["time"] = client.get_page(endpoints.TIME_ENTRIES, conditions=_time_entry_conditions(ticket_id),
                                            order_by="timeStart asc", page_size=TIME_ENTRIES_PER_TICKET)
     if include_configurations:
-        requests["configurations"] = client.get_page(f"{path}/configurations", page_size=CONFIGURATIONS_PER_TICKET)
+        requests["configurations"] = client.get_page(endpoints.ticket_configurations(ticket_id),
+                                                     page_size=CONFIGURATIONS_PER_TICKET)
     answers = dict(zip(requests, await asyncio.gather(*requests.values(), return_exceptions=True)))
     if isinstance(answers["ticket"], NotFoundError):
         raise ticket_not_found(session, ticket_id)

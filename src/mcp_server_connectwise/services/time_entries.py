@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
+from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.conditions import and_, eq, ge, le
 from mcp_server_connectwise.connectwise.models import TimeEntry, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
@@ -128,7 +129,7 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         return await _time_entries_like(session, body, start, end, since)
 
     write = PlannedWrite(
-        "time entry", "/time/entries", body, request.ticket_id,
+        "time entry", endpoints.TIME_ENTRIES, body, request.ticket_id,
         check="the ticket's time entries", find=find,
     )
     created = TimeEntry.model_validate(await create_once(session, write))
@@ -158,7 +159,7 @@ async def _time_entries_like(
         le("timeStart", start + STORED_TIME_TOLERANCE),
     )
     # One member rarely logs two entries starting within two minutes on one ticket; 50 is far beyond that.
-    entries = await session.client.list_all("/time/entries", conditions=conditions, order_by="id desc", limit=50)
+    entries = await session.client.list_all(endpoints.TIME_ENTRIES, conditions=conditions, order_by="id desc", limit=50)
     return [entry for entry in entries if _same_entry(entry, body, end) and entered_since(entry, "dateEntered", since)]
 
 

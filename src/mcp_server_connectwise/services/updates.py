@@ -18,7 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, NotFoundError
+from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, NotFoundError, NotJsonError
+from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.models import Reference, Ticket, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import write_recovery
@@ -26,7 +27,7 @@ from mcp_server_connectwise.services import catalog, resolve
 from mcp_server_connectwise.services.arguments import NameOrId, TicketId, When, not_a_yes_no
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
-from mcp_server_connectwise.services.tickets import read_ticket, ticket_not_found, ticket_path
+from mcp_server_connectwise.services.tickets import read_ticket, ticket_not_found
 from mcp_server_connectwise.services.time_entries import STORED_TIME_TOLERANCE
 from mcp_server_connectwise.untrusted import UntrustedText, one_line, untrusted_notice
 
@@ -219,15 +220,12 @@ async def update_ticket(session: TenantSession, changes: TicketChanges) -> Ticke
     if not plan.operations:
         return TicketUpdated(tenant=session.name, ticket_id=ticket_id, patched=False, changes=[])
     try:
-        answer = await session.client.patch(ticket_path(ticket_id), plan.operations)
+        answer = await session.client.patch(endpoints.ticket(ticket_id), plan.operations)
     except NotFoundError:
         raise ticket_not_found(session, ticket_id) from None
     except AmbiguousWriteError:
         answer, what_happened, ambiguous = None, "ConnectWise gave no answer to the change", True
-    except ConnectWiseError as failure:
-        # The client reports a 2xx answer that is not JSON as a plain error carrying that status.
-        if type(failure) is not ConnectWiseError or failure.status is None or not 200 <= failure.status < 300:
-            raise
+    except NotJsonError as failure:
         answer, ambiguous = None, False
         what_happened = f"ConnectWise answered the change (HTTP {failure.status}) with a body that is not JSON"
     else:
@@ -267,7 +265,7 @@ async def update_ticket(session: TenantSession, changes: TicketChanges) -> Ticke
 async def _read_back(session: TenantSession, ticket_id: int, what_happened: str) -> Ticket:
     """The ticket as ConnectWise now shows it, when the answer to the PATCH did not show it."""
     try:
-        ticket = _ticket_in(await session.client.get(ticket_path(ticket_id)))
+        ticket = _ticket_in(await session.client.get(endpoints.ticket(ticket_id)))
         why = "ConnectWise answered without the ticket"
     except ConnectWiseError as failure:
         ticket, why = None, f"HTTP {failure.status}" if failure.status is not None else "no answer"

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, ServerError, TransportError
+from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, NotJsonError, ServerError, TransportError
 from mcp_server_connectwise.connectwise.models import read_moment
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown
 from mcp_server_connectwise.services.tenancy import TenantSession
@@ -88,10 +88,7 @@ async def _send_or_find(session: TenantSession, write: PlannedWrite, since: date
             answer = await session.client.post(write.path, write.body)
         except (AmbiguousWriteError, ServerError, TransportError) as failure:
             failures.append(failure)
-        except ConnectWiseError as failure:
-            # The client reports a 2xx answer that is not JSON as a plain error carrying that status.
-            if failure.status is None or not 200 <= failure.status < 300:
-                raise
+        except NotJsonError as failure:
             return await _find_created(session, write, since, f"ConnectWise answered HTTP {failure.status} "
                                                               "with a body that is not JSON")
         else:

@@ -1,0 +1,54 @@
+"""Every ConnectWise REST path this server calls, relative to the tenant's API base URL.
+
+One place, so that a path is spelled once and a reader can see at a glance what the server touches.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+TICKETS = "/service/tickets"
+BOARDS = "/service/boards"
+PRIORITIES = "/service/priorities"
+MEMBERS = "/system/members"
+TIME_ENTRIES = "/time/entries"
+WORK_TYPES = "/time/workTypes"
+
+
+def ticket(ticket_id: int) -> str:
+    return f"{TICKETS}/{ticket_id}"
+
+
+def ticket_notes(ticket_id: int) -> str:
+    return f"{ticket(ticket_id)}/notes"
+
+
+def ticket_configurations(ticket_id: int) -> str:
+    return f"{ticket(ticket_id)}/configurations"
+
+
+def board_statuses(board_id: int) -> str:
+    return f"{BOARDS}/{board_id}/statuses"
+
+
+def board_types(board_id: int) -> str:
+    return f"{BOARDS}/{board_id}/types"
+
+
+def board_subtypes(board_id: int) -> str:
+    return f"{BOARDS}/{board_id}/subtypes"
+
+
+def board_items(board_id: int) -> str:
+    return f"{BOARDS}/{board_id}/items"
+
+
+def count(list_path: str) -> str:
+    """How many records a list such as TICKETS holds (with the same conditions)."""
+    return f"{list_path}/count"
+
+
+def company_info(company_id: str) -> str:
+    """Where a site tells which codebase serves a company. Relative to the site's origin, not to an API base
+    URL: it is how that base URL is found. The company id is quoted, as it comes from configuration."""
+    return f"/login/companyinfo/{quote(company_id, safe='')}"
