@@ -53,7 +53,13 @@ from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS
 from mcp_server_connectwise.services.tenancy import Tenants
 from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.toolsets.definition import Offer
-from mcp_server_connectwise.toolsets.runtime import AuditRejectedCalls, ToolRuntime, bind, check_tool_allowlists, select_tools
+from mcp_server_connectwise.toolsets.runtime import (
+    AuditRejectedCalls,
+    ToolRuntime,
+    check_tool_allowlists,
+    sdk_tool,
+    select_tools,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +153,9 @@ def build_server(
     # The SDK sends logging to stderr (stdout is the stdio wire). httpx2's request lines would log search
     # conditions - customer names - at INFO, so they are kept to warnings.
     server = MCPServer(SERVER_NAME, version=__version__, instructions=offer.instructions(REGISTRY),
-                       lifespan=lifespan, middleware=[AuditRejectedCalls(runtime)], **auth)
+                       lifespan=lifespan, middleware=[AuditRejectedCalls(runtime)],
+                       tools=[sdk_tool(definition, runtime) for definition in offer.tools.values()], **auth)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
-    for definition in offer.tools.values():
-        server.add_tool(bind(definition, runtime), name=definition.name, title=definition.title,
-                        annotations=definition.annotations)
     return server
 
 

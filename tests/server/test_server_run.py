@@ -23,6 +23,8 @@ from mcp_server_connectwise.config import ConfigError
 from mcp_server_connectwise.http_auth import hash_token, new_token
 from mcp_server_connectwise.server import _demo_banner, run_demo, run_serve
 
+from support.registry import READS, TOOLS
+
 
 def args(**values) -> argparse.Namespace:
     defaults = dict(config=None, transport="stdio", host="127.0.0.1", port=8000, tenant=None, read_only=False,
@@ -135,7 +137,7 @@ async def test_the_demo_serves_over_the_network_transports_with_its_own_token(tm
     finally:
         stderr = stop(process)
     assert token.startswith("cwmcp_") and token not in stderr
-    assert len(tools) == 6
+    assert {tool.name for tool in tools} == TOOLS
     assert result.is_error is False and len(result.structured_content["tickets"]) == 1
     [line] = [json.loads(text) for text in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert line["tool"] == "search_tickets" and line["principal"] == "demo"
@@ -154,5 +156,5 @@ async def test_serve_read_only_over_http_lists_no_write_tool_and_needs_the_token
             tools = (await client.list_tools()).tools
     finally:
         stderr = stop(process)
-    assert {tool.name for tool in tools} == {"search_tickets", "get_ticket_details", "list_board_statuses"}
+    assert {tool.name for tool in tools} == READS
     assert "http://127.0.0.1:" in stderr and token not in stderr and hash_token(token) not in stderr

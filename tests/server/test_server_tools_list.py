@@ -1,44 +1,58 @@
-"""tools/list is pinned: names, titles, descriptions, schemas and annotations change only on purpose.
+"""tools/list is pinned, one snapshot per tool: names, titles, descriptions, schemas and annotations change only
+on purpose. Every registered tool must have its snapshot, and every snapshot a registered tool.
 
-Regenerate with `UPDATE_SNAPSHOTS=1 pytest tests/test_server_tools_list.py` and review the diff.
+Regenerate with `UPDATE_SNAPSHOTS=1 pytest tests/server/test_server_tools_list.py` and review the diff.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
 from support.harness import make_harness
+from support.paths import REPO_ROOT
+from support.registry import READS, TOOLS
 
-SNAPSHOT = Path(__file__).parents[1] / "snapshots" / "tools_list.json"
-READS = {"search_tickets", "get_ticket_details", "list_board_statuses"}
+SNAPSHOTS = REPO_ROOT / "tests" / "snapshots" / "tools"
 
 
-async def listed_tools(tmp_path, **options) -> list[dict]:
+async def listed_tools(tmp_path, **options) -> dict[str, dict]:
     harness = make_harness(tmp_path)
     async with harness.client(**options) as client:
         tools = (await client.list_tools()).tools
-    return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools]
+    return {tool.name: tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools}
 
 
-async def test_tools_list_matches_the_snapshot(tmp_path):
-    tools = await listed_tools(tmp_path)
+def snapshot(name: str) -> dict | None:
+    path = SNAPSHOTS / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+@pytest.mark.parametrize("name", sorted(TOOLS))
+async def test_each_tool_matches_its_snapshot(tmp_path, name):
+    tool = (await listed_tools(tmp_path))[name]
     if os.environ.get("UPDATE_SNAPSHOTS"):
-        SNAPSHOT.write_text(json.dumps(tools, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
-    assert tools == json.loads(SNAPSHOT.read_text(encoding="utf-8")), "tools/list changed: see the module docstring"
+        SNAPSHOTS.mkdir(parents=True, exist_ok=True)
+        (SNAPSHOTS / f"{name}.json").write_text(
+            json.dumps(tool, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+    assert snapshot(name) is not None, f"{name} has no snapshot: see the module docstring"
+    assert tool == snapshot(name), f"tools/list changed for {name}: see the module docstring"
+
+
+def test_every_snapshot_is_of_a_registered_tool():
+    assert {path.stem for path in SNAPSHOTS.glob("*.json")} == TOOLS
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_both_protocol_eras_list_the_same_tools(tmp_path, mode):
     tools = await listed_tools(tmp_path, mode=mode)
-    assert tools == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    assert tools == {name: snapshot(name) for name in TOOLS}
 
 
 async def test_annotations_are_honest(tmp_path):
-    annotations = {tool["name"]: tool["annotations"] for tool in await listed_tools(tmp_path)}
+    annotations = {name: tool["annotations"] for name, tool in (await listed_tools(tmp_path)).items()}
     assert {name for name, a in annotations.items() if a["readOnlyHint"]} == READS
     assert all(a["openWorldHint"] for a in annotations.values())
     assert annotations["update_ticket"]["destructiveHint"] and annotations["update_ticket"]["idempotentHint"]
@@ -47,7 +61,7 @@ async def test_annotations_are_honest(tmp_path):
 
 
 async def test_every_tool_has_a_title_an_example_a_tenant_and_an_output_schema(tmp_path):
-    for tool in await listed_tools(tmp_path):
+    for tool in (await listed_tools(tmp_path)).values():
         assert tool["title"] and "Example: {" in tool["description"]
         assert "tenant" in tool["inputSchema"]["properties"]
         assert tool["outputSchema"]["type"] == "object"

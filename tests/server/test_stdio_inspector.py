@@ -12,14 +12,8 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-SIX_TOOLS = {
-    "search_tickets",
-    "get_ticket_details",
-    "add_ticket_note",
-    "update_ticket",
-    "create_time_entry",
-    "list_board_statuses",
-}
+from support.registry import TOOLS
+
 
 
 def console_script() -> str:
@@ -35,7 +29,7 @@ async def test_console_script_serves_demo_over_stdio(tmp_path):
     async with Client(params) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
         result = await client.call_tool("list_board_statuses", {"board": "Service Desk"})
-    assert tools == SIX_TOOLS
+    assert tools == TOOLS
     assert result.is_error is False
     assert result.structured_content["statuses"]
     audit_lines = (tmp_path / "audit.jsonl").read_text().splitlines()
@@ -74,7 +68,7 @@ def test_inspector_lists_tools_strictly(tmp_path, era):
     code, body, stderr = inspector(tmp_path, "--strict", "--method", "tools/list", era=era)
     assert code == 0, stderr
     tools = {tool["name"]: tool for tool in body["result"]["tools"]}
-    assert set(tools) == SIX_TOOLS
+    assert set(tools) == TOOLS
     assert tools["search_tickets"]["annotations"]["readOnlyHint"] is True
     assert tools["update_ticket"]["annotations"]["readOnlyHint"] is False
 

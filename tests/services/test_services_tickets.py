@@ -10,7 +10,7 @@ import pytest
 
 from mcp_server_connectwise.connectwise import AuthenticationError, PermissionDeniedError
 from mcp_server_connectwise.connectwise import conditions as cw
-from mcp_server_connectwise.services.errors import Refused
+from mcp_server_connectwise.services.errors import Look, Refused
 from mcp_server_connectwise.services.tickets import (
     SEARCH_FIELDS,
     TicketQuery,
@@ -21,7 +21,7 @@ from mcp_server_connectwise.services.tickets import (
 from mcp_server_connectwise.untrusted import UNTRUSTED_DESCRIPTION
 
 from support.harness import sandbox_app, sandbox_session
-from support.requests import details
+from support.requests import details as details_of
 
 
 def test_conditions_are_built_from_names_and_never_concatenated():
@@ -108,7 +108,7 @@ async def test_details_come_from_one_round_of_concurrent_requests():
     transport = InFlight(httpx2.ASGITransport(app=app))
     session = sandbox_session(app, transport=transport)
     ticket_id = next(t["id"] for t in app.state.store["tickets"].values() if t.get("owner"))
-    details = await get_ticket_details(session, details(ticket_id))
+    details = await get_ticket_details(session, details_of(ticket_id))
     assert transport.most == 4  # ticket, notes, time entries, configurations together
     assert [r["path"] for r in app.state.request_log] == [
         f"/service/tickets/{ticket_id}", f"/service/tickets/{ticket_id}/notes", "/time/entries",
@@ -119,14 +119,16 @@ async def test_details_come_from_one_round_of_concurrent_requests():
 
 
 async def test_details_of_an_unknown_ticket_are_refused_with_a_hint():
-    with pytest.raises(Refused, match="Ticket 99 was not found in tenant acme; check the id with search_tickets"):
-        await get_ticket_details(sandbox_session(), details(99))
+    with pytest.raises(Refused, match="Ticket 99 was not found in tenant acme; check the id") as refused:
+        await get_ticket_details(sandbox_session(), details_of(99))
+    assert refused.value.look is Look.FIND_TICKET
 
 
 async def test_details_leave_out_what_was_not_asked_for():
     app = sandbox_app()
     ticket_id = min(app.state.store["tickets"])
-    details = await get_ticket_details(sandbox_session(app), details(ticket_id, include_notes=False, include_time=False, include_configurations=False))
+    details = await get_ticket_details(sandbox_session(app), details_of(
+        ticket_id, include_notes=False, include_time=False, include_configurations=False))
     assert details.notes is None and details.time_entries is None and details.configurations is None
     assert len(app.state.request_log) == 2  # the ticket and its notes (the description is a note)
 
@@ -159,7 +161,7 @@ async def test_details_ask_for_notes_oldest_first_and_time_by_start():
             "chargeToType": "ServiceTicket", "chargeToId": ticket_id, "member": {"id": 2},
             "timeStart": start, "timeEnd": start.replace("T09", "T10")})
     app.state.request_log.clear()
-    details = await get_ticket_details(session, details(ticket_id))
+    details = await get_ticket_details(session, details_of(ticket_id))
     query = {request["path"]: request["query"] for request in app.state.request_log}
     assert query[f"/service/tickets/{ticket_id}/notes"]["orderBy"] == "id asc"
     assert query["/time/entries"]["orderBy"] == "timeStart asc"
@@ -183,7 +185,8 @@ class RefusesConfigurations(httpx2.AsyncBaseTransport):
 async def test_configurations_refused_by_a_connectwise_are_left_out_and_said_so(status):
     app = sandbox_app()
     ticket_id = min(app.state.store["tickets"])
-    details = await get_ticket_details(sandbox_session(app, transport=RefusesConfigurations(app, status)), details(ticket_id))
+    session = sandbox_session(app, transport=RefusesConfigurations(app, status))
+    details = await get_ticket_details(session, details_of(ticket_id))
     assert details.configurations is None and details.notes is not None
     assert details.configurations_unavailable == (
         f"ConnectWise would not list the ticket's configurations (HTTP {status}); they are left out.")
@@ -193,7 +196,8 @@ async def test_configurations_refused_by_a_connectwise_are_left_out_and_said_so(
 async def test_configurations_failing_for_the_keys_fail_the_read(status, error):
     app = sandbox_app()
     with pytest.raises(error):
-        await get_ticket_details(sandbox_session(app, transport=RefusesConfigurations(app, status)), details(min(app.state.store["tickets"])))
+        await get_ticket_details(sandbox_session(app, transport=RefusesConfigurations(app, status)),
+                                 details_of(min(app.state.store["tickets"])))
 
 
 async def test_configurations_show_only_what_a_configuration_reference_carries():
@@ -202,7 +206,7 @@ async def test_configurations_show_only_what_a_configuration_reference_carries()
     ticket_id = min(app.state.store["tickets"])
     configuration = next(iter(app.state.store["configurations"].values()))
     await session.client.post(f"/service/tickets/{ticket_id}/configurations", {"id": configuration["id"]})
-    details = await get_ticket_details(session, details(ticket_id))
+    details = await get_ticket_details(session, details_of(ticket_id))
     assert [view.model_dump() for view in details.configurations] == [
         {"id": configuration["id"], "name": configuration["name"], "type": configuration["type"]["name"]}]
     assert details.configurations_unavailable is None

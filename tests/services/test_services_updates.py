@@ -11,7 +11,7 @@ import httpx2
 from mcp_server_connectwise.connectwise import retry
 from mcp_server_connectwise.connectwise.retry import RetryPolicy
 from mcp_server_connectwise.services import updates, write_recovery
-from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown, Refused
+from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.updates import update_ticket
 
 from support.harness import sandbox_app, sandbox_session
@@ -183,13 +183,14 @@ async def test_a_patch_answered_200_without_the_change_is_reported_not_applied()
     ticket = open_ticket(app)
     session = sandbox_session(app, transport=IgnoresPatchesOf(app, "priority", "summary"))
     with pytest.raises(Failed) as failed:
-        await update_ticket(session, changes(ticket["id"], status="In Progress", priority="Priority 1 - Emergency Response", summary="Printer on fire"))
+        await update_ticket(session, changes(ticket["id"], status="In Progress",
+                                             priority="Priority 1 - Emergency Response", summary="Printer on fire"))
     assert str(failed.value) == (
         f"Ticket {ticket['id']} (tenant acme) was not changed as asked: priority, summary did not change; "
         "ConnectWise answered 200 without applying it (the silent false success of a PATCH). status did change. "
-        "Read the ticket with get_ticket_details before trying again."
+        "Read the ticket before trying again."
     )
-    assert failed.value.outcome == "error"
+    assert failed.value.outcome == "error" and failed.value.look is Look.READ_TICKET
     assert app.state.store["tickets"][ticket["id"]]["status"]["name"] == "In Progress"
 
 
@@ -240,8 +241,9 @@ async def test_a_patch_without_an_answer_is_read_back_after_the_settle_wait_and_
     assert str(unknown.value) == (
         f"It is unknown whether ticket {ticket['id']} (tenant acme) was changed as asked: ConnectWise gave no "
         "answer to the change, and the ticket read back still shows the old value of status; ConnectWise may "
-        "still apply it. Check it with get_ticket_details before sending the change again."
+        "still apply it. Check it before sending the change again."
     )
+    assert unknown.value.look is Look.READ_TICKET
     assert app.state.store["tickets"][ticket["id"]]["status"]["name"] == "New"
 
 
@@ -334,6 +336,6 @@ async def test_a_patch_without_an_answer_whose_read_back_fails_has_an_unknown_ou
         await update_ticket(sandbox_session(app), changes(ticket["id"], status="In Progress"))
     assert str(unknown.value) == (
         f"It is unknown whether ticket {ticket['id']} (tenant acme) was changed: ConnectWise gave no answer to the "
-        "change, and reading the ticket back failed too (HTTP 503). Check it with get_ticket_details before sending "
-        "the change again."
+        "change, and reading the ticket back failed too (HTTP 503). Check it before sending the change again."
     )
+    assert unknown.value.look is Look.READ_TICKET

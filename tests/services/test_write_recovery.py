@@ -13,12 +13,12 @@ import httpx2
 import pytest
 from support.faults import Rewriting, script_faults
 from support.harness import CLIENT_ID, SANDBOX, sandbox_app, tenant_config
-from support.requests import entry, note
+from support.requests import entry as entry_of, note as note_of
 
 from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, ConnectWiseClient
 from mcp_server_connectwise.services import write_recovery
 from mcp_server_connectwise.services.catalog import Catalog
-from mcp_server_connectwise.services.errors import Failed, OutcomeUnknown
+from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown
 from mcp_server_connectwise.services.notes import add_ticket_note
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.time_entries import TimeEntryRequest, create_time_entry
@@ -62,7 +62,7 @@ NOTES = f"/service/tickets/{TICKET}/notes"
 async def test_a_note_saved_before_its_answer_was_lost_is_found_and_not_sent_again():
     app = sandbox_app()
     script_faults(app, post=["drop_after_commit"])
-    added = await add_ticket_note(session_over(app), note(TICKET, "Rebooted the router."))
+    added = await add_ticket_note(session_over(app), note_of(TICKET, "Rebooted the router."))
     [note] = notes_saying(app, "Rebooted the router.")
     assert added.note_id == note["id"]
     assert requests(app) == [f"POST {NOTES}", f"GET {NOTES}"]
@@ -73,7 +73,7 @@ async def test_a_note_saved_before_its_answer_was_lost_is_found_and_not_sent_aga
 async def test_a_note_refused_with_a_server_error_is_looked_for_once_then_sent_once_more(fault):
     app = sandbox_app()
     script_faults(app, post=[fault])
-    added = await add_ticket_note(session_over(app), note(TICKET, "Replaced the switch.", "discussion"))
+    added = await add_ticket_note(session_over(app), note_of(TICKET, "Replaced the switch.", "discussion"))
     [note] = notes_saying(app, "Replaced the switch.")
     assert added.note_id == note["id"] and note["detailDescriptionFlag"] is True
     assert requests(app) == [f"POST {NOTES}", f"GET {NOTES}", f"POST {NOTES}"]
@@ -82,7 +82,7 @@ async def test_a_note_refused_with_a_server_error_is_looked_for_once_then_sent_o
 async def test_a_note_sent_without_an_answer_is_looked_for_twice_before_it_is_sent_once_more():
     app = sandbox_app()
     script_faults(app, post=["drop_before"])
-    added = await add_ticket_note(session_over(app), note(TICKET, "Replaced the switch.", "discussion"))
+    added = await add_ticket_note(session_over(app), note_of(TICKET, "Replaced the switch.", "discussion"))
     [note] = notes_saying(app, "Replaced the switch.")
     assert added.note_id == note["id"]
     assert requests(app) == [f"POST {NOTES}", f"GET {NOTES}", f"GET {NOTES}", f"POST {NOTES}"]
@@ -115,7 +115,7 @@ async def test_a_note_still_committing_at_the_first_look_is_found_at_the_second_
     monkeypatch.setattr(write_recovery, "RECHECK_SECONDS", 0.01)
     app = sandbox_app()
     transport = CommitsLate(app)
-    added = await add_ticket_note(session_over(app, transport), note(TICKET, "Restarted the spooler."))
+    added = await add_ticket_note(session_over(app, transport), note_of(TICKET, "Restarted the spooler."))
     [note] = notes_saying(app, "Restarted the spooler.")
     assert added.note_id == note["id"] and transport.posts_sent == 1
     assert requests(app) == [f"GET {NOTES}", f"POST {NOTES}", f"GET {NOTES}"]  # looked, it landed, looked again
@@ -133,14 +133,14 @@ async def test_the_waits_before_each_look_are_the_module_constants(monkeypatch):
     app = sandbox_app()
     script_faults(app, post=["drop_before", "error_500"])
     with pytest.raises(Failed):
-        await add_ticket_note(session_over(app), note(TICKET, "Swapped the PSU."))
+        await add_ticket_note(session_over(app), note_of(TICKET, "Swapped the PSU."))
     assert waits == [0.25, 0.5, 0.25]  # sent without an answer: two looks; a server error: one
 
 
 async def test_when_the_second_answer_is_lost_too_it_looks_again():
     app = sandbox_app()
     script_faults(app, post=["drop_before", "drop_after_commit"])
-    added = await add_ticket_note(session_over(app), note(TICKET, "Cleared the print queue."))
+    added = await add_ticket_note(session_over(app), note_of(TICKET, "Cleared the print queue."))
     [note] = notes_saying(app, "Cleared the print queue.")
     assert added.note_id == note["id"]
     assert requests(app) == [f"POST {NOTES}", f"GET {NOTES}", f"GET {NOTES}", f"POST {NOTES}", f"GET {NOTES}"]
@@ -150,7 +150,7 @@ async def test_two_sends_that_both_did_not_land_fail_saying_what_was_seen_and_no
     app = sandbox_app()
     script_faults(app, post=["drop_before", "error_503"])
     with pytest.raises(Failed) as failed:
-        await add_ticket_note(session_over(app), note(TICKET, "Updated the firmware."))
+        await add_ticket_note(session_over(app), note_of(TICKET, "Updated the firmware."))
     assert failed.value.outcome == "error"
     assert str(failed.value) == (
         "The note was not saved on ticket 1001 (tenant acme): both attempts failed (the connection broke or timed "
@@ -176,7 +176,7 @@ class NeverSendsPosts(httpx2.AsyncBaseTransport):
 async def test_a_note_that_was_never_sent_is_not_looked_for():
     app = sandbox_app()
     with pytest.raises(Failed) as failed:
-        await add_ticket_note(session_over(app, NeverSendsPosts(app)), note(TICKET, "Checked the UPS."))
+        await add_ticket_note(session_over(app, NeverSendsPosts(app)), note_of(TICKET, "Checked the UPS."))
     assert "neither request reached ConnectWise; nothing was written" in str(failed.value)
     assert requests(app) == []
 
@@ -194,7 +194,7 @@ class OmitsFalseFlags(Rewriting):
 async def test_a_lost_note_is_found_when_the_list_leaves_out_its_false_flags(note_type):
     app = sandbox_app()
     script_faults(app, post=["drop_after_commit"])
-    added = await add_ticket_note(session_over(app, OmitsFalseFlags(app)), note(TICKET, "Flushed DNS.", note_type))
+    added = await add_ticket_note(session_over(app, OmitsFalseFlags(app)), note_of(TICKET, "Flushed DNS.", note_type))
     [note] = notes_saying(app, "Flushed DNS.")
     assert added.note_id == note["id"]
     assert requests(app) == [f"POST {NOTES}", f"GET {NOTES}"]
@@ -203,7 +203,7 @@ async def test_a_lost_note_is_found_when_the_list_leaves_out_its_false_flags(not
 async def test_the_ids_already_reported_are_kept_on_the_tenant_session():
     app = sandbox_app()
     session = session_over(app)
-    added = await add_ticket_note(session, note(TICKET, "Closed the loop."))
+    added = await add_ticket_note(session, note_of(TICKET, "Closed the loop."))
     assert list(session.reported_ids["note"]) == [added.note_id]
     assert list(session_over(app).reported_ids) == []  # another session (another tenant) has its own
 
@@ -212,11 +212,11 @@ async def test_when_looking_fails_the_outcome_is_unknown_and_nothing_is_resent()
     app = sandbox_app()
     script_faults(app, post=["drop_after_commit"], get=["error_503"] * 4)  # a read is tried four times
     with pytest.raises(OutcomeUnknown) as unknown:
-        await add_ticket_note(session_over(app), note(TICKET, "Escalated to networking."))
+        await add_ticket_note(session_over(app), note_of(TICKET, "Escalated to networking."))
     sentence = str(unknown.value)
     assert unknown.value.outcome == "unknown"
     assert "may or may not have been written" in sentence and "ticket 1001" in sentence
-    assert "check the ticket's notes with get_ticket_details" in sentence
+    assert "check the ticket's notes" in sentence and unknown.value.look is Look.READ_TICKET
     assert requests(app).count(f"POST {NOTES}") == 1
     assert len(notes_saying(app, "Escalated to networking.")) == 1  # it did land: hence "unknown", not "failed"
 
@@ -224,9 +224,9 @@ async def test_when_looking_fails_the_outcome_is_unknown_and_nothing_is_resent()
 async def test_an_identical_note_an_earlier_call_wrote_is_not_taken_for_the_lost_one():
     app = sandbox_app()
     session = session_over(app)
-    first = await add_ticket_note(session, note(TICKET, "Called the customer, no answer."))
+    first = await add_ticket_note(session, note_of(TICKET, "Called the customer, no answer."))
     script_faults(app, post=["drop_before"])
-    second = await add_ticket_note(session, note(TICKET, "Called the customer, no answer."))
+    second = await add_ticket_note(session, note_of(TICKET, "Called the customer, no answer."))
     assert {note["id"] for note in notes_saying(app, "Called the customer, no answer.")} == {first.note_id, second.note_id}
     assert first.note_id != second.note_id
 
@@ -237,7 +237,7 @@ async def test_an_identical_note_from_before_the_time_window_is_not_taken_for_th
                if note["ticketId"] == TICKET and note["detailDescriptionFlag"] and not note["issueFlag"])
     same_before = len(notes_saying(app, old["text"]))
     script_faults(app, post=["drop_before"])
-    added = await add_ticket_note(session_over(app), note(TICKET, old["text"], "discussion"))
+    added = await add_ticket_note(session_over(app), note_of(TICKET, old["text"], "discussion"))
     assert added.note_id != old["id"]
     assert len(notes_saying(app, old["text"])) == same_before + 1
 
@@ -245,9 +245,9 @@ async def test_an_identical_note_from_before_the_time_window_is_not_taken_for_th
 async def test_the_same_words_in_another_section_are_not_the_lost_note():
     app = sandbox_app()
     session = session_over(app)
-    internal = await add_ticket_note(session, note(TICKET, "Waiting on the vendor.", "internal"))
+    internal = await add_ticket_note(session, note_of(TICKET, "Waiting on the vendor.", "internal"))
     script_faults(app, post=["drop_before"])
-    discussion = await add_ticket_note(session, note(TICKET, "Waiting on the vendor.", "discussion"))
+    discussion = await add_ticket_note(session, note_of(TICKET, "Waiting on the vendor.", "discussion"))
     assert discussion.note_id != internal.note_id
     assert app.state.store["notes"][discussion.note_id]["detailDescriptionFlag"] is True
 
@@ -262,7 +262,7 @@ def entries_saying(app, text: str) -> list[dict]:
 
 
 def time_request(app, notes: str) -> TimeEntryRequest:
-    return entry(ticket_id=ticket_allowing_time(app), start=datetime(2026, 11, 2, 9, tzinfo=timezone.utc), hours=1.5, notes=notes)
+    return entry_of(ticket_id=ticket_allowing_time(app), start=datetime(2026, 11, 2, 9, tzinfo=timezone.utc), hours=1.5, notes=notes)
 
 
 async def test_a_time_entry_saved_before_its_answer_was_lost_is_found_and_not_sent_again():
@@ -302,7 +302,7 @@ async def test_a_lost_time_entry_stored_to_the_minute_is_found_and_not_sent_agai
     app = sandbox_app()
     session = session_over(app, StoresMinutes(app))
     request = time_request(app, "Moved the desk phone.")
-    request = entry(request.ticket_id, request.start + timedelta(seconds=40), hours=1, notes=request.notes)
+    request = entry_of(request.ticket_id, request.start + timedelta(seconds=40), hours=1, notes=request.notes)
     script_faults(app, post=["drop_after_commit"])
     created = await create_time_entry(session, request)
     [entry] = entries_saying(app, "Moved the desk phone.")
@@ -347,7 +347,7 @@ UNREADABLE_ANSWERS = [b"", b"<html>Created</html>", b"{}", b'{"id": null}', b'{"
 @pytest.mark.parametrize("content", UNREADABLE_ANSWERS)
 async def test_a_note_answered_2xx_without_a_readable_record_is_found_and_not_sent_again(content):
     app = sandbox_app()
-    added = await add_ticket_note(session_over(app, AnswersFirstPostWith(app, content)), note(TICKET, "Reseated the RAM."))
+    added = await add_ticket_note(session_over(app, AnswersFirstPostWith(app, content)), note_of(TICKET, "Reseated the RAM."))
     [note] = notes_saying(app, "Reseated the RAM.")
     assert added.note_id == note["id"]
     assert requests(app) == [f"POST {NOTES}", f"GET {NOTES}"]
@@ -373,8 +373,9 @@ async def test_a_2xx_without_a_readable_record_that_cannot_be_found_is_unknown_a
             return await super().handle_async_request(request)
 
     with pytest.raises(OutcomeUnknown) as unknown:
-        await add_ticket_note(session_over(app, AnswersEmptyAndListsNothing(app, b"")), note(TICKET, "Ran chkdsk."))
-    assert "check the ticket's notes with get_ticket_details before sending it again" in str(unknown.value)
+        await add_ticket_note(session_over(app, AnswersEmptyAndListsNothing(app, b"")), note_of(TICKET, "Ran chkdsk."))
+    assert "check the ticket's notes before sending it again" in str(unknown.value)
+    assert unknown.value.look is Look.READ_TICKET
     assert requests(app).count(f"POST {NOTES}") == 1
     assert len(notes_saying(app, "Ran chkdsk.")) == 1
 
@@ -388,7 +389,7 @@ async def test_the_wait_before_looking_for_a_2xx_without_a_record_is_the_settle_
 
     monkeypatch.setattr(write_recovery.asyncio, "sleep", recorded)
     app = sandbox_app()
-    await add_ticket_note(session_over(app, AnswersFirstPostWith(app, b"")), note(TICKET, "Rebooted the NAS."))
+    await add_ticket_note(session_over(app, AnswersFirstPostWith(app, b"")), note_of(TICKET, "Rebooted the NAS."))
     assert waits == [0.25]
 
 
@@ -403,7 +404,7 @@ async def test_an_unexpected_error_while_looking_is_an_unknown_outcome(caplog):
 
     session.client.iterate = broken_list
     with pytest.raises(OutcomeUnknown) as unknown:
-        await add_ticket_note(session, note(TICKET, "Replaced the fan."))
+        await add_ticket_note(session, note_of(TICKET, "Replaced the fan."))
     assert "looking for it failed too (an internal error)" in str(unknown.value)
     assert "bug while looking (test)" in caplog.text
     assert requests(app).count(f"POST {NOTES}") == 1
@@ -424,7 +425,7 @@ async def test_a_lost_time_entry_is_looked_for_when_the_list_shows_work_types_as
     work_type = next(iter(app.state.store["workTypes"].values()))["name"]
 
     def request(notes: str) -> TimeEntryRequest:
-        return entry(ticket_id=ticket_allowing_time(app), start=datetime(2026, 11, 2, 9, tzinfo=timezone.utc), hours=1.0, notes=notes, work_type=work_type)
+        return entry_of(ticket_id=ticket_allowing_time(app), start=datetime(2026, 11, 2, 9, tzinfo=timezone.utc), hours=1.0, notes=notes, work_type=work_type)
 
     earlier = await create_time_entry(session, request("Patched the server."))  # a candidate the look compares
     script_faults(app, post=["drop_before"])

@@ -22,10 +22,9 @@ from mcp_server_connectwise.toolsets.runtime import ToolRuntime
 
 from support.harness import make_harness, tenant_config
 from support.paths import REPO_ROOT
+from support.registry import TOOLS
 
-READS = {"search_tickets", "get_ticket_details", "list_board_statuses"}
-ALL_NAMES = ("add_ticket_note, create_time_entry, get_ticket_details, list_board_statuses, search_tickets, "
-             "update_ticket")
+ALL_NAMES = ", ".join(sorted(TOOLS))
 
 
 async def listed(harness) -> set[str]:
@@ -95,10 +94,12 @@ def test_an_unknown_tool_in_the_config_file_is_reported_with_the_file(tmp_path):
         f"{path}: tenant 'acme': key 'tools': 'delete_everything' is not a tool; the tools are: {ALL_NAMES}")
 
 
-def test_the_example_config_names_every_tool():
-    example = (REPO_ROOT / "tenants.example.toml").read_text()
+def test_the_readme_tools_table_names_every_tool_with_its_toolset():
+    # The example config points at this table for the names a `tools` allowlist takes.
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "README's \"Tools\" table" in (REPO_ROOT / "tenants.example.toml").read_text()
     for definition in REGISTRY.tools:
-        assert definition.name in example
+        assert f"| `{definition.name}` | {REGISTRY.toolset_of[definition.name]} |" in readme
 
 
 # --- writes while the audit log cannot be written ----------------------------------------------------------------

@@ -109,7 +109,8 @@ async def test_calls_the_sdk_rejects_are_audited_too_without_their_text(tmp_path
     lines = harness.audit()
     assert [(line["tool"], line["outcome"]) for line in lines] == [
         ("get_ticket_details", "refused"), ("add_ticket_note", "refused"), ("delete_everything", "refused")]
-    assert lines[0]["error"] == "arguments do not match the tool's input schema"
+    assert lines[0]["error"] == "ticket_id must be at least 1; nothing was sent."
+    assert lines[1]["error"] == "text needs at least 1 character (and 1 more argument does not fit); nothing was sent."
     assert lines[2]["error"] == "no such tool" and lines[2]["args"]["why"]["len"] == len("because I said so")
     assert "because I said so" not in harness.audit_path.read_text()
     assert harness.requests() == []

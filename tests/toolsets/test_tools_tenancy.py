@@ -7,6 +7,7 @@ import logging
 from mcp_server_connectwise.audit import read_audit
 
 from support.harness import SANDBOX, make_harness, store_keys
+from support.registry import READS, TOOLS
 
 WRITE_CALLS = [
     ("add_ticket_note", {"ticket_id": 1001, "text": "hi"}),
@@ -46,7 +47,7 @@ async def test_a_read_only_tenant_refuses_writes_by_name_before_any_request(tmp_
         tools = {tool.name for tool in (await client.list_tools()).tools}
         results = [await client.call_tool(name, args) for name, args in WRITE_CALLS]
         read = await client.call_tool("list_board_statuses", {"board": "Alerts"})
-    assert len(tools) == 6  # the write tools stay listed: globex allows them
+    assert tools == TOOLS  # the write tools stay listed: globex allows them
     for (name, _), result in zip(WRITE_CALLS, results):
         assert result.is_error
         assert f"Tenant acme is read-only, so {name} is not allowed there; nothing was sent." in result.content[0].text
@@ -60,7 +61,7 @@ async def test_when_every_tenant_is_read_only_no_write_tool_is_listed(tmp_path):
     async with harness.client() as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
         result = await client.call_tool("add_ticket_note", {"ticket_id": 1001, "text": "hi"})
-    assert tools == {"search_tickets", "get_ticket_details", "list_board_statuses"}
+    assert tools == READS
     assert result.is_error and harness.requests() == []
     assert harness.audit()[-1]["outcome"] == "refused" and harness.audit()[-1]["error"] == "no such tool"
 
@@ -69,7 +70,7 @@ async def test_a_read_only_server_offers_only_the_reads(tmp_path):
     harness = make_harness(tmp_path, read_only=True)
     async with harness.client() as client:
         tools = (await client.list_tools()).tools
-    assert {tool.name for tool in tools} == {"search_tickets", "get_ticket_details", "list_board_statuses"}
+    assert {tool.name for tool in tools} == READS
     assert all(tool.annotations.read_only_hint for tool in tools)
 
 
@@ -77,7 +78,7 @@ async def test_toolsets_select_tools_but_read_only_still_wins(tmp_path):
     harness = make_harness(tmp_path, toolsets={"time", "boards"}, read_only=True)
     async with harness.client() as client:
         tools = (await client.list_tools()).tools
-    assert [tool.name for tool in tools] == ["list_board_statuses"]
+    assert [tool.name for tool in tools] == ["list_boards", "list_board_statuses"]
 
 
 async def test_missing_keys_say_how_to_store_them(tmp_path, memory_keyring):

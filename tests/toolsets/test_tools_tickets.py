@@ -67,7 +67,7 @@ async def test_details_of_an_unknown_ticket_say_how_to_find_one(tmp_path):
         result = await client.call_tool("get_ticket_details", {"ticket_id": 424242})
     assert result.is_error is True
     assert result.content[0].text.endswith(
-        "Ticket 424242 was not found in tenant acme; check the id with search_tickets.")
+        "Ticket 424242 was not found in tenant acme; check the id. Use search_tickets to find the ticket.")
 
 
 @pytest.mark.parametrize(("arguments", "flags"), [

@@ -1,7 +1,8 @@
 """Argument types shared by the request models, and the validators that keep pydantic from coercing what they
 refuse. A range every use of a type needs (a ticket id ConnectWise can have) belongs to the type.
 
-The validators leave the input schema as it was: they only refuse what pydantic would otherwise coerce.
+The validators leave the input schema as it was. Their messages complete "<argument> ...", as the refusal
+sentence quotes them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 _NUMBER = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
 
@@ -18,22 +19,29 @@ _NUMBER = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
 def not_a_yes_no(value: Any) -> Any:
     """Before validation: pydantic would read a JSON true/false as the number 1/0, i.e. ticket or status 1."""
     if isinstance(value, bool):
-        raise ValueError("expected a number or a name, not true or false")
+        raise ValueError("must be a number or a name, not true or false")
     return value
 
 
 def iso_text(value: Any) -> Any:
     """Before validation: pydantic would read a number (or a string of digits) as seconds since 1970."""
     if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
-        raise ValueError("expected an ISO 8601 date-time with a time zone, e.g. 2026-01-31T09:00:00Z, not a number")
+        raise ValueError("must be an ISO 8601 date-time with a time zone, e.g. 2026-01-31T09:00:00Z, not a number")
     return value
 
 
 # ConnectWise ids are 32-bit integers (int32 in its OpenAPI export).
 MAX_ID = 2**31 - 1
 
-TicketId = Annotated[int, Field(ge=1, le=MAX_ID, description="The ticket number, e.g. 123456."),
-                     BeforeValidator(not_a_yes_no)]
+def within_id_range(value: int) -> int:
+    """After validation: no ConnectWise ticket can have this id, so asking for it would only cost a request."""
+    if value > MAX_ID:
+        raise ValueError(f"cannot exist: ConnectWise ticket ids run from 1 to {MAX_ID}")
+    return value
+
+
+TicketId = Annotated[int, Field(ge=1, description="The ticket number, e.g. 123456."), BeforeValidator(not_a_yes_no),
+                     AfterValidator(within_id_range)]
 NameOrNames = str | list[str] | None
 NameOrId = Annotated[str | int | None, BeforeValidator(not_a_yes_no)]
 When = Annotated[datetime | None, Field(description="ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),

@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any, get_type_hints
 
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, create_model
 from pydantic_core import PydanticUndefined
 
 from mcp_server_connectwise.services.errors import Look
@@ -121,14 +121,11 @@ def tool_arguments(handler: Callable[..., Any]) -> list[inspect.Parameter]:
     ]
 
 
-NEXT_STEPS_DESCRIPTION = "What to do next, naming only tools this server offers."
-
-
 @cache
 def with_next_steps(model: type[BaseModel]) -> type[BaseModel]:
-    """The result model as the tool returns it: the service's facts plus the `next_steps` the tool words."""
-    return create_model(model.__name__, __base__=model, __module__=model.__module__,
-                        next_steps=(str, Field(description=NEXT_STEPS_DESCRIPTION)))
+    """The result model as the tool returns it: the service's facts plus the `next_steps` the tool words (naming
+    only tools the caller has)."""
+    return create_model(model.__name__, __base__=model, __module__=model.__module__, next_steps=(str, ...))
 
 
 @dataclass(frozen=True)

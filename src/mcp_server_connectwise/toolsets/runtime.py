@@ -24,6 +24,7 @@ from typing import Annotated, Any, get_args, get_origin
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, GetPydanticSchema
 from pydantic import ValidationError as PydanticValidationError
@@ -34,6 +35,7 @@ from mcp_server_connectwise.connectwise import ConnectWiseError
 from mcp_server_connectwise.http_auth import TenantNotAllowed, check_tenant_allowed, principal_tenants
 from mcp_server_connectwise.services.errors import Refused, ServiceError, explain, sentence, shown
 from mcp_server_connectwise.services.tenancy import Tenants, collect_requests
+from mcp_server_connectwise.toolsets.arguments import ARGUMENT_ERROR, SentencedArguments, argument_refusal
 from mcp_server_connectwise.toolsets.definition import Offer, Registry, ToolCall, ToolDefinition, with_next_steps
 
 logger = logging.getLogger(__name__)
@@ -141,8 +143,9 @@ class ToolRuntime:
         caller sent that the tool does not have, which refuse the call."""
         started = time.perf_counter()
         caller = self.caller()
+        invalid: PydanticValidationError | None = arguments.pop(ARGUMENT_ERROR, None)
         tenant_name = arguments.pop("tenant", None)
-        if tenant_name is None:
+        if tenant_name is None or not isinstance(tenant_name, str):
             tenant_name = self.tenants.config.default_tenant  # so that a refusal's audit line names it too
         call: ToolCall | None = None
         outcome, error, result = "ok", None, None
@@ -152,6 +155,8 @@ class ToolRuntime:
                     unknown = unknown()
                 if unknown:
                     raise Refused(no_such_arguments(definition, unknown))
+                if invalid is not None:
+                    raise Refused(argument_refusal(invalid))
                 tenant = self._permitted_tenant(caller, definition, tenant_name)
                 tenant_name = tenant.name
                 call = ToolCall(await self.tenants.open_session(tenant))
@@ -326,6 +331,14 @@ async def _call_handler(definition: ToolDefinition, call: ToolCall, arguments: d
     return await definition.handler(call, request)
 
 
+def sdk_tool(definition: ToolDefinition, runtime: ToolRuntime) -> Tool:
+    """The SDK's registration of `definition`, with arguments that do not fit refused as one sentence."""
+    tool = Tool.from_function(bind(definition, runtime), name=definition.name, title=definition.title,
+                              annotations=definition.annotations)
+    tool.fn_metadata = SentencedArguments.replacing(tool.fn_metadata)
+    return tool
+
+
 def bind(definition: ToolDefinition, runtime: ToolRuntime) -> Callable[..., Awaitable[CallToolResult]]:
     """The function the SDK registers for `definition`: its arguments plus `tenant`, and the SDK's request
     context, through which the arguments as sent are checked for names the tool lacks (the SDK's argument
@@ -342,10 +355,14 @@ def bind(definition: ToolDefinition, runtime: ToolRuntime) -> Callable[..., Awai
     returns = Annotated[CallToolResult, with_next_steps(definition.result_model)]
 
     async def tool(sdk_context: Context, **arguments: Any) -> CallToolResult:
-        def unknown() -> list[str]:  # inside `run`, so that a failure here is audited like any other
-            sent = (sdk_context.request_context.params or {}).get("arguments") or {}
-            return [name for name in sent if name not in accepted]
+        def sent() -> dict[str, Any]:
+            return (sdk_context.request_context.params or {}).get("arguments") or {}
 
+        def unknown() -> list[str]:  # inside `run`, so that a failure here is audited like any other
+            return [name for name in sent() if name not in accepted]
+
+        if ARGUMENT_ERROR in arguments:  # audited with the arguments as sent: there are no validated ones
+            arguments = {**sent(), ARGUMENT_ERROR: arguments[ARGUMENT_ERROR]}
         return await runtime.run(definition, arguments, unknown=unknown)
 
     tool.__name__ = tool.__qualname__ = definition.name
