@@ -17,7 +17,8 @@ from mcp_server_connectwise.sandbox.gate import json_bytes
 from mcp_server_connectwise.sandbox.paging import forward_only, navigable
 from mcp_server_connectwise.sandbox.query import Query, custom_field_predicate, matching
 from mcp_server_connectwise.sandbox.settings import API_ROOT, CODEBASE
-from mcp_server_connectwise.sandbox.store import CONFIGURATION_REFERENCE_FIELDS, TABLES, Record, Store, Token, iso
+from mcp_server_connectwise.sandbox.store import CONFIGURATION_REFERENCE_FIELDS, Record, Store, Token, iso
+from mcp_server_connectwise.sandbox.tables import TABLES
 from mcp_server_connectwise.sandbox.writes import Writer
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -28,33 +29,16 @@ VERSION = "v2025.1.10431"
 
 @dataclass(frozen=True)
 class Resource:
-    path: str  # under the API root; a child resource has a {parent:int} segment
+    """A table the API serves: list and count routes at `path`, item routes under it."""
+
+    path: str  # under the API root; a child resource's has a {parent:int} segment
     table: str
-    writable: bool = True  # POST on the collection, PUT and PATCH on an item
-    deletable: bool = True
+    writable: bool  # POST on the collection, PUT and PATCH on an item
+    deletable: bool
 
 
-RESOURCES = (
-    Resource("/service/tickets", "tickets"),
-    Resource("/service/tickets/{parent:int}/notes", "notes"),
-    Resource("/service/boards", "boards"),
-    Resource("/service/boards/{parent:int}/statuses", "statuses"),
-    Resource("/service/boards/{parent:int}/types", "types", writable=False, deletable=False),
-    Resource("/service/boards/{parent:int}/subtypes", "subtypes", writable=False, deletable=False),
-    Resource("/service/boards/{parent:int}/items", "items", writable=False, deletable=False),
-    Resource("/service/priorities", "priorities"),
-    Resource("/service/sources", "sources"),
-    Resource("/time/entries", "timeEntries"),
-    Resource("/time/workTypes", "workTypes"),
-    Resource("/time/workRoles", "workRoles"),
-    Resource("/company/companies", "companies"),
-    Resource("/company/contacts", "contacts"),
-    Resource("/company/configurations", "configurations"),
-    Resource("/finance/agreements", "agreements"),
-    Resource("/system/members", "members", deletable=False),
-    Resource("/system/callbacks", "callbacks"),
-)
-_PARENT_TABLE = {"notes": "tickets", "statuses": "boards", "types": "boards", "subtypes": "boards", "items": "boards"}
+RESOURCES = tuple(Resource("/" + t.collection("{parent:int}"), t.name, t.writable, t.deletable)
+                  for t in TABLES.values() if t.path)
 _QUERIES: dict[str, Query] = {}
 
 
@@ -87,8 +71,15 @@ def _body(request: Request) -> Any:
 def _records(store: Store, resource: Resource, parent: int | None) -> Iterable[Record]:
     if parent is None:
         return store[resource.table].values()
-    store.get(_PARENT_TABLE[resource.table], parent)
+    _check_parent(store, resource, parent)
     return store.children(resource.table, parent)
+
+
+def _check_parent(store: Store, resource: Resource, parent_id: int) -> None:
+    """A 404 unless the parent in a child resource's path exists."""
+    parent = TABLES[resource.table].parent
+    assert parent is not None
+    store.get(parent.table, parent_id)
 
 
 def _filtered(query: Query, records: Iterable[Record], params: Mapping[str, str]) -> list[Record]:
@@ -146,7 +137,7 @@ def _item(resource: Resource) -> Endpoint:
         record_id = request.path_params["id"]
         store, writer = _store(request), request.app.state.writer
         if parent is not None:
-            store.get(_PARENT_TABLE[resource.table], parent)
+            _check_parent(store, resource, parent)
         method = request.method
         if method == "GET":
             record = writer.existing(resource.table, record_id, parent)

@@ -184,7 +184,7 @@ class _Seeder:
     def service_setup(self) -> None:
         self.table("priorities", [
             {"id": i, "name": name, "color": color, "sortOrder": i, "defaultFlag": default,
-             "imageLink": f"{self.store.base_url}/service/priorities/{i}/image?lm=2026-01-01T00:00:00Z",
+             "imageLink": f"{self.store.href('priorities', {'id': i})}/image?lm=2026-01-01T00:00:00Z",
              "urgencySortOrder": str(i), "level": level, "_info": dict(self.base_info)}
             for i, (name, level, color, default, *_rest) in enumerate(PRIORITIES, 1)
         ])
@@ -391,7 +391,6 @@ class _TicketSeeder:
         service_locations = [store.ref("serviceLocations", i) for i in (1, 1, 1, 2)]
         location, department = store.ref("locations", 1), store.ref("departments", 1)
         sla, currency = store.ref("slas", 1), store.ref("currencies", 1)
-        base = store.base_url
         # Seeded custom fields carry no value: the schema types `value` as an object (.NET's `object`), real
         # ConnectWise sends strings, and a client generated from the schema would choke on either choice.
         no_custom_value = [{"id": 1, "caption": "Client Reference", "type": "Text", "entryMethod": "EntryField",
@@ -505,9 +504,7 @@ class _TicketSeeder:
             entered_by = "Email Connector" if rand() < 0.5 else "dispatch"
             ticket["_info"] = {
                 "lastUpdated": iso(last), "updatedBy": owner["identifier"] if owner else entered_by,
-                "dateEntered": entered_iso, "enteredBy": entered_by,
-                "notes_href": f"{base}/service/tickets/{ticket_id}/notes",
-                "timeentries_href": f"{base}/time/entries?conditions=chargeToId={ticket_id}",
+                "dateEntered": entered_iso, "enteredBy": entered_by, **store.info_links("tickets", ticket_id),
             }
             self.rows[ticket_id] = ticket
         return self

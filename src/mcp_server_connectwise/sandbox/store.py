@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 from mcp_server_connectwise.sandbox.errors import not_found
+from mcp_server_connectwise.sandbox.tables import TABLES
 
 Record = dict[str, Any]
 
@@ -49,119 +50,10 @@ def epoch(year: int, month: int, day: int, hour: int = 0) -> float:
     return float(calendar.timegm((year, month, day, hour, 0, 0)))
 
 
-@dataclass(frozen=True)
-class Table:
-    """How ConnectWise names and references the records of one table."""
-
-    name: str  # key in the store
-    model: str  # schema name, key of MODEL_FIELDS ("" for tables only ever referenced)
-    resource: str  # `resource` in validation errors, and "<resource> object is invalid"
-    label: str  # 404 wording: "<label> <id> not found"
-    href: str  # path under the API root, formatted with the record ("" when ConnectWise gives none)
-    ref_fields: tuple[tuple[str, str], ...] = (("name", "name"),)  # (key in reference, key in record)
-    natural_keys: tuple[str, ...] = ("name",)  # what a reference may name a record by instead of its id
-    required: tuple[str, ...] = ()
-    person: bool = False  # the reference's name is "firstName lastName"
-
-
-TABLES: dict[str, Table] = {
-    t.name: t
-    for t in (
-        Table("tickets", "Ticket", "ticket", "Ticket", "service/tickets/{id}", (("summary", "summary"),), (),
-              ("summary", "company")),
-        Table("notes", "ServiceNote", "ticketNote", "Note", "service/tickets/{ticketId}/notes/{id}", (), ()),
-        Table("boards", "Board", "board", "Board", "service/boards/{id}", required=("name", "location", "department")),
-        Table("statuses", "BoardStatus", "status", "Status", "service/boards/{board[id]}/statuses/{id}",
-              (("name", "name"), ("sort", "sortOrder")), required=("name",)),
-        Table("types", "BoardType", "type", "Type", "service/boards/{board[id]}/types/{id}", required=("name",)),
-        Table("subtypes", "BoardSubType", "subType", "SubType", "service/boards/{board[id]}/subtypes/{id}",
-              required=("name",)),
-        Table("items", "BoardItem", "item", "Item", "service/boards/{board[id]}/items/{id}", required=("name",)),
-        Table("priorities", "Priority", "priority", "Priority", "service/priorities/{id}",
-              (("name", "name"), ("sort", "sortOrder"), ("level", "level")), required=("name", "color")),
-        Table("sources", "Source", "source", "Source", "service/sources/{id}", required=("name",)),
-        Table("timeEntries", "TimeEntry", "timeEntry", "TimeEntry", "time/entries/{id}", (), (), ("timeStart",)),
-        Table("workTypes", "WorkType", "workType", "WorkType", "time/workTypes/{id}",
-              required=("name", "billTime", "rateType", "rate")),
-        Table("workRoles", "WorkRole", "workRole", "WorkRole", "time/workRoles/{id}", required=("name",)),
-        Table("companies", "Company", "company", "Company", "company/companies/{id}",
-              (("identifier", "identifier"), ("name", "name")), ("identifier", "name"), ("identifier", "name")),
-        Table("contacts", "Contact", "contact", "Contact", "company/contacts/{id}", natural_keys=(),
-              required=("firstName",), person=True),
-        Table("configurations", "Configuration", "configuration", "Configuration", "company/configurations/{id}",
-              required=("name", "type", "company")),
-        Table("agreements", "Agreement", "agreement", "Agreement", "finance/agreements/{id}",
-              required=("name", "type", "company", "contact")),
-        Table("members", "Member", "member", "Member", "system/members/{id}",
-              (("identifier", "identifier"), ("name", "name")), ("identifier",),
-              ("identifier", "firstName", "lastName", "licenseClass", "hireDate", "defaultEmail", "defaultPhone",
-               "securityRole"), person=True),
-        Table("callbacks", "CallbackEntry", "callbackEntry", "Callback", "system/callbacks/{id}", (), (),
-              ("url", "objectId", "type", "level")),
-        # Referenced by the records above but not served by the sandbox.
-        Table("teams", "", "team", "Team", ""),
-        Table("locations", "", "location", "Location", ""),
-        Table("departments", "", "department", "Department", ""),
-        Table("serviceLocations", "", "serviceLocation", "ServiceLocation", ""),
-        Table("slas", "", "sla", "SLA", ""),
-        Table("currencies", "", "currency", "Currency", "", (("symbol", "symbol"), ("currencyCode", "currencyCode"),
-                                                             ("name", "name")), ("currencyCode", "name")),
-        Table("countries", "", "country", "Country", ""),
-        Table("companyStatuses", "", "status", "CompanyStatus", ""),
-        Table("companyTypes", "", "type", "CompanyType", ""),
-        Table("configurationTypes", "", "type", "ConfigurationType", ""),
-        Table("configurationStatuses", "", "status", "ConfigurationStatus", ""),
-        Table("agreementTypes", "", "type", "AgreementType", ""),
-        Table("securityRoles", "", "securityRole", "SecurityRole", ""),
-    )
-}
-MODEL_TABLES = {t.model: t for t in TABLES.values() if t.model}
-
-# Which table a reference field points into; per-model entries first, then the shared names.
-_REFERENCES_BY_MODEL = {
-    "Ticket": {"status": "statuses", "type": "types", "subType": "subtypes", "item": "items", "owner": "members"},
-    "Company": {"status": "companyStatuses"},
-    "Configuration": {"type": "configurationTypes", "status": "configurationStatuses", "installedBy": "members",
-                      "vendor": "companies"},
-    "Agreement": {"type": "agreementTypes", "billToCompany": "companies", "billToContact": "contacts",
-                  "shipToCompany": "companies", "shipToContact": "contacts", "subContractCompany": "companies",
-                  "subContractContact": "contacts"},
-    "TimeEntry": {"ticket": "tickets", "location": "locations", "department": "departments"},
-}
-_REFERENCES = {
-    "board": "boards", "company": "companies", "contact": "contacts", "member": "members", "priority": "priorities",
-    "source": "sources", "agreement": "agreements", "workType": "workTypes", "workRole": "workRoles",
-    "team": "teams", "location": "locations", "department": "departments", "serviceLocation": "serviceLocations",
-    "sla": "slas", "currency": "currencies", "country": "countries", "securityRole": "securityRoles",
-    "defaultContact": "contacts", "territoryManager": "members", "reportsTo": "members",
-    "timeApprover": "members", "expenseApprover": "members", "dispatchMember": "members",
-    "serviceManagerMember": "members", "dutyManagerMember": "members", "oncallMember": "members",
-    "serviceDefaultBoard": "boards", "defaultLocation": "locations", "defaultDepartment": "departments",
-    "parentCompany": "companies", "billToCompany": "companies", "managerContact": "contacts",
-    "assistantContact": "contacts",
-}
-
-
 # The items of /service/tickets/{id}/configurations: ConnectWise's ConfigurationReference (not in schemas/,
 # which has no schema for it; the shape is its Go model's), for conditions, orderBy and fields.
 CONFIGURATION_REFERENCE_FIELDS = {"id": "number", "deviceIdentifier": "string", "name": "string",
                                   "type": "reference", "_info": "object"}
-
-
-def reference_table(model: str, field: str) -> str | None:
-    """The table a reference field of `model` points into, or None if the sandbox keeps it as given."""
-    return _REFERENCES_BY_MODEL.get(model, {}).get(field) or _REFERENCES.get(field)
-
-
-# A child table's parent id, for the indexes behind /service/tickets/{id}/notes, /time/entries by ticket etc.
-_PARENT_OF: dict[str, Callable[[Record], int | None]] = {
-    "notes": lambda r: r.get("ticketId"),
-    "timeEntries": lambda r: r.get("chargeToId") if r.get("chargeToType") in ("ServiceTicket", "ProjectTicket") else None,
-    "statuses": lambda r: r["board"]["id"],
-    "types": lambda r: r["board"]["id"],
-    "subtypes": lambda r: r["board"]["id"],
-    "items": lambda r: r["board"]["id"],
-}
 
 
 @dataclass
@@ -227,10 +119,10 @@ class Store:
         rows = self[name]
         old = rows.get(record["id"])
         rows[record["id"]] = record
-        parent_of = _PARENT_OF.get(name)
-        if parent_of is not None and name in self._children:
-            old_parent = parent_of(old) if old is not None else None
-            new_parent = parent_of(record)
+        parent = TABLES[name].parent
+        if parent is not None and name in self._children:
+            old_parent = parent.id_of(old) if old is not None else None
+            new_parent = parent.id_of(record)
             if old is None or old_parent != new_parent:
                 self._unindex(name, old_parent, record["id"])
                 if new_parent is not None:
@@ -245,9 +137,9 @@ class Store:
         record = self[name].pop(record_id, None)
         if record is None:
             raise not_found(TABLES[name].label, record_id)
-        parent_of = _PARENT_OF.get(name)
-        if parent_of is not None and name in self._children:
-            self._unindex(name, parent_of(record), record_id)
+        parent = TABLES[name].parent
+        if parent is not None and name in self._children:
+            self._unindex(name, parent.id_of(record), record_id)
         return record
 
     def _unindex(self, name: str, parent: int | None, record_id: int) -> None:
@@ -262,7 +154,7 @@ class Store:
         index = self._children.get(name)
         if index is None:
             index = self._children[name] = {}
-            parent_of = _PARENT_OF[name]
+            parent_of = TABLES[name].parent.id_of
             for record_id, record in self[name].items():
                 parent = parent_of(record)
                 if parent is not None:
@@ -290,9 +182,29 @@ class Store:
         for ref_key, record_key in table.ref_fields:
             if ref_key not in ref and record.get(record_key) is not None:
                 ref[ref_key] = record[record_key]
-        if table.href:
-            ref["_info"] = {f"{table.resource}_href": f"{self.base_url}/{table.href.format_map(record)}"}
+        href = self.href(name, record)
+        if href is not None:
+            ref["_info"] = {f"{table.resource}_href": href}
         return {k: v for k, v in ref.items() if v is not None}
+
+    def href(self, name: str, record: Record) -> str | None:
+        """The record's URL, or None for a table the sandbox does not serve."""
+        table = TABLES[name]
+        if not table.path:
+            return None
+        parent_id = table.parent.id_of(record) if table.parent is not None else None
+        return f"{self.base_url}/{table.collection(parent_id)}/{record['id']}"
+
+    def info_links(self, name: str, record_id: int) -> dict[str, str]:
+        """The links of a record's `_info` to its children: a ticket's notes_href and timeentries_href."""
+        links = {}
+        for child_name in TABLES[name].info_links:
+            child = TABLES[child_name]
+            assert child.parent is not None
+            path = child.collection(record_id) if child.parent.in_path else \
+                f"{child.path}?conditions={child.parent.field}={record_id}"
+            links[f"{child_name.lower()}_href"] = f"{self.base_url}/{path}"
+        return links
 
     def configuration_reference(self, configuration_id: int) -> Record:
         """An item of /service/tickets/{id}/configurations, built from the configuration as it is now."""
@@ -301,7 +213,7 @@ class Store:
         for key in ("deviceIdentifier", "name", "type"):
             if configuration.get(key) is not None:
                 ref[key] = configuration[key]
-        ref["_info"] = {"configuration_href": f"{self.base_url}/company/configurations/{configuration_id}"}
+        ref["_info"] = {"configuration_href": self.href("configurations", configuration)}
         return ref
 
     def find(self, name: str, key: str, value: object) -> Record | None:

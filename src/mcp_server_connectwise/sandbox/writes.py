@@ -5,12 +5,14 @@
   stored as the full reference object. Ticket statuses, types, subtypes and items resolve on the ticket's board.
 - PATCH is a JSON Patch array of top-level replace/add/remove. A nested path such as `company/identifier`
   changes nothing yet answers 200: ConnectWise's silent false success, reproduced on purpose.
-- PUT replaces the record: fields it does not send are gone, or back to their defaults (`_DEFAULTS`).
+- PUT replaces the record: fields it does not send are gone, or back to their defaults (a table's `defaults`).
 - Any write may leave out optional fields: they take ConnectWise's defaults, never crash a rule. A field a
   PATCH removes (or sets to null) goes back to its default; removing a required one is a 400.
 - [I] A PATCH `value` that is missing is read as null (.NET's deserializer cannot tell the two apart).
 - [I] Child records keep the parent in their URL: `board` of a status/type/subtype/item and `ticketId` of a
   note are ignored in PATCH and PUT.
+- The declarative rules (required, unique, enums, defaults...) are the tables' own (tables.py); `_RULES`
+  holds the ones that are code.
 
 [I] The wording of the validation messages below is not public; codes, resources and fields follow the
 documented shapes (API.md, examples/error_bodies.json).
@@ -25,71 +27,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mcp_server_connectwise.sandbox.errors import bad_request, field_error, invalid_object, not_found
-from mcp_server_connectwise.sandbox.store import (
-    MODEL_FIELDS,
-    TABLES,
-    Record,
-    Store,
-    iso,
-    now_iso,
-    parse_iso,
-    reference_table,
-)
+from mcp_server_connectwise.sandbox.store import MODEL_FIELDS, Record, Store, iso, now_iso, parse_iso
+from mcp_server_connectwise.sandbox.tables import TABLES, TICKET_CHARGE_TYPES, Parent, Table
 
 Errors = list[dict[str, str]]
 
-SUMMARY_MAX = 100
-_BOARD_SCOPED = {"status": "statuses", "type": "types", "subType": "subtypes", "item": "items"}
-# Accepted in a ticket POST/PUT but never stored or returned.
-_TICKET_REQUEST_ONLY = ("initialDescription", "initialInternalAnalysis", "initialResolution", "processNotifications",
-                        "skipCallback", "initialDescriptionFrom", "contactEmailLookup")
-_TICKET_COMPUTED = ("actualHours", "closedDate", "closedBy")
-_BILL_OPTIONS = ("Billable", "DoNotBill", "NoCharge", "NoDefault")
+# A ticket's status, type, subType and item: references to the children of its board.
+_ON_BOARD = {field: target for field, target in TABLES["tickets"].references.items()
+             if TABLES[target].parent is not None and TABLES[target].parent.table == "boards"}
 _NOTE_FLAGS = ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag")
-# What the sandbox fills in for fields a POST (or PUT) leaves out, or a PATCH removes. [I] ConnectWise's
-# server-side defaults are not public: flags are false unless the schema's meaning says otherwise
-# (displayOnBoard, activeFlag), enums take their neutral value. What matters most is that the flags the
-# sandbox's own rules read are always there (a status without `closedStatus` must still be a status).
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "statuses": {"displayOnBoard": True, "inactive": False, "closedStatus": False, "timeEntryNotAllowed": False,
-                 "roundRobinCatchall": False, "defaultFlag": False, "escalationStatus": "NoEscalation",
-                 "customerPortalFlag": False, "saveTimeAsNote": False},
-    "boards": {"inactiveFlag": False, "projectFlag": False, "timeEntryDiscussionFlag": False,
-               "timeEntryInternalAnalysisFlag": False, "timeEntryResolutionFlag": False,
-               "markFirstNoteIssueFlag": False, "billTime": "NoDefault", "billExpense": "NoDefault",
-               "billProduct": "NoDefault"},
-    "types": {"defaultFlag": False, "inactiveFlag": False, "requestForChangeFlag": False},
-    "subtypes": {"inactiveFlag": False},
-    "items": {"inactiveFlag": False},
-    "priorities": {"defaultFlag": False},
-    "sources": {"defaultFlag": False},
-    "workTypes": {"inactiveFlag": False, "overallDefaultFlag": False, "activityDefaultFlag": False,
-                  "utilizationFlag": False},
-    "workRoles": {"inactiveFlag": False},
-    "companies": {"leadFlag": False, "unsubscribeFlag": False, "deletedFlag": False, "isVendorFlag": False},
-    "contacts": {"inactiveFlag": False, "disablePortalLoginFlag": False, "unsubscribeFlag": False,
-                 "defaultFlag": False, "defaultBillingFlag": False},
-    "configurations": {"activeFlag": True, "billFlag": False, "needsRenewalFlag": False},
-    "agreements": {"noEndingDateFlag": False, "cancelledFlag": False},
-    "members": {"inactiveFlag": False, "disableOnlineFlag": False, "adminFlag": False},
-}
-# Reference fields defaulted to a record of another table, found by name (see `Writer._defaults`).
-_DEFAULT_REFERENCES = {"companies": {"status": ("companyStatuses", "Active")},
-                       "configurations": {"status": ("configurationStatuses", "Active")}}
-# Enumerations from the schemas. .NET reads enums case-insensitively; the record keeps the canonical spelling.
-_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
-    "tickets": {"recordType": ("ServiceTicket", "ProjectTicket", "ProjectIssue"),
-                "severity": ("Low", "Medium", "High"), "impact": ("Low", "Medium", "High"),
-                "billTime": _BILL_OPTIONS, "billExpenses": _BILL_OPTIONS, "billProducts": _BILL_OPTIONS},
-    "statuses": {"escalationStatus": ("NotResponded", "Responded", "ResolutionPlan", "Resolved", "NoEscalation")},
-    "timeEntries": {"chargeToType": ("Company", "ServiceTicket", "ProjectTicket", "ChargeCode", "Activity"),
-                    "billableOption": _BILL_OPTIONS},
-    "boards": {"billTime": _BILL_OPTIONS, "billExpense": _BILL_OPTIONS, "billProduct": _BILL_OPTIONS},
-    "priorities": {"color": ("Black", "Blue", "Cyan", "Gray", "Green", "Lime", "Orange", "Pink", "Purple", "Red",
-                             "White", "Yellow", "Custom"), "level": ("Critical", "High", "Medium", "Low")},
-}
-# The field of a child record that names its parent (set from the URL, never from a body).
-_PARENT_LINK = {"notes": "ticketId", "statuses": "board", "types": "board", "subtypes": "board", "items": "board"}
 _TICKET_CALLBACK_LEVELS = ("owner", "board", "project", "phase", "status", "ticket", "integratortag")
 _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
@@ -114,19 +60,19 @@ class Writer:
     def create(self, name: str, body: Any, actor: str, parent_id: int | None = None) -> Record:
         self.store.load_all()
         table = TABLES[name]
-        record = self._clean(table.model, body)
+        record = self._clean(table, body)
         errors: Errors = []
-        self._require(name, record, errors)
-        self._set_parent(name, record, parent_id)
-        self._resolve(name, record, set(record), errors)
-        self._rules(name, record, None, set(record), actor, errors)
+        self._require(table, record, errors)
+        self._set_parent(table, record, parent_id)
+        self._resolve(table, record, set(record), errors)
+        self._rules(table, record, None, set(record), actor, errors)
         if errors:
             raise invalid_object(table.resource, errors)
         now = now_iso()
         record = {"id": self.store.next_id(name), **record}
-        record["_info"] = self._info(name, record, actor, now, None)
+        record["_info"] = self._info(table, record, actor, now, None)
         self.store.put(name, record)
-        self._after(name, record, None, actor, now)
+        self._after(table, None, record, actor, now)
         if name == "tickets":
             self._initial_notes(record, body, actor)
         return record
@@ -141,6 +87,10 @@ class Writer:
         record = dict(old)
         changed: set[str] = set()
         errors: Errors = []
+        ignored = {"id", "_info", *table.computed}
+        parent = _url_parent(table)
+        if parent is not None:
+            ignored.add(parent.field)
         for operation in operations:
             if not isinstance(operation, dict) or not isinstance(operation.get("path"), str):
                 raise bad_request("Each patch operation needs an 'op' and a 'path'.")
@@ -156,8 +106,7 @@ class Writer:
                 errors.append(field_error("InvalidField", f"{path} is not a field of {table.resource}.",
                                           table.resource, path))
                 continue
-            if path in ("id", "_info") or path == _PARENT_LINK.get(name) or (
-                    name == "tickets" and path in _TICKET_COMPUTED):
+            if path in ignored:
                 continue
             value = operation.get("value") if op != "remove" else None
             if value is None:
@@ -165,31 +114,34 @@ class Writer:
             else:
                 record[path] = value
             changed.add(path)
-        self._require(name, record, errors, only=changed)
+        self._require(table, record, errors, only=changed)
         if errors:
             raise invalid_object(table.resource, errors)
-        return self._save(name, record, old, changed, actor)
+        return self._save(table, record, old, changed, actor)
 
     def replace(self, name: str, record_id: int, body: Any, actor: str, parent_id: int | None = None) -> Record:
         self.store.load_all()
+        table = TABLES[name]
         old = self.existing(name, record_id, parent_id)
-        record = self._clean(TABLES[name].model, body)
+        record = self._clean(table, body)
         errors: Errors = []
-        self._require(name, record, errors)
+        self._require(table, record, errors)
         if errors:
-            raise invalid_object(TABLES[name].resource, errors)
-        self._set_parent(name, record, _parent_of(name, old))
-        return self._save(name, {"id": record_id, **record}, old, set(record) | set(old), actor)
+            raise invalid_object(table.resource, errors)
+        parent = _url_parent(table)
+        if parent is not None:
+            self._set_parent(table, record, parent.id_of(old))
+        return self._save(table, {"id": record_id, **record}, old, set(record) | set(old), actor)
 
     def delete(self, name: str, record_id: int, parent_id: int | None = None) -> None:
         self.store.load_all()
         record = self.existing(name, record_id, parent_id)
         self.store.delete(name, record_id)
+        for child in TABLES.values():
+            if child.parent is not None and child.parent.table == name and child.parent.deleted_with_parent:
+                for row in self.store.children(child.name, record_id):
+                    self.store.delete(child.name, row["id"])
         if name == "tickets":
-            for note in self.store.children("notes", record_id):
-                self.store.delete("notes", note["id"])
-            for entry in self.store.children("timeEntries", record_id):
-                self.store.delete("timeEntries", entry["id"])
             self.store.ticket_configurations.pop(record_id, None)
         elif name == "timeEntries":
             self._recount_hours(record, None)
@@ -260,35 +212,34 @@ class Writer:
 
     def existing(self, name: str, record_id: int, parent_id: int | None) -> Record:
         record = self.store.get(name, record_id)
-        if parent_id is not None and _parent_of(name, record) != parent_id:
+        parent = TABLES[name].parent
+        if parent_id is not None and (parent is None or parent.id_of(record) != parent_id):
             raise not_found(TABLES[name].label, record_id)
         return record
 
-    def _save(self, name: str, record: Record, old: Record, changed: set[str], actor: str) -> Record:
-        table = TABLES[name]
+    def _save(self, table: Table, record: Record, old: Record, changed: set[str], actor: str) -> Record:
         errors: Errors = []
-        self._resolve(name, record, changed, errors)
-        self._rules(name, record, old, changed, actor, errors)
+        self._resolve(table, record, changed, errors)
+        self._rules(table, record, old, changed, actor, errors)
         if errors:
             raise invalid_object(table.resource, errors)
         now = now_iso()
-        record["_info"] = self._info(name, record, actor, now, old)
-        self.store.put(name, record)
-        self._after(name, record, old, actor, now)
+        record["_info"] = self._info(table, record, actor, now, old)
+        self.store.put(table.name, record)
+        self._after(table, old, record, actor, now)
         return record
 
-    def _clean(self, model: str, body: Any) -> Record:
+    def _clean(self, table: Table, body: Any) -> Record:
         """The body's known fields, without nulls and server-owned keys."""
         if not isinstance(body, dict):
             raise bad_request("The request body must be a JSON object.")
-        fields = MODEL_FIELDS[model]
+        fields = MODEL_FIELDS[table.model]
         return {k: v for k, v in body.items()
-                if v is not None and k in fields and k not in ("id", "_info") and k not in _TICKET_REQUEST_ONLY}
+                if v is not None and k in fields and k not in ("id", "_info") and k not in table.ignored_in_body}
 
-    def _require(self, name: str, record: Record, errors: Errors, only: set[str] | None = None) -> None:
+    def _require(self, table: Table, record: Record, errors: Errors, only: set[str] | None = None) -> None:
         """A MissingRequiredField error for each required field `record` lacks (among `only`, if given)."""
-        table = TABLES[name]
-        for field in table.required + (("board",) if name == "tickets" else ()):
+        for field in table.required:
             if only is not None and field not in only:
                 continue
             value = record.get(field)
@@ -296,19 +247,17 @@ class Writer:
                 errors.append(field_error("MissingRequiredField", f"The {field} field is required.",
                                           table.resource, field))
 
-    def _set_parent(self, name: str, record: Record, parent_id: int | None) -> None:
-        if parent_id is None:
+    def _set_parent(self, table: Table, record: Record, parent_id: int | None) -> None:
+        """Link a record of a child resource to the parent in its URL."""
+        parent = _url_parent(table)
+        if parent is None or parent_id is None:
             return
-        if name == "notes":
-            self.store.get("tickets", parent_id)
-            record["ticketId"] = parent_id
-        elif name in ("statuses", "types", "subtypes", "items"):
-            self.store.get("boards", parent_id)
-            record["board"] = {"id": parent_id}
+        self.store.get(parent.table, parent_id)
+        is_reference = MODEL_FIELDS[table.model][parent.field] == "reference"
+        record[parent.field] = {"id": parent_id} if is_reference else parent_id
 
-    def _resolve(self, name: str, record: Record, changed: set[str], errors: Errors) -> None:
+    def _resolve(self, table: Table, record: Record, changed: set[str], errors: Errors) -> None:
         """Type-check the changed fields and turn changed references into full reference objects."""
-        table = TABLES[name]
         fields = MODEL_FIELDS[table.model]
         for field in sorted(changed):
             if field not in record:
@@ -325,7 +274,7 @@ class Writer:
                 errors.append(field_error("InvalidField", f"The {field} field must be a date-time such as "
                                           "2026-01-31T09:00:00Z.", table.resource, field))
                 continue
-            allowed = _ENUMS.get(name, {}).get(field)
+            allowed = table.enums.get(field)
             if allowed is not None and isinstance(value, str):
                 spelled = next((a for a in allowed if a.lower() == value.lower()), None)
                 if spelled is None:
@@ -334,9 +283,11 @@ class Writer:
                 else:
                     record[field] = spelled
                 continue
-            if kind != "reference" or (name == "tickets" and field in _BOARD_SCOPED):
+            if kind != "reference":
                 continue
-            target = reference_table(table.model, field)
+            target = table.reference(field)
+            if target is not None and _url_parent(TABLES[target]) is not None:
+                continue  # a board's status, type...: the table's rules resolve it on the record's board
             if target is None:
                 record[field] = {k: v for k, v in value.items() if v is not None}
                 continue
@@ -365,60 +316,58 @@ class Writer:
                          and r[key].casefold() == wanted.casefold()), None)
         return None
 
-    def _info(self, name: str, record: Record, actor: str, now: str, old: Record | None) -> dict[str, str]:
+    def _info(self, table: Table, record: Record, actor: str, now: str, old: Record | None) -> dict[str, str]:
         info = dict(old["_info"]) if old is not None and "_info" in old else {"dateEntered": now, "enteredBy": actor}
         info["lastUpdated"] = now
         info["updatedBy"] = actor
-        if name == "tickets":
-            base = self.store.base_url
-            info["notes_href"] = f"{base}/service/tickets/{record['id']}/notes"
-            info["timeentries_href"] = f"{base}/time/entries?conditions=chargeToId={record['id']}"
-        elif name in ("notes", "timeEntries", "callbacks", "statuses"):
+        if not table.info_entered:
             info.pop("dateEntered", None)
             info.pop("enteredBy", None)
+        info.update(self.store.info_links(table.name, record["id"]))
         return info
 
     # --- per-table rules -------------------------------------------------------------------------------
 
-    def _defaults(self, name: str, record: Record) -> None:
-        """Fill what the record lacks with ConnectWise's defaults (a POST's, or what a PUT or a PATCH
-        `remove` resets a field to)."""
-        for field, value in _DEFAULTS.get(name, {}).items():
+    def _defaults(self, table: Table, record: Record, old: Record | None) -> None:
+        """Fill what the record lacks with the table's defaults (a POST's, or what a PUT or a PATCH `remove`
+        resets a field to)."""
+        for field, value in table.defaults.items():
             record.setdefault(field, value)
-        for field, (target, wanted) in _DEFAULT_REFERENCES.get(name, {}).items():
+        if old is None:
+            for field, value in table.create_defaults.items():
+                record.setdefault(field, value)
+        for field, (target, key, wanted) in table.default_refs.items():
             if field not in record:
-                found = self.store.find(target, "name", wanted)
+                found = self.store.find(target, key, wanted)
                 if found is not None:
                     record[field] = self.store.ref(target, found["id"])
-        if name == "statuses" and "sortOrder" not in record and isinstance(record.get("board"), dict):
-            # [I] A new status goes to the end of its board's workflow.
-            siblings = self.store.children("statuses", record["board"].get("id"))
-            record["sortOrder"] = max((s.get("sortOrder", 0) for s in siblings
-                                       if isinstance(s.get("sortOrder"), int)), default=-1) + 1
+        order = table.order_field
+        parent_id = table.parent.id_of(record) if table.parent is not None else None
+        if order and order not in record and parent_id is not None:
+            siblings = self.store.children(table.name, parent_id)
+            record[order] = max((s.get(order, 0) for s in siblings if isinstance(s.get(order), int)),
+                                default=-1) + 1
 
-    def _rules(self, name: str, record: Record, old: Record | None, changed: set[str], actor: str,
+    def _rules(self, table: Table, record: Record, old: Record | None, changed: set[str], actor: str,
                errors: Errors) -> None:
-        self._defaults(name, record)
-        if name == "tickets":
-            self._ticket_rules(record, old, changed, actor, errors)
-        elif name == "notes":
-            self._note_rules(record, old, actor, errors)
-        elif name == "timeEntries":
-            self._time_rules(record, old, changed, actor, errors)
-        elif name == "callbacks":
-            self._callback_rules(record, old, actor, errors)
-        elif name in ("companies", "members") and "identifier" in changed:
-            clash = self.store.find(name, "identifier", record.get("identifier"))
-            if clash is not None and clash["id"] != record.get("id"):
-                errors.append(field_error("ObjectExists", f"The identifier {record['identifier']} is already in "
-                                          "use.", TABLES[name].resource, "identifier"))
+        self._defaults(table, record, old)
+        for field, limit in table.max_lengths.items():
+            value = record.get(field)
+            if isinstance(value, str) and len(value) > limit:
+                errors.append(field_error("InvalidField", f"The field {field} must be a string with a maximum "
+                                          f"length of {limit}.", table.resource, field))
+        for field in table.unique:
+            if field in changed:
+                clash = self.store.find(table.name, field, record.get(field))
+                if clash is not None and clash["id"] != record.get("id"):
+                    errors.append(field_error("ObjectExists", f"The {field} {record[field]} is already in use.",
+                                              table.resource, field))
+        rules = _RULES.get(table.name)
+        if rules is not None:
+            rules(self, record, old, changed, actor, errors)
 
     def _ticket_rules(self, record: Record, old: Record | None, changed: set[str], actor: str,
                       errors: Errors) -> None:
-        summary = record.get("summary")
-        if isinstance(summary, str) and len(summary) > SUMMARY_MAX:
-            errors.append(field_error("InvalidField", f"The field summary must be a string with a maximum length "
-                                      f"of {SUMMARY_MAX}.", "ticket", "summary"))
         board = record.get("board")
         if not isinstance(board, dict) or not _is_int(board.get("id")) or any(e["field"] == "board" for e in errors):
             return
@@ -426,7 +375,7 @@ class Writer:
         old_board = old.get("board") if old is not None else None
         board_changed = not isinstance(old_board, dict) or old_board.get("id") != board_id
         if board_changed:
-            for field in _BOARD_SCOPED:  # what a different board's status/type/... meant is lost
+            for field in _ON_BOARD:  # what a different board's status/type/... meant is lost
                 if field not in changed and field in record:
                     if field == "status" and isinstance(record["status"], dict):
                         same_name = self._lookup("statuses", {"name": record["status"].get("name")},
@@ -445,8 +394,8 @@ class Writer:
             if pick is not None:
                 record["status"] = self.store.ref("statuses", pick["id"])
                 changed = changed | {"status"}
-        on_board = {field: self.store.children(table, board_id) for field, table in _BOARD_SCOPED.items()}
-        for field, table in _BOARD_SCOPED.items():
+        on_board = {field: self.store.children(table, board_id) for field, table in _ON_BOARD.items()}
+        for field, table in _ON_BOARD.items():
             value = record.get(field)
             if field not in changed or value is None:
                 continue
@@ -475,7 +424,8 @@ class Writer:
                 errors.append(field_error("MissingRequiredField", f"The status field is required: board "
                                           f"{board.get('name', board_id)} has no default status.", "ticket",
                                           "status"))
-        self._ticket_defaults(record, old, changed)
+        if old is None or "contact" in changed:
+            self._contact_details(record, changed)
         if errors or not isinstance(record.get("status"), dict):
             return
         status = self.store["statuses"].get(record["status"].get("id"))
@@ -493,26 +443,6 @@ class Writer:
             record.pop("closedBy", None)
         if old is not None and "actualHours" in old:
             record["actualHours"] = old["actualHours"]
-
-    def _ticket_defaults(self, record: Record, old: Record | None, changed: set[str]) -> None:
-        """ConnectWise's values for what a ticket lacks: on POST, and after a PUT or a PATCH `remove`."""
-        record.setdefault("recordType", "ServiceTicket")
-        record.setdefault("severity", "Medium")
-        record.setdefault("impact", "Medium")
-        if "priority" not in record:
-            default = self.store.find("priorities", "defaultFlag", True)
-            if default is not None:
-                record["priority"] = self.store.ref("priorities", default["id"])
-        if old is None or "contact" in changed:
-            self._contact_details(record, changed)
-        for flag in ("customerUpdatedFlag", "automaticEmailCcFlag", "approved", "hasChildTicket",
-                     "hasMergedChildTicketFlag", "requestForChangeFlag", "allowAllClientsPortalView"):
-            record.setdefault(flag, False)
-        record.setdefault("automaticEmailContactFlag", True)
-        record.setdefault("automaticEmailResourceFlag", True)
-        record.setdefault("billTime", "NoDefault")
-        record.setdefault("billExpenses", "NoDefault")
-        record.setdefault("billProducts", "NoDefault")
 
     def _contact_details(self, record: Record, changed: set[str]) -> None:
         """contactName, contactPhoneNumber and contactEmailAddress follow the ticket's contact, unless the
@@ -547,7 +477,8 @@ class Writer:
                 note = {"text": text, flag: True, "issueFlag": key == "initialDescription"}
                 self.create("notes", note, actor, parent_id=ticket["id"])
 
-    def _note_rules(self, record: Record, old: Record | None, actor: str, errors: Errors) -> None:
+    def _note_rules(self, record: Record, old: Record | None, changed: set[str], actor: str,
+                    errors: Errors) -> None:
         if not any(record.get(flag) is True for flag in _NOTE_FLAGS):
             errors.append(field_error("InvalidField", "At least one of detailDescriptionFlag, internalAnalysisFlag "
                                       "or resolutionFlag must be true.", "ticketNote", "detailDescriptionFlag"))
@@ -560,9 +491,6 @@ class Writer:
                 member = self.store.find("members", "identifier", actor)
                 if member is not None:
                     record["member"] = self.store.ref("members", member["id"])
-            record.setdefault("processNotifications", True)
-        for flag in _NOTE_FLAGS + ("issueFlag", "customerUpdatedFlag"):
-            record.setdefault(flag, False)
         record["internalFlag"] = record["internalAnalysisFlag"]
         record["externalFlag"] = record["detailDescriptionFlag"] or record["resolutionFlag"]
 
@@ -572,7 +500,7 @@ class Writer:
         if charge_id is not None:
             record.setdefault("chargeToType", "ServiceTicket")
         ticket = None
-        if _is_int(charge_id) and record.get("chargeToType") in ("ServiceTicket", "ProjectTicket"):
+        if _is_int(charge_id) and record.get("chargeToType") in TICKET_CHARGE_TYPES:
             ticket = self.store["tickets"].get(charge_id)
             if ticket is None:
                 errors.append(field_error("NotFound", f"Ticket {charge_id} not found", "timeEntry", "chargeToId"))
@@ -607,8 +535,6 @@ class Writer:
             return
         deduct = record.get("hoursDeduct") if _is_number(record.get("hoursDeduct")) else 0.0
         record["actualHours"] = round(max(seconds / 3600 - deduct, 0.0), 2)
-        record.setdefault("hoursDeduct", 0.0)
-        record.setdefault("billableOption", "Billable")
         if old is None:
             member = record.get("member") or self._member_ref(actor)
             if member is not None:
@@ -618,10 +544,6 @@ class Writer:
                 record["workType"] = self.store.ref("workTypes", default_type["id"])
             record.setdefault("enteredBy", actor)
             record.setdefault("dateEntered", now_iso())
-            record.setdefault("status", "Open")
-            for flag in ("addToDetailDescriptionFlag", "addToInternalAnalysisFlag", "addToResolutionFlag",
-                         "emailResourceFlag", "emailContactFlag", "emailCcFlag"):
-                record.setdefault(flag, False)
         if ticket is not None:
             record.setdefault("company", ticket["company"])
             record["ticket"] = self.store.ref("tickets", ticket["id"])
@@ -634,7 +556,8 @@ class Writer:
         member = self.store.find("members", "identifier", identifier)
         return self.store.ref("members", member["id"]) if member is not None else None
 
-    def _callback_rules(self, record: Record, old: Record | None, actor: str, errors: Errors) -> None:
+    def _callback_rules(self, record: Record, old: Record | None, changed: set[str], actor: str,
+                        errors: Errors) -> None:
         url = record.get("url")
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
@@ -653,19 +576,17 @@ class Writer:
         if old is None:
             member = self.store.find("members", "identifier", actor)
             record.setdefault("memberId", member["id"] if member else 0)
-            record.setdefault("payloadVersion", "3.0.0")
-            record.setdefault("inactiveFlag", False)
-            record.setdefault("isSoapCallbackFlag", False)
-            record.setdefault("isSelfSuppressedFlag", False)
             record["connectWiseID"] = str(uuid.uuid4())
 
     # --- after a write ---------------------------------------------------------------------------------
 
-    def _after(self, name: str, record: Record, old: Record | None, actor: str, now: str) -> None:
-        if name == "timeEntries":
-            self._recount_hours(old, record)
-        elif name == "notes" and old is None:
-            self._touch_ticket(record["ticketId"], actor, now)
+    def _after(self, table: Table, old: Record | None, new: Record, actor: str, now: str) -> None:
+        """What a POST, PUT or PATCH (old -> new; old is None for a POST) changes beyond its record."""
+        parent = table.parent
+        if old is None and parent is not None and parent.updates_parent:
+            self._touch(parent.table, parent.id_of(new), actor, now)
+        if table.name == "timeEntries":
+            self._recount_hours(old, new)
 
     def _recount_hours(self, old: Record | None, new: Record | None) -> None:
         """A ticket's actualHours is the sum of its time entries."""
@@ -676,19 +597,25 @@ class Writer:
                 hours = round(sum(e.get("actualHours", 0.0) for e in self.store.children("timeEntries", ticket_id)), 2)
                 self.store.put("tickets", {**ticket, "actualHours": hours})
 
-    def _touch_ticket(self, ticket_id: int, actor: str, now: str) -> None:
-        ticket = self.store["tickets"].get(ticket_id)
-        if ticket is not None:
-            self.store.put("tickets", {**ticket, "_info": {**ticket["_info"], "lastUpdated": now, "updatedBy": actor}})
+    def _touch(self, name: str, record_id: int, actor: str, now: str) -> None:
+        """Mark a record as updated by `actor` at `now`."""
+        record = self.store[name].get(record_id)
+        if record is not None:
+            self.store.put(name, {**record, "_info": {**record["_info"], "lastUpdated": now, "updatedBy": actor}})
 
 
-def _parent_of(name: str, record: Record) -> int | None:
-    if name == "notes":
-        return record.get("ticketId")
-    if name in ("statuses", "types", "subtypes", "items"):
-        board = record.get("board")
-        return board.get("id") if isinstance(board, dict) else None
-    return None
+def _url_parent(table: Table) -> Parent | None:
+    """The parent of a table served under its parent's item, whose id the URL gives."""
+    return table.parent if table.parent is not None and table.parent.in_path else None
+
+
+# The rules of a table that are code, run after its declarative ones (see Writer._rules).
+_RULES: dict[str, Callable[[Writer, Record, Record | None, set[str], str, Errors], None]] = {
+    "tickets": Writer._ticket_rules,
+    "notes": Writer._note_rules,
+    "timeEntries": Writer._time_rules,
+    "callbacks": Writer._callback_rules,
+}
 
 
 def _is_int(value: Any) -> bool:
