@@ -34,9 +34,11 @@ from hypothesis import strategies as st
 from mcp_server_connectwise.connectwise.conditions import Comparison, ConditionsSyntaxError, In, Or, and_, parse
 from mcp_server_connectwise.connectwise.models import read_moment
 from mcp_server_connectwise.services.time_entries import STORED_TIME_TOLERANCE
+from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.untrusted import strip_invisible
 
 from support.harness import make_harness
+from support.registry import TOOLS
 from support.requests import entry
 
 MAX_ID = 2**31 - 1
@@ -76,9 +78,9 @@ def sentence(result, tool: str) -> str:
     return reason
 
 
-def schema_refusal(reason: str) -> bool:
-    """The SDK's pydantic text for arguments that do not fit the input schema."""
-    return "validation error" in reason and "Arguments" in reason
+def says_nothing_was_sent(reason: str) -> bool:
+    """A refusal before any request: arguments that do not fit the input schema, unknown arguments, tenant rules."""
+    return reason.endswith(("; nothing was sent.", ". Nothing was sent."))
 
 
 def writes(requests: list[dict]) -> list[dict]:
@@ -105,8 +107,9 @@ def check(result, requests: list[dict], tool: str) -> str | None:
         return None
     reason = sentence(result, tool)
     assert applied(requests) == [], f"refused, yet written: {applied(requests)}"
-    if schema_refusal(reason):
-        assert requests == [], "arguments refused by the schema, yet requests were sent"
+    assert "validation error" not in reason, f"pydantic's dump instead of a sentence: {reason[:300]}"
+    if says_nothing_was_sent(reason):
+        assert requests == [], "refused as sending nothing, yet requests were sent"
     return reason
 
 
@@ -224,20 +227,74 @@ TOOL_ARGUMENTS = {
 }
 
 
-# A valid call of each tool, to fuzz one argument at a time: wholly random arguments mostly stop at the schema.
-VALID_CALLS = {
-    "search_tickets": {"board": "Service Desk", "summary_contains": "printer"},
-    "get_ticket_details": {"ticket_id": OPEN_TICKET},
-    "add_ticket_note": {"ticket_id": OPEN_TICKET, "text": "Rebooted the printer."},
-    "update_ticket": {"ticket_id": OPEN_TICKET, "status": "In Progress"},
-    "create_time_entry": {"ticket_id": OPEN_TICKET, "start": "2026-11-02T09:00:00+01:00", "hours": 0.5},
-    "list_board_statuses": {"board": "Service Desk"},
-}
+# A valid call of each tool, to fuzz one argument at a time (wholly random arguments mostly stop at the schema):
+# the registry's example calls, which must be valid on this sandbox (`test_every_example_call_works`).
+VALID_CALLS = {definition.name: definition.examples[0] for definition in REGISTRY.tools}
 
 
-def valid_call_changed(tool: str) -> st.SearchStrategy[dict]:
-    """The tool's valid call with one to three of its arguments replaced by fuzzed values."""
-    parameters = TOOL_ARGUMENTS[tool]
+class NoFuzzStrategy(Exception):
+    """A tool argument whose schema the generic strategies below do not cover: write one for it."""
+
+
+def strategy_for(schema: dict) -> st.SearchStrategy:
+    """Values for an argument of this JSON schema: valid-looking ones of its type and its edges. Every tool
+    without a table entry above is fuzzed with these, so a new tool is fuzzed the day it is registered."""
+    if "anyOf" in schema:
+        return st.one_of(*[strategy_for(option) for option in schema["anyOf"]])
+    if "enum" in schema or "const" in schema:
+        return st.one_of(st.sampled_from(schema.get("enum") or [schema.get("const")]), names)
+    kind = schema.get("type")
+    if kind == "integer":
+        return st.one_of(SANDBOX_TICKET_IDS, st.sampled_from(EDGE_IDS), st.integers(-5, 200))
+    if kind == "number":
+        return st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([0, -1, 1e308, "2.5"]))
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "string":
+        return dates if schema.get("format") == "date-time" else st.one_of(names, nasty_text)
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        return st.lists(strategy_for(schema["items"]), max_size=4)
+    if kind == "null":
+        return st.none()
+    raise NoFuzzStrategy(f"no fuzz strategy for an argument of schema {schema}")
+
+
+_INPUT_SCHEMAS: dict[str, dict] = {}
+
+
+async def input_schema(harness, tool: str) -> dict:
+    """The tool's input schema as tools/list gives it (one listing per test function)."""
+    if not _INPUT_SCHEMAS:
+        async with harness.client() as client:
+            _INPUT_SCHEMAS.update({t.name: t.input_schema for t in (await client.list_tools()).tools})
+    return _INPUT_SCHEMAS[tool]
+
+
+async def argument_strategies(harness, tool: str) -> dict[str, st.SearchStrategy]:
+    """The hand-written strategies of `tool` where the table above has them, else ones from its schema."""
+    if tool in TOOL_ARGUMENTS:
+        return TOOL_ARGUMENTS[tool]
+    properties = (await input_schema(harness, tool))["properties"]
+    return {name: strategy_for(schema) for name, schema in properties.items() if name != "tenant"}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+async def test_every_registered_tool_has_a_fuzz_strategy_for_every_argument(harness, tool):
+    properties = (await input_schema(harness, tool))["properties"]
+    strategies = await argument_strategies(harness, tool)
+    assert set(strategies) == set(properties) - {"tenant"}, "the fuzz table is out of date for this tool"
+    for schema in properties.values():
+        strategy_for(schema)  # NoFuzzStrategy: an argument type nothing here can generate
+
+
+def test_the_fuzz_table_names_only_registered_tools():
+    assert set(TOOL_ARGUMENTS) <= TOOLS
+
+
+def valid_call_changed(tool: str, parameters: dict[str, st.SearchStrategy]) -> st.SearchStrategy[dict]:
+    """The tool's valid call with one to three of its arguments replaced by fuzzed values (none: the call as is)."""
+    if not parameters:
+        return st.just(VALID_CALLS[tool])
     return st.lists(st.sampled_from(sorted(parameters)), min_size=1, max_size=3, unique=True).flatmap(
         lambda keys: st.fixed_dictionaries({key: parameters[key] for key in keys})
     ).map(lambda changed: VALID_CALLS[tool] | changed)
@@ -246,11 +303,12 @@ def valid_call_changed(tool: str) -> st.SearchStrategy[dict]:
 # --- 1. any arguments: a result, a sentence, no write when refused, one write at most --------------------
 
 
-@pytest.mark.parametrize("tool", sorted(TOOL_ARGUMENTS))
+@pytest.mark.parametrize("tool", sorted(TOOLS))
 @settings(FUZZ, max_examples=200)
 @given(data=st.data())
 async def test_any_arguments_get_a_result_and_a_refusal_is_a_sentence(harness, tool, data):
-    arguments = data.draw(st.one_of(valid_call_changed(tool), arguments_for(TOOL_ARGUMENTS[tool])), label="arguments")
+    parameters = await argument_strategies(harness, tool)
+    arguments = data.draw(st.one_of(valid_call_changed(tool, parameters), arguments_for(parameters)), label="arguments")
     result, requests = await call(harness, tool, arguments)
     check(result, requests, tool)
 

@@ -325,9 +325,7 @@ async def _call_handler(definition: ToolDefinition, call: ToolCall, arguments: d
     try:
         request = model.model_validate(arguments)
     except PydanticValidationError as exc:  # a rule across arguments; each one alone passed the SDK's checks
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the arguments"
-        raise Refused(f"{where}: {first['msg']}; nothing was sent.") from None
+        raise Refused(argument_refusal(exc)) from None
     return await definition.handler(call, request)
 
 
