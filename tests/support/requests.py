@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from mcp_server_connectwise.services.notes import NoteRequest
-from mcp_server_connectwise.services.tickets import TicketDetailsRequest
+from mcp_server_connectwise.services.ticket_details import TicketDetailsRequest
 from mcp_server_connectwise.services.time_entries import TimeEntryRequest
 from mcp_server_connectwise.services.updates import TicketChanges
 

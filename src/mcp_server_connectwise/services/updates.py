@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
@@ -75,42 +77,59 @@ def _ref_name(reference: Reference | None) -> str | None:
     return None if reference is None else label(reference) or str(reference.id)
 
 
-# ConnectWise patch path -> how the ticket shows that field, for before -> after.
-_SHOWN: dict[str, Any] = {
-    "board": lambda t: _ref_name(t.board),
-    "status": lambda t: _ref_name(t.status),
-    "priority": lambda t: _ref_name(t.priority),
-    "owner": lambda t: t.owner.identifier if t.owner and t.owner.identifier else _ref_name(t.owner),
-    "type": lambda t: _ref_name(t.type),
-    "subType": lambda t: _ref_name(t.sub_type),
-    "item": lambda t: _ref_name(t.item),
-    "summary": lambda t: t.summary,
-    "severity": lambda t: t.severity,
-    "impact": lambda t: t.impact,
-    "requiredDate": lambda t: utc_text(t.required_date) if t.required_date else None,
-    "budgetHours": lambda t: t.budget_hours,
-}
+@dataclass(frozen=True)
+class TicketField:
+    """A field update_ticket changes: its argument, its ConnectWise patch path, how the ticket shows it (for
+    before -> after), and whether a ticket holds the value a patch sets."""
+
+    argument: str
+    path: str
+    shown: Callable[[Ticket], Any]
+    reference: str | None = None  # the Ticket attribute of a reference, compared by id
+    on_board: bool = False  # a reference that belongs to the ticket's board: moving the ticket changes it
+    holds_value: Callable[[Ticket, Any], bool] | None = None  # default: shown equals the value sent
+
+    def holds(self, ticket: Ticket, value: Any) -> bool:
+        if self.reference is not None:
+            reference = getattr(ticket, self.reference)
+            return reference is not None and reference.id == value["id"]
+        if self.holds_value is not None:
+            return self.holds_value(ticket, value)
+        return self.shown(ticket) == value
 
 
-# The patch paths whose value is a reference, compared by id; any other is compared by value.
-_REFERENCE_ATTRIBUTES: dict[str, str] = {
-    "board": "board", "status": "status", "priority": "priority", "owner": "owner", "type": "type",
-    "subType": "sub_type", "item": "item",
-}
+def _reference(attribute: str, *, on_board: bool = False, argument: str | None = None,
+               path: str | None = None) -> TicketField:
+    return TicketField(argument or attribute, path or attribute, lambda t: _ref_name(getattr(t, attribute)),
+                       reference=attribute, on_board=on_board)
+
+
+FIELDS: tuple[TicketField, ...] = (
+    _reference("board"),
+    _reference("status", on_board=True),
+    _reference("priority"),
+    TicketField("owner", "owner", lambda t: t.owner.identifier if t.owner and t.owner.identifier else _ref_name(t.owner),
+                reference="owner"),
+    _reference("type", on_board=True),
+    _reference("sub_type", on_board=True, argument="subtype", path="subType"),
+    _reference("item", on_board=True),
+    TicketField("summary", "summary", lambda t: t.summary),
+    TicketField("severity", "severity", lambda t: t.severity),
+    TicketField("impact", "impact", lambda t: t.impact),
+    TicketField("required_date", "requiredDate", lambda t: utc_text(t.required_date) if t.required_date else None,
+                holds_value=lambda t, sent: _same_moment(t.required_date, sent)),
+    # ConnectWise may keep hours to two decimals.
+    TicketField("budget_hours", "budgetHours", lambda t: t.budget_hours,
+                holds_value=lambda t, sent: t.budget_hours is not None and math.isclose(t.budget_hours, sent,
+                                                                                         abs_tol=0.005)),
+)
+FIELD = {field.argument: field for field in FIELDS}
+_BY_PATH = {field.path: field for field in FIELDS}
 
 
 def _shows(ticket: Ticket, operation: dict) -> bool:
     """Whether `ticket` has the value the patch `operation` sets."""
-    path, value = operation["path"], operation["value"]
-    if path in _REFERENCE_ATTRIBUTES:
-        reference = getattr(ticket, _REFERENCE_ATTRIBUTES[path])
-        return reference is not None and reference.id == value["id"]
-    if path == "budgetHours":
-        # ConnectWise may keep hours to two decimals.
-        return ticket.budget_hours is not None and math.isclose(ticket.budget_hours, value, abs_tol=0.005)
-    if path == "requiredDate":
-        return _same_moment(ticket.required_date, value)
-    return _SHOWN[path](ticket) == value
+    return _BY_PATH[operation["path"]].holds(ticket, operation["value"])
 
 
 def _same_moment(stored: object, sent: str) -> bool:
@@ -124,13 +143,17 @@ def _same_moment(stored: object, sent: str) -> bool:
 class _Plan:
     """The JSON Patch operations for the fields that change, and how each shows after the change."""
 
-    operations: list[dict] = field(default_factory=list)
-    shown_after: dict[str, Any] = field(default_factory=dict)
+    ticket: Ticket
+    moved: bool = False  # to another board: every field of the board is set anew
+    operations: list[dict] = dataclass_field(default_factory=list)
+    shown_after: dict[str, Any] = dataclass_field(default_factory=dict)
 
-    def set(self, path: str, value: Any, shown: Any, unchanged: bool) -> None:
-        if not unchanged:
-            self.operations.append({"op": "replace", "path": path, "value": value})
-            self.shown_after[path] = shown
+    def set(self, argument: str, value: Any, shown: Any) -> None:
+        ticket_field = FIELD[argument]
+        if ticket_field.holds(self.ticket, value) and not (self.moved and ticket_field.on_board):
+            return
+        self.operations.append({"op": "replace", "path": ticket_field.path, "value": value})
+        self.shown_after[ticket_field.path] = shown
 
 
 def _summary(text: str) -> str:
@@ -141,20 +164,16 @@ def _summary(text: str) -> str:
     return summary
 
 
-# The fields that name a record (by name or id).
-_NAMED = ("status", "priority", "board", "owner", "type", "subtype", "item")
-
-
 def _check(changes: TicketChanges) -> None:
     """Refuse what no ticket could take, before any request: an empty or impossible name or id, a summary
     that is empty or too long once cleaned, a date without a zone or outside ConnectWise's range, negative
     or non-finite hours."""
     if changes.is_empty():
         raise Refused("Nothing to change: give at least one field, e.g. status or priority.")
-    for name in _NAMED:
-        value = getattr(changes, name)
-        if value is not None:
-            resolve.name_or_id(name, value)
+    for ticket_field in FIELDS:
+        value = getattr(changes, ticket_field.argument)
+        if ticket_field.reference is not None and value is not None:
+            resolve.name_or_id(ticket_field.argument, value)
     if changes.summary is not None:
         _summary(changes.summary)
     if changes.required_date is not None:
@@ -164,51 +183,43 @@ def _check(changes: TicketChanges) -> None:
 
 
 async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) -> _Plan:
-    plan = _Plan()
+    plan = _Plan(ticket)
     board_id = ticket.board.id if ticket.board else None
     board_name = ticket.board.name if ticket.board else None
     if changes.board is not None:
         board = await resolve.board(session, changes.board)
-        plan.set("board", {"id": board.id}, board.name, unchanged=board.id == board_id)
+        plan.set("board", {"id": board.id}, board.name)
         board_id, board_name = board.id, board.name
-    moved = "board" in plan.shown_after
+    plan.moved = "board" in plan.shown_after
     if board_id is None and (changes.status or changes.type or changes.subtype or changes.item):
         raise Refused(f"Ticket {ticket.id} has no board; give board as well.")
-    if changes.status is not None or moved:
+    if changes.status is not None or plan.moved:
         if changes.status is not None:
             status = await resolve.status_on_board(session, board_id, board_name, changes.status)
         else:  # statuses belong to a board: a moved ticket needs one of its new board's
             status = await resolve.default_status(session, board_id, board_name)
-        current = ticket.status.id if ticket.status else None
-        plan.set("status", {"id": status.id}, status.name, unchanged=status.id == current and not moved)
+        plan.set("status", {"id": status.id}, status.name)
     if changes.priority is not None:
         priority = await resolve.priority(session, changes.priority)
-        plan.set("priority", {"id": priority.id}, priority.name,
-                 unchanged=bool(ticket.priority and ticket.priority.id == priority.id))
+        plan.set("priority", {"id": priority.id}, priority.name)
     if changes.owner is not None:
         owner = await resolve.member(session, changes.owner)
-        plan.set("owner", {"id": owner.id}, owner.identifier, unchanged=bool(ticket.owner and ticket.owner.id == owner.id))
-    for path, value, kind, what, current in (
-        ("type", changes.type, catalog.board_types, "type", ticket.type),
-        ("subType", changes.subtype, catalog.board_subtypes, "subtype", ticket.sub_type),
-        ("item", changes.item, catalog.board_items, "item", ticket.item),
-    ):
+        plan.set("owner", {"id": owner.id}, owner.identifier)
+    for argument, kind in (("type", catalog.board_types), ("subtype", catalog.board_subtypes),
+                           ("item", catalog.board_items)):
+        value = getattr(changes, argument)
         if value is not None:
-            found = await resolve.board_named(session, kind(board_id), what, board_name, value)
-            plan.set(path, {"id": found.id}, found.name, unchanged=bool(current and current.id == found.id and not moved))
+            found = await resolve.board_named(session, kind(board_id), argument, board_name, value)
+            plan.set(argument, {"id": found.id}, found.name)
     if changes.summary is not None:
         summary = _summary(changes.summary)
-        plan.set("summary", summary, summary, unchanged=summary == ticket.summary)
-    if changes.severity is not None:
-        plan.set("severity", changes.severity, changes.severity, unchanged=changes.severity == ticket.severity)
-    if changes.impact is not None:
-        plan.set("impact", changes.impact, changes.impact, unchanged=changes.impact == ticket.impact)
+        plan.set("summary", summary, summary)
+    for argument in ("severity", "impact", "budget_hours"):
+        if (value := getattr(changes, argument)) is not None:
+            plan.set(argument, value, value)
     if changes.required_date is not None:
         due = utc_text(resolve.moment("required_date", changes.required_date))
-        plan.set("requiredDate", due, due, unchanged=_same_moment(ticket.required_date, due))
-    if changes.budget_hours is not None:
-        plan.set("budgetHours", changes.budget_hours, changes.budget_hours,
-                 unchanged=ticket.budget_hours == changes.budget_hours)
+        plan.set("required_date", due, due)
     return plan
 
 
@@ -256,7 +267,7 @@ async def update_ticket(session: TenantSession, changes: TicketChanges) -> Ticke
             "Read the ticket before trying again.", look=Look.READ_TICKET,
         )
     changed = [
-        FieldChange(field=path, before=_SHOWN[path](ticket), after=_SHOWN[path](after) or planned)
+        FieldChange(field=path, before=_BY_PATH[path].shown(ticket), after=_BY_PATH[path].shown(after) or planned)
         for path, planned in plan.shown_after.items()
     ]
     return TicketUpdated(tenant=session.name, ticket_id=ticket_id, patched=True, changes=changed)

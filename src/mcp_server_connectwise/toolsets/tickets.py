@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from mcp_server_connectwise.services import notes, tickets, updates
+from mcp_server_connectwise.services import notes, ticket_details, ticket_search, updates
 from mcp_server_connectwise.services.errors import Look
 from mcp_server_connectwise.services.notes import NoteAdded, NoteRequest
-from mcp_server_connectwise.services.tickets import TicketDetails, TicketDetailsRequest, TicketQuery, TicketSearchResult
+from mcp_server_connectwise.services.ticket_details import TicketDetails, TicketDetailsRequest
+from mcp_server_connectwise.services.ticket_search import TicketQuery, TicketSearchResult
 from mcp_server_connectwise.services.updates import TicketChanges, TicketUpdated
 from mcp_server_connectwise.toolsets.definition import Hint, ToolCall, ToolDefinition, Toolset
 
@@ -17,7 +18,7 @@ async def search_tickets(call: ToolCall, query: TicketQuery) -> TicketSearchResu
     priority, company, contact, owner, last update, due date) and has_more/next_page; one ConnectWise
     request per call.
     """
-    return await tickets.search_tickets(call.session, query)
+    return await ticket_search.search_tickets(call.session, query)
 
 
 def _search_hint(result: TicketSearchResult) -> Hint:
@@ -31,7 +32,7 @@ def _search_hint(result: TicketSearchResult) -> Hint:
 async def get_ticket_details(call: ToolCall, request: TicketDetailsRequest) -> TicketDetails:
     """Read one service ticket in full: summary, description, status, company, contact, owner, dates, notes
     (section, author, date), time entries and configurations."""
-    return await tickets.get_ticket_details(call.session, request)
+    return await ticket_details.get_ticket_details(call.session, request)
 
 
 async def add_ticket_note(call: ToolCall, note: NoteRequest) -> NoteAdded:

@@ -11,13 +11,8 @@ import pytest
 from mcp_server_connectwise.connectwise import AuthenticationError, PermissionDeniedError
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.services.errors import Look, Refused
-from mcp_server_connectwise.services.tickets import (
-    SEARCH_FIELDS,
-    TicketQuery,
-    get_ticket_details,
-    search_conditions,
-    search_tickets,
-)
+from mcp_server_connectwise.services.ticket_details import get_ticket_details
+from mcp_server_connectwise.services.ticket_search import SEARCH_FIELDS, TicketQuery, search_conditions, search_tickets
 from mcp_server_connectwise.untrusted import UNTRUSTED_DESCRIPTION
 
 from support.harness import sandbox_app, sandbox_session
@@ -134,7 +129,7 @@ async def test_details_leave_out_what_was_not_asked_for():
 
 
 def test_customer_text_is_labelled_untrusted_in_the_schema():
-    from mcp_server_connectwise.services.tickets import TicketDetails
+    from mcp_server_connectwise.services.ticket_details import TicketDetails
 
     schema = TicketDetails.model_json_schema()
     assert UNTRUSTED_DESCRIPTION in str(schema["properties"]["summary"])
