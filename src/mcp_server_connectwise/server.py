@@ -30,7 +30,7 @@ from starlette.applications import Starlette
 
 from mcp_server_connectwise import __version__
 from mcp_server_connectwise.audit import AuditLog
-from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal, TenantConfig, load_config
+from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal, load_config
 from mcp_server_connectwise.connectwise import ApiCredentials
 from mcp_server_connectwise.connectwise.hosts import is_loopback_host
 from mcp_server_connectwise.http_auth import (
@@ -209,39 +209,27 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_config(audit_path: Path, http: HttpConfig | None = None) -> AppConfig:
-    from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL, SandboxSettings
+def _demo(audit_path: Path, http: HttpConfig | None = None) -> tuple[AppConfig, dict[str, Any]]:
+    """The demo's config, and the build_server options answering tenant `demo` from a fresh in-process sandbox."""
+    from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 
-    tenant = TenantConfig(
-        name=DEMO_TENANT, company_id=SandboxSettings().company, client_id=DEMO_CLIENT_ID,
-        base_url=SANDBOX_BASE_URL, member=DEMO_MEMBER,
-    )
-    return AppConfig(default_tenant=DEMO_TENANT, audit=AuditConfig(path=audit_path), http=http or HttpConfig(),
-                     tenants={DEMO_TENANT: tenant})
-
-
-def _demo_sandbox() -> dict[str, Any]:
-    """build_server options answering tenant `demo` from a fresh in-process sandbox: no network, no keys."""
-    from mcp_server_connectwise.sandbox import create_app
-    from mcp_server_connectwise.sandbox.settings import SandboxSettings
-
-    settings = SandboxSettings()
-    return dict(
-        transports={DEMO_TENANT: httpx2.ASGITransport(app=create_app(settings))},
-        credentials={DEMO_TENANT: ApiCredentials(settings.public_key, settings.private_key)},
-    )
+    sandbox = sandbox_tenant(DEMO_TENANT)
+    config = AppConfig(default_tenant=DEMO_TENANT, audit=AuditConfig(path=audit_path), http=http or HttpConfig(),
+                       tenants={DEMO_TENANT: sandbox.config})
+    return config, dict(transports={DEMO_TENANT: sandbox.transport}, credentials={DEMO_TENANT: sandbox.credentials})
 
 
 def build_demo_server(audit_path: Path, *, principal: str = "local") -> MCPServer:
     """The server with one tenant, `demo`, answered by the in-process sandbox: no network, no keys."""
-    return build_server(_demo_config(audit_path), principal=principal, **_demo_sandbox())
+    config, sandbox = _demo(audit_path)
+    return build_server(config, principal=principal, **sandbox)
 
 
 def build_demo_app(audit_path: Path, listener: Listener, token: str) -> Starlette:
     """The demo over HTTP or SSE: like `serve`, it needs a bearer token, here `token` of principal `demo`."""
     principal = Principal(name=DEMO_TENANT, token_sha256=hash_token(token), tenants=(DEMO_TENANT,))
-    config = _demo_config(audit_path, HttpConfig(principals={DEMO_TENANT: principal}))
-    return build_network_app(config, listener, **_demo_sandbox())
+    config, sandbox = _demo(audit_path, HttpConfig(principals={DEMO_TENANT: principal}))
+    return build_network_app(config, listener, **sandbox)
 
 
 def _launch_command() -> list[str]:

@@ -23,9 +23,9 @@ from mcp.server import MCPServer
 from mcp.types import CallToolResult
 
 from mcp_server_connectwise.audit import read_audit
-from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
-from mcp_server_connectwise.connectwise import ApiCredentials
-from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+from mcp_server_connectwise.config import AppConfig, AuditConfig
+from mcp_server_connectwise.sandbox import SandboxSettings, create_app
+from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.server import build_server
 from mcp_server_connectwise.tools import ALL_TOOLS
 
@@ -78,18 +78,12 @@ def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
 
 
 def _server(directory: Path, tickets: int) -> tuple[Any, Any, TimedTransport, Path]:
-    settings = SandboxSettings(tickets=tickets)
-    app = create_app(settings)
-    transport = TimedTransport(httpx2.ASGITransport(app=app))
+    sandbox = sandbox_tenant(TENANT, create_app(SandboxSettings(tickets=tickets)))
+    transport = TimedTransport(sandbox.transport)
     audit_path = directory / f"audit-{time.perf_counter_ns()}.jsonl"
-    config = AppConfig(
-        default_tenant=TENANT, audit=AuditConfig(path=audit_path),
-        tenants={TENANT: TenantConfig(name=TENANT, company_id=settings.company, client_id="bench",
-                                      base_url=SANDBOX_BASE_URL, member="jsmith")},
-    )
-    server = build_server(config, transports={TENANT: transport},
-                          credentials={TENANT: ApiCredentials(settings.public_key, settings.private_key)})
-    return server, app, transport, audit_path
+    config = AppConfig(default_tenant=TENANT, audit=AuditConfig(path=audit_path), tenants={TENANT: sandbox.config})
+    server = build_server(config, transports={TENANT: transport}, credentials={TENANT: sandbox.credentials})
+    return server, sandbox.app, transport, audit_path
 
 
 def _percentile(samples: list[float], fraction: float) -> float:
