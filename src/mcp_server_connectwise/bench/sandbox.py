@@ -1,4 +1,4 @@
-"""Sandbox benchmarks for `mcp-server-connectwise bench`: seeding time and in-process search throughput."""
+"""Benchmarks of the sandbox: seeding time and in-process search throughput."""
 
 from __future__ import annotations
 

@@ -150,7 +150,7 @@ async def _measure_tool(server: Any, transport: TimedTransport, audit_path: Path
     ]
 
 
-async def bench_server(quick: bool) -> list[tuple[str, str]]:
+async def bench_tools(quick: bool) -> list[tuple[str, str]]:
     calls = 30 if quick else 300
     tickets = 200 if quick else 5_000
     rows: list[tuple[str, str]] = [("calls per tool (after one cold and one warm call)", str(calls)),
