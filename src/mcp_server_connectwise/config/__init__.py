@@ -12,7 +12,6 @@ from mcp_server_connectwise.config.models import (
     Principal,
     ServerConfig,
     TenantConfig,
-    UsageError,
 )
 from mcp_server_connectwise.config.network import ANY_PORT
 
@@ -29,7 +28,6 @@ __all__ = [
     "Principal",
     "ServerConfig",
     "TenantConfig",
-    "UsageError",
     "config_path",
     "did_you_mean",
     "load_config",

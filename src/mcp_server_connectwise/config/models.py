@@ -46,13 +46,6 @@ class ConfigError(Exception):
     """A problem in the configuration, as one line naming the file, the tenant and the key."""
 
 
-class UsageError(Exception):
-    """A problem the user fixes by changing the command line: the CLI prints it as one line.
-
-    Here rather than in `cli`, so that the subcommand modules `cli` imports can raise it without importing `cli`.
-    """
-
-
 class TenantConfig(BaseModel):
     """One ConnectWise company the server may work for."""
 

@@ -21,7 +21,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcp_server_connectwise.config import ConfigError
 from mcp_server_connectwise.http_auth import hash_token, new_token
-from mcp_server_connectwise.server import _demo_banner, run_demo, run_serve
+from mcp_server_connectwise.cli.demo import banner as _demo_banner
+from mcp_server_connectwise.cli.demo import run as run_demo
+from mcp_server_connectwise.cli.serve import run as run_serve
 
 
 def args(**values) -> argparse.Namespace:
