@@ -8,44 +8,25 @@ Logging goes to stderr only: on stdio, stdout is the protocol wire.
 
 from __future__ import annotations
 
-import argparse
-import getpass
-import json
 import logging
-import shlex
-import shutil
-import sys
-import tempfile
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import anyio
 import httpx2
-import uvicorn
 from mcp.server import MCPServer
 from starlette.applications import Starlette
 
 from mcp_server_connectwise import __version__
 from mcp_server_connectwise.audit import AuditLog
-from mcp_server_connectwise.config import (
-    AppConfig,
-    AuditConfig,
-    ConfigError,
-    HttpConfig,
-    Principal,
-    TenantConfig,
-    load_config,
-)
+from mcp_server_connectwise.config import AppConfig, AuditConfig, ConfigError, HttpConfig, Principal
 from mcp_server_connectwise.connectwise import ApiCredentials
-from mcp_server_connectwise.connectwise.hosts import is_loopback_host
 from mcp_server_connectwise.http_auth import (
     PrincipalTokenVerifier,
     auth_settings,
     hash_token,
-    new_token,
     transport_security,
 )
 from mcp_server_connectwise.secrets import KeyStore
@@ -61,13 +42,9 @@ from mcp_server_connectwise.toolsets.runtime import (
     select_tools,
 )
 
-logger = logging.getLogger(__name__)
 
 SERVER_NAME = "mcp-server-connectwise"
 DEMO_TENANT = "demo"
-DEMO_CLIENT_ID = "00000000-0000-4000-8000-000000000000"  # the sandbox accepts any clientId
-DEMO_MEMBER = "jsmith"  # a technician in the sandbox's seed data
-PROGRAM = "mcp-server-connectwise"
 
 @dataclass(frozen=True)
 class Listener:
@@ -146,7 +123,8 @@ def build_server(
                 state.audit.close()
 
     try:
-        offer = Offer.of(select_tools(REGISTRY, tenants, toolsets=toolsets))
+        offer = Offer.of(select_tools(
+            REGISTRY, tenants, toolsets=toolsets if toolsets is not None else app_config.server.toolsets))
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
     runtime = ToolRuntime(tenants, state.audit, None if listener else principal, offer)
@@ -175,128 +153,27 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
                           max_request_body_size=body_cap)
 
 
-# --- running -------------------------------------------------------------------------------------------
+# --- the demo: tenant 'demo' on the in-process sandbox -------------------------------------------------
 
 
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in a bare container
-        return "unknown"
+def _demo(audit_path: Path, http: HttpConfig | None = None) -> tuple[AppConfig, dict[str, Any]]:
+    """The demo's config, and the build_server options answering tenant `demo` from a fresh in-process sandbox."""
+    from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 
-
-def _listen(app: Starlette, listener: Listener) -> None:
-    # log_config=None: uvicorn's lines go through our (stderr) logging rather than its own stdout handler.
-    config = uvicorn.Config(app, host=listener.host, port=listener.port, log_config=None, log_level="info")
-    anyio.run(uvicorn.Server(config).serve)
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    """`serve`: the configured tenants over stdio, SSE or streamable HTTP. Config problems raise ConfigError."""
-    config = load_config(args.config)
-    options: dict[str, Any] = dict(read_only=args.read_only, default_tenant=args.tenant)
-    if args.transport == "stdio":
-        server = build_server(config, principal=f"stdio:{_os_user()}", **options)
-        logger.info("serving %d tenant(s) over stdio; audit log %s", len(config.tenants), config.audit.path)
-        server.run()
-        return 0
-    listener = Listener(args.transport, args.host, args.port)
-    app = build_network_app(config, listener, **options)
-    logger.info("serving %d tenant(s) at %s to %d principal(s); audit log %s",
-                len(config.tenants), listener.url, len(config.http.principals), config.audit.path)
-    _listen(app, listener)
-    return 0
-
-
-def _demo_config(audit_path: Path, http: HttpConfig | None = None) -> AppConfig:
-    from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL, SandboxSettings
-
-    tenant = TenantConfig(
-        name=DEMO_TENANT, company_id=SandboxSettings().company, client_id=DEMO_CLIENT_ID,
-        base_url=SANDBOX_BASE_URL, member=DEMO_MEMBER,
-    )
-    return AppConfig(default_tenant=DEMO_TENANT, audit=AuditConfig(path=audit_path), http=http or HttpConfig(),
-                     tenants={DEMO_TENANT: tenant})
-
-
-def _demo_sandbox() -> dict[str, Any]:
-    """build_server options answering tenant `demo` from a fresh in-process sandbox: no network, no keys."""
-    from mcp_server_connectwise.sandbox import create_app
-    from mcp_server_connectwise.sandbox.settings import SandboxSettings
-
-    settings = SandboxSettings()
-    return dict(
-        transports={DEMO_TENANT: httpx2.ASGITransport(app=create_app(settings))},
-        credentials={DEMO_TENANT: ApiCredentials(settings.public_key, settings.private_key)},
-    )
+    sandbox = sandbox_tenant(DEMO_TENANT)
+    config = AppConfig(default_tenant=DEMO_TENANT, audit=AuditConfig(path=audit_path), http=http or HttpConfig(),
+                       tenants={DEMO_TENANT: sandbox.config})
+    return config, dict(transports={DEMO_TENANT: sandbox.transport}, credentials={DEMO_TENANT: sandbox.credentials})
 
 
 def build_demo_server(audit_path: Path, *, principal: str = "local") -> MCPServer:
     """The server with one tenant, `demo`, answered by the in-process sandbox: no network, no keys."""
-    return build_server(_demo_config(audit_path), principal=principal, **_demo_sandbox())
+    config, sandbox = _demo(audit_path)
+    return build_server(config, principal=principal, **sandbox)
 
 
 def build_demo_app(audit_path: Path, listener: Listener, token: str) -> Starlette:
     """The demo over HTTP or SSE: like `serve`, it needs a bearer token, here `token` of principal `demo`."""
     principal = Principal(name=DEMO_TENANT, token_sha256=hash_token(token), tenants=(DEMO_TENANT,))
-    config = _demo_config(audit_path, HttpConfig(principals={DEMO_TENANT: principal}))
-    return build_network_app(config, listener, **_demo_sandbox())
-
-
-def _launch_command() -> list[str]:
-    script = shutil.which(PROGRAM, path=str(Path(sys.executable).parent)) or shutil.which(PROGRAM)
-    return [script] if script else [sys.executable, "-m", "mcp_server_connectwise"]
-
-
-def _demo_banner(args: argparse.Namespace, audit_path: Path) -> str:
-    command = _launch_command()
-    lines = [
-        f"{PROGRAM} demo: tenant 'demo' is the built-in ConnectWise SANDBOX (made-up data, in-process, "
-        "no network, no keys); writes change only this process's copy.",
-        f"Audit log: {audit_path}",
-    ]
-    if args.transport == "stdio":
-        desktop = {"mcpServers": {"connectwise-demo": {"command": command[0], "args": [*command[1:], "demo"]}}}
-        lines += [
-            "Claude Desktop (claude_desktop_config.json):",
-            json.dumps(desktop, indent=2),
-            "MCP Inspector:",
-            f"npx @modelcontextprotocol/inspector --cli --method tools/list -- {shlex.join([*command, 'demo'])}",
-        ]
-    else:
-        url = Listener(args.transport, args.host, args.port).url
-        lines += [
-            f"Listening at {url}; every request needs the bearer token printed on stdout: "
-            "send `Authorization: Bearer TOKEN`.",
-            f"MCP Inspector: npx @modelcontextprotocol/inspector --cli {url} --method tools/list "
-            '--header "Authorization: Bearer TOKEN"',
-        ]
-    return "\n".join(lines)
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """`demo`: the server over the sandbox, announcing on stderr what it is and how to connect.
-
-    Over HTTP/SSE it binds loopback only and mints a bearer token, printed once on stdout (as `tokens create`
-    does): there is no unauthenticated network mode, even for made-up data."""
-    if args.transport != "stdio" and not is_loopback_host(args.host):
-        print(f"{PROGRAM}: refusing to listen on {args.host}: the demo binds loopback only (127.0.0.1, ::1 or "
-              "localhost); use `serve` with [http] allowed_hosts and allowed_origins to listen beyond this machine",
-              file=sys.stderr)
-        return 2
-    if args.audit_path:
-        audit_path = Path(args.audit_path).expanduser().absolute()
-    else:
-        audit_path = Path(tempfile.mkstemp(prefix="connectwise-demo-audit-", suffix=".jsonl")[1])
-    if args.transport == "stdio":
-        server = build_demo_server(audit_path, principal=f"stdio:{_os_user()}")
-        print(_demo_banner(args, audit_path), file=sys.stderr, flush=True)
-        server.run()
-        return 0
-    listener = Listener(args.transport, args.host, args.port)
-    token = new_token()
-    app = build_demo_app(audit_path, listener, token)
-    print(_demo_banner(args, audit_path), file=sys.stderr, flush=True)
-    print(token, flush=True)
-    _listen(app, listener)
-    return 0
+    config, sandbox = _demo(audit_path, HttpConfig(principals={DEMO_TENANT: principal}))
+    return build_network_app(config, listener, **sandbox)

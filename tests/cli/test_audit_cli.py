@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from mcp_server_connectwise.audit import AuditEntry, AuditLog
-from mcp_server_connectwise.audit_admin import run_audit
 from mcp_server_connectwise.cli import main
-from mcp_server_connectwise.config import UsageError
+from mcp_server_connectwise.cli.arguments import UsageError
+from mcp_server_connectwise.cli.audit import run as run_audit
 
 CONFIG = """\
 [audit]

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from mcp_server_connectwise.cli import main
-from mcp_server_connectwise.config import ConfigError, UsageError, load_config
+from mcp_server_connectwise.cli.arguments import UsageError
+from mcp_server_connectwise.cli.tokens import run as run_tokens
+from mcp_server_connectwise.config import ConfigError, load_config
 from mcp_server_connectwise.http_auth import PrincipalTokenVerifier, hash_token
-from mcp_server_connectwise.token_admin import run_tokens
 
 CONFIG = """\
 # Our tenants.

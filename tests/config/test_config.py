@@ -14,6 +14,7 @@ from mcp_server_connectwise.config import (
     ConfigError,
     HttpConfig,
     Principal,
+    ServerConfig,
     TenantConfig,
     config_path,
     load_config,
@@ -624,3 +625,39 @@ def test_audit_rotation_size_refused(tmp_path: Path, value: str) -> None:
     assert error_for(tmp_path, text) == (
         f"{path}: [audit]: key 'max_bytes': must be a whole number of bytes from 65536 to 1073741824"
     )
+
+
+# --- [server]: the toolsets this server offers ---------------------------------------------------------------
+
+
+def test_loads_the_server_toolsets(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[server]\ntoolsets = ["tickets", "time", "tickets"]\n' + ACME))
+    assert config.server == ServerConfig(toolsets=("tickets", "time"))  # once each, in the order given
+
+
+def test_every_toolset_without_a_server_table(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ACME)).server.toolsets is None
+    assert load_config(write(tmp_path, "[server]\n" + ACME)).server.toolsets is None
+    assert AppConfig(tenants=load_config(write(tmp_path, ACME)).tenants).server == ServerConfig()
+
+
+def test_the_example_file_serves_every_toolset() -> None:
+    assert load_config(REPO_ROOT / "tenants.example.toml").server == ServerConfig()
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("server = 1\n", "key 'server': must be a table ([server])"),
+        ('server = "tickets"\n', "key 'server': must be a table ([server])"),
+        ('[server]\ntoolset = ["tickets"]\n', "[server]: key 'toolset': unknown key (did you mean 'toolsets'?)"),
+        ("[server]\nread_only = true\n", "[server]: key 'read_only': unknown key"),
+        ('[server]\ntoolsets = "tickets"\n', '[server]: key \'toolsets\': must be a list of toolset names, such as ["tickets", "time"]'),
+        ("[server]\ntoolsets = [1]\n", '[server]: key \'toolsets\': must be a list of toolset names, such as ["tickets", "time"]'),
+        ('[server]\ntoolsets = ["tickets", true]\n', '[server]: key \'toolsets\': must be a list of toolset names, such as ["tickets", "time"]'),
+        ("[server]\ntoolsets = []\n", "[server]: key 'toolsets': must name at least one toolset (remove the key to serve every toolset)"),
+    ],
+)
+def test_bad_server_table(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "tenants.toml"
+    assert error_for(tmp_path, text + ACME) == f"{path}: {problem}"

@@ -24,14 +24,13 @@ from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 
 from mcp_server_connectwise.audit import read_audit
-from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal, TenantConfig
-from mcp_server_connectwise.connectwise import ApiCredentials
+from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal
 from mcp_server_connectwise.http_auth import hash_token, new_token
-from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+from mcp_server_connectwise.sandbox import SandboxSettings, create_app
+from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.secrets import KeyStore
 from mcp_server_connectwise.server import Listener, build_network_app
 
-from support.harness import CLIENT_ID, MEMBER
 from support.registry import READS, TOOLS
 
 TENANTS = ("acme", "globex", "initech")
@@ -94,9 +93,10 @@ class Served:
 @asynccontextmanager
 async def serving(tmp_path: Path, transport: str = "http", **options: Any) -> AsyncIterator[Served]:
     """build_network_app over one sandbox per tenant (keys in the keyring), run by uvicorn on a free port."""
-    sandboxes = {name: create_app(settings) for name, settings in SANDBOXES.items()}
-    for name, settings in SANDBOXES.items():
-        KeyStore().set(name, ApiCredentials(settings.public_key, settings.private_key))
+    sandboxes = {name: sandbox_tenant(name, create_app(settings), read_only=name == READ_ONLY_TENANT)
+                 for name, settings in SANDBOXES.items()}
+    for name, sandbox in sandboxes.items():
+        KeyStore().set(name, sandbox.credentials)
     principals = {
         name: Principal(name=name, token_sha256=hash_token(token), tenants=PRINCIPAL_TENANTS[name])
         for name, token in TOKENS.items()
@@ -105,14 +105,10 @@ async def serving(tmp_path: Path, transport: str = "http", **options: Any) -> As
         default_tenant="acme",
         audit=AuditConfig(path=tmp_path / "audit.jsonl"),
         http=HttpConfig(principals=principals, max_request_body_bytes=64 * 1024),
-        tenants={
-            name: TenantConfig(name=name, company_id=settings.company, client_id=CLIENT_ID, base_url=SANDBOX_BASE_URL,
-                               member=MEMBER, read_only=name == READ_ONLY_TENANT)
-            for name, settings in SANDBOXES.items()
-        },
+        tenants={name: sandbox.config for name, sandbox in sandboxes.items()},
     )
     listener = Listener(transport, "127.0.0.1", free_port())  # type: ignore[arg-type]
-    transports = {name: httpx2.ASGITransport(app=app) for name, app in sandboxes.items()}
+    transports = {name: sandbox.transport for name, sandbox in sandboxes.items()}
     app = build_network_app(config, listener, transports=transports, **options)
     server = uvicorn.Server(uvicorn.Config(app, host=listener.host, port=listener.port, log_config=None))
     task = asyncio.create_task(server.serve())
@@ -121,7 +117,8 @@ async def serving(tmp_path: Path, transport: str = "http", **options: Any) -> As
             if task.done():
                 task.result()  # surface a start-up failure
             await asyncio.sleep(0.01)
-        yield Served(listener.url, sandboxes, tmp_path / "audit.jsonl", transport)
+        yield Served(listener.url, {name: sandbox.app for name, sandbox in sandboxes.items()}, tmp_path / "audit.jsonl",
+                     transport)
     finally:
         server.should_exit = True
         await task

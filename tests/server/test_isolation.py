@@ -12,17 +12,15 @@ import random
 from collections import Counter
 from pathlib import Path
 
-import httpx2
 from starlette.applications import Starlette
 
-from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
-from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, ConnectWiseClient
-from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
-from mcp_server_connectwise.secrets import KeyStore
-from mcp_server_connectwise.server import build_server
+from mcp_server_connectwise.config import AppConfig, AuditConfig
+from mcp_server_connectwise.connectwise import ConnectWiseClient
+from mcp_server_connectwise.sandbox import SandboxSettings, create_app
+from mcp_server_connectwise.sandbox.tenant import CLIENT_ID, sandbox_tenant
 from mcp_server_connectwise.services.tenancy import Tenants
 
-from support.harness import CLIENT_ID, MEMBER, Harness
+from support.harness import Harness, make_harness, sandbox_client
 
 SANDBOXES = {
     name: SandboxSettings(seed=seed, tickets=200, company=f"{name}-co", public_key=f"{name}-pub", private_key=f"{name}-priv")
@@ -32,18 +30,8 @@ SERVICE_DESK = 1  # the sandbox's first board
 SHARED_STATUS = "Isolation Check"  # the same name in every sandbox, under a different id in each
 
 
-def tenant_config(name: str, **overrides: object) -> TenantConfig:
-    values = dict(name=name, company_id=SANDBOXES[name].company, client_id=CLIENT_ID, base_url=SANDBOX_BASE_URL,
-                  member=MEMBER)
-    return TenantConfig(**(values | overrides))
-
-
 def own_client(name: str, app: Starlette) -> ConnectWiseClient:
-    settings = SANDBOXES[name]
-    return ConnectWiseClient(
-        ClientSettings(company_id=settings.company, client_id=CLIENT_ID, base_url=SANDBOX_BASE_URL),
-        ApiCredentials(settings.public_key, settings.private_key), transport=httpx2.ASGITransport(app=app),
-    )
+    return sandbox_client(sandbox_tenant(name, app))
 
 
 async def add_shared_status(name: str, app: Starlette, fillers: int) -> int:
@@ -72,13 +60,7 @@ def workable_service_desk_tickets(app: Starlette, count: int) -> list[int]:
 
 
 def make_isolated_harness(tmp_path: Path) -> Harness:
-    sandboxes = {name: create_app(settings) for name, settings in SANDBOXES.items()}
-    for name, settings in SANDBOXES.items():
-        KeyStore().set(name, ApiCredentials(settings.public_key, settings.private_key))
-    config = AppConfig(default_tenant="acme", audit=AuditConfig(path=tmp_path / "audit.jsonl"),
-                       tenants={name: tenant_config(name) for name in SANDBOXES})
-    transports = {name: httpx2.ASGITransport(app=app) for name, app in sandboxes.items()}
-    return Harness(build_server(config, transports=transports), sandboxes, tmp_path / "audit.jsonl")
+    return make_harness(tmp_path, {name: {} for name in SANDBOXES}, sandbox_settings=SANDBOXES)
 
 
 def calls_for(tenant: str, tickets: list[int]) -> list[tuple[str, dict]]:
@@ -136,14 +118,14 @@ async def test_concurrent_calls_for_three_tenants_never_mix(tmp_path):
 
 
 async def test_one_tenants_spent_rate_budget_does_not_slow_another(tmp_path):
-    sandboxes = {name: create_app(settings) for name, settings in SANDBOXES.items()}
-    config = AppConfig(audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={
-        "acme": tenant_config("acme", requests_per_minute=2), "globex": tenant_config("globex", requests_per_minute=50),
-    })
+    sandboxes = {name: sandbox_tenant(name, create_app(SANDBOXES[name]), requests_per_minute=budget)
+                 for name, budget in (("acme", 2), ("globex", 50))}
+    config = AppConfig(audit=AuditConfig(path=tmp_path / "audit.jsonl"),
+                       tenants={name: sandbox.config for name, sandbox in sandboxes.items()})
     tenants = Tenants(
         config,
-        credentials={name: ApiCredentials(SANDBOXES[name].public_key, SANDBOXES[name].private_key) for name in SANDBOXES},
-        transports={name: httpx2.ASGITransport(app=app) for name, app in sandboxes.items()},
+        credentials={name: sandbox.credentials for name, sandbox in sandboxes.items()},
+        transports={name: sandbox.transport for name, sandbox in sandboxes.items()},
     )
     acme = (await tenants.open_session(config.tenants["acme"])).client
     globex = (await tenants.open_session(config.tenants["globex"])).client
@@ -154,7 +136,7 @@ async def test_one_tenants_spent_rate_budget_does_not_slow_another(tmp_path):
         await asyncio.sleep(0.2)
         await asyncio.wait_for(asyncio.gather(*(globex.get("/service/boards/1") for _ in range(30))), timeout=5)
         assert not third.done()
-        assert len(sandboxes["acme"].state.request_log) == 2 and len(sandboxes["globex"].state.request_log) == 30
+        assert len(sandboxes["acme"].app.state.request_log) == 2 and len(sandboxes["globex"].app.state.request_log) == 30
         third.cancel()
     finally:
         await tenants.aclose()

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 import httpx2
 import pytest
 from support.faults import Rewriting, script_faults
-from support.harness import CLIENT_ID, SANDBOX, sandbox_app, tenant_config
+from support.harness import sandbox_app, sandbox_client
 from support.requests import entry as entry_of, note as note_of
 
-from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, ConnectWiseClient
+from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.services import write_recovery
 from mcp_server_connectwise.services.catalog import Catalog
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown
@@ -38,14 +38,9 @@ async def _no_wait(_seconds: float) -> None:
 
 def session_over(app, transport: httpx2.AsyncBaseTransport | None = None) -> TenantSession:
     """A session on `app` (or on `transport` in front of it) whose client retries without waiting."""
-    tenant = tenant_config("acme")
-    client = ConnectWiseClient(
-        ClientSettings(company_id=SANDBOX.company, client_id=CLIENT_ID, base_url=tenant.base_url),
-        ApiCredentials(SANDBOX.public_key, SANDBOX.private_key),
-        transport=transport or httpx2.ASGITransport(app=app),
-        sleep=_no_wait,
-    )
-    return TenantSession(tenant, client, Catalog(client))
+    sandbox = sandbox_tenant("acme", app)
+    client = sandbox_client(sandbox, transport, sleep=_no_wait)
+    return TenantSession(sandbox.config, client, Catalog(client))
 
 
 def requests(app) -> list[str]:

@@ -20,15 +20,14 @@ from starlette.applications import Starlette
 from mcp_server_connectwise.audit import read_audit
 from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
 from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, ConnectWiseClient
-from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+from mcp_server_connectwise.sandbox import SandboxSettings, create_app
+from mcp_server_connectwise.sandbox.tenant import SandboxTenant, sandbox_tenant
 from mcp_server_connectwise.secrets import KeyStore
 from mcp_server_connectwise.server import build_server
 from mcp_server_connectwise.services.catalog import Catalog
 from mcp_server_connectwise.services.tenancy import TenantSession
 
-CLIENT_ID = "11111111-2222-4333-8444-555555555555"
 SANDBOX = SandboxSettings(tickets=200)  # small and fast; the same seed every time
-MEMBER = "jsmith"
 
 
 def sandbox_app(**overrides: Any) -> Starlette:
@@ -36,8 +35,7 @@ def sandbox_app(**overrides: Any) -> Starlette:
 
 
 def tenant_config(name: str, **overrides: Any) -> TenantConfig:
-    values = dict(name=name, company_id=SANDBOX.company, client_id=CLIENT_ID, base_url=SANDBOX_BASE_URL, member=MEMBER)
-    return TenantConfig(**(values | overrides))
+    return sandbox_tenant(name, sandbox_app(), **overrides).config
 
 
 def store_keys(tenant: str, private_key: str = SANDBOX.private_key) -> None:
@@ -73,32 +71,44 @@ def make_harness(
     tenants: dict[str, dict] | None = None,
     *,
     default_tenant: str | None = "acme",
+    sandbox_settings: dict[str, SandboxSettings] | None = None,
     **build_options: Any,
 ) -> Harness:
-    """A server over one sandbox per tenant (default: one tenant `acme`); `tenants` maps names to config overrides."""
+    """A server over one sandbox per tenant (default: one tenant `acme`); `tenants` maps names to config overrides,
+    `sandbox_settings` names to their sandbox's settings (default: SANDBOX)."""
     tenants = tenants if tenants is not None else {"acme": {}}
-    sandboxes = {name: sandbox_app() for name in tenants}
-    for name in tenants:
-        store_keys(name)
+    settings_of = sandbox_settings or {}
+    sandboxes = {name: sandbox_tenant(name, create_app(settings_of.get(name, SANDBOX)), **overrides)
+                 for name, overrides in tenants.items()}
+    for name, sandbox in sandboxes.items():
+        KeyStore().set(name, sandbox.credentials)
     config = AppConfig(
         default_tenant=default_tenant,
         audit=AuditConfig(path=tmp_path / "audit.jsonl"),
-        tenants={name: tenant_config(name, **overrides) for name, overrides in tenants.items()},
+        tenants={name: sandbox.config for name, sandbox in sandboxes.items()},
     )
-    transports = {name: httpx2.ASGITransport(app=app) for name, app in sandboxes.items()}
+    transports = {name: sandbox.transport for name, sandbox in sandboxes.items()}
     server = build_server(config, transports=transports, **build_options)
-    return Harness(server, sandboxes, tmp_path / "audit.jsonl")
+    return Harness(server, {name: sandbox.app for name, sandbox in sandboxes.items()}, tmp_path / "audit.jsonl")
+
+
+def sandbox_client(
+    sandbox: SandboxTenant, transport: httpx2.AsyncBaseTransport | None = None, **options: Any
+) -> ConnectWiseClient:
+    """A client of `sandbox`'s tenant straight onto its sandbox (or `transport`); `options` go to the client."""
+    tenant = sandbox.config
+    return ConnectWiseClient(
+        ClientSettings(company_id=tenant.company_id, client_id=tenant.client_id, base_url=tenant.base_url),
+        sandbox.credentials,
+        transport=transport or sandbox.transport,
+        **options,
+    )
 
 
 def sandbox_session(
     app: Starlette | None = None, *, transport: httpx2.AsyncBaseTransport | None = None, **tenant_overrides: Any
 ) -> TenantSession:
     """A tenant session straight onto a sandbox (or `transport`), for testing service functions without MCP."""
-    app = app or sandbox_app()
-    tenant = tenant_config("acme", **tenant_overrides)
-    client = ConnectWiseClient(
-        ClientSettings(company_id=tenant.company_id, client_id=tenant.client_id, base_url=tenant.base_url),
-        ApiCredentials(SANDBOX.public_key, SANDBOX.private_key),
-        transport=transport or httpx2.ASGITransport(app=app),
-    )
-    return TenantSession(tenant, client, Catalog(client))
+    sandbox = sandbox_tenant("acme", app or sandbox_app(), **tenant_overrides)
+    client = sandbox_client(sandbox, transport)
+    return TenantSession(sandbox.config, client, Catalog(client))

@@ -16,20 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from support.fault_proxy import RETRY_AFTER_SECONDS, ProxiedRequest, proxied_sandbox
+from support.fault_proxy import RETRY_AFTER_SECONDS, ProxiedRequest, ProxiedSandbox, proxied_sandbox
 from mcp import Client
-from support.harness import CLIENT_ID, MEMBER, SANDBOX
 
 from mcp_server_connectwise.audit import read_audit
-from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
+from mcp_server_connectwise.config import AppConfig, AuditConfig
 from mcp_server_connectwise.connectwise import (
     AmbiguousWriteError,
-    ApiCredentials,
     ClientSettings,
     ConnectWiseClient,
     retry,
 )
 from mcp_server_connectwise.sandbox import SandboxSettings
+from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.server import build_server
 from mcp_server_connectwise.services import write_recovery
 
@@ -38,7 +37,6 @@ TIME_LIMIT_SECONDS = 120
 # Per request at the proxy; the sandbox adds its own faults (SANDBOX_FAULT_RATE) behind it.
 PROXY_FAULTS = {"drop_after_commit": 0.08, "reset_before": 0.06, "bad_gateway": 0.04, "rate_limited": 0.015}
 SANDBOX_FAULT_RATE = 0.04
-CREDENTIALS = ApiCredentials(SANDBOX.public_key, SANDBOX.private_key)
 
 
 def chooser(seed: int) -> Callable[[ProxiedRequest], str]:
@@ -109,14 +107,10 @@ def fast_recovery(monkeypatch):
 async def test_a_stream_of_writes_under_faults_loses_and_doubles_nothing(tmp_path, fast_recovery):
     settings = SandboxSettings(tickets=200, fault_rate=SANDBOX_FAULT_RATE, seed=7)
     async with asyncio.timeout(TIME_LIMIT_SECONDS), proxied_sandbox(settings, chooser(seed=11)) as served:
-        config = AppConfig(
-            default_tenant="acme",
-            audit=AuditConfig(path=tmp_path / "audit.jsonl"),
-            tenants={"acme": TenantConfig(
-                name="acme", company_id=SANDBOX.company, client_id=CLIENT_ID, base_url=served.base_url, member=MEMBER,
-                requests_per_minute=5000)},
-        )
-        server = build_server(config, credentials={"acme": CREDENTIALS})
+        sandbox = sandbox_tenant("acme", served.app, base_url=served.base_url, requests_per_minute=5000)
+        config = AppConfig(default_tenant="acme", audit=AuditConfig(path=tmp_path / "audit.jsonl"),
+                           tenants={"acme": sandbox.config})
+        server = build_server(config, credentials={"acme": sandbox.credentials})  # over the network, through the proxy
         store = served.app.state.store
         records_before = len(store["notes"]) + len(store["timeEntries"])
         calls = plan_calls(store, random.Random(3))
@@ -174,8 +168,14 @@ def _looked(line: dict) -> bool:
 # --- the proxy does what it says -------------------------------------------------------------------------
 
 
-def raw_client(base_url: str) -> ConnectWiseClient:
-    return ConnectWiseClient(ClientSettings(company_id=SANDBOX.company, client_id=CLIENT_ID, base_url=base_url), CREDENTIALS)
+def raw_client(served: ProxiedSandbox) -> ConnectWiseClient:
+    """A client of the proxied sandbox, over the network."""
+    sandbox = sandbox_tenant("acme", served.app, base_url=served.base_url)
+    tenant = sandbox.config
+    return ConnectWiseClient(
+        ClientSettings(company_id=tenant.company_id, client_id=tenant.client_id, base_url=tenant.base_url),
+        sandbox.credentials,
+    )
 
 
 NOTE = {"text": "Proxy check.", "internalAnalysisFlag": True}
@@ -186,7 +186,7 @@ NOTE = {"text": "Proxy check.", "internalAnalysisFlag": True}
 async def test_the_proxy_loses_answers_as_told(action, saved):
     actions = iter([action])
     async with proxied_sandbox(SandboxSettings(tickets=20), lambda request: next(actions, "pass")) as served:
-        async with raw_client(served.base_url) as client:
+        async with raw_client(served) as client:
             with pytest.raises(AmbiguousWriteError):
                 await client.post("/service/tickets/1001/notes", NOTE)
     assert any(note["text"] == NOTE["text"] for note in served.app.state.store["notes"].values()) is saved
@@ -195,7 +195,7 @@ async def test_the_proxy_loses_answers_as_told(action, saved):
 async def test_the_proxy_rate_limits_with_retry_after_and_the_client_waits():
     actions = iter(["rate_limited"])
     async with proxied_sandbox(SandboxSettings(tickets=20), lambda request: next(actions, "pass")) as served:
-        async with raw_client(served.base_url) as client:
+        async with raw_client(served) as client:
             created = await client.post("/service/tickets/1001/notes", NOTE)
     first, second = served.log
     assert (first.action, second.action) == ("rate_limited", "pass") and created["text"] == NOTE["text"]

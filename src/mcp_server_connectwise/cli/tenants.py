@@ -1,4 +1,4 @@
-"""`mcp-server-connectwise tenants set-keys NAME | list | remove NAME`.
+"""`tenants set-keys NAME | list | remove NAME`: tenants' API keys in the OS keyring.
 
 Keys are read without echo (or from two piped lines, for scripts) and go straight to the keyring; no
 output of these commands ever contains a key.
@@ -9,26 +9,45 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
-from mcp_server_connectwise.config import AppConfig, UsageError, load_config
-from mcp_server_connectwise.connectwise import ApiCredentials
-from mcp_server_connectwise.secrets import KeyStore
+from mcp_server_connectwise.cli.arguments import UsageError, add_config_option
+
+if TYPE_CHECKING:
+    from mcp_server_connectwise.config import AppConfig
+    from mcp_server_connectwise.secrets import KeyStore
 
 
-def run_tenants(args: argparse.Namespace) -> int:
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("tenants", help="manage tenants' API keys in the OS keyring")
+    add_config_option(parser)
+    actions = parser.add_subparsers(dest="tenants_command", metavar="ACTION", required=True)
+    set_keys = actions.add_parser("set-keys", help="store a tenant's public and private API keys in the keyring")
+    set_keys.add_argument("name")
+    actions.add_parser("list", help="list tenants and whether their keys are present (never the keys)")
+    remove = actions.add_parser("remove", help="delete a tenant's keys from the keyring")
+    remove.add_argument("name")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcp_server_connectwise.config import load_config
+    from mcp_server_connectwise.secrets import KeyStore
+
     if args.tenants_command == "set-keys":
-        return _set_keys(args.name, load_config(args.config))
+        return _set_keys(args.name, load_config(args.config), KeyStore())
     if args.tenants_command == "list":
-        return _list(load_config(args.config))
+        return _list(load_config(args.config), KeyStore())
     if args.tenants_command == "remove":
         # No config needed: removing the keys of a tenant already deleted from the config is the cleanup case.
-        return _remove(args.name)
+        return _remove(args.name, KeyStore())
     raise AssertionError(f"unhandled tenants command {args.tenants_command}")
 
 
-def _set_keys(name: str, config: AppConfig) -> int:
+def _set_keys(name: str, config: AppConfig, store: KeyStore) -> int:
+    from mcp_server_connectwise.connectwise import ApiCredentials
+
     tenant = config.tenant(name)
-    store = KeyStore()
     # Checked before prompting, so nobody types keys into a machine that cannot keep them.
     replacing = store.has(tenant.name)
     public_key, private_key = _read_keys(tenant.name)
@@ -63,8 +82,7 @@ def _checked_key(which: str, value: str) -> str:
     return key
 
 
-def _list(config: AppConfig) -> int:
-    store = KeyStore()
+def _list(config: AppConfig, store: KeyStore) -> int:
     rows = []
     for tenant in config.tenants.values():
         label = f"{tenant.name} (default)" if tenant.name == config.default_tenant else tenant.name
@@ -82,8 +100,8 @@ def _list(config: AppConfig) -> int:
     return 0
 
 
-def _remove(name: str) -> int:
-    if KeyStore().remove(name):
+def _remove(name: str, store: KeyStore) -> int:
+    if store.remove(name):
         print(f"removed the API keys of tenant '{name}' from the OS keyring")
         return 0
     print(f"mcp-server-connectwise: no API keys stored for tenant '{name}'", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Sandbox benchmarks for `mcp-server-connectwise bench`: seeding time and in-process search throughput."""
+"""Benchmarks of the sandbox: seeding time and in-process search throughput."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from mcp_server_connectwise.sandbox.app import create_app
 from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL, SandboxSettings
 from mcp_server_connectwise.sandbox.seed import seed_store
 from mcp_server_connectwise.sandbox.store import Store
+from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 
 # A service-desk agent's typical search: open tickets on one board, text match, newest first.
 SEARCH = {
@@ -33,10 +34,9 @@ async def bench_sandbox(quick: bool) -> list[tuple[str, str]]:
     requests = 50 if quick else 300
     results = [(f"sandbox seed {seed_tickets:,} tickets", f"{_seconds_to_seed(seed_tickets):.2f} s")]
 
-    app = create_app(SandboxSettings(tickets=search_tickets))
-    auth = ("sandbox+sandbox-public", "sandbox-private")
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=auth,
-                                  headers={"clientId": "bench"}) as client:
+    sandbox = sandbox_tenant("bench", create_app(SandboxSettings(tickets=search_tickets)))
+    async with httpx2.AsyncClient(transport=sandbox.transport, base_url=sandbox.config.base_url,
+                                  auth=sandbox.basic_auth, headers={"clientId": sandbox.config.client_id}) as client:
         response = await client.get("/service/tickets", params=SEARCH)
         response.raise_for_status()
         started = time.perf_counter()

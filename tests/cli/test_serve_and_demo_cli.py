@@ -21,14 +21,16 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcp_server_connectwise.config import ConfigError
 from mcp_server_connectwise.http_auth import hash_token, new_token
-from mcp_server_connectwise.server import _demo_banner, run_demo, run_serve
+from mcp_server_connectwise.cli.demo import banner as _demo_banner
+from mcp_server_connectwise.cli.demo import run as run_demo
+from mcp_server_connectwise.cli.serve import run as run_serve
 
 from support.registry import READS, TOOLS
 
 
 def args(**values) -> argparse.Namespace:
     defaults = dict(config=None, transport="stdio", host="127.0.0.1", port=8000, tenant=None, read_only=False,
-                    audit_path=None)
+                    toolsets=None, audit_path=None)
     return argparse.Namespace(**(defaults | values))
 
 
@@ -158,3 +160,26 @@ async def test_serve_read_only_over_http_lists_no_write_tool_and_needs_the_token
         stderr = stop(process)
     assert {tool.name for tool in tools} == READS
     assert "http://127.0.0.1:" in stderr and token not in stderr and hash_token(token) not in stderr
+
+
+async def test_serve_toolsets_boards_read_only_lists_exactly_the_board_reads(tmp_path):
+    token = new_token()
+    principal = f'[http.principals.alice]\ntoken_sha256 = "{hash_token(token)}"\ntenants = ["acme"]\n'
+    config = write_config(tmp_path, f'[server]\ntoolsets = ["tickets"]\n[audit]\npath = "audit.jsonl"\n{principal}')
+    # --toolsets wins over the config's [server] toolsets; --read-only over both.
+    process, port = start(tmp_path, "http", "serve", "--config", str(config), "--toolsets", "boards", "--read-only")
+    try:
+        async with connected("http", f"http://127.0.0.1:{port}/mcp", token) as client:
+            tools = (await client.list_tools()).tools
+            instructions = client.instructions
+    finally:
+        stop(process)
+    assert {tool.name for tool in tools} == {"list_boards", "list_board_statuses"}
+    assert "search_tickets" not in instructions and "list_boards" in instructions
+
+
+def test_serve_refuses_an_unknown_toolset_naming_the_file(tmp_path):
+    config = write_config(tmp_path, '[server]\ntoolsets = ["tickets", "alerts"]\n')
+    with pytest.raises(ConfigError) as refused:
+        run_serve(args(config=str(config)))
+    assert str(refused.value) == (f"{config}: 'alerts' is not a toolset; the toolsets are: tickets, time, boards")

@@ -1,4 +1,4 @@
-"""`mcp-server-connectwise tokens create NAME --tenants a,b`.
+"""`tokens create NAME --tenants a,b`: a bearer token for the HTTP and SSE transports.
 
 The token is printed once and never written anywhere; the config gets only its SHA-256. Python has no
 TOML writer in our dependencies, so the file is edited as text: the principal's table is replaced in place
@@ -19,19 +19,31 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from mcp_server_connectwise.config import PRINCIPAL_NAME, PRINCIPAL_NAME_RULE, ConfigError, UsageError, load_config
-from mcp_server_connectwise.http_auth import hash_token, new_token
+from mcp_server_connectwise.cli.arguments import UsageError, add_config_option
 
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def run_tokens(args: argparse.Namespace) -> int:
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("tokens", help="manage bearer tokens for the HTTP and SSE transports")
+    add_config_option(parser)
+    actions = parser.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="create a principal's token: printed once, only its hash is stored")
+    create.add_argument("name", help="the principal's name, as it will appear in the audit log")
+    create.add_argument("--tenants", required=True, metavar="A,B", help="comma-separated tenants it may use")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.tokens_command == "create":
         return _create(args.name, args.tenants, args.config)
     raise AssertionError(f"unhandled tokens command {args.tokens_command}")
 
 
 def _create(name: str, tenants_arg: str, config_arg: str | None) -> int:
+    from mcp_server_connectwise.config import PRINCIPAL_NAME, PRINCIPAL_NAME_RULE, load_config
+    from mcp_server_connectwise.http_auth import hash_token, new_token
+
     if not PRINCIPAL_NAME.fullmatch(name):
         raise UsageError(f"principal {name[:80]!r}: {PRINCIPAL_NAME_RULE}")
     tenants = list(dict.fromkeys(part.strip() for part in tenants_arg.split(",") if part.strip()))
@@ -59,6 +71,8 @@ def _create(name: str, tenants_arg: str, config_arg: str | None) -> int:
 
 
 def _write_principal(path: Path, name: str, token_sha256: str, tenants: list[str]) -> None:
+    from mcp_server_connectwise.config import ConfigError
+
     try:
         with path.open(encoding="utf-8", newline="") as file:  # newline="": keep CRLF files CRLF
             text = file.read()
@@ -138,6 +152,8 @@ def _parsed(text: str) -> dict[str, Any] | None:
 
 def _replace_file(path: Path, text: str, status: os.stat_result) -> None:
     """Write beside the file, prove the result loads, then swap it in atomically with the same permissions."""
+    from mcp_server_connectwise.config import ConfigError, load_config
+
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     temp = Path(temp_name)
     try:

@@ -11,7 +11,7 @@ import httpx2
 
 SCRIPT = """
 import argparse, sys
-from mcp_server_connectwise.sandbox.serve import run_sandbox
+from mcp_server_connectwise.cli.sandbox import run as run_sandbox
 args = argparse.Namespace(port=int(sys.argv[1]), seed=1, tickets=50, company="sandbox", public_key="sandbox-public",
                           private_key="sandbox-private", fault_rate=0.0, rate_limit=0, latency=0.0)
 sys.exit(run_sandbox(args))

@@ -1,21 +1,12 @@
-"""`mcp-server-connectwise bench`: the benchmarks whose numbers the README records.
-
-Speed and size targets live here, never in timed unit tests. Sections: the sandbox (requests/second, seeding),
-the tools (ConnectWise requests per call, bytes to the model, added latency) and the stdio server's cold start.
-"""
+"""The stdio server's cold start: how long from spawning it to its first answer, beside the MCP SDK's own import."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import statistics
 import subprocess
 import sys
 import time
-
-from mcp_server_connectwise import __version__
-
 
 _READY = "import sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.read()"
 
@@ -65,21 +56,3 @@ def bench_cold_start(runs: int) -> list[tuple[str, str]]:
         ("stdio demo: spawn to first tools/list answer, median", f"{listed * 1000:.0f} ms"),
         ("our start-up beyond the SDK import (first tools/list minus SDK import)", f"{(listed - sdk) * 1000:.0f} ms"),
     ]
-
-
-def _print_section(title: str, rows: list[tuple[str, str]]) -> None:
-    print(f"\n### {title}\n")
-    print("| metric | value |\n| --- | --- |")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    from mcp_server_connectwise.sandbox.bench import bench_sandbox
-    from mcp_server_connectwise.server_bench import bench_server
-
-    print(f"mcp-server-connectwise {__version__} benchmarks (python {sys.version.split()[0]}, quick={args.quick})")
-    _print_section("Sandbox", asyncio.run(bench_sandbox(args.quick)))
-    _print_section("Tools", asyncio.run(bench_server(args.quick)))
-    _print_section("Cold start", bench_cold_start(runs=3 if args.quick else 5))
-    return 0

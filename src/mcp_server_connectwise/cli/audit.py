@@ -9,17 +9,29 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mcp_server_connectwise.audit import verify_audit
-from mcp_server_connectwise.config import UsageError, load_config
+from mcp_server_connectwise.cli.arguments import UsageError, add_config_option
 
 
-def run_audit(args: argparse.Namespace) -> int:
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("audit", help="check the audit log")
+    add_config_option(parser)
+    actions = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = actions.add_parser("verify", help="verify the audit log's hash chain; report the first broken line")
+    verify.add_argument("path", nargs="?", help="audit log to verify (default: the configured audit path)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcp_server_connectwise.config import load_config
+
     if args.audit_command == "verify":
         return _verify(Path(args.path) if args.path else load_config(args.config).audit.path)
     raise AssertionError(f"unhandled audit command {args.audit_command}")
 
 
 def _verify(path: Path) -> int:
+    from mcp_server_connectwise.audit import verify_audit
+
     try:
         result = verify_audit(path)
     except OSError as exc:

@@ -9,7 +9,6 @@ is our code - validation, conditions, caches, result models, audit line.
 from __future__ import annotations
 
 import gc
-import inspect
 import statistics
 import tempfile
 import time
@@ -23,9 +22,9 @@ from mcp.server import MCPServer
 from mcp.types import CallToolResult
 
 from mcp_server_connectwise.audit import read_audit
-from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
-from mcp_server_connectwise.connectwise import ApiCredentials
-from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+from mcp_server_connectwise.config import AppConfig, AuditConfig
+from mcp_server_connectwise.sandbox import SandboxSettings, create_app
+from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.server import build_server
 from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.toolsets.definition import with_next_steps
@@ -79,18 +78,12 @@ def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
 
 
 def _server(directory: Path, tickets: int) -> tuple[Any, Any, TimedTransport, Path]:
-    settings = SandboxSettings(tickets=tickets)
-    app = create_app(settings)
-    transport = TimedTransport(httpx2.ASGITransport(app=app))
+    sandbox = sandbox_tenant(TENANT, create_app(SandboxSettings(tickets=tickets)))
+    transport = TimedTransport(sandbox.transport)
     audit_path = directory / f"audit-{time.perf_counter_ns()}.jsonl"
-    config = AppConfig(
-        default_tenant=TENANT, audit=AuditConfig(path=audit_path),
-        tenants={TENANT: TenantConfig(name=TENANT, company_id=settings.company, client_id="bench",
-                                      base_url=SANDBOX_BASE_URL, member="jsmith")},
-    )
-    server = build_server(config, transports={TENANT: transport},
-                          credentials={TENANT: ApiCredentials(settings.public_key, settings.private_key)})
-    return server, app, transport, audit_path
+    config = AppConfig(default_tenant=TENANT, audit=AuditConfig(path=audit_path), tenants={TENANT: sandbox.config})
+    server = build_server(config, transports={TENANT: transport}, credentials={TENANT: sandbox.credentials})
+    return server, sandbox.app, transport, audit_path
 
 
 def _percentile(samples: list[float], fraction: float) -> float:
@@ -156,7 +149,7 @@ async def _measure_tool(server: Any, transport: TimedTransport, audit_path: Path
     ]
 
 
-async def bench_server(quick: bool) -> list[tuple[str, str]]:
+async def bench_tools(quick: bool) -> list[tuple[str, str]]:
     calls = 30 if quick else 300
     tickets = 200 if quick else 5_000
     rows: list[tuple[str, str]] = [("calls per tool (after one cold and one warm call)", str(calls)),

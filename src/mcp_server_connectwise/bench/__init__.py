@@ -1,0 +1,30 @@
+"""`mcp-server-connectwise bench`: the benchmarks whose numbers the README records.
+
+Speed and size targets live here, never in timed unit tests. Sections: the sandbox (requests/second, seeding),
+the tools (ConnectWise requests per call, bytes to the model, added latency) and the stdio server's cold start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from mcp_server_connectwise import __version__
+from mcp_server_connectwise.bench.cold_start import bench_cold_start
+from mcp_server_connectwise.bench.sandbox import bench_sandbox
+from mcp_server_connectwise.bench.tools import bench_tools
+
+
+def _print_section(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n### {title}\n")
+    print("| metric | value |\n| --- | --- |")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+def run_bench(quick: bool) -> None:
+    """Print the report, in the README's markdown; `quick` takes smaller sizes, for a smoke run."""
+    print(f"mcp-server-connectwise {__version__} benchmarks (python {sys.version.split()[0]}, quick={quick})")
+    _print_section("Sandbox", asyncio.run(bench_sandbox(quick)))
+    _print_section("Tools", asyncio.run(bench_tools(quick)))
+    _print_section("Cold start", bench_cold_start(runs=3 if quick else 5))

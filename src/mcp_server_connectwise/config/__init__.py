@@ -1,0 +1,34 @@
+"""`tenants.toml`: its models (`models`), how it is read (`loader`) and its rules for hosts and URLs (`network`)."""
+
+from mcp_server_connectwise.config.loader import CONFIG_ENV, config_path, did_you_mean, load_config
+from mcp_server_connectwise.config.models import (
+    PRINCIPAL_NAME,
+    PRINCIPAL_NAME_RULE,
+    TOKENS_CREATE_HINT,
+    AppConfig,
+    AuditConfig,
+    ConfigError,
+    HttpConfig,
+    Principal,
+    ServerConfig,
+    TenantConfig,
+)
+from mcp_server_connectwise.config.network import ANY_PORT
+
+__all__ = [
+    "ANY_PORT",
+    "CONFIG_ENV",
+    "PRINCIPAL_NAME",
+    "PRINCIPAL_NAME_RULE",
+    "TOKENS_CREATE_HINT",
+    "AppConfig",
+    "AuditConfig",
+    "ConfigError",
+    "HttpConfig",
+    "Principal",
+    "ServerConfig",
+    "TenantConfig",
+    "config_path",
+    "did_you_mean",
+    "load_config",
+]

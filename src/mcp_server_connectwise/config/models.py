@@ -1,0 +1,291 @@
+"""What `tenants.toml` may say, as validated models: tenants, the audit log, the HTTP transports, the server.
+
+API keys are deliberately absent: they live in the OS keyring (see `secrets.py`), never in this file or
+the environment. HTTP bearer tokens are absent too: `[http.principals.NAME]` holds only a token's SHA-256.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mcp_server_connectwise.config.network import (
+    check_allowed_host,
+    check_allowed_origin,
+    check_base_url,
+    check_header_safe,
+    check_site,
+)
+
+APP_NAME = "mcp-server-connectwise"
+MAX_REQUESTS_PER_MINUTE = 5000  # ConnectWise throttles a whole tenant at roughly 1,000/min; 5,000 catches typos
+
+# Tenant names become keyring usernames ("{tenant}/private_key") and tool arguments: keep them plain.
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+TENANT_NAME_RULE = "a tenant name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+# company_id goes into the Basic auth user ("{company}+{public}") and a URL path: no separators allowed.
+COMPANY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+API_VERSION = re.compile(r"\d{4}\.\d{1,2}")
+# Principal names appear in audit lines and TOML table headers: the same plain shape as tenant names.
+PRINCIPAL_NAME = TENANT_NAME
+PRINCIPAL_NAME_RULE = "a principal name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+TOKEN_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+TOKENS_CREATE_HINT = "`mcp-server-connectwise tokens create NAME --tenants a,b`"
+TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+DEFAULT_MAX_REQUEST_BODY_BYTES = 1024 * 1024
+# Tool arguments are small JSON (the longest is a note's text); bigger bodies are abuse, not work.
+MAX_REQUEST_BODY_BYTES = 16 * 1024 * 1024
+MIN_REQUEST_BODY_BYTES = 1024
+
+
+class ConfigError(Exception):
+    """A problem in the configuration, as one line naming the file, the tenant and the key."""
+
+
+class TenantConfig(BaseModel):
+    """One ConnectWise company the server may work for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    name: str
+    company_id: str
+    client_id: str
+    site: str | None = None
+    base_url: str | None = None
+    member: str | None = None
+    read_only: bool = False
+    api_version: str = "2025.1"
+    requests_per_minute: int = 600
+    tools: tuple[str, ...] | None = None  # None: every tool; the server checks the names against its tools
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not TENANT_NAME.fullmatch(value):
+            raise ValueError(TENANT_NAME_RULE)
+        return value
+
+    @field_validator("company_id")
+    @classmethod
+    def _company_id(cls, value: str) -> str:
+        if not COMPANY_ID.fullmatch(value):
+            raise ValueError("must be the ConnectWise login company: letters, digits, '_', '.' or '-'")
+        return value
+
+    @field_validator("client_id", "member")
+    @classmethod
+    def _header_safe(cls, value: str | None) -> str | None:
+        return None if value is None else check_header_safe(value)
+
+    @field_validator("site")
+    @classmethod
+    def _site(cls, value: str | None) -> str | None:
+        return None if value is None else check_site(value)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        if not API_VERSION.fullmatch(value):
+            raise ValueError("must look like '2025.1' (year.release)")
+        return value
+
+    @field_validator("requests_per_minute")
+    @classmethod
+    def _requests_per_minute(cls, value: int) -> int:
+        if not 0 < value <= MAX_REQUESTS_PER_MINUTE:
+            raise ValueError(f"must be between 1 and {MAX_REQUESTS_PER_MINUTE}")
+        return value
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools(cls, value: Any) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise ValueError('must be a list of tool names, such as ["search_tickets", "get_ticket_details"]')
+        if not value:
+            raise ValueError("must name at least one tool (remove the key to allow every tool)")
+        for item in value:
+            if not TOOL_NAME.fullmatch(item):
+                raise ValueError(f"{item[:80]!r} is not a tool name (letters, digits, '_', '.' or '-')")
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _one_location(self) -> TenantConfig:
+        if (self.site is None) == (self.base_url is None):
+            found = "both" if self.site is not None else "neither"
+            raise ValueError(f"set exactly one of 'site' or 'base_url' (found {found})")
+        return self
+
+
+def default_audit_path() -> Path:
+    return platformdirs.user_data_path(APP_NAME, appauthor=False) / "audit.jsonl"
+
+
+class AuditConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(default_factory=default_audit_path)
+    # Size at which the live log is rotated (the hash chain continues in the new file).
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024, le=1024**3)
+
+
+class Principal(BaseModel):
+    """Someone allowed to call the HTTP/SSE transports: a bearer token's hash and the tenants it may use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    name: str
+    # Not a secret (the token cannot be recovered from it) but kept out of reprs and logs all the same.
+    token_sha256: str = Field(repr=False)
+    tenants: tuple[str, ...]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not PRINCIPAL_NAME.fullmatch(value):
+            raise ValueError(PRINCIPAL_NAME_RULE)
+        return value
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _token_sha256(cls, value: str) -> str:
+        # Never quote the value: someone may have pasted the token itself here.
+        if not TOKEN_SHA256.fullmatch(value):
+            raise ValueError(
+                "must be the token's SHA-256 as 64 hexadecimal characters, never the token itself; "
+                f"create a token with {TOKENS_CREATE_HINT}"
+            )
+        return value.lower()
+
+    @field_validator("tenants", mode="before")
+    @classmethod
+    def _tenants(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise ValueError('must be a list of tenant names, such as ["acme", "globex"]')
+        if not value:
+            raise ValueError("must name at least one tenant: a principal without tenants could do nothing")
+        return tuple(dict.fromkeys(value))
+
+
+class HttpConfig(BaseModel):
+    """The streamable HTTP and SSE transports: who may call them, and from which Host/Origin."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_request_body_bytes: int = DEFAULT_MAX_REQUEST_BODY_BYTES
+    principals: dict[str, Principal] = Field(default_factory=dict)
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _string_list(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise ValueError("must be a list of strings")
+        return tuple(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(check_allowed_host(host) for host in value))
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _allowed_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(check_allowed_origin(origin) for origin in value))
+
+    @field_validator("max_request_body_bytes")
+    @classmethod
+    def _max_request_body_bytes(cls, value: int) -> int:
+        if not MIN_REQUEST_BODY_BYTES <= value <= MAX_REQUEST_BODY_BYTES:
+            raise ValueError(f"must be between {MIN_REQUEST_BODY_BYTES} and {MAX_REQUEST_BODY_BYTES}")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_principals(self) -> HttpConfig:
+        owner_of: dict[str, str] = {}
+        for key, principal in self.principals.items():
+            if key != principal.name:
+                raise ValueError(f"principal '{principal.name}' is filed under the key '{key}'")
+            # One token must mean one principal, or the audit log could not say who acted.
+            if principal.token_sha256 in owner_of:
+                raise ValueError(
+                    f"principals '{owner_of[principal.token_sha256]}' and '{key}' have the same token_sha256: "
+                    f"give each its own token with {TOKENS_CREATE_HINT}"
+                )
+            owner_of[principal.token_sha256] = key
+        return self
+
+
+class ServerConfig(BaseModel):
+    """What the server offers whatever the tenant: `toolsets` are the tool groups it serves (None: all of them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    toolsets: tuple[str, ...] | None = None  # the server checks the names against its toolsets
+
+    @field_validator("toolsets", mode="before")
+    @classmethod
+    def _toolsets(cls, value: Any) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise ValueError('must be a list of toolset names, such as ["tickets", "time"]')
+        if not value:
+            raise ValueError("must name at least one toolset (remove the key to serve every toolset)")
+        return tuple(dict.fromkeys(value))
+
+
+class AppConfig(BaseModel):
+    path: Path | None = None
+    default_tenant: str | None = None
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    tenants: dict[str, TenantConfig]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AppConfig:
+        if not self.tenants:
+            raise ValueError("no tenants configured: add a [tenants.NAME] table (see tenants.example.toml)")
+        for key, tenant in self.tenants.items():
+            if key != tenant.name:
+                raise ValueError(f"tenant '{tenant.name}' is filed under the key '{key}'")
+        if self.default_tenant is None and len(self.tenants) == 1:
+            self.default_tenant = next(iter(self.tenants))
+        elif self.default_tenant is not None and self.default_tenant not in self.tenants:
+            raise ValueError(f"default_tenant {self.default_tenant!r} is not a configured tenant; {self._known()}")
+        for principal in self.http.principals.values():
+            for tenant in principal.tenants:
+                if tenant not in self.tenants:
+                    raise ValueError(
+                        f"principal '{principal.name}': key 'tenants': {tenant[:80]!r} is not a configured tenant; "
+                        f"{self._known()}"
+                    )
+        return self
+
+    def _known(self) -> str:
+        return "known tenants: " + ", ".join(sorted(self.tenants))
+
+    def tenant(self, name: str | None) -> TenantConfig:
+        """The named tenant, or the default one when `name` is None."""
+        if name is None:
+            if self.default_tenant is None:
+                where = f" in {self.path}" if self.path else ""
+                raise ConfigError(f"no tenant named and no default_tenant set{where}; {self._known()}")
+            name = self.default_tenant
+        try:
+            return self.tenants[name]
+        except KeyError:
+            shown = repr(name[:60]) + ("..." if len(name) > 60 else "")  # a caller may send any length
+            raise ConfigError(f"unknown tenant {shown}; {self._known()}") from None

@@ -1,0 +1,46 @@
+"""A tenant answered by an in-process sandbox: how the demo, the benchmarks and the tests reach one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+from starlette.applications import Starlette
+
+from mcp_server_connectwise.config import TenantConfig
+from mcp_server_connectwise.connectwise import ApiCredentials
+from mcp_server_connectwise.sandbox.app import create_app
+from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL
+
+CLIENT_ID = "00000000-0000-4000-8000-000000000000"  # the sandbox accepts any clientId
+MEMBER = "jsmith"  # a technician in the sandbox's seed data, so that time entries have someone to log them
+
+
+@dataclass(frozen=True)
+class SandboxTenant:
+    """A tenant's config, the transport that carries its requests into `app`, and the sandbox's API keys."""
+
+    config: TenantConfig
+    app: Starlette
+    transport: httpx2.ASGITransport
+    credentials: ApiCredentials
+
+    @property
+    def basic_auth(self) -> tuple[str, str]:
+        """The Basic auth ConnectWise expects, for a plain HTTP client: `company+publicKey` and the private key."""
+        return f"{self.config.company_id}+{self.credentials.public_key}", self.credentials.private_key
+
+
+def sandbox_tenant(name: str, app: Starlette | None = None, **overrides: Any) -> SandboxTenant:
+    """Tenant `name` on `app` (default: a fresh sandbox), as the sandbox's settings allow it in; `overrides`
+    replace TenantConfig fields."""
+    app = app or create_app()
+    settings = app.state.settings
+    fields = dict(name=name, company_id=settings.company, client_id=CLIENT_ID, base_url=SANDBOX_BASE_URL, member=MEMBER)
+    return SandboxTenant(
+        config=TenantConfig(**(fields | overrides)),
+        app=app,
+        transport=httpx2.ASGITransport(app=app),
+        credentials=ApiCredentials(settings.public_key, settings.private_key),
+    )
