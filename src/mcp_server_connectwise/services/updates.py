@@ -148,9 +148,12 @@ class _Plan:
     operations: list[dict] = dataclass_field(default_factory=list)
     shown_after: dict[str, Any] = dataclass_field(default_factory=dict)
 
-    def set(self, argument: str, value: Any, shown: Any) -> None:
+    def set(self, argument: str, value: Any, shown: Any, *, unchanged: bool | None = None) -> None:
+        """Patch `argument` to `value` unless the ticket already holds it (or `unchanged` says so)."""
         ticket_field = FIELD[argument]
-        if ticket_field.holds(self.ticket, value) and not (self.moved and ticket_field.on_board):
+        if unchanged is None:
+            unchanged = ticket_field.holds(self.ticket, value) and not (self.moved and ticket_field.on_board)
+        if unchanged:
             return
         self.operations.append({"op": "replace", "path": ticket_field.path, "value": value})
         self.shown_after[ticket_field.path] = shown
@@ -214,9 +217,13 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
     if changes.summary is not None:
         summary = _summary(changes.summary)
         plan.set("summary", summary, summary)
-    for argument in ("severity", "impact", "budget_hours"):
+    for argument in ("severity", "impact"):
         if (value := getattr(changes, argument)) is not None:
             plan.set(argument, value, value)
+    if changes.budget_hours is not None:
+        # Sent unless exactly the same: the rounding `holds` allows is ConnectWise's, for reading the answer.
+        plan.set("budget_hours", changes.budget_hours, changes.budget_hours,
+                 unchanged=ticket.budget_hours == changes.budget_hours)
     if changes.required_date is not None:
         due = utc_text(resolve.moment("required_date", changes.required_date))
         plan.set("required_date", due, due)
