@@ -25,8 +25,15 @@ from mcp_server_connectwise.audit import (
 
 
 def _entry(**overrides) -> AuditEntry:
-    values = dict(tenant="acme", principal="local", tool="add_ticket_note", args={"ticket_id": 1},
-                  outcome="ok", error=None, duration_ms=12.345)
+    values = dict(
+        tenant="acme",
+        principal="local",
+        tool="add_ticket_note",
+        args={"ticket_id": 1},
+        outcome="ok",
+        error=None,
+        duration_ms=12.345,
+    )
     return AuditEntry(**(values | overrides))
 
 
@@ -60,8 +67,20 @@ def test_one_line_per_entry_in_a_stable_key_order(tmp_path):
     lines = (tmp_path / "sub" / "audit.jsonl").read_text().splitlines()
     assert len(lines) == 2
     first = json.loads(lines[0])
-    assert list(first) == ["v", "prev", "ts", "tenant", "principal", "tool", "args", "outcome", "error",
-                           "duration_ms", "requests", "written"]
+    assert list(first) == [
+        "v",
+        "prev",
+        "ts",
+        "tenant",
+        "principal",
+        "tool",
+        "args",
+        "outcome",
+        "error",
+        "duration_ms",
+        "requests",
+        "written",
+    ]
     assert first["v"] == FORMAT_VERSION == 2 and first["duration_ms"] == 12.3
     assert read_audit(tmp_path / "sub" / "audit.jsonl")[1]["error"] == "no\nnewline leaks"
 

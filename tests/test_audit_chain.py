@@ -20,8 +20,15 @@ from mcp_server_connectwise.audit import (
 
 
 def _entry(number: int = 0) -> AuditEntry:
-    return AuditEntry(tenant="acme", principal="local", tool="get_ticket_details", args={"ticket_id": number},
-                      outcome="ok", error=None, duration_ms=1.0)
+    return AuditEntry(
+        tenant="acme",
+        principal="local",
+        tool="get_ticket_details",
+        args={"ticket_id": number},
+        outcome="ok",
+        error=None,
+        duration_ms=1.0,
+    )
 
 
 def write_log(path: Path, count: int, **options) -> AuditLog:
@@ -85,8 +92,10 @@ def test_verify_catches_a_deleted_line(tmp_path):
     lines = lines_of(path)
     path.write_bytes(b"".join(lines[:2] + lines[3:]))
     assert only_finding(path) == (
-        "audit.jsonl", 3,
-        "does not follow audit.jsonl line 2 (prev mismatch): that line was edited, or lines after it were deleted")
+        "audit.jsonl",
+        3,
+        "does not follow audit.jsonl line 2 (prev mismatch): that line was edited, or lines after it were deleted",
+    )
 
 
 def test_verify_catches_a_line_with_one_character_changed(tmp_path):
@@ -137,8 +146,11 @@ def test_verify_catches_a_line_copied_in_again(tmp_path):
     lines = lines_of(path)
     lines.insert(3, lines[1])
     path.write_bytes(b"".join(lines))
-    assert only_finding(path) == ("audit.jsonl", 4,
-                                  "out of order: it follows audit.jsonl line 1, not audit.jsonl line 3")
+    assert only_finding(path) == (
+        "audit.jsonl",
+        4,
+        "out of order: it follows audit.jsonl line 1, not audit.jsonl line 3",
+    )
 
 
 def test_verify_refuses_lines_without_a_hash_chain(tmp_path):
@@ -149,8 +161,11 @@ def test_verify_refuses_lines_without_a_hash_chain(tmp_path):
     del record["prev"]
     lines[1] = json.dumps(record, separators=(",", ":")).encode() + b"\n"
     path.write_bytes(b"".join(lines))
-    assert only_finding(path) == ("audit.jsonl", 2, "no valid prev: not a hash-chained line (format v1, or the key "
-                                                    "was edited)")
+    assert only_finding(path) == (
+        "audit.jsonl",
+        2,
+        "no valid prev: not a hash-chained line (format v1, or the key was edited)",
+    )
 
 
 def test_verify_catches_a_log_whose_beginning_was_cut_off(tmp_path):
@@ -166,12 +181,16 @@ def test_a_torn_last_line_is_reported_then_the_writer_carries_on_across_it(tmp_p
     write_log(path, 3)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 40])  # a crash mid-write: the last line lost its end and its newline
-    assert only_finding(path) == ("audit.jsonl", 3, "torn: the last line is incomplete (no newline), as left by a "
-                                                    "crash mid-write")
+    assert only_finding(path) == (
+        "audit.jsonl",
+        3,
+        "torn: the last line is incomplete (no newline), as left by a crash mid-write",
+    )
     write_log(path, 2)
     result = verify_audit(path)
     assert result.lines == 5 and [(f.line, f.reason) for f in result.findings] == [
-        (3, "torn: not a complete JSON line, as left by a crash mid-write; the chain continues across it")]
+        (3, "torn: not a complete JSON line, as left by a crash mid-write; the chain continues across it")
+    ]
     # The torn line kept its prev, so a line deleted before it is still caught.
     lines = lines_of(path)
     path.write_bytes(b"".join(lines[:1] + lines[2:]))
@@ -219,9 +238,13 @@ def test_verify_catches_the_newest_rotated_file_deleted(tmp_path):
     write_log(path, 40, max_bytes=2000)
     rotated = rotated_files(path)
     rotated[-1][1].unlink()
-    assert only_finding(path) == ("audit.jsonl", 1, f"does not follow the last line of {rotated[-2][1].name} "
-                                                    "(prev mismatch): lines or a rotated file are missing, or that "
-                                                    "line was edited")
+    assert only_finding(path) == (
+        "audit.jsonl",
+        1,
+        f"does not follow the last line of {rotated[-2][1].name} "
+        "(prev mismatch): lines or a rotated file are missing, or that "
+        "line was edited",
+    )
 
 
 async def test_concurrent_writers_produce_one_linear_chain(tmp_path):

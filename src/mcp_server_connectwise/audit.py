@@ -148,7 +148,7 @@ def _last_line(fd: int) -> tuple[bytes, bool] | None:
         block = os.pread(fd, position - start, start)
         cut = block.rfind(b"\n")
         if cut >= 0:
-            blocks.append(block[cut + 1:])
+            blocks.append(block[cut + 1 :])
             break
         blocks.append(block)
         position = start
@@ -158,7 +158,7 @@ def _last_line(fd: int) -> tuple[bytes, bool] | None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -363,20 +363,29 @@ def _prev_of(data: bytes) -> tuple[str | None, bool]:
     return (prev if isinstance(prev, str) and _HEX64.fullmatch(prev) else None), True
 
 
-def _explain_break(line: _Line, prev: str, previous: _Line | None, recent: Iterable[tuple[str, _Line]],
-                   following: Iterator[_Line], window: int) -> str:
+def _explain_break(
+    line: _Line,
+    prev: str,
+    previous: _Line | None,
+    recent: Iterable[tuple[str, _Line]],
+    following: Iterator[_Line],
+    window: int,
+) -> str:
     for later in itertools.islice(following, window):
         if line_hash(later.data) == prev:
             return f"out of order: it belongs after {later.where()}"
     if previous is None:
-        return ("the chain does not start here (prev is not the genesis value): earlier lines or rotated files "
-                "are missing")
+        return (
+            "the chain does not start here (prev is not the genesis value): earlier lines or rotated files are missing"
+        )
     for digest, earlier in recent:
         if digest == prev:
             return f"out of order: it follows {earlier.where()}, not {previous.where()}"
     if previous.file != line.file:
-        return (f"does not follow the last line of {previous.file.name} (prev mismatch): lines or a rotated file "
-                "are missing, or that line was edited")
+        return (
+            f"does not follow the last line of {previous.file.name} (prev mismatch): lines or a rotated file "
+            "are missing, or that line was edited"
+        )
     return f"does not follow {previous.where()} (prev mismatch): that line was edited, or lines after it were deleted"
 
 
@@ -408,8 +417,11 @@ def verify_audit(path: str | os.PathLike[str], *, window: int = 1000) -> AuditVe
                 report(line, "torn: the last line is incomplete (no newline), as left by a crash mid-write")
             elif not whole:
                 unchecked = "" if prev else "; its prev is unreadable, so its link to the line before is unchecked"
-                report(line, f"torn: not a complete JSON line, as left by a crash mid-write; the chain continues "
-                             f"across it{unchecked}")
+                report(
+                    line,
+                    f"torn: not a complete JSON line, as left by a crash mid-write; the chain continues "
+                    f"across it{unchecked}",
+                )
             if prev is None:
                 if whole:
                     report(line, "no valid prev: not a hash-chained line (format v1, or the key was edited)")
@@ -421,7 +433,11 @@ def verify_audit(path: str | os.PathLike[str], *, window: int = 1000) -> AuditVe
             recent.append((digest, line))
             expected, previous = digest, line
     if gap is not None:
-        result.findings.append(AuditFinding(
-            live.with_name(f"{live.name}.{gap}"), None,
-            f"missing: the rotated files must run {live.name}.1, .2, ... without a gap"))
+        result.findings.append(
+            AuditFinding(
+                live.with_name(f"{live.name}.{gap}"),
+                None,
+                f"missing: the rotated files must run {live.name}.1, .2, ... without a gap",
+            )
+        )
     return result

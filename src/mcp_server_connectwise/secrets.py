@@ -63,7 +63,9 @@ def _access(operation: Callable[[keyring.backend.KeyringBackend], T]) -> T:
     except keyring.errors.KeyringError as exc:
         # The backend's own words can help (e.g. "keyring is locked"), but stay on one line.
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise KeyringUnavailable(f"the keyring backend {_backend_name(backend)} failed ({detail}): {_HOW_TO_FIX}") from None
+        raise KeyringUnavailable(
+            f"the keyring backend {_backend_name(backend)} failed ({detail}): {_HOW_TO_FIX}"
+        ) from None
 
 
 class KeyStore:
@@ -92,7 +94,10 @@ class KeyStore:
         _access(write)
         # Some backends (e.g. a chainer whose members all decline) "succeed" without storing anything.
         stored = self.get(tenant)
-        if stored is None or (stored.public_key, stored.private_key) != (credentials.public_key, credentials.private_key):
+        if stored is None or (stored.public_key, stored.private_key) != (
+            credentials.public_key,
+            credentials.private_key,
+        ):
             raise KeyringUnavailable(
                 f"the keyring backend {_backend_name(keyring.get_keyring())} did not keep the keys: {_HOW_TO_FIX}"
             )

@@ -42,9 +42,9 @@ from mcp_server_connectwise.toolsets.runtime import (
     select_tools,
 )
 
-
 SERVER_NAME = "mcp-server-connectwise"
 DEMO_TENANT = "demo"
+
 
 @dataclass(frozen=True)
 class Listener:
@@ -101,12 +101,20 @@ def build_server(
     check_tool_allowlists(app_config.tenants.values(), list(REGISTRY.by_name), where=where)
     auth: dict[str, Any] = {}
     if listener is not None:
-        auth = dict(token_verifier=PrincipalTokenVerifier(app_config.http, config_path=app_config.path),
-                    auth=auth_settings(listener.host, listener.port, listener.path,
-                                       allowed_origins=app_config.http.allowed_origins))
+        auth = dict(
+            token_verifier=PrincipalTokenVerifier(app_config.http, config_path=app_config.path),
+            auth=auth_settings(
+                listener.host, listener.port, listener.path, allowed_origins=app_config.http.allowed_origins
+            ),
+        )
     tenants = Tenants(
-        app_config, default_tenant=default_tenant, key_store=key_store, credentials=credentials,
-        transports=transports, cache_ttl=cache_ttl, read_only=read_only,
+        app_config,
+        default_tenant=default_tenant,
+        key_store=key_store,
+        credentials=credentials,
+        transports=transports,
+        cache_ttl=cache_ttl,
+        read_only=read_only,
     )
     state = AppState(tenants=tenants, audit=AuditLog(app_config.audit.path, max_bytes=app_config.audit.max_bytes))
 
@@ -123,16 +131,23 @@ def build_server(
                 state.audit.close()
 
     try:
-        offer = Offer.of(select_tools(
-            REGISTRY, tenants, toolsets=toolsets if toolsets is not None else app_config.server.toolsets))
+        offer = Offer.of(
+            select_tools(REGISTRY, tenants, toolsets=toolsets if toolsets is not None else app_config.server.toolsets)
+        )
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
     runtime = ToolRuntime(tenants, state.audit, None if listener else principal, offer)
     # The SDK sends logging to stderr (stdout is the stdio wire). httpx2's request lines would log search
     # conditions - customer names - at INFO, so they are kept to warnings.
-    server = MCPServer(SERVER_NAME, version=__version__, instructions=offer.instructions(REGISTRY),
-                       lifespan=lifespan, middleware=[AuditRejectedCalls(runtime)],
-                       tools=[sdk_tool(definition, runtime) for definition in offer.tools.values()], **auth)
+    server = MCPServer(
+        SERVER_NAME,
+        version=__version__,
+        instructions=offer.instructions(REGISTRY),
+        lifespan=lifespan,
+        middleware=[AuditRejectedCalls(runtime)],
+        tools=[sdk_tool(definition, runtime) for definition in offer.tools.values()],
+        **auth,
+    )
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     return server
 
@@ -147,10 +162,15 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
     security = transport_security(listener.host, app_config.http, config_path=app_config.path)
     body_cap = app_config.http.max_request_body_bytes
     if listener.transport == "http":
-        return server.streamable_http_app(streamable_http_path=listener.path, host=listener.host,
-                                          transport_security=security, max_request_body_size=body_cap)
-    return server.sse_app(sse_path=listener.path, host=listener.host, transport_security=security,
-                          max_request_body_size=body_cap)
+        return server.streamable_http_app(
+            streamable_http_path=listener.path,
+            host=listener.host,
+            transport_security=security,
+            max_request_body_size=body_cap,
+        )
+    return server.sse_app(
+        sse_path=listener.path, host=listener.host, transport_security=security, max_request_body_size=body_cap
+    )
 
 
 # --- the demo: tenant 'demo' on the in-process sandbox -------------------------------------------------
@@ -161,8 +181,12 @@ def _demo(audit_path: Path, http: HttpConfig | None = None) -> tuple[AppConfig, 
     from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 
     sandbox = sandbox_tenant(DEMO_TENANT)
-    config = AppConfig(default_tenant=DEMO_TENANT, audit=AuditConfig(path=audit_path), http=http or HttpConfig(),
-                       tenants={DEMO_TENANT: sandbox.config})
+    config = AppConfig(
+        default_tenant=DEMO_TENANT,
+        audit=AuditConfig(path=audit_path),
+        http=http or HttpConfig(),
+        tenants={DEMO_TENANT: sandbox.config},
+    )
     return config, dict(transports={DEMO_TENANT: sandbox.transport}, credentials={DEMO_TENANT: sandbox.credentials})
 
 

@@ -13,7 +13,13 @@ def test_bench_quick_reports_every_section(capsys):
     report = capsys.readouterr().out
     for section in ("### Sandbox", "### Tools", "### Cold start"):
         assert section in report
-    for tool in ("search_tickets", "get_ticket_details", "add_ticket_note", "update_ticket", "create_time_entry",
-                 "list_board_statuses"):
+    for tool in (
+        "search_tickets",
+        "get_ticket_details",
+        "add_ticket_note",
+        "update_ticket",
+        "create_time_entry",
+        "list_board_statuses",
+    ):
         assert f"| {tool}: ConnectWise requests per call, cold / warm cache |" in report
     assert "| stdio demo: spawn to first tools/list answer, median |" in report

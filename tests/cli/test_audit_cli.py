@@ -29,19 +29,32 @@ site = "api-na.myconnectwise.net"
 def write_log(path: Path, count: int) -> None:
     log = AuditLog(path)
     for number in range(count):
-        log.write(AuditEntry(tenant="acme", principal="local", tool="get_ticket_details", args={"ticket_id": number},
-                             outcome="ok", error=None, duration_ms=1.0), durable=False)
+        log.write(
+            AuditEntry(
+                tenant="acme",
+                principal="local",
+                tool="get_ticket_details",
+                args={"ticket_id": number},
+                outcome="ok",
+                error=None,
+                duration_ms=1.0,
+            ),
+            durable=False,
+        )
     log.close()
 
 
 def verify(path: Path | None, config: Path | None = None) -> int:
-    return run_audit(argparse.Namespace(audit_command="verify", path=str(path) if path else None,
-                                        config=str(config) if config else None))
+    return run_audit(
+        argparse.Namespace(
+            audit_command="verify", path=str(path) if path else None, config=str(config) if config else None
+        )
+    )
 
 
 def delete_line(path: Path, index: int) -> None:
     lines = path.read_bytes().splitlines(keepends=True)
-    path.write_bytes(b"".join(lines[:index] + lines[index + 1:]))
+    path.write_bytes(b"".join(lines[:index] + lines[index + 1 :]))
 
 
 def test_an_intact_log_exits_0_with_its_size(tmp_path, capsys):
@@ -77,8 +90,9 @@ def test_nothing_to_verify_is_a_usage_error_exiting_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["audit", "verify", str(tmp_path / "absent.jsonl")])
     assert exited.value.code == 2
-    assert capsys.readouterr().err == (f"mcp-server-connectwise: no audit log at {tmp_path / 'absent.jsonl'} "
-                                       "(nor rotated files absent.jsonl.1, ...)\n")
+    assert capsys.readouterr().err == (
+        f"mcp-server-connectwise: no audit log at {tmp_path / 'absent.jsonl'} (nor rotated files absent.jsonl.1, ...)\n"
+    )
 
 
 def test_an_unreadable_log_is_a_usage_error(tmp_path):
@@ -92,8 +106,12 @@ def test_the_console_command_reports_a_broken_log_without_a_traceback(tmp_path):
     write_log(path, 3)
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join([lines[1], lines[0], lines[2]]))
-    run = subprocess.run([sys.executable, "-m", "mcp_server_connectwise", "audit", "verify", str(path)],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "mcp_server_connectwise", "audit", "verify", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 1, run.stderr
     assert run.stdout.splitlines()[0] == f"{path}:1: out of order: it belongs after audit.jsonl line 2"
     assert "Traceback" not in run.stdout + run.stderr

@@ -35,8 +35,15 @@ def test_subcommand_modules_do_not_import_the_cli_that_imports_them(module: str)
 
 @pytest.mark.parametrize(
     "argv",
-    [["serve"], ["demo"], ["sandbox"], ["tenants", "list"], ["tokens", "create", "alice", "--tenants", "acme"],
-     ["audit", "verify"], ["bench"]],
+    [
+        ["serve"],
+        ["demo"],
+        ["sandbox"],
+        ["tenants", "list"],
+        ["tokens", "create", "alice", "--tenants", "acme"],
+        ["audit", "verify"],
+        ["bench"],
+    ],
 )
 def test_each_subcommand_runs_the_handler_of_its_own_module(argv: list[str]) -> None:
     args = cli.build_parser().parse_args(argv)
@@ -45,7 +52,9 @@ def test_each_subcommand_runs_the_handler_of_its_own_module(argv: list[str]) -> 
 
 def test_every_module_of_the_cli_but_its_shared_arguments_is_a_subcommand() -> None:
     modules = {path.stem for path in Path(cli.__file__).parent.glob("*.py")} - {"__init__", "arguments"}
-    assert modules == {subcommand.__name__.rsplit(".", 1)[1] for subcommand in cli.SUBCOMMANDS} == set(SUBCOMMAND_MODULES)
+    assert (
+        modules == {subcommand.__name__.rsplit(".", 1)[1] for subcommand in cli.SUBCOMMANDS} == set(SUBCOMMAND_MODULES)
+    )
 
 
 def test_importing_the_cli_and_building_its_parser_is_cheap() -> None:

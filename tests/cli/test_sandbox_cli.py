@@ -26,8 +26,9 @@ def _free_port() -> int:
 
 def test_served_sandbox_answers_like_connectwise():
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-c", SCRIPT, str(port)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         banner = process.stdout.readline()
         base = f"http://127.0.0.1:{port}/v4_6_release/apis/3.0"
@@ -41,10 +42,17 @@ def test_served_sandbox_answers_like_connectwise():
                 assert time.monotonic() < deadline, process.stderr.read() if process.poll() is not None else ""
                 time.sleep(0.1)
         assert info.status_code == 200 and info.json()["isCloud"] is False
-        tickets = httpx2.get(f"{base}/service/tickets", params={"pageSize": 2},
-                             auth=("sandbox+sandbox-public", "sandbox-private"), headers={"clientId": "curl"})
+        tickets = httpx2.get(
+            f"{base}/service/tickets",
+            params={"pageSize": 2},
+            auth=("sandbox+sandbox-public", "sandbox-private"),
+            headers={"clientId": "curl"},
+        )
         assert tickets.status_code == 200 and len(tickets.json()) == 2
-        assert f"http://127.0.0.1:{port}/v4_6_release/apis/3.0/service/tickets?pageSize=2&page=2" in tickets.headers["Link"]
+        assert (
+            f"http://127.0.0.1:{port}/v4_6_release/apis/3.0/service/tickets?pageSize=2&page=2"
+            in tickets.headers["Link"]
+        )
         assert tickets.json()[0]["board"]["_info"]["board_href"].startswith(base)
         wrong = httpx2.get(f"{base}/service/tickets", auth=("sandbox+sandbox-public", "nope"))
         assert wrong.status_code == 401 and wrong.json()["message"] == "UserNotAuthenticated"

@@ -19,18 +19,26 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_server_connectwise.config import ConfigError
-from mcp_server_connectwise.http_auth import hash_token, new_token
 from mcp_server_connectwise.cli.demo import banner as _demo_banner
 from mcp_server_connectwise.cli.demo import run as run_demo
 from mcp_server_connectwise.cli.serve import run as run_serve
+from mcp_server_connectwise.config import ConfigError
+from mcp_server_connectwise.http_auth import hash_token, new_token
 
 from support.registry import READS, TOOLS
 
 
 def args(**values) -> argparse.Namespace:
-    defaults = dict(config=None, transport="stdio", host="127.0.0.1", port=8000, tenant=None, read_only=False,
-                    toolsets=None, audit_path=None)
+    defaults = dict(
+        config=None,
+        transport="stdio",
+        host="127.0.0.1",
+        port=8000,
+        tenant=None,
+        read_only=False,
+        toolsets=None,
+        audit_path=None,
+    )
     return argparse.Namespace(**(defaults | values))
 
 
@@ -52,8 +60,11 @@ def write_config(tmp_path: Path, http: str = "") -> Path:
 @pytest.mark.parametrize("transport", ["http", "sse"])
 def test_serve_over_the_network_needs_principals(tmp_path, transport):
     config = write_config(tmp_path)
-    with pytest.raises(ConfigError, match=r"no \[http.principals\] are configured: create one with "
-                                          r"`mcp-server-connectwise tokens create NAME --tenants a,b`"):
+    with pytest.raises(
+        ConfigError,
+        match=r"no \[http.principals\] are configured: create one with "
+        r"`mcp-server-connectwise tokens create NAME --tenants a,b`",
+    ):
         run_serve(args(config=str(config), transport=transport))
 
 
@@ -75,7 +86,7 @@ def test_serve_names_an_unknown_default_tenant_at_start(tmp_path):
 def test_the_demo_says_it_is_the_sandbox_and_how_to_connect(tmp_path):
     stdio = _demo_banner(args(), tmp_path / "audit.jsonl")
     assert "SANDBOX" in stdio and str(tmp_path / "audit.jsonl") in stdio
-    desktop = json.loads(stdio[stdio.index("{"):stdio.rindex("}") + 1])
+    desktop = json.loads(stdio[stdio.index("{") : stdio.rindex("}") + 1])
     command = desktop["mcpServers"]["connectwise-demo"]
     assert command["args"][-1] == "demo" and Path(command["command"]).is_absolute()
     assert "npx @modelcontextprotocol/inspector --cli --method tools/list -- " in stdio
@@ -93,7 +104,8 @@ def start(tmp_path: Path, transport: str, *command: str) -> tuple[subprocess.Pop
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mcp_server_connectwise", *command, "--transport", transport, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -102,7 +114,7 @@ def start(tmp_path: Path, transport: str, *command: str) -> tuple[subprocess.Pop
             return process, port
         except OSError:
             if process.poll() is not None:
-                raise AssertionError(process.stderr.read().decode())
+                raise AssertionError(process.stderr.read().decode()) from None
             time.sleep(0.1)
     process.kill()
     raise AssertionError("the server did not start listening")
@@ -121,7 +133,10 @@ async def connected(transport: str, url: str, token: str) -> AsyncIterator[Clien
         async with Client(sse_client(url, headers=headers)) as client:
             yield client
         return
-    async with httpx2.AsyncClient(headers=headers) as http, Client(streamable_http_client(url, http_client=http)) as client:
+    async with (
+        httpx2.AsyncClient(headers=headers) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
         yield client
 
 

@@ -94,7 +94,10 @@ def test_set_keys_refuses_a_key_with_spaces_without_echoing_it(config_file, memo
     pipe_stdin(monkeypatch, f"{PUBLIC}\npriv 9f8e {PRIVATE}\n")
     code, _, err = run(["tenants", "--config", str(config_file), "set-keys", "acme"], capsys)
     assert code == 2
-    assert err == "mcp-server-connectwise: the private key contains spaces or control characters; paste it alone on its line\n"
+    assert (
+        err
+        == "mcp-server-connectwise: the private key contains spaces or control characters; paste it alone on its line\n"
+    )
     assert memory_keyring.store == {}
 
 
@@ -158,10 +161,21 @@ def test_list_shows_tenants_and_key_presence_never_keys(config_file, memory_keyr
     assert lines[0] == f"Tenants in {config_file}:"
     acme, globex = lines[1].split(), lines[2].split()
     assert acme == [
-        "acme", "(default)", "company=acme", "site=api-na.myconnectwise.net", "read-write", "keys:", "present",
+        "acme",
+        "(default)",
+        "company=acme",
+        "site=api-na.myconnectwise.net",
+        "read-write",
+        "keys:",
+        "present",
     ]
     assert globex == [
-        "globex", "company=globex", "base_url=http://127.0.0.1:8080/v2025_1/apis/3.0", "read-only", "keys:", "missing",
+        "globex",
+        "company=globex",
+        "base_url=http://127.0.0.1:8080/v2025_1/apis/3.0",
+        "read-only",
+        "keys:",
+        "missing",
     ]
     assert lines[3] == "Store missing keys with: mcp-server-connectwise tenants set-keys NAME"
 

@@ -158,8 +158,12 @@ def test_a_symlinked_config_stays_a_symlink(tmp_path: Path, capsys: pytest.Captu
     [
         ("alice", "acme,initech", ConfigError, "unknown tenant 'initech'; known tenants: acme, globex"),
         ("alice", " , ", UsageError, "--tenants needs at least one tenant name, e.g. --tenants acme,globex"),
-        ("a b", "acme", UsageError,
-         "principal 'a b': a principal name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"),
+        (
+            "a b",
+            "acme",
+            UsageError,
+            "principal 'a b': a principal name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+        ),
     ],
 )
 def test_bad_input_leaves_the_file_alone(
@@ -182,15 +186,19 @@ INLINE_BOB = '{ token_sha256 = "' + "cd" * 32 + '", tenants = ["acme"] }'
     [
         CONFIG.replace(HTTP_LINE, HTTP_LINE + f"principals = {{ bob = {INLINE_BOB} }}\n"),
         CONFIG + f"\n[http.principals]\nalice = {INLINE_BOB}\n",
-        CONFIG.replace(HTTP_LINE, HTTP_LINE + 'principals.alice.token_sha256 = "' + "cd" * 32 + '"\n'
-                       'principals.alice.tenants = ["acme"]\n'),
+        CONFIG.replace(
+            HTTP_LINE,
+            HTTP_LINE + 'principals.alice.token_sha256 = "' + "cd" * 32 + '"\nprincipals.alice.tenants = ["acme"]\n',
+        ),
         # Text that merely looks like the table's header, inside a (weird but valid) multi-line audit path:
         # editing there would still parse, so only comparing the parsed result catches it.
         CONFIG + '\n[audit]\npath = """audit\n[http.principals.alice]\n[x]\n.jsonl"""\n',
     ],
     ids=["inline-principals", "inline-alice", "dotted-alice", "header-inside-a-string"],
 )
-def test_a_layout_it_cannot_edit_safely_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+def test_a_layout_it_cannot_edit_safely_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
     # An inline table or dotted keys can be neither extended nor replaced by a [http.principals.alice] header.
     path = write(tmp_path, text)
     load_config(path)  # a valid config, just not one this command can edit

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from support.paths import REPO_ROOT
+from pydantic import ValidationError as PydanticValidationError
 
 from mcp_server_connectwise.config import (
     AppConfig,
@@ -20,6 +19,7 @@ from mcp_server_connectwise.config import (
     load_config,
 )
 
+from support.paths import REPO_ROOT
 
 ACME = """
 [tenants.acme]
@@ -47,7 +47,9 @@ def tenant_toml(**keys: object) -> str:
     for key, value in values.items():
         if value is None:
             continue
-        literal = str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, int) else f'"{value}"'
+        literal = (
+            str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, int) else f'"{value}"'
+        )
         lines.append(f"{key} = {literal}")
     return "\n".join(lines) + "\n"
 
@@ -115,7 +117,11 @@ site = "api-eu.myconnectwise.net:8443"
     )
     beta = config.tenants["beta"]
     assert (beta.site, beta.base_url, beta.read_only, beta.api_version, beta.requests_per_minute) == (
-        "api-eu.myconnectwise.net:8443", None, False, "2025.1", 600,
+        "api-eu.myconnectwise.net:8443",
+        None,
+        False,
+        "2025.1",
+        600,
     )
 
 
@@ -127,14 +133,23 @@ def test_default_audit_path_is_in_the_user_data_dir(tmp_path: Path, monkeypatch:
     assert config.audit.path == tmp_path / "data" / "mcp-server-connectwise" / "audit.jsonl"
 
 
-@pytest.mark.parametrize("url", ["http://localhost:8080/v2025_1/apis/3.0", "http://[::1]:8080/apis/3.0",
-                                 "http://127.0.0.2:8080/apis/3.0", "http://LOCALHOST/apis/3.0"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8080/v2025_1/apis/3.0",
+        "http://[::1]:8080/apis/3.0",
+        "http://127.0.0.2:8080/apis/3.0",
+        "http://LOCALHOST/apis/3.0",
+    ],
+)
 def test_http_is_accepted_for_loopback_hosts(tmp_path: Path, url: str) -> None:
     config = load_config(write(tmp_path, tenant_toml(site=None, base_url=url)))
     assert config.tenants["acme"].base_url == url
 
 
-@pytest.mark.parametrize("host", ["127.0.0.2", "127.1.2.3", "localhost", "[::1]", "10.0.0.1", "0.0.0.0", "cw.example.com"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.2", "127.1.2.3", "localhost", "[::1]", "10.0.0.1", "0.0.0.0", "cw.example.com"]
+)
 def test_config_client_and_http_transports_agree_on_loopback(host: str) -> None:
     """A host the client speaks plain http to (its site) is one the config lets a base_url use http for, and
     one the HTTP transports treat as this machine."""
@@ -156,7 +171,7 @@ def test_config_client_and_http_transports_agree_on_loopback(host: str) -> None:
 
 def test_tenant_config_is_frozen() -> None:
     tenant = TenantConfig(name="a", company_id="a", client_id="c", site="api-na.myconnectwise.net")
-    with pytest.raises(Exception):
+    with pytest.raises(PydanticValidationError, match="frozen"):
         tenant.read_only = True  # type: ignore[misc]
 
 
@@ -277,7 +292,7 @@ def test_unknown_tenant_key_is_named_with_a_hint(tmp_path: Path) -> None:
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     path = tmp_path / "tenants.toml"
-    assert error_for(tmp_path, 'verbose = true\n' + ACME) == f"{path}: key 'verbose': unknown key"
+    assert error_for(tmp_path, "verbose = true\n" + ACME) == f"{path}: key 'verbose': unknown key"
 
 
 def test_unknown_audit_key(tmp_path: Path) -> None:
@@ -344,8 +359,14 @@ def test_bad_base_url(tmp_path: Path, url: str, problem: str) -> None:
 
 @pytest.mark.parametrize(
     "site",
-    ["https://api-na.myconnectwise.net", "api-na.myconnectwise.net/v2025_1", "bad host", "h:port",
-     "api-na.myconnectwise.net\\n", "api-na.myconnect\\twise.net"],
+    [
+        "https://api-na.myconnectwise.net",
+        "api-na.myconnectwise.net/v2025_1",
+        "bad host",
+        "h:port",
+        "api-na.myconnectwise.net\\n",
+        "api-na.myconnect\\twise.net",
+    ],
 )
 def test_bad_site(tmp_path: Path, site: str) -> None:
     path = tmp_path / "tenants.toml"
@@ -453,7 +474,9 @@ def test_loads_the_http_table_and_tool_allowlists(tmp_path: Path) -> None:
         'allowed_origins = ["https://mcp.example.com", "http://localhost:*"]\nmax_request_body_bytes = 65536\n'
         + principal_toml(token_sha256=f'"{SHA_A.upper()}"', tenants='["acme", "globex", "acme"]')
         + principal_toml("bob.smith", token_sha256=f'"{SHA_B}"').replace("bob.smith]", '"bob.smith"]')
-        + ACME + 'tools = ["search_tickets", "get_ticket_details", "search_tickets"]\n' + GLOBEX
+        + ACME
+        + 'tools = ["search_tickets", "get_ticket_details", "search_tickets"]\n'
+        + GLOBEX
     )
     config = load_config(write(tmp_path, text))
     http = config.http
@@ -532,7 +555,10 @@ def test_token_sha256_must_be_64_hex_characters(tmp_path: Path, value: str) -> N
     [
         ({"token_sha256": None}, "key 'token_sha256': required key is missing"),
         ({"tenants": None}, "key 'tenants': required key is missing"),
-        ({"tenants": "[]"}, "key 'tenants': must name at least one tenant: a principal without tenants could do nothing"),
+        (
+            {"tenants": "[]"},
+            "key 'tenants': must name at least one tenant: a principal without tenants could do nothing",
+        ),
         ({"tenants": '"acme"'}, """key 'tenants': must be a list of tenant names, such as ["acme", "globex"]"""),
         ({"tenants": "[1]"}, """key 'tenants': must be a list of tenant names, such as ["acme", "globex"]"""),
         ({"token_sha256": "7"}, "key 'token_sha256': must be a string"),
@@ -562,7 +588,10 @@ def test_bad_principal_name(tmp_path: Path) -> None:
         ("[http]\nallowed_host = []\n", "[http]: key 'allowed_host': unknown key (did you mean 'allowed_hosts'?)"),
         ('[http]\nallowed_hosts = "mcp.example.com"\n', "[http]: key 'allowed_hosts': must be a list of strings"),
         ("[http]\nallowed_origins = [1]\n", "[http]: key 'allowed_origins': must be a list of strings"),
-        ("[http]\nmax_request_body_bytes = 100\n", "[http]: key 'max_request_body_bytes': must be between 1024 and 16777216"),
+        (
+            "[http]\nmax_request_body_bytes = 100\n",
+            "[http]: key 'max_request_body_bytes': must be between 1024 and 16777216",
+        ),
         ("[http]\nmax_request_body_bytes = 1e9\n", "[http]: key 'max_request_body_bytes': must be a whole number"),
         ("[http]\nmax_request_body_bytes = true\n", "[http]: key 'max_request_body_bytes': must be a whole number"),
     ],
@@ -573,7 +602,8 @@ def test_bad_http_table(tmp_path: Path, text: str, problem: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "host", ["*", "*.example.com", "https://mcp.example.com", "mcp.example.com/mcp", "h:port", "a@b", "mcp.example.com\n"]
+    "host",
+    ["*", "*.example.com", "https://mcp.example.com", "mcp.example.com/mcp", "h:port", "a@b", "mcp.example.com\n"],
 )
 def test_bad_allowed_host(tmp_path: Path, host: str) -> None:
     path = tmp_path / "tenants.toml"
@@ -585,8 +615,18 @@ def test_bad_allowed_host(tmp_path: Path, host: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "origin", ["*", "mcp.example.com", "https://mcp.example.com/", "https://mcp.example.com/mcp", "https://*.example.com",
-               "ftp://mcp.example.com", "null", "https://mcp.example.com\n", "https://mcp.exa\tmple.com"],
+    "origin",
+    [
+        "*",
+        "mcp.example.com",
+        "https://mcp.example.com/",
+        "https://mcp.example.com/mcp",
+        "https://*.example.com",
+        "ftp://mcp.example.com",
+        "null",
+        "https://mcp.example.com\n",
+        "https://mcp.exa\tmple.com",
+    ],
 )
 def test_bad_allowed_origin(tmp_path: Path, origin: str) -> None:
     path = tmp_path / "tenants.toml"
@@ -652,10 +692,22 @@ def test_the_example_file_serves_every_toolset() -> None:
         ('server = "tickets"\n', "key 'server': must be a table ([server])"),
         ('[server]\ntoolset = ["tickets"]\n', "[server]: key 'toolset': unknown key (did you mean 'toolsets'?)"),
         ("[server]\nread_only = true\n", "[server]: key 'read_only': unknown key"),
-        ('[server]\ntoolsets = "tickets"\n', '[server]: key \'toolsets\': must be a list of toolset names, such as ["tickets", "time"]'),
-        ("[server]\ntoolsets = [1]\n", '[server]: key \'toolsets\': must be a list of toolset names, such as ["tickets", "time"]'),
-        ('[server]\ntoolsets = ["tickets", true]\n', '[server]: key \'toolsets\': must be a list of toolset names, such as ["tickets", "time"]'),
-        ("[server]\ntoolsets = []\n", "[server]: key 'toolsets': must name at least one toolset (remove the key to serve every toolset)"),
+        (
+            '[server]\ntoolsets = "tickets"\n',
+            '[server]: key \'toolsets\': must be a list of toolset names, such as ["tickets", "time"]',
+        ),
+        (
+            "[server]\ntoolsets = [1]\n",
+            '[server]: key \'toolsets\': must be a list of toolset names, such as ["tickets", "time"]',
+        ),
+        (
+            '[server]\ntoolsets = ["tickets", true]\n',
+            '[server]: key \'toolsets\': must be a list of toolset names, such as ["tickets", "time"]',
+        ),
+        (
+            "[server]\ntoolsets = []\n",
+            "[server]: key 'toolsets': must name at least one toolset (remove the key to serve every toolset)",
+        ),
     ],
 )
 def test_bad_server_table(tmp_path: Path, text: str, problem: str) -> None:

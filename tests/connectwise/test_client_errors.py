@@ -62,35 +62,96 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("ticket not found", NotFoundError, 404, {"code": "NotFound", "message": "Ticket 1255787 not found"}),
-    Scenario("unknown endpoint", NotFoundError, 404, {"code": "ConnectWiseApi", "message": "The endpoint does not exist."},
-             path="/service/tikets"),
-    Scenario("contact missing first name", ValidationError, 400, {
-        "code": "InvalidObject", "message": "contact object is invalid",
-        "errors": [{"code": "MissingRequiredField", "message": "The firstName field is required.",
-                    "resource": "contact", "field": "firstName"}],
-    }, method="POST", path="/company/contacts"),
-    Scenario("ticket invalid as text", ValidationError, 400, text="InvalidObject: ticket object is invalid",
-             method="POST", path="/service/tickets"),
-    Scenario("bad credentials", AuthenticationError, 401, {"code": "ConnectWiseApi", "message": "UserNotAuthenticated"},
-             path="/system/info"),
-    Scenario("security role", PermissionDeniedError, 403, {
-        "code": "Security", "message": "You do not have security permission to perform this action."},
-        method="POST", path="/time/entries"),
+    Scenario(
+        "unknown endpoint",
+        NotFoundError,
+        404,
+        {"code": "ConnectWiseApi", "message": "The endpoint does not exist."},
+        path="/service/tikets",
+    ),
+    Scenario(
+        "contact missing first name",
+        ValidationError,
+        400,
+        {
+            "code": "InvalidObject",
+            "message": "contact object is invalid",
+            "errors": [
+                {
+                    "code": "MissingRequiredField",
+                    "message": "The firstName field is required.",
+                    "resource": "contact",
+                    "field": "firstName",
+                }
+            ],
+        },
+        method="POST",
+        path="/company/contacts",
+    ),
+    Scenario(
+        "ticket invalid as text",
+        ValidationError,
+        400,
+        text="InvalidObject: ticket object is invalid",
+        method="POST",
+        path="/service/tickets",
+    ),
+    Scenario(
+        "bad credentials",
+        AuthenticationError,
+        401,
+        {"code": "ConnectWiseApi", "message": "UserNotAuthenticated"},
+        path="/system/info",
+    ),
+    Scenario(
+        "security role",
+        PermissionDeniedError,
+        403,
+        {"code": "Security", "message": "You do not have security permission to perform this action."},
+        method="POST",
+        path="/time/entries",
+    ),
     # ConnectWise publishes no 409 body; this one follows its usual {code, message} shape.
-    Scenario("record in use", ConflictError, 409, {"code": "Conflict", "message": "Ticket 5 is in use by another user."},
-             method="PATCH", path="/service/tickets/5"),
-    Scenario("rate limited", RateLimitedError, 429, {
-        "error": "ConnectWiseAPI", "message": "Too many requests. Please try again in 30 seconds."},
-        headers={"Retry-After": "30"}),
-    Scenario("server exception", ServerError, 500, {
-        "code": "ConnectWiseApi", "message": "Length cannot be less than zero.\r\nParameter name: length", "errors": None}),
+    Scenario(
+        "record in use",
+        ConflictError,
+        409,
+        {"code": "Conflict", "message": "Ticket 5 is in use by another user."},
+        method="PATCH",
+        path="/service/tickets/5",
+    ),
+    Scenario(
+        "rate limited",
+        RateLimitedError,
+        429,
+        {"error": "ConnectWiseAPI", "message": "Too many requests. Please try again in 30 seconds."},
+        headers={"Retry-After": "30"},
+    ),
+    Scenario(
+        "server exception",
+        ServerError,
+        500,
+        {
+            "code": "ConnectWiseApi",
+            "message": "Length cannot be less than zero.\r\nParameter name: length",
+            "errors": None,
+        },
+    ),
     Scenario("gateway html", ServerError, 502, text="<html><body><h1>502 Bad Gateway</h1></body></html>"),
     Scenario("method not allowed", ConnectWiseError, 405, text=""),
     Scenario("no connection", TransportError, raises=httpx2.ConnectError),
     Scenario("read timeout on GET", TransportError, raises=httpx2.ReadTimeout),
-    Scenario("read timeout on POST", AmbiguousWriteError, raises=httpx2.ReadTimeout, method="POST", path="/service/tickets"),
-    Scenario("gateway timeout on POST", AmbiguousWriteError, 504, text="Gateway Timeout", method="POST",
-             path="/service/tickets"),
+    Scenario(
+        "read timeout on POST", AmbiguousWriteError, raises=httpx2.ReadTimeout, method="POST", path="/service/tickets"
+    ),
+    Scenario(
+        "gateway timeout on POST",
+        AmbiguousWriteError,
+        504,
+        text="Gateway Timeout",
+        method="POST",
+        path="/service/tickets",
+    ),
     # A 2xx is success, so a body that cannot be read is its own error: a write behind it probably happened.
     Scenario("200 html on GET", NotJsonError, 200, text="<html><body>Sign in</body></html>"),
     Scenario("201 text on POST", NotJsonError, 201, text="Created", method="POST", path="/service/tickets/5/notes"),
@@ -154,11 +215,19 @@ async def test_validation_error_lists_field_errors() -> None:
 
 
 async def test_validation_error_with_several_fields() -> None:
-    body = {"code": "InvalidObject", "message": "callbackEntry object is invalid", "errors": [
-        {"code": "InvalidField", "message": "Invalid URL", "resource": "callbackEntry", "field": "url"},
-        {"code": "InvalidObject", "message": "Unrecognized level for type, see documentation for supported levels "
-         "for each type", "resource": "callbackEntry", "field": "level"},
-    ]}
+    body = {
+        "code": "InvalidObject",
+        "message": "callbackEntry object is invalid",
+        "errors": [
+            {"code": "InvalidField", "message": "Invalid URL", "resource": "callbackEntry", "field": "url"},
+            {
+                "code": "InvalidObject",
+                "message": "Unrecognized level for type, see documentation for supported levels for each type",
+                "resource": "callbackEntry",
+                "field": "level",
+            },
+        ],
+    }
     error = await run(Scenario("callback", ValidationError, 400, body, method="POST", path="/system/callbacks"))
     assert isinstance(error, ValidationError)
     assert [(e.field, e.code) for e in error.field_errors] == [("url", "InvalidField"), ("level", "InvalidObject")]

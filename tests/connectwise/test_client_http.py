@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import httpx2
 import pytest
@@ -80,11 +80,19 @@ def companyinfo_handler(calls: list[httpx2.Request], codebase: str = "v2025_1/")
     def handler(request: httpx2.Request) -> httpx2.Response:
         calls.append(request)
         if request.url.path.startswith("/login/companyinfo/"):
-            return httpx2.Response(200, json={
-                "CompanyName": "Acme MSP", "Codebase": codebase, "VersionCode": "v2025.1",
-                "VersionNumber": "v4.6.12345", "CompanyID": "acme", "IsCloud": True,
-            })
+            return httpx2.Response(
+                200,
+                json={
+                    "CompanyName": "Acme MSP",
+                    "Codebase": codebase,
+                    "VersionCode": "v2025.1",
+                    "VersionNumber": "v4.6.12345",
+                    "CompanyID": "acme",
+                    "IsCloud": True,
+                },
+            )
         return httpx2.Response(200, json={"version": "v2025.1", "isCloud": True})
+
     return handler
 
 
@@ -115,19 +123,41 @@ async def test_discovery_on_loopback_uses_http_and_the_on_premise_codebase() -> 
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("127.0.0.2", True), ("127.255.255.254", True), ("localhost", True), ("LocalHost", True),
-     ("::1", True), ("[::1]", True),
-     ("0.0.0.0", False), ("::", False), ("10.0.0.1", False), ("192.168.1.5", False), ("128.0.0.1", False),
-     ("api-na.myconnectwise.net", False), ("localhost.evil.example", False), ("127.0.0.1.evil.example", False),
-     ("127.0.0.1:8080", False), ("", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("127.255.255.254", True),
+        ("localhost", True),
+        ("LocalHost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.1", False),
+        ("192.168.1.5", False),
+        ("128.0.0.1", False),
+        ("api-na.myconnectwise.net", False),
+        ("localhost.evil.example", False),
+        ("127.0.0.1.evil.example", False),
+        ("127.0.0.1:8080", False),
+        ("", False),
+    ],
 )
 def test_is_loopback_host(host: str, loopback: bool) -> None:
     """One answer for the client, the config and the HTTP transports; a port is not part of a host."""
     assert is_loopback_host(host) is loopback
 
 
-@pytest.mark.parametrize(("site", "scheme"), [("127.0.0.2:8080", "http"), ("[::1]:8080", "http"), ("localhost", "http"),
-                                              ("10.0.0.1:8080", "https"), ("localhost.evil.example", "https")])
+@pytest.mark.parametrize(
+    ("site", "scheme"),
+    [
+        ("127.0.0.2:8080", "http"),
+        ("[::1]:8080", "http"),
+        ("localhost", "http"),
+        ("10.0.0.1:8080", "https"),
+        ("localhost.evil.example", "https"),
+    ],
+)
 async def test_discovery_speaks_http_only_to_loopback_sites(site: str, scheme: str) -> None:
     calls: list[httpx2.Request] = []
     async with make_client(companyinfo_handler(calls, "v4_6_release/"), site=site) as client:
@@ -200,7 +230,9 @@ async def test_conditions_must_be_built_never_a_raw_string() -> None:
             await client.count("/service/tickets", conditions="id > 0")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("path", ["https://evil.example/x", "//evil.example/x", "service/tickets", "/service/tickets?page=2"])
+@pytest.mark.parametrize(
+    "path", ["https://evil.example/x", "//evil.example/x", "service/tickets", "/service/tickets?page=2"]
+)
 async def test_paths_must_stay_under_the_base_url(path: str) -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         raise AssertionError("no request may be sent")
@@ -227,12 +259,12 @@ def paging_handler(total: int, requests: list[httpx2.Request]):
         last = max(1, -(-total // size))
         # Real links carry the other parameters (commas included) and keep page= last.
         keep = "".join(f"{name}={value}&" for name, value in params.items() if name not in ("page", "pageSize"))
-        link = f"<{BASE}/company/companies?{keep}pageSize={size}&page={{}}>; rel=\"{{}}\""
+        link = f'<{BASE}/company/companies?{keep}pageSize={size}&page={{}}>; rel="{{}}"'
         links = [link.format(1, "first")] if page > 1 else []
         if page < last:
             links += [link.format(page + 1, "next"), link.format(last, "last")]
         headers = {"Link": ", ".join(links)} if links else {}
-        return httpx2.Response(200, json=rows[(page - 1) * size: page * size], headers=headers)
+        return httpx2.Response(200, json=rows[(page - 1) * size : page * size], headers=headers)
 
     return handler
 

@@ -17,13 +17,13 @@ from mcp_server_connectwise.connectwise.models import (
     Member,
     Priority,
     Record,
+    Reference,
     ServiceNote,
     Ticket,
     TimeEntry,
     WorkType,
     label,
 )
-from mcp_server_connectwise.connectwise.models import Reference
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings
 from mcp_server_connectwise.sandbox.seed import seed_store
@@ -42,9 +42,32 @@ MODELS: list[tuple[type[Record], str, str]] = [
     (Configuration, "Configuration", "configurations"),
 ]
 HOSTILE_VALUES = [
-    "", " ", "garbage", "New", "N/A", "0000-00-00", "31/12/2025 09:00", "/Date(1767171600000)/", "2025-13-45T99:99:99Z",
-    "12.5", "NaN", "1e999", 12.5, -1, 0, 2**70, float("inf"), True, False, None, [], [1, "x"], {}, {"id": "x"},
-    {"name": ["x"]}, {"id": 1.5, "identifier": {}},
+    "",
+    " ",
+    "garbage",
+    "New",
+    "N/A",
+    "0000-00-00",
+    "31/12/2025 09:00",
+    "/Date(1767171600000)/",
+    "2025-13-45T99:99:99Z",
+    "12.5",
+    "NaN",
+    "1e999",
+    12.5,
+    -1,
+    0,
+    2**70,
+    float("inf"),
+    True,
+    False,
+    None,
+    [],
+    [1, "x"],
+    {},
+    {"id": "x"},
+    {"name": ["x"]},
+    {"id": 1.5, "identifier": {}},
 ]
 
 
@@ -80,7 +103,9 @@ def test_real_records_keep_every_value(sandbox: Store, model: type[Record], sche
 
 @pytest.mark.parametrize(("model", "schema", "table"), MODELS, ids=lambda value: getattr(value, "__name__", None))
 @pytest.mark.parametrize("value", HOSTILE_VALUES, ids=repr)
-def test_hostile_values_in_every_schema_field_never_raise(model: type[Record], schema: str, table: str, value: object) -> None:
+def test_hostile_values_in_every_schema_field_never_raise(
+    model: type[Record], schema: str, table: str, value: object
+) -> None:
     every_field = {key: value for key in MODEL_FIELDS[schema]} | {"_info": value, "id": 7}
     parsed = model.model_validate(every_field)
     assert parsed.id == 7 and isinstance(parsed.info, dict)
@@ -98,12 +123,23 @@ def test_a_record_with_nothing_but_an_id(model: type[Record], schema: str, table
 
 
 def test_the_shapes_real_connectwise_sends() -> None:
-    ticket = Ticket.model_validate({
-        "id": 5, "summary": "Printer on fire", "status": "New", "board": {"id": "1", "name": "Service Desk"},
-        "closedDate": "", "respondMinutes": 12.5, "requiredDate": "", "budgetHours": "1.5", "actualHours": 2,
-        "closedFlag": "false", "priority": None, "_info": {"dateEntered": "2025-01-31T09:00:00Z"},
-        "someFutureField": {"x": 1},
-    })
+    ticket = Ticket.model_validate(
+        {
+            "id": 5,
+            "summary": "Printer on fire",
+            "status": "New",
+            "board": {"id": "1", "name": "Service Desk"},
+            "closedDate": "",
+            "respondMinutes": 12.5,
+            "requiredDate": "",
+            "budgetHours": "1.5",
+            "actualHours": 2,
+            "closedFlag": "false",
+            "priority": None,
+            "_info": {"dateEntered": "2025-01-31T09:00:00Z"},
+            "someFutureField": {"x": 1},
+        }
+    )
     assert ticket.status is None and ticket.board is not None and ticket.board.id == 1
     assert ticket.required_date is None and ticket.budget_hours == 1.5 and ticket.actual_hours == 2.0
     assert ticket.closed_flag is False and ticket.info["dateEntered"] == "2025-01-31T09:00:00Z"
@@ -112,13 +148,18 @@ def test_the_shapes_real_connectwise_sends() -> None:
 
 @pytest.mark.parametrize(
     ("text", "moment"),
-    [("2025-01-31T09:00:00Z", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),
-     ("2025-01-31T09:00:00.1234567Z", datetime(2025, 1, 31, 9, 0, 0, 123456, tzinfo=timezone.utc)),  # .NET ticks
-     ("2025-01-31T10:00:00+01:00", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),
-     ("2025-01-31T09:00:00", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),  # naive: ConnectWise means UTC
-     ("2025-01-31 09:00:00", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),
-     ("2025-01-31", datetime(2025, 1, 31, tzinfo=timezone.utc)),
-     ("", None), ("01/31/2025 09:00", None), ("0001-01-01T00:00:00+01:00", None), (1738314000, None)],
+    [
+        ("2025-01-31T09:00:00Z", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),
+        ("2025-01-31T09:00:00.1234567Z", datetime(2025, 1, 31, 9, 0, 0, 123456, tzinfo=timezone.utc)),  # .NET ticks
+        ("2025-01-31T10:00:00+01:00", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),
+        ("2025-01-31T09:00:00", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),  # naive: ConnectWise means UTC
+        ("2025-01-31 09:00:00", datetime(2025, 1, 31, 9, tzinfo=timezone.utc)),
+        ("2025-01-31", datetime(2025, 1, 31, tzinfo=timezone.utc)),
+        ("", None),
+        ("01/31/2025 09:00", None),
+        ("0001-01-01T00:00:00+01:00", None),
+        (1738314000, None),
+    ],
 )
 def test_date_times_read_as_utc_or_none(text: object, moment: datetime | None) -> None:
     entry = TimeEntry.model_validate({"id": 1, "timeStart": text})
@@ -127,10 +168,20 @@ def test_date_times_read_as_utc_or_none(text: object, moment: datetime | None) -
 
 
 def test_board_statuses_read_by_alias_and_missing_fields_are_none() -> None:
-    new, closed = [BoardStatus.model_validate(row) for row in [
-        {"id": 1, "name": "New", "sortOrder": 0, "inactive": False, "closedStatus": False, "timeEntryNotAllowed": False},
-        {"id": 2, "name": ">Closed", "sortOrder": "1", "inactive": False, "closedStatus": True},
-    ]]
+    new, closed = [
+        BoardStatus.model_validate(row)
+        for row in [
+            {
+                "id": 1,
+                "name": "New",
+                "sortOrder": 0,
+                "inactive": False,
+                "closedStatus": False,
+                "timeEntryNotAllowed": False,
+            },
+            {"id": 2, "name": ">Closed", "sortOrder": "1", "inactive": False, "closedStatus": True},
+        ]
+    ]
     assert new.closed_status is False and new.sort_order == 0
     assert closed.closed_status is True and closed.time_entry_not_allowed is None and closed.sort_order == 1
 
@@ -143,8 +194,10 @@ def test_a_reference_is_labelled_by_name_then_identifier() -> None:
 
 @pytest.mark.parametrize(
     ("moment", "text"),
-    [(datetime(2026, 1, 31, 10, 0, 0, 999999, tzinfo=timezone(timedelta(hours=1))), "2026-01-31T09:00:00Z"),
-     (datetime(999, 1, 1, tzinfo=timezone.utc), "0999-01-01T00:00:00Z")],  # four digits, unlike strftime("%Y")
+    [
+        (datetime(2026, 1, 31, 10, 0, 0, 999999, tzinfo=timezone(timedelta(hours=1))), "2026-01-31T09:00:00Z"),
+        (datetime(999, 1, 1, tzinfo=timezone.utc), "0999-01-01T00:00:00Z"),
+    ],  # four digits, unlike strftime("%Y")
 )
 def test_moments_are_written_in_utc_to_the_second(moment: datetime, text: str) -> None:
     assert utc_text(moment) == text

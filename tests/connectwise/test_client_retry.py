@@ -57,7 +57,9 @@ class Script:
         return answer
 
 
-def make_client(script: Script, time: FakeTime, records: list[RequestRecord] | None = None, **settings) -> ConnectWiseClient:
+def make_client(
+    script: Script, time: FakeTime, records: list[RequestRecord] | None = None, **settings
+) -> ConnectWiseClient:
     return ConnectWiseClient(
         ClientSettings(company_id="acme", client_id="client-guid", base_url=BASE, **settings),
         ApiCredentials("pub", "priv"),
@@ -129,7 +131,9 @@ async def test_429_waits_retry_after_then_succeeds() -> None:
 
 async def test_429_wait_is_capped_and_post_is_retried() -> None:
     time = FakeTime()
-    script = Script(httpx2.Response(429, json=RATE_LIMITED, headers={"Retry-After": "3600"}), httpx2.Response(201, json={"id": 9}))
+    script = Script(
+        httpx2.Response(429, json=RATE_LIMITED, headers={"Retry-After": "3600"}), httpx2.Response(201, json={"id": 9})
+    )
     async with make_client(script, time, retry=RetryPolicy(max_retry_after=45)) as client:
         assert await client.post("/service/tickets", {"summary": "x"}) == {"id": 9}
     assert time.sleeps == [45]
@@ -148,8 +152,11 @@ async def test_429_that_never_clears_raises_rate_limited() -> None:
 
 async def test_5xx_get_is_retried_with_backoff_then_succeeds() -> None:
     time = FakeTime()
-    script = Script(httpx2.Response(500, json=SERVER_ERROR), httpx2.Response(503, text="Service Unavailable"),
-                    httpx2.Response(200, json=[]))
+    script = Script(
+        httpx2.Response(500, json=SERVER_ERROR),
+        httpx2.Response(503, text="Service Unavailable"),
+        httpx2.Response(200, json=[]),
+    )
     async with make_client(script, time) as client:
         assert await client.get("/service/boards") == []
     assert len(script.requests) == 3
@@ -165,7 +172,9 @@ async def test_5xx_get_gives_up_after_max_attempts() -> None:
     assert len(script.requests) == 3
 
 
-@pytest.mark.parametrize("failure", [httpx2.ReadTimeout, httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteTimeout])
+@pytest.mark.parametrize(
+    "failure", [httpx2.ReadTimeout, httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteTimeout]
+)
 async def test_post_failing_after_send_is_not_resent(failure: type[Exception]) -> None:
     time = FakeTime()
     script = Script(failure, httpx2.Response(201, json={"id": 2}))
@@ -179,8 +188,10 @@ async def test_post_failing_after_send_is_not_resent(failure: type[Exception]) -
 
 async def test_post_answered_5xx_is_not_resent() -> None:
     time = FakeTime()
-    for answer, error in [(httpx2.Response(500, json=SERVER_ERROR), ServerError),
-                          (httpx2.Response(504, text="Gateway Timeout"), AmbiguousWriteError)]:
+    for answer, error in [
+        (httpx2.Response(500, json=SERVER_ERROR), ServerError),
+        (httpx2.Response(504, text="Gateway Timeout"), AmbiguousWriteError),
+    ]:
         script = Script(answer, httpx2.Response(201, json={"id": 2}))
         async with make_client(script, time) as client:
             with pytest.raises(error):
@@ -244,10 +255,12 @@ async def test_idempotent_write_sent_every_time_without_answer_is_ambiguous(meth
 
 @pytest.mark.parametrize(
     "answers",
-    [(httpx2.ReadTimeout, httpx2.ConnectError),  # the last attempt never left, an earlier one did
-     (httpx2.Response(504, text="Gateway Timeout"),),  # gateways answer, ConnectWise never did
-     (httpx2.ReadTimeout, httpx2.Response(503, json=SERVER_ERROR)),
-     (httpx2.ReadTimeout, httpx2.Response(429, json=RATE_LIMITED))],
+    [
+        (httpx2.ReadTimeout, httpx2.ConnectError),  # the last attempt never left, an earlier one did
+        (httpx2.Response(504, text="Gateway Timeout"),),  # gateways answer, ConnectWise never did
+        (httpx2.ReadTimeout, httpx2.Response(503, json=SERVER_ERROR)),
+        (httpx2.ReadTimeout, httpx2.Response(429, json=RATE_LIMITED)),
+    ],
     ids=["timeout-then-unreachable", "gateway-timeouts", "timeout-then-5xx", "timeout-then-429"],
 )
 async def test_idempotent_patch_that_may_have_landed_earlier_is_ambiguous(answers: tuple) -> None:
@@ -270,12 +283,23 @@ async def test_write_that_never_left_or_was_refused_is_not_ambiguous() -> None:
             await client.patch("/service/tickets/5", REPLACE_SUMMARY)
 
 
-@pytest.mark.parametrize(("status", "body", "error"), [
-    (400, {"code": "InvalidObject", "message": "ticket object is invalid", "errors": [
-        {"code": "InvalidField", "message": "summary is too long", "resource": "ticket", "field": "summary"}]},
-     ValidationError),
-    (404, {"code": "NotFound", "message": "Ticket 1255787 not found"}, NotFoundError),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (
+            400,
+            {
+                "code": "InvalidObject",
+                "message": "ticket object is invalid",
+                "errors": [
+                    {"code": "InvalidField", "message": "summary is too long", "resource": "ticket", "field": "summary"}
+                ],
+            },
+            ValidationError,
+        ),
+        (404, {"code": "NotFound", "message": "Ticket 1255787 not found"}, NotFoundError),
+    ],
+)
 async def test_no_retry_on_400_or_404(status: int, body: dict, error: type[Exception]) -> None:
     time = FakeTime()
     script = Script(httpx2.Response(status, json=body), httpx2.Response(200, json={}))

@@ -43,8 +43,9 @@ async def test_discovers_reads_pages_counts_and_writes() -> None:
         assert await client.base_url() == BASE
         open_tickets = eq("closedFlag", False)
         total = await client.count("/service/tickets", conditions=open_tickets)
-        rows = await client.list_all("/service/tickets", conditions=open_tickets, fields=["id", "summary"],
-                                     page_size=10, limit=25)
+        rows = await client.list_all(
+            "/service/tickets", conditions=open_tickets, fields=["id", "summary"], page_size=10, limit=25
+        )
         assert len(rows) == min(25, total) and all(set(row) <= {"id", "summary", "_info"} for row in rows)
 
         records.clear()
@@ -53,11 +54,13 @@ async def test_discovers_reads_pages_counts_and_writes() -> None:
         assert len(records) == -(-len(everything) // 25) + 1  # one request per page, then the count
 
         ticket_id = rows[0]["id"]
-        note = await client.post(f"/service/tickets/{ticket_id}/notes",
-                                 {"text": "Rebooted the printer.", "internalAnalysisFlag": True})
+        note = await client.post(
+            f"/service/tickets/{ticket_id}/notes", {"text": "Rebooted the printer.", "internalAnalysisFlag": True}
+        )
         assert note["id"] and note["text"] == "Rebooted the printer."
-        patched = await client.patch(f"/service/tickets/{ticket_id}",
-                                     [{"op": "replace", "path": "summary", "value": "Printer rebooted"}])
+        patched = await client.patch(
+            f"/service/tickets/{ticket_id}", [{"op": "replace", "path": "summary", "value": "Printer rebooted"}]
+        )
         assert patched["summary"] == "Printer rebooted"
         with pytest.raises(NotFoundError):
             await client.get("/service/tickets/99999999")

@@ -112,7 +112,7 @@ def test_serialized_forms():
     assert serialize(expr) == (
         'board/name = "Help Desk" and closedFlag != true and '
         "(id < 10 or id <= -2.5 or budgetHours > 1.0 or _info/lastUpdated >= [2026-01-31T09:00:00Z]) and "
-        "summary not contains 'say \"hi\"' and company/identifier like \"AC%\" and "
+        'summary not contains \'say "hi"\' and company/identifier like "AC%" and '
         "priority/id not in (1, 2, null) and contact = null"
     )
 
@@ -137,7 +137,7 @@ def test_builders_flatten_and_skip_none():
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("it's \"quoted\"", "both a double quote"),
+        ('it\'s "quoted"', "both a double quote"),
         ("line\nbreak", "control characters"),
         ("tab\there", "control characters"),
         ("C:\\path\\", "end with a backslash"),
@@ -179,7 +179,7 @@ def test_parser_is_case_insensitive_and_reads_connectwise_examples():
     assert parse("Board/Name = 'Help Desk' AND closedFlag = FALSE") == And(
         (Comparison("Board/Name", "=", "Help Desk"), Comparison("closedFlag", "=", False))
     )
-    assert parse("summary NOT CONTAINS \"x\"") == Comparison("summary", "contains", "x", True)
+    assert parse('summary NOT CONTAINS "x"') == Comparison("summary", "contains", "x", True)
     assert parse("id IN (1,2 , 3)") == In("id", (1, 2, 3))
     assert parse("id not in (1)") == In("id", (1,), True)
     assert parse("lastUpdated > [2026-01-31T09:00:00Z]") == Comparison(

@@ -12,7 +12,6 @@ from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, cr
 from support.sandbox_http import AUTH, sandbox_http
 
 
-
 @pytest.fixture
 def app():
     return create_app(SandboxSettings(tickets=60))
@@ -25,17 +24,34 @@ async def client(app):
 
 
 LIST_PATHS = [
-    "/service/tickets", "/service/boards", "/service/boards/1/statuses", "/service/boards/1/types",
-    "/service/boards/1/subtypes", "/service/boards/1/items", "/service/priorities", "/service/sources",
-    "/service/tickets/1001/notes", "/service/tickets/1001/allNotes", "/time/entries", "/time/workTypes",
-    "/time/workRoles", "/company/companies", "/company/contacts", "/company/configurations", "/finance/agreements",
-    "/system/members", "/system/callbacks",
+    "/service/tickets",
+    "/service/boards",
+    "/service/boards/1/statuses",
+    "/service/boards/1/types",
+    "/service/boards/1/subtypes",
+    "/service/boards/1/items",
+    "/service/priorities",
+    "/service/sources",
+    "/service/tickets/1001/notes",
+    "/service/tickets/1001/allNotes",
+    "/time/entries",
+    "/time/workTypes",
+    "/time/workRoles",
+    "/company/companies",
+    "/company/contacts",
+    "/company/configurations",
+    "/finance/agreements",
+    "/system/members",
+    "/system/callbacks",
 ]
 
 
 async def test_wrong_keys_get_401_with_connectwise_body(client):
-    for auth in [("sandbox+sandbox-public", "wrong"), ("other+sandbox-public", "sandbox-private"),
-                 ("sandbox-public", "sandbox-private")]:
+    for auth in [
+        ("sandbox+sandbox-public", "wrong"),
+        ("other+sandbox-public", "sandbox-private"),
+        ("sandbox-public", "sandbox-private"),
+    ]:
         response = await client.get("/system/info", auth=auth)
         assert response.status_code == 401
         assert response.json() == {"code": "ConnectWiseApi", "message": "UserNotAuthenticated"}
@@ -80,8 +96,10 @@ async def test_unknown_paths_and_ids(client):
     response = await client.get("/service/tickets/123")
     assert response.status_code == 404
     assert response.json() == {"code": "NotFound", "message": "Ticket 123 not found"}
-    assert (await client.get("/company/contacts/57919")).json() == {"code": "NotFound",
-                                                                    "message": "Contact 57919 not found"}
+    assert (await client.get("/company/contacts/57919")).json() == {
+        "code": "NotFound",
+        "message": "Contact 57919 not found",
+    }
     assert (await client.get("/service/tickets/123/notes")).json()["message"] == "Ticket 123 not found"
 
 
@@ -101,8 +119,9 @@ async def test_every_list_endpoint_lists_counts_and_gets_items(client, path):
 
 
 async def test_methods_and_status_codes(client):
-    created = await client.post("/company/contacts", json={"firstName": "Ada", "lastName": "Lovelace",
-                                                           "company": {"identifier": "ACME"}})
+    created = await client.post(
+        "/company/contacts", json={"firstName": "Ada", "lastName": "Lovelace", "company": {"identifier": "ACME"}}
+    )
     assert created.status_code == 201
     contact_id = created.json()["id"]
     assert (await client.put(f"/company/contacts/{contact_id}", json={"firstName": "Ada"})).status_code == 200
@@ -151,8 +170,9 @@ async def test_impersonation_tokens_act_as_the_member(client, app):
     keys = response.json()
     assert set(keys) == {"publicKey", "privateKey", "expiration"}
     auth = (f"sandbox+{keys['publicKey']}", keys["privateKey"])
-    patched = await client.patch("/service/tickets/1001", auth=auth,
-                                 json=[{"op": "replace", "path": "summary", "value": "Renamed"}])
+    patched = await client.patch(
+        "/service/tickets/1001", auth=auth, json=[{"op": "replace", "path": "summary", "value": "Renamed"}]
+    )
     assert patched.json()["_info"]["updatedBy"] == "jsmith"
     assert (await client.post("/system/members/nobody/tokens")).status_code == 404
 

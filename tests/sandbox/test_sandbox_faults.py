@@ -12,7 +12,6 @@ from mcp_server_connectwise.sandbox import SandboxSettings, create_app
 from support.sandbox_http import sandbox_http
 
 
-
 async def test_fault_rate_is_honoured_within_tolerance():
     app = create_app(SandboxSettings(tickets=10, fault_rate=0.2))
     outcomes = {"ok": 0, "5xx": 0, "dropped": 0}
@@ -82,8 +81,10 @@ async def test_rate_limit_answers_429_with_retry_after():
     assert limited.status_code == 429
     seconds = int(limited.headers["Retry-After"])
     assert 1 <= seconds <= 60
-    assert limited.json() == {"error": "ConnectWiseAPI",
-                              "message": f"Too many requests. Please try again in {seconds} seconds."}
+    assert limited.json() == {
+        "error": "ConnectWiseAPI",
+        "message": f"Too many requests. Please try again in {seconds} seconds.",
+    }
 
 
 async def test_latency_is_added():

@@ -11,7 +11,6 @@ from mcp_server_connectwise.sandbox import SandboxSettings, create_app
 from support.sandbox_http import sandbox_http
 
 
-
 @pytest.fixture(scope="module")
 def app():
     return create_app(SandboxSettings(tickets=300))
@@ -61,51 +60,80 @@ async def test_boolean_null_and_datetime_literals(app, client):
     assert await ids(client, "owner/identifier != null") == expected(app, lambda t: "owner" in t)
     # A comparison with a null field is never true, as in SQL: tickets without an owner match neither.
     assert await ids(client, "owner/identifier != 'jsmith'") == expected(
-        app, lambda t: "owner" in t and t["owner"]["identifier"] != "jsmith")
+        app, lambda t: "owner" in t and t["owner"]["identifier"] != "jsmith"
+    )
     cutoff = "2026-08-01T00:00:00Z"
-    assert await ids(client, f"lastUpdated > [{cutoff}]") == expected(
-        app, lambda t: t["_info"]["lastUpdated"] > cutoff)
+    assert await ids(client, f"lastUpdated > [{cutoff}]") == expected(app, lambda t: t["_info"]["lastUpdated"] > cutoff)
     assert await ids(client, f"_info/dateEntered <= [{cutoff}]") == expected(
-        app, lambda t: t["_info"]["dateEntered"] <= cutoff)
-    assert await ids(client, f"dateEntered <= [{cutoff}]") == expected(app, lambda t: t["_info"]["dateEntered"] <= cutoff)
+        app, lambda t: t["_info"]["dateEntered"] <= cutoff
+    )
+    assert await ids(client, f"dateEntered <= [{cutoff}]") == expected(
+        app, lambda t: t["_info"]["dateEntered"] <= cutoff
+    )
     assert await ids(client, f"closedDate < [{cutoff}]") == expected(
-        app, lambda t: "closedDate" in t and t["closedDate"] < cutoff)
+        app, lambda t: "closedDate" in t and t["closedDate"] < cutoff
+    )
 
 
 async def test_contains_and_like_with_wildcards_and_escapes(app, client):
     assert await ids(client, 'summary contains "vpn"') == expected(app, lambda t: "vpn" in t["summary"].lower())
     assert await ids(client, 'summary not contains "vpn"') == expected(app, lambda t: "vpn" not in t["summary"].lower())
-    assert await ids(client, 'summary like "printer%"') == expected(app, lambda t: t["summary"].lower().startswith("printer"))
+    assert await ids(client, 'summary like "printer%"') == expected(
+        app, lambda t: t["summary"].lower().startswith("printer")
+    )
     assert await ids(client, "summary like '*LETTER\"'") == expected(app, lambda t: t["summary"].endswith('LETTER"'))
     assert await ids(client, 'summary not like "%a%"') == expected(app, lambda t: "a" not in t["summary"].lower())
-    assert await ids(client, 'company/name like "_cme%"') == expected(app, lambda t: t["company"]["name"].startswith("Acme"))
+    assert await ids(client, 'company/name like "_cme%"') == expected(
+        app, lambda t: t["company"]["name"].startswith("Acme")
+    )
     # SQL Server escapes: [%] is a literal percent, [[] a literal bracket, [_] a literal underscore.
-    assert await ids(client, 'company/name like "100[%]%"') == expected(app, lambda t: t["company"]["name"].startswith("100%"))
+    assert await ids(client, 'company/name like "100[%]%"') == expected(
+        app, lambda t: t["company"]["name"].startswith("100%")
+    )
     assert await ids(client, 'company/name like "[[]Bracket]%"') == expected(
-        app, lambda t: t["company"]["name"].startswith("[Bracket]"))
+        app, lambda t: t["company"]["name"].startswith("[Bracket]")
+    )
     assert await ids(client, 'company/name like "Under[_]%"') == expected(
-        app, lambda t: t["company"]["name"].startswith("Under_"))
+        app, lambda t: t["company"]["name"].startswith("Under_")
+    )
     assert await ids(client, 'company/name like "[a-b]%"') == expected(
-        app, lambda t: t["company"]["name"][0].lower() in "ab")
+        app, lambda t: t["company"]["name"][0].lower() in "ab"
+    )
     # Single-quoted literal holding a double quote, and a non-ASCII value.
     assert await ids(client, "company/name contains '\"Live\"'") == expected(
-        app, lambda t: '"Live"' in t["company"]["name"])
+        app, lambda t: '"Live"' in t["company"]["name"]
+    )
     assert await ids(client, 'company/name = "o\'brien family dental"') == expected(
-        app, lambda t: t["company"]["name"] == "O'Brien Family Dental")
-    assert await ids(client, 'company/name contains "Söhne"') == expected(app, lambda t: "Söhne" in t["company"]["name"])
+        app, lambda t: t["company"]["name"] == "O'Brien Family Dental"
+    )
+    assert await ids(client, 'company/name contains "Söhne"') == expected(
+        app, lambda t: "Söhne" in t["company"]["name"]
+    )
 
 
 async def test_and_or_precedence_and_parentheses(app, client):
     got = await ids(client, "priority/id = 1 or priority/id = 2 and closedFlag = false")
-    assert got == expected(app, lambda t: t["priority"]["id"] == 1 or (t["priority"]["id"] == 2 and not t["closedFlag"]))
+    assert got == expected(
+        app, lambda t: t["priority"]["id"] == 1 or (t["priority"]["id"] == 2 and not t["closedFlag"])
+    )
     got = await ids(client, "(priority/id = 1 OR priority/id = 2) AND closedFlag = false")
     assert got == expected(app, lambda t: t["priority"]["id"] in (1, 2) and not t["closedFlag"])
 
 
-@pytest.mark.parametrize("conditions", [
-    "closedFlag = 1", "id = 'x'", "summary = unquoted", "lastUpdated > '2026-01-01'", "summary = \"open",
-    "summary contains 5", "id = 1 and", "nosuchfield = 1", "(id = 1",
-])
+@pytest.mark.parametrize(
+    "conditions",
+    [
+        "closedFlag = 1",
+        "id = 'x'",
+        "summary = unquoted",
+        "lastUpdated > '2026-01-01'",
+        'summary = "open',
+        "summary contains 5",
+        "id = 1 and",
+        "nosuchfield = 1",
+        "(id = 1",
+    ],
+)
 async def test_malformed_conditions_are_400(client, conditions):
     response = await client.get("/service/tickets", params={"conditions": conditions})
     assert response.status_code == 400
@@ -115,27 +143,31 @@ async def test_malformed_conditions_are_400(client, conditions):
 async def test_literal_type_error_uses_connectwise_wording(client):
     response = await client.get("/service/tickets", params={"conditions": "closedFlag = 1"})
     assert response.json()["message"].startswith(
-        "Expected a boolean value, not a numeric. String values should be enclosed with double or single quotes;")
+        "Expected a boolean value, not a numeric. String values should be enclosed with double or single quotes;"
+    )
 
 
 async def test_child_and_custom_field_conditions(app, client):
-    contacts = await ids(client, "id > 0", "/company/contacts",
-                         childConditions='communicationItems/value like "%@acme.example"')
+    contacts = await ids(
+        client, "id > 0", "/company/contacts", childConditions='communicationItems/value like "%@acme.example"'
+    )
     store = app.state.store
     assert contacts == [c["id"] for c in store["contacts"].values() if c["company"]["identifier"] == "ACME"]
     assert await ids(client, "id > 0", customFieldConditions="caption='Client Reference' and value != null") == []
     field = {"id": 1, "caption": "Client Reference", "type": "Text", "entryMethod": "EntryField", "value": "PO-1"}
     for ticket_id in (1002, 1004):
-        response = await client.patch(f"/service/tickets/{ticket_id}",
-                                      json=[{"op": "replace", "path": "customFields", "value": [field]}])
+        response = await client.patch(
+            f"/service/tickets/{ticket_id}", json=[{"op": "replace", "path": "customFields", "value": [field]}]
+        )
         assert response.status_code == 200
     got = await ids(client, "id > 0", customFieldConditions="caption='Client Reference' and value != null")
     assert got == [1002, 1004]
 
 
 async def test_order_by_multiple_keys(app, client):
-    response = await client.get("/service/tickets", params={"orderBy": "priority/id desc, summary, id desc",
-                                                              "pageSize": 1000, "fields": "id"})
+    response = await client.get(
+        "/service/tickets", params={"orderBy": "priority/id desc, summary, id desc", "pageSize": 1000, "fields": "id"}
+    )
     want = sorted(tickets(app), key=lambda t: -t["id"])
     want.sort(key=lambda t: t["summary"].casefold())
     want.sort(key=lambda t: t["priority"]["id"], reverse=True)
@@ -207,7 +239,10 @@ async def test_forward_only_paging_walks_by_id(app, client):
 
 
 async def test_search_post_takes_conditions_in_the_body(app, client):
-    response = await client.post("/service/tickets/search", params={"pageSize": 1000, "fields": "id"},
-                                 json={"conditions": "closedFlag = false", "orderBy": "id desc"})
+    response = await client.post(
+        "/service/tickets/search",
+        params={"pageSize": 1000, "fields": "id"},
+        json={"conditions": "closedFlag = false", "orderBy": "id desc"},
+    )
     assert response.status_code == 200
     assert [r["id"] for r in response.json()] == expected(app, lambda t: not t["closedFlag"])[::-1]

@@ -12,10 +12,10 @@ import httpx2
 import pytest
 
 from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
-
-from support.sandbox_http import MINIMAL_POSTS, sandbox_http
 from mcp_server_connectwise.sandbox.routes import RESOURCES
 from mcp_server_connectwise.sandbox.store import MODEL_FIELDS, TABLES
+
+from support.sandbox_http import MINIMAL_POSTS, sandbox_http
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -36,8 +36,11 @@ async def client(app):
 def ticket_on_board_1(app) -> int:
     """A ticket of the Service Desk board with no configuration attached."""
     store = app.state.store
-    return next(t["id"] for t in store["tickets"].values()
-                if t["board"]["id"] == 1 and t["id"] not in store.ticket_configurations)
+    return next(
+        t["id"]
+        for t in store["tickets"].values()
+        if t["board"]["id"] == 1 and t["id"] not in store.ticket_configurations
+    )
 
 
 def concrete(path: str, ticket: int) -> str:
@@ -49,8 +52,7 @@ def assert_connectwise_error(response: httpx2.Response) -> None:
     assert response.status_code >= 400, response.text
     assert response.headers["content-type"] == JSON_TYPE
     body = response.json()
-    assert isinstance(body, dict) and isinstance(body.get("code"), str) and isinstance(body.get("message"), str), \
-        body
+    assert isinstance(body, dict) and isinstance(body.get("code"), str) and isinstance(body.get("message"), str), body
     if "errors" in body and body["errors"] is not None:
         for error in body["errors"]:
             assert set(error) >= {"code", "message", "resource", "field"}, error
@@ -60,8 +62,9 @@ def assert_connectwise_error(response: httpx2.Response) -> None:
 
 
 def test_every_post_endpoint_is_covered():
-    creates = {r.path.replace("{parent:int}", "{board}" if "boards" in r.path else "{ticket}")
-               for r in RESOURCES if r.writable}
+    creates = {
+        r.path.replace("{parent:int}", "{board}" if "boards" in r.path else "{ticket}") for r in RESOURCES if r.writable
+    }
     assert creates | {"/service/tickets/{ticket}/configurations"} == set(MINIMAL_POSTS)
 
 
@@ -100,24 +103,30 @@ async def test_a_status_posted_without_optional_fields_is_a_working_status(app, 
     on_board = [s for s in app.state.store["statuses"].values() if s["board"]["id"] == 1 and s["id"] != status["id"]]
     assert status["sortOrder"] == max(s["sortOrder"] for s in on_board) + 1
     ticket_id = ticket_on_board_1(app)
-    moved = await client.patch(f"/service/tickets/{ticket_id}",
-                               json=[{"op": "replace", "path": "status", "value": {"name": "Triage"}}])
+    moved = await client.patch(
+        f"/service/tickets/{ticket_id}", json=[{"op": "replace", "path": "status", "value": {"name": "Triage"}}]
+    )
     assert moved.status_code == 200 and moved.json()["closedFlag"] is False
-    posted = await client.post("/service/tickets", json={**MINIMAL_POSTS["/service/tickets"],
-                                                         "status": {"id": status["id"]}})
+    posted = await client.post(
+        "/service/tickets", json={**MINIMAL_POSTS["/service/tickets"], "status": {"id": status["id"]}}
+    )
     assert posted.status_code == 201 and posted.json()["status"]["name"] == "Triage"
-    closed = await client.patch(f"/service/tickets/{ticket_id}", json=[{"op": "replace", "path": "closedFlag",
-                                                                        "value": True}])
+    closed = await client.patch(
+        f"/service/tickets/{ticket_id}", json=[{"op": "replace", "path": "closedFlag", "value": True}]
+    )
     assert closed.status_code == 200 and closed.json()["closedFlag"] is True
     # A status stripped of its flags by PATCH or PUT goes back to the defaults, and still works.
-    stripped = await client.patch(f"/service/boards/1/statuses/{status['id']}",
-                                  json=[{"op": "remove", "path": "closedStatus"}, {"op": "remove", "path": "inactive"}])
+    stripped = await client.patch(
+        f"/service/boards/1/statuses/{status['id']}",
+        json=[{"op": "remove", "path": "closedStatus"}, {"op": "remove", "path": "inactive"}],
+    )
     assert stripped.status_code == 200 and stripped.json()["closedStatus"] is False
     replaced = await client.put(f"/service/boards/1/statuses/{status['id']}", json={"name": "Triage 2"})
     assert replaced.status_code == 200 and replaced.json()["closedStatus"] is False
     assert replaced.json()["board"]["id"] == 1
-    moved = await client.patch(f"/service/tickets/{ticket_id}",
-                               json=[{"op": "replace", "path": "status", "value": {"id": status["id"]}}])
+    moved = await client.patch(
+        f"/service/tickets/{ticket_id}", json=[{"op": "replace", "path": "status", "value": {"id": status["id"]}}]
+    )
     assert moved.status_code == 200 and moved.json()["status"]["name"] == "Triage 2"
 
 
@@ -143,36 +152,61 @@ async def test_minimal_records_get_connectwise_defaults(client):
 
 async def test_a_ticket_on_a_board_without_statuses_is_refused_not_crashed(client):
     board = (await client.post("/service/boards", json=MINIMAL_POSTS["/service/boards"])).json()
-    response = await client.post("/service/tickets", json={**MINIMAL_POSTS["/service/tickets"],
-                                                           "board": {"id": board["id"]}})
+    response = await client.post(
+        "/service/tickets", json={**MINIMAL_POSTS["/service/tickets"], "board": {"id": board["id"]}}
+    )
     assert_connectwise_error(response)
     assert [(e["code"], e["field"]) for e in response.json()["errors"]] == [("MissingRequiredField", "status")]
     await client.post(f"/service/boards/{board['id']}/statuses", json={"name": "Open"})
-    response = await client.post("/service/tickets", json={**MINIMAL_POSTS["/service/tickets"],
-                                                           "board": {"id": board["id"]}})
+    response = await client.post(
+        "/service/tickets", json={**MINIMAL_POSTS["/service/tickets"], "board": {"id": board["id"]}}
+    )
     assert response.status_code == 201 and response.json()["status"]["name"] == "Open"
 
 
 async def test_required_fields_cannot_be_patched_away(app, client):
     ticket_id = ticket_on_board_1(app)
     for path in ("board", "company", "summary"):
-        for operation in ({"op": "remove", "path": path}, {"op": "replace", "path": path, "value": None},
-                          {"op": "replace", "path": path}):
+        for operation in (
+            {"op": "remove", "path": path},
+            {"op": "replace", "path": path, "value": None},
+            {"op": "replace", "path": path},
+        ):
             response = await client.patch(f"/service/tickets/{ticket_id}", json=[operation])
             assert_connectwise_error(response)
             assert [(e["code"], e["field"]) for e in response.json()["errors"]] == [("MissingRequiredField", path)]
     assert app.state.store["tickets"][ticket_id]["board"]["id"] == 1
     # A child's parent comes from its URL: patching it changes nothing.
-    moved = await client.patch("/service/boards/1/statuses/1", json=[{"op": "replace", "path": "board",
-                                                                       "value": {"id": 2}}])
+    moved = await client.patch(
+        "/service/boards/1/statuses/1", json=[{"op": "replace", "path": "board", "value": {"id": 2}}]
+    )
     assert moved.status_code == 200 and moved.json()["board"]["id"] == 1
 
 
 # --- 3. malformed input, swept over every route -----------------------------------------------------------
 
-ODD_VALUES = ["", "x" * 300, 0, -1, 1.5, 1e308, 2 ** 70, True, {}, [], [1, "x"], {"id": 999999}, {"id": "abc"},
-              {"id": [1]}, {"name": 5}, "notadate", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "\ud800 text",
-              None]
+ODD_VALUES = [
+    "",
+    "x" * 300,
+    0,
+    -1,
+    1.5,
+    1e308,
+    2**70,
+    True,
+    {},
+    [],
+    [1, "x"],
+    {"id": 999999},
+    {"id": "abc"},
+    {"id": [1]},
+    {"name": 5},
+    "notadate",
+    "9999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00Z",
+    "\ud800 text",
+    None,
+]
 
 
 async def test_every_field_of_every_writable_resource_with_odd_values(app, client, caplog):
@@ -194,19 +228,21 @@ async def test_every_field_of_every_writable_resource_with_odd_values(app, clien
             for _ in range(2):
                 value = ODD_VALUES[turn % len(ODD_VALUES)]
                 turn += 1
-                for method, target, body in (("POST", url, {**base, field: value}),
-                                             ("PATCH", item, [{"op": "replace", "path": field, "value": value}]),
-                                             ("PATCH", item, [{"op": "remove", "path": field}])):
+                for method, target, body in (
+                    ("POST", url, {**base, field: value}),
+                    ("PATCH", item, [{"op": "replace", "path": field, "value": value}]),
+                    ("PATCH", item, [{"op": "remove", "path": field}]),
+                ):
                     # json.dumps escapes the lone surrogate httpx's own encoder refuses.
-                    response = await client.request(method, target, content=json.dumps(body),
-                                                    headers={"Content-Type": "application/json"})
+                    response = await client.request(
+                        method, target, content=json.dumps(body), headers={"Content-Type": "application/json"}
+                    )
                     if response.status_code >= 400:
                         assert_connectwise_error(response)
                     else:
                         assert response.status_code in (200, 201), response.text
             assert (await client.get(item)).status_code == 200
     assert not [r for r in caplog.records if "sandbox request failed" in r.getMessage()]
-
 
 
 def item_routes(app) -> list[tuple[str, str]]:
@@ -227,8 +263,23 @@ def item_routes(app) -> list[tuple[str, str]]:
     return out
 
 
-BAD_BODIES = [b"{not json", b"[1, 2", b"NaN", b'{"a": Infinity}', b"\xff\xfe\x00", b"'single'", b"[" * 5000,
-              b'"just a string"', b"42", b"null", b"true", b"[]", b"{}", b"[[]]", b"[1]"]
+BAD_BODIES = [
+    b"{not json",
+    b"[1, 2",
+    b"NaN",
+    b'{"a": Infinity}',
+    b"\xff\xfe\x00",
+    b"'single'",
+    b"[" * 5000,
+    b'"just a string"',
+    b"42",
+    b"null",
+    b"true",
+    b"[]",
+    b"{}",
+    b"[[]]",
+    b"[1]",
+]
 
 
 async def test_malformed_bodies_on_every_route_are_connectwise_errors(app, client, caplog):
@@ -245,14 +296,25 @@ async def test_malformed_bodies_on_every_route_are_connectwise_errors(app, clien
 
 
 BAD_PATCHES = [
-    [{"op": "frobnicate", "path": "summary", "value": "x"}], [{"op": None, "path": "summary", "value": "x"}],
-    [{"path": "summary", "value": "x"}], [{"op": "replace", "value": "x"}], [{"op": "replace", "path": 5}],
-    [{"op": "replace", "path": None, "value": "x"}], [{"op": "replace", "path": "", "value": "x"}],
-    [{"op": "replace", "path": "/", "value": "x"}], [{"op": "test", "path": "summary", "value": "x"}],
-    [{"op": "move", "from": "summary", "path": "contactName"}], ["replace"], [None], [[]], [],
-    [{"op": "replace", "path": "nope", "value": 1}], [{"op": "replace", "path": "Summary", "value": "x"}],
+    [{"op": "frobnicate", "path": "summary", "value": "x"}],
+    [{"op": None, "path": "summary", "value": "x"}],
+    [{"path": "summary", "value": "x"}],
+    [{"op": "replace", "value": "x"}],
+    [{"op": "replace", "path": 5}],
+    [{"op": "replace", "path": None, "value": "x"}],
+    [{"op": "replace", "path": "", "value": "x"}],
+    [{"op": "replace", "path": "/", "value": "x"}],
+    [{"op": "test", "path": "summary", "value": "x"}],
+    [{"op": "move", "from": "summary", "path": "contactName"}],
+    ["replace"],
+    [None],
+    [[]],
+    [],
+    [{"op": "replace", "path": "nope", "value": 1}],
+    [{"op": "replace", "path": "Summary", "value": "x"}],
     [{"op": "replace", "path": "summary", "value": {"nested": True}}],
-    [{"op": "replace", "path": "id", "value": "x"}], [{"op": "replace", "path": "_info", "value": None}],
+    [{"op": "replace", "path": "id", "value": "x"}],
+    [{"op": "replace", "path": "_info", "value": None}],
 ]
 
 
@@ -273,9 +335,13 @@ async def test_malformed_patch_operations_are_connectwise_errors(app, client, op
 async def test_patch_paths_are_names_or_json_pointers(app, client):
     """API.md documents bare, case-sensitive names (`status`); RFC 6902 clients send `/status`: both work."""
     ticket_id = ticket_on_board_1(app)
-    response = await client.patch(f"/service/tickets/{ticket_id}", json=[
-        {"op": "replace", "path": "/summary", "value": "Pointer form"},
-        {"op": "Replace", "path": "status", "value": {"name": "In Progress"}}])
+    response = await client.patch(
+        f"/service/tickets/{ticket_id}",
+        json=[
+            {"op": "replace", "path": "/summary", "value": "Pointer form"},
+            {"op": "Replace", "path": "status", "value": {"name": "In Progress"}},
+        ],
+    )
     assert response.status_code == 200
     assert response.json()["summary"] == "Pointer form" and response.json()["status"]["name"] == "In Progress"
     # A missing value reads as null (.NET cannot tell them apart): an optional field is cleared.
@@ -283,16 +349,28 @@ async def test_patch_paths_are_names_or_json_pointers(app, client):
     assert response.status_code == 200 and "contactName" not in response.json()
 
 
-@pytest.mark.parametrize("path", ["/service/tickets/abc", "/service/tickets/-1", "/service/tickets/1.5",
-                                  "/service/tickets/1e3", "/service/tickets/%20", "/service/boards/abc/statuses",
-                                  "/service/tickets/abc/notes", "/service/tickets/1001/notes/abc",
-                                  "/company/contacts/0x10", "/service/tickets/abc/configurations"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/service/tickets/abc",
+        "/service/tickets/-1",
+        "/service/tickets/1.5",
+        "/service/tickets/1e3",
+        "/service/tickets/%20",
+        "/service/boards/abc/statuses",
+        "/service/tickets/abc/notes",
+        "/service/tickets/1001/notes/abc",
+        "/company/contacts/0x10",
+        "/service/tickets/abc/configurations",
+    ],
+)
 @pytest.mark.parametrize("method", ["GET", "PATCH", "PUT", "DELETE", "POST"])
 async def test_ids_that_are_not_integers_are_unknown_endpoints(client, path, method):
     """[I] ConnectWise routes ids as `{id:int}`: anything else matches no route, so it is the unknown-endpoint
     404 (not a 400, not a 500)."""
-    response = await client.request(method, path, json=[{"op": "replace", "path": "summary", "value": "x"}]
-                                    if method == "PATCH" else {})
+    response = await client.request(
+        method, path, json=[{"op": "replace", "path": "summary", "value": "x"}] if method == "PATCH" else {}
+    )
     assert_connectwise_error(response)
     assert response.status_code == 404
     assert response.json() == {"code": "ConnectWiseApi", "message": "The endpoint does not exist."}
@@ -334,8 +412,9 @@ async def test_query_parameter_decisions(client):
     ids = [r["id"] for r in base.json()]
     # page < 1 is the first page; pageSize < 1 the default; above 1000 the cap.
     for page in ("0", "-1"):
-        assert [r["id"] for r in (await client.get("/service/tickets", params={"fields": "id", "page": page})
-                                  ).json()] == ids
+        assert [
+            r["id"] for r in (await client.get("/service/tickets", params={"fields": "id", "page": page})).json()
+        ] == ids
     assert len((await client.get("/service/tickets", params={"pageSize": "0"})).json()) == 25
     assert len((await client.get("/service/tickets", params={"pageSize": "5000"})).json()) == 60
     for name in ("page", "pageSize", "pageId"):
@@ -364,8 +443,11 @@ async def test_paths_are_case_insensitive_and_take_a_trailing_slash(client):
 async def test_json_edge_cases(app, client):
     ticket_id = ticket_on_board_1(app)
     # A UTF-8 byte order mark is fine (.NET accepts it); a lone surrogate is written back escaped.
-    response = await client.patch(f"/service/tickets/{ticket_id}", headers={"Content-Type": "application/json"},
-                                  content=b'\xef\xbb\xbf[{"op": "replace", "path": "summary", "value": "x \\ud800"}]')
+    response = await client.patch(
+        f"/service/tickets/{ticket_id}",
+        headers={"Content-Type": "application/json"},
+        content=b'\xef\xbb\xbf[{"op": "replace", "path": "summary", "value": "x \\ud800"}]',
+    )
     assert response.status_code == 200
     assert response.json()["summary"] == "x \ud800"
     assert (await client.get(f"/service/tickets/{ticket_id}")).status_code == 200
@@ -379,12 +461,17 @@ async def test_json_edge_cases(app, client):
 async def test_connectwise_headers_on_every_kind_of_response(app, client):
     ticket_id = ticket_on_board_1(app)
     responses = [
-        await client.get("/service/tickets"), await client.get("/service/tickets/count"),
-        await client.get(f"/service/tickets/{ticket_id}"), await client.get("/system/info"),
+        await client.get("/service/tickets"),
+        await client.get("/service/tickets/count"),
+        await client.get(f"/service/tickets/{ticket_id}"),
+        await client.get("/system/info"),
         await client.post("/service/tickets", json=MINIMAL_POSTS["/service/tickets"]),
-        await client.get("/service/tickets/1"), await client.get("/nope"), await client.post("/service/tickets"),
+        await client.get("/service/tickets/1"),
+        await client.get("/nope"),
+        await client.post("/service/tickets"),
         await client.get("/system/info", auth=("sandbox+sandbox-public", "wrong")),
-        await client.delete("/system/members/2"), await client.delete(f"/service/tickets/{ticket_id}"),
+        await client.delete("/system/members/2"),
+        await client.delete(f"/service/tickets/{ticket_id}"),
     ]
     for response in responses:
         assert response.headers["api-current-version"] == "2025.1", response.request.url
@@ -399,14 +486,14 @@ async def test_link_header_is_exactly_connectwise_s(client):
     kept and `page=` moved last."""
     url = SANDBOX_BASE_URL + "/service/tickets"
     first = await client.get("/service/tickets", params={"pageSize": 10})
-    assert first.headers["Link"] == (f'<{url}?pageSize=10&page=2>; rel="next", '
-                                     f'<{url}?pageSize=10&page=6>; rel="last"')
+    assert first.headers["Link"] == (f'<{url}?pageSize=10&page=2>; rel="next", <{url}?pageSize=10&page=6>; rel="last"')
     middle = await client.get("/service/tickets?page=3&pageSize=10&orderBy=id%20desc")
     assert middle.headers["Link"] == (
         f'<{url}?pageSize=10&orderBy=id%20desc&page=1>; rel="first", '
         f'<{url}?pageSize=10&orderBy=id%20desc&page=2>; rel="prev", '
         f'<{url}?pageSize=10&orderBy=id%20desc&page=4>; rel="next", '
-        f'<{url}?pageSize=10&orderBy=id%20desc&page=6>; rel="last"')
+        f'<{url}?pageSize=10&orderBy=id%20desc&page=6>; rel="last"'
+    )
     last = await client.get("/service/tickets", params={"pageSize": 10, "page": 6})
     assert last.headers["Link"] == f'<{url}?pageSize=10&page=1>; rel="first", <{url}?pageSize=10&page=5>; rel="prev"'
     for link in re.findall(r"<([^>]*)>", middle.headers["Link"]):
@@ -418,7 +505,10 @@ def test_minimal_bodies_only_name_known_fields():
     for path, body in MINIMAL_POSTS.items():
         if path.endswith("/configurations") and "{ticket}" in path:
             continue
-        resource = next(r for r in RESOURCES if r.path.replace("{parent:int}", "{board}" if "boards" in r.path
-                                                               else "{ticket}") == path)
+        resource = next(
+            r
+            for r in RESOURCES
+            if r.path.replace("{parent:int}", "{board}" if "boards" in r.path else "{ticket}") == path
+        )
         fields = MODEL_FIELDS[TABLES[resource.table].model]
         assert set(body) <= set(fields), (path, set(body) - set(fields))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -19,21 +18,35 @@ from mcp_server_connectwise.sandbox import SandboxSettings, create_app
 from support.paths import SCHEMAS_DIR
 from support.sandbox_http import MINIMAL_POSTS, sandbox_http
 
-
 GENERIC_REFERENCE = {
     "type": "object",
-    "properties": {"id": {"type": ["integer", "null"]}, "name": {"type": "string"},
-                   "_info": {"type": "object", "additionalProperties": {"type": "string"}}},
+    "properties": {
+        "id": {"type": ["integer", "null"]},
+        "name": {"type": "string"},
+        "_info": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
 }
 # List endpoint -> schema of its items (paths_service_desk_subset.json names Company.Configuration).
 LISTS = {
-    "/service/tickets": "Ticket", "/service/boards": "Board", "/service/boards/{board}/statuses": "BoardStatus",
-    "/service/boards/{board}/types": "BoardType", "/service/boards/{board}/subtypes": "BoardSubType",
-    "/service/boards/{board}/items": "BoardItem", "/service/priorities": "Priority", "/service/sources": "Source",
-    "/service/tickets/{ticket}/notes": "ServiceNote", "/service/tickets/{ticket}/allNotes": "ServiceTicketNote",
-    "/time/entries": "TimeEntry", "/time/workTypes": "WorkType", "/time/workRoles": "WorkRole",
-    "/company/companies": "Company", "/company/contacts": "Contact", "/company/configurations": "Configuration",
-    "/finance/agreements": "Agreement", "/system/members": "Member", "/system/callbacks": "CallbackEntry",
+    "/service/tickets": "Ticket",
+    "/service/boards": "Board",
+    "/service/boards/{board}/statuses": "BoardStatus",
+    "/service/boards/{board}/types": "BoardType",
+    "/service/boards/{board}/subtypes": "BoardSubType",
+    "/service/boards/{board}/items": "BoardItem",
+    "/service/priorities": "Priority",
+    "/service/sources": "Source",
+    "/service/tickets/{ticket}/notes": "ServiceNote",
+    "/service/tickets/{ticket}/allNotes": "ServiceTicketNote",
+    "/time/entries": "TimeEntry",
+    "/time/workTypes": "WorkType",
+    "/time/workRoles": "WorkRole",
+    "/company/companies": "Company",
+    "/company/contacts": "Contact",
+    "/company/configurations": "Configuration",
+    "/finance/agreements": "Agreement",
+    "/system/members": "Member",
+    "/system/callbacks": "CallbackEntry",
 }
 
 
@@ -61,7 +74,7 @@ def _components() -> dict:
             if not name.startswith("_") and isinstance(schema, dict):
                 schemas[name] = _openapi_to_json_schema(schema)
     schemas["Company.Configuration"] = schemas["Configuration"]
-    referenced = set(re.findall(r'#/components/schemas/([\w.]+)', json.dumps(schemas)))
+    referenced = set(re.findall(r"#/components/schemas/([\w.]+)", json.dumps(schemas)))
     for name in referenced - set(schemas):
         schemas[name] = GENERIC_REFERENCE if name.endswith("Reference") else {"type": "object"}
     return schemas
@@ -98,16 +111,20 @@ async def _walk(client, path: str) -> list:
         response = await client.get(url)
         assert response.status_code == 200, response.text
         records += response.json()
-        url = dict((rel, u) for u, rel in re.findall(r'<([^>]*)>; rel="(\w+)"', response.headers.get("Link", ""))
-                   ).get("next")
+        url = dict((rel, u) for u, rel in re.findall(r'<([^>]*)>; rel="(\w+)"', response.headers.get("Link", ""))).get(
+            "next"
+        )
     return records
 
 
 @pytest.mark.parametrize("path", sorted(LISTS))
 async def test_every_list_endpoint_matches_its_schema(app, client, components, path):
     store = app.state.store
-    parents = {"board": list(store["boards"])} if "{board}" in path else (
-        {"ticket": [t for t in list(store["tickets"])[:40]]} if "{ticket}" in path else {"": [None]})
+    parents = (
+        {"board": list(store["boards"])}
+        if "{board}" in path
+        else ({"ticket": [t for t in list(store["tickets"])[:40]]} if "{ticket}" in path else {"": [None]})
+    )
     ((key, values),) = parents.items()
     total = 0
     for value in values:
@@ -118,20 +135,35 @@ async def test_every_list_endpoint_matches_its_schema(app, client, components, p
 
 
 async def test_written_records_and_other_bodies_match_their_schemas(client, components):
-    ticket = (await client.post("/service/tickets", json={
-        "summary": "Schema check", "company": {"identifier": "ACME"}, "board": {"name": "Alerts"},
-        "initialDescription": "desc"})).json()
+    ticket = (
+        await client.post(
+            "/service/tickets",
+            json={
+                "summary": "Schema check",
+                "company": {"identifier": "ACME"},
+                "board": {"name": "Alerts"},
+                "initialDescription": "desc",
+            },
+        )
+    ).json()
     validate(components, ticket, "Ticket", many=False)
-    entry = (await client.post("/time/entries", json={"chargeToId": ticket["id"], "timeStart": "2026-11-01T10:00:00Z",
-                                                      "actualHours": 1.25})).json()
+    entry = (
+        await client.post(
+            "/time/entries", json={"chargeToId": ticket["id"], "timeStart": "2026-11-01T10:00:00Z", "actualHours": 1.25}
+        )
+    ).json()
     validate(components, entry, "TimeEntry", many=False)
-    note = (await client.post(f"/service/tickets/{ticket['id']}/notes",
-                              json={"text": "n", "detailDescriptionFlag": True})).json()
+    note = (
+        await client.post(f"/service/tickets/{ticket['id']}/notes", json={"text": "n", "detailDescriptionFlag": True})
+    ).json()
     validate(components, note, "ServiceNote", many=False)
     validate(components, (await client.get("/service/tickets/count")).json(), "Count", many=False)
     validate(components, (await client.get("/system/info")).json(), "Info", many=False)
-    for response in [await client.get("/service/tickets/1"), await client.get("/nope"),
-                     await client.post("/company/contacts", json={})]:
+    for response in [
+        await client.get("/service/tickets/1"),
+        await client.get("/nope"),
+        await client.post("/company/contacts", json={}),
+    ]:
         validate(components, response.json(), "ErrorResponseMessage", many=False)
 
 
@@ -146,7 +178,9 @@ def test_sandbox_field_registry_matches_the_schemas():
             prop = schema["properties"][name]
             base = "reference" if "$ref" in prop else prop.get("type")
             assert {"integer": "number", "string": "string"}.get(base, base) in (
-                kind, "string" if kind in ("datetime", "datestring") else kind), (model, name)
+                kind,
+                "string" if kind in ("datetime", "datestring") else kind,
+            ), (model, name)
 
 
 # ConnectWise's ConfigurationReference (the items of /service/tickets/{id}/configurations). schemas/ has no file
@@ -154,8 +188,10 @@ def test_sandbox_field_registry_matches_the_schemas():
 CONFIGURATION_REFERENCE = {
     "type": "object",
     "properties": {
-        "id": {"type": ["integer", "null"]}, "deviceIdentifier": {"type": ["string", "null"]},
-        "name": {"type": "string"}, "type": {"$ref": "#/components/schemas/ConfigurationTypeReference"},
+        "id": {"type": ["integer", "null"]},
+        "deviceIdentifier": {"type": ["string", "null"]},
+        "name": {"type": "string"},
+        "type": {"$ref": "#/components/schemas/ConfigurationTypeReference"},
         "_info": {"type": "object", "additionalProperties": {"type": "string"}},
     },
     "additionalProperties": False,
@@ -163,8 +199,11 @@ CONFIGURATION_REFERENCE = {
 
 
 async def test_ticket_configurations_match_configuration_reference(app, client, components):
-    components = {**components, "ConfigurationReference": CONFIGURATION_REFERENCE,
-                  "ConfigurationTypeReference": GENERIC_REFERENCE}
+    components = {
+        **components,
+        "ConfigurationReference": CONFIGURATION_REFERENCE,
+        "ConfigurationTypeReference": GENERIC_REFERENCE,
+    }
     total = 0
     for ticket_id in list(app.state.store.ticket_configurations)[:40]:
         records = await _walk(client, f"/service/tickets/{ticket_id}/configurations")

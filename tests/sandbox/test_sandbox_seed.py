@@ -8,8 +8,19 @@ from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings
 from mcp_server_connectwise.sandbox.seed import seed_store
 from mcp_server_connectwise.sandbox.store import Store
 
-TABLES = ("tickets", "notes", "timeEntries", "boards", "statuses", "companies", "contacts", "configurations",
-          "members", "agreements", "priorities")
+TABLES = (
+    "tickets",
+    "notes",
+    "timeEntries",
+    "boards",
+    "statuses",
+    "companies",
+    "contacts",
+    "configurations",
+    "members",
+    "agreements",
+    "priorities",
+)
 
 
 def seeded(**settings) -> Store:

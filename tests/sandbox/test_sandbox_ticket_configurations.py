@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -60,7 +59,9 @@ async def test_list_items_are_configuration_references(app, client):
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json; charset=utf-8"
     assert response.json()[0] == {
-        "id": configuration_id, "deviceIdentifier": configuration["deviceIdentifier"], "name": configuration["name"],
+        "id": configuration_id,
+        "deviceIdentifier": configuration["deviceIdentifier"],
+        "name": configuration["name"],
         "type": configuration["type"],
         "_info": {"configuration_href": f"{SANDBOX_BASE_URL}/company/configurations/{configuration_id}"},
     }
@@ -87,8 +88,10 @@ async def test_attach_list_page_query_and_detach(app, client):
     # Paging with ConnectWise's Link header, and the usual query parameters.
     page = await client.get(url, params={"pageSize": 2})
     assert len(page.json()) == 2
-    assert page.headers["Link"] == (f'<{SANDBOX_BASE_URL}{url}?pageSize=2&page=2>; rel="next", '
-                                    f'<{SANDBOX_BASE_URL}{url}?pageSize=2&page=2>; rel="last"')
+    assert page.headers["Link"] == (
+        f'<{SANDBOX_BASE_URL}{url}?pageSize=2&page=2>; rel="next", '
+        f'<{SANDBOX_BASE_URL}{url}?pageSize=2&page=2>; rel="last"'
+    )
     named = await client.get(url, params={"conditions": f'name = "{devices[1]["name"]}"', "fields": "id,type/name"})
     assert named.json() == [{"id": devices[1]["id"], "type": {"name": devices[1]["type"]["name"]}}]
     ordered = await client.get(url, params={"orderBy": "id desc"})
@@ -105,7 +108,9 @@ async def test_attach_list_page_query_and_detach(app, client):
     deleted = await client.delete(f"{url}/{devices[0]['id']}")
     assert deleted.status_code == 204 and deleted.content == b""
     assert (await client.get(f"{url}/{devices[0]['id']}")).json() == {
-        "code": "NotFound", "message": f"Configuration {devices[0]['id']} not found"}
+        "code": "NotFound",
+        "message": f"Configuration {devices[0]['id']} not found",
+    }
     assert (await client.delete(f"{url}/{devices[0]['id']}")).status_code == 404
     assert (await client.get(f"/company/configurations/{devices[0]['id']}")).status_code == 200
     assert (await client.get(url + "/count")).json() == {"count": 2}
@@ -114,15 +119,19 @@ async def test_attach_list_page_query_and_detach(app, client):
 async def test_attach_errors(app, client):
     ticket = bare_ticket(app)
     url = f"/service/tickets/{ticket['id']}/configurations"
-    documented = next(e["body"] for e in json.loads(ERROR_BODIES.read_text(encoding="utf-8"))
-                      if e["scenario"].startswith("POST /service/tickets/{id}/configurations"))
+    documented = next(
+        e["body"]
+        for e in json.loads(ERROR_BODIES.read_text(encoding="utf-8"))
+        if e["scenario"].startswith("POST /service/tickets/{id}/configurations")
+    )
     for body in ({}, {"id": None}, {"deviceIdentifier": ""}, {"name": "DC01"}):
         response = await client.post(url, json=body)
         assert response.status_code == 400 and response.json() == documented
     unknown = await client.post(url, json={"id": 99999})
     assert unknown.status_code == 400
-    assert unknown.json()["errors"] == [{"code": "NotFound", "message": "Configuration 99999 not found",
-                                         "resource": "configuration", "field": "id"}]
+    assert unknown.json()["errors"] == [
+        {"code": "NotFound", "message": "Configuration 99999 not found", "resource": "configuration", "field": "id"}
+    ]
     unknown = await client.post(url, json={"deviceIdentifier": "NOPE"})
     assert [(e["code"], e["field"]) for e in unknown.json()["errors"]] == [("NotFound", "deviceIdentifier")]
     wrong_type = await client.post(url, json={"id": "7"})
@@ -149,8 +158,9 @@ async def test_references_follow_the_configuration_and_the_ticket(app, client):
     url = f"/service/tickets/{ticket['id']}/configurations"
     device = company_configurations(app, ticket["company"]["id"])[1]
     await client.post(url, json={"id": device["id"]})
-    await client.patch(f"/company/configurations/{device['id']}",
-                       json=[{"op": "replace", "path": "name", "value": "Renamed-01"}])
+    await client.patch(
+        f"/company/configurations/{device['id']}", json=[{"op": "replace", "path": "name", "value": "Renamed-01"}]
+    )
     assert (await client.get(url)).json()[0]["name"] == "Renamed-01"
     assert (await client.delete(f"/company/configurations/{device['id']}")).status_code == 204
     assert (await client.get(url)).json() == []

@@ -23,8 +23,9 @@ async def client(app):
 
 
 def status_id(app, board: str, name: str) -> int:
-    return next(s["id"] for s in app.state.store["statuses"].values()
-                if s["board"]["name"] == board and s["name"] == name)
+    return next(
+        s["id"] for s in app.state.store["statuses"].values() if s["board"]["name"] == board and s["name"] == name
+    )
 
 
 def field_errors(response) -> list[tuple[str, str]]:
@@ -51,15 +52,17 @@ async def test_post_ticket_fills_defaults(app, client):
 
 
 async def test_post_ticket_validation(client):
-    errors = field_errors(await client.post("/service/tickets", json={"summary": "x" * 101, "company": {"id": 2},
-                                                                       "board": {"id": 1}}))
+    errors = field_errors(
+        await client.post("/service/tickets", json={"summary": "x" * 101, "company": {"id": 2}, "board": {"id": 1}})
+    )
     assert errors == [("InvalidField", "summary")]
     errors = field_errors(await client.post("/service/tickets", json={"summary": "no company or board"}))
     assert ("MissingRequiredField", "company") in errors and ("MissingRequiredField", "board") in errors
     errors = field_errors(await client.post("/service/tickets", json={**NEW_TICKET, "company": {"id": 99999}}))
     assert errors == [("NotFound", "company")]
     assert field_errors(await client.post("/service/tickets", json={"company": {"id": 2}, "board": {"id": 1}})) == [
-        ("MissingRequiredField", "summary")]
+        ("MissingRequiredField", "summary")
+    ]
 
 
 async def test_status_must_be_on_the_tickets_board(app, client):
@@ -67,32 +70,48 @@ async def test_status_must_be_on_the_tickets_board(app, client):
     errors = field_errors(await client.post("/service/tickets", json={**NEW_TICKET, "status": {"id": alerts_closed}}))
     assert errors == [("InvalidField", "status")]
     ticket = (await client.post("/service/tickets", json=NEW_TICKET)).json()
-    response = await client.patch(f"/service/tickets/{ticket['id']}",
-                                  json=[{"op": "replace", "path": "status", "value": {"id": alerts_closed}}])
+    response = await client.patch(
+        f"/service/tickets/{ticket['id']}", json=[{"op": "replace", "path": "status", "value": {"id": alerts_closed}}]
+    )
     assert field_errors(response) == [("InvalidField", "status")]
     # The same status is fine once the same PATCH moves the ticket to its board (order of operations is free).
-    response = await client.patch(f"/service/tickets/{ticket['id']}", json=[
-        {"op": "replace", "path": "status", "value": {"id": alerts_closed}},
-        {"op": "replace", "path": "board", "value": {"name": "Alerts"}},
-    ])
+    response = await client.patch(
+        f"/service/tickets/{ticket['id']}",
+        json=[
+            {"op": "replace", "path": "status", "value": {"id": alerts_closed}},
+            {"op": "replace", "path": "board", "value": {"name": "Alerts"}},
+        ],
+    )
     assert response.status_code == 200
     assert response.json()["status"]["id"] == alerts_closed and response.json()["closedFlag"] is True
     # By name, a status resolves on the ticket's board.
-    response = await client.patch(f"/service/tickets/{ticket['id']}",
-                                  json=[{"op": "replace", "path": "status", "value": {"name": "Investigating"}}])
+    response = await client.patch(
+        f"/service/tickets/{ticket['id']}",
+        json=[{"op": "replace", "path": "status", "value": {"name": "Investigating"}}],
+    )
     assert response.json()["status"]["id"] == status_id(app, "Alerts", "Investigating")
 
 
 async def test_closing_and_reopening(app, client):
     ticket = (await client.post("/service/tickets", json=NEW_TICKET)).json()
-    closed = (await client.patch(f"/service/tickets/{ticket['id']}", json=[
-        {"op": "replace", "path": "status", "value": {"name": ">Closed"}}])).json()
+    closed = (
+        await client.patch(
+            f"/service/tickets/{ticket['id']}", json=[{"op": "replace", "path": "status", "value": {"name": ">Closed"}}]
+        )
+    ).json()
     assert closed["closedFlag"] is True and closed["closedBy"] == "api-bot" and closed["closedDate"]
-    reopened = (await client.patch(f"/service/tickets/{ticket['id']}", json=[
-        {"op": "replace", "path": "status", "value": {"name": "In Progress"}}])).json()
+    reopened = (
+        await client.patch(
+            f"/service/tickets/{ticket['id']}",
+            json=[{"op": "replace", "path": "status", "value": {"name": "In Progress"}}],
+        )
+    ).json()
     assert reopened["closedFlag"] is False and "closedDate" not in reopened and "closedBy" not in reopened
-    by_flag = (await client.patch(f"/service/tickets/{ticket['id']}", json=[
-        {"op": "replace", "path": "closedFlag", "value": True}])).json()
+    by_flag = (
+        await client.patch(
+            f"/service/tickets/{ticket['id']}", json=[{"op": "replace", "path": "closedFlag", "value": True}]
+        )
+    ).json()
     assert by_flag["closedFlag"] is True
     assert app.state.store["statuses"][by_flag["status"]["id"]]["closedStatus"] is True
 
@@ -100,26 +119,32 @@ async def test_closing_and_reopening(app, client):
 async def test_patch_semantics(app, client):
     before = dict(app.state.store["tickets"][1001])
     # The documented trap: a nested path answers 200 and changes nothing.
-    response = await client.patch("/service/tickets/1001",
-                                  json=[{"op": "replace", "path": "company/identifier", "value": "ACME"}])
+    response = await client.patch(
+        "/service/tickets/1001", json=[{"op": "replace", "path": "company/identifier", "value": "ACME"}]
+    )
     assert response.status_code == 200
     assert response.json()["company"] == before["company"]
     # Whole reference objects by natural key; leading "/" accepted; remove drops the field.
-    response = await client.patch("/service/tickets/1001", json=[
-        {"op": "replace", "path": "/company", "value": {"identifier": "OBrienDental"}},
-        {"op": "replace", "path": "owner", "value": {"identifier": "mgarcia"}},
-        {"op": "remove", "path": "subType"},
-        {"op": "replace", "path": "summary", "value": "Renamed"},
-    ])
+    response = await client.patch(
+        "/service/tickets/1001",
+        json=[
+            {"op": "replace", "path": "/company", "value": {"identifier": "OBrienDental"}},
+            {"op": "replace", "path": "owner", "value": {"identifier": "mgarcia"}},
+            {"op": "remove", "path": "subType"},
+            {"op": "replace", "path": "summary", "value": "Renamed"},
+        ],
+    )
     ticket = response.json()
     assert ticket["company"]["name"] == "O'Brien Family Dental"
     assert ticket["owner"]["identifier"] == "mgarcia" and "subType" not in ticket and ticket["summary"] == "Renamed"
     assert ticket["_info"]["lastUpdated"] >= before["_info"]["lastUpdated"]
     # Field names in paths are case-sensitive.
-    assert field_errors(await client.patch("/service/tickets/1001", json=[
-        {"op": "replace", "path": "Summary", "value": "x"}])) == [("InvalidField", "Summary")]
-    assert field_errors(await client.patch("/service/tickets/1001", json=[
-        {"op": "replace", "path": "summary", "value": "y" * 101}])) == [("InvalidField", "summary")]
+    assert field_errors(
+        await client.patch("/service/tickets/1001", json=[{"op": "replace", "path": "Summary", "value": "x"}])
+    ) == [("InvalidField", "Summary")]
+    assert field_errors(
+        await client.patch("/service/tickets/1001", json=[{"op": "replace", "path": "summary", "value": "y" * 101}])
+    ) == [("InvalidField", "summary")]
     assert (await client.patch("/service/tickets/1001", json={"summary": "not a patch"})).status_code == 400
     assert (await client.patch("/service/tickets/5", json=[])).status_code == 404
 
@@ -131,8 +156,11 @@ async def test_rename_shows_in_every_reference(app, client):
 
 
 async def test_put_replaces_the_record(client):
-    ticket = (await client.post("/service/tickets", json={**NEW_TICKET, "severity": "High",
-                                                          "contact": {"name": "José Álvarez"}})).json()
+    ticket = (
+        await client.post(
+            "/service/tickets", json={**NEW_TICKET, "severity": "High", "contact": {"name": "José Álvarez"}}
+        )
+    ).json()
     replaced = await client.put(f"/service/tickets/{ticket['id']}", json=NEW_TICKET | {"summary": "Replaced"})
     assert replaced.status_code == 200
     body = replaced.json()
@@ -147,7 +175,8 @@ async def test_delete_ticket_takes_its_notes_and_time(app, client):
     assert (await client.get(f"/service/tickets/{ticket_id}")).status_code == 404
     assert not [n for n in store["notes"].values() if n["ticketId"] == ticket_id]
     assert (await client.get("/time/entries/count", params={"conditions": f"chargeToId={ticket_id}"})).json() == {
-        "count": 0}
+        "count": 0
+    }
 
 
 async def test_notes_need_a_section_flag(client):
@@ -158,13 +187,20 @@ async def test_notes_need_a_section_flag(client):
     body = note.json()
     assert body["ticketId"] == 1001 and body["internalFlag"] is True and body["member"]["identifier"] == "api-bot"
     assert body["createdBy"] == "api-bot" and body["dateCreated"]
-    assert (await client.post("/service/tickets/99/notes", json={"text": "x", "resolutionFlag": True})).status_code == 404
+    assert (
+        await client.post("/service/tickets/99/notes", json={"text": "x", "resolutionFlag": True})
+    ).status_code == 404
 
 
 async def test_time_entries_compute_hours_and_are_validated(app, client):
     ticket = (await client.post("/service/tickets", json=NEW_TICKET)).json()
-    entry = {"chargeToId": ticket["id"], "chargeToType": "ServiceTicket", "timeStart": "2026-11-02T09:00:00Z",
-             "timeEnd": "2026-11-02T10:45:00Z", "notes": "Cleared the jam"}
+    entry = {
+        "chargeToId": ticket["id"],
+        "chargeToType": "ServiceTicket",
+        "timeStart": "2026-11-02T09:00:00Z",
+        "timeEnd": "2026-11-02T10:45:00Z",
+        "notes": "Cleared the jam",
+    }
     created = await client.post("/time/entries", json=entry)
     assert created.status_code == 201
     body = created.json()
@@ -178,10 +214,13 @@ async def test_time_entries_compute_hours_and_are_validated(app, client):
     errors = field_errors(await client.post("/time/entries", json={**entry, "chargeToId": 99}))
     assert errors == [("NotFound", "chargeToId")]
     assert field_errors(await client.post("/time/entries", json={"notes": "x"})) == [
-        ("MissingRequiredField", "timeStart")]
+        ("MissingRequiredField", "timeStart")
+    ]
     # A status with timeEntryNotAllowed refuses time.
-    await client.patch(f"/service/tickets/{ticket['id']}", json=[
-        {"op": "replace", "path": "status", "value": {"name": "Pending Approval"}}])
+    await client.patch(
+        f"/service/tickets/{ticket['id']}",
+        json=[{"op": "replace", "path": "status", "value": {"name": "Pending Approval"}}],
+    )
     assert field_errors(await client.post("/time/entries", json=entry)) == [("InvalidField", "chargeToId")]
 
 
@@ -195,6 +234,15 @@ async def test_callbacks_validate_like_connectwise(client):
 
 async def test_contact_requires_first_name_as_in_connectwise(client):
     response = await client.post("/company/contacts", json={"lastName": "Only"})
-    assert response.json() == {"code": "InvalidObject", "message": "contact object is invalid", "errors": [
-        {"code": "MissingRequiredField", "message": "The firstName field is required.", "resource": "contact",
-         "field": "firstName"}]}
+    assert response.json() == {
+        "code": "InvalidObject",
+        "message": "contact object is invalid",
+        "errors": [
+            {
+                "code": "MissingRequiredField",
+                "message": "The firstName field is required.",
+                "resource": "contact",
+                "field": "firstName",
+            }
+        ],
+    }

@@ -39,7 +39,8 @@ TENANTS = {"alice": ("globex", "acme"), "bob": ("acme",), "carol": ("initech",)}
 
 def http_config(**keys: object) -> HttpConfig:
     principals = {
-        name: Principal(name=name, token_sha256=hash_token(token), tenants=TENANTS[name]) for name, token in TOKENS.items()
+        name: Principal(name=name, token_sha256=hash_token(token), tenants=TENANTS[name])
+        for name, token in TOKENS.items()
     }
     return HttpConfig(principals=principals, **keys)
 
@@ -78,8 +79,19 @@ async def test_each_token_maps_to_its_own_principal(name: str) -> None:
 
 @pytest.mark.parametrize(
     "token",
-    ["", " ", "wrong", "cwmcp_", TOKENS["alice"] + "x", TOKENS["alice"][:-1], TOKENS["alice"].upper(),
-     hash_token(TOKENS["alice"]), f"Bearer {TOKENS['alice']}", "\udcff\ud800", "x" * 100_000],
+    [
+        "",
+        " ",
+        "wrong",
+        "cwmcp_",
+        TOKENS["alice"] + "x",
+        TOKENS["alice"][:-1],
+        TOKENS["alice"].upper(),
+        hash_token(TOKENS["alice"]),
+        f"Bearer {TOKENS['alice']}",
+        "\udcff\ud800",
+        "x" * 100_000,
+    ],
 )
 async def test_anything_but_a_configured_token_is_refused(token: str) -> None:
     assert await PrincipalTokenVerifier(http_config()).verify_token(token) is None
@@ -159,7 +171,10 @@ def test_loopback_keeps_the_sdk_defaults_and_adds_configured_names() -> None:
     assert settings.enable_dns_rebinding_protection is True
     assert settings.allowed_hosts == ["127.0.0.1:*", "localhost:*", "[::1]:*", "mcp.local:*"]
     assert settings.allowed_origins == [
-        "http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", "https://mcp.local",
+        "http://127.0.0.1:*",
+        "http://localhost:*",
+        "http://[::1]:*",
+        "https://mcp.local",
     ]
 
 
@@ -174,8 +189,11 @@ def test_loopback_allows_the_bound_address(host: str, pattern: str) -> None:
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5", "mcp.example.com"])
 @pytest.mark.parametrize(
     ("keys", "missing"),
-    [({}, "allowed_hosts and allowed_origins"), ({"allowed_hosts": ["mcp.example.com"]}, "allowed_origins"),
-     ({"allowed_origins": ["https://mcp.example.com"]}, "allowed_hosts")],
+    [
+        ({}, "allowed_hosts and allowed_origins"),
+        ({"allowed_hosts": ["mcp.example.com"]}, "allowed_origins"),
+        ({"allowed_origins": ["https://mcp.example.com"]}, "allowed_hosts"),
+    ],
 )
 def test_non_loopback_without_allowed_names_is_refused(host: str, keys: dict[str, list[str]], missing: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -189,7 +207,9 @@ def test_non_loopback_without_allowed_names_is_refused(host: str, keys: dict[str
 
 
 def test_non_loopback_allows_only_the_configured_names() -> None:
-    http = http_config(allowed_hosts=["mcp.example.com", "mcp.example.com:*"], allowed_origins=["https://mcp.example.com"])
+    http = http_config(
+        allowed_hosts=["mcp.example.com", "mcp.example.com:*"], allowed_origins=["https://mcp.example.com"]
+    )
     settings = transport_security("0.0.0.0", http)
     assert settings.enable_dns_rebinding_protection is True  # never the SDK's silent "off" for 0.0.0.0
     assert settings.allowed_hosts == ["mcp.example.com", "mcp.example.com:*"]
@@ -221,9 +241,15 @@ def test_auth_settings_on_loopback_name_the_bound_address_whatever_the_origins()
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5"])
 @pytest.mark.parametrize(
     ("origins", "issuer", "resource"),
-    [(["https://mcp.example.com", "https://other.example.com"], "https://mcp.example.com", "https://mcp.example.com/mcp"),
-     (["https://mcp.example.com:8443"], "https://mcp.example.com:8443", "https://mcp.example.com:8443/mcp"),
-     (["https://mcp.example.com:*"], "https://mcp.example.com", "https://mcp.example.com/mcp")],
+    [
+        (
+            ["https://mcp.example.com", "https://other.example.com"],
+            "https://mcp.example.com",
+            "https://mcp.example.com/mcp",
+        ),
+        (["https://mcp.example.com:8443"], "https://mcp.example.com:8443", "https://mcp.example.com:8443/mcp"),
+        (["https://mcp.example.com:*"], "https://mcp.example.com", "https://mcp.example.com/mcp"),
+    ],
 )
 def test_auth_settings_beyond_loopback_name_the_first_allowed_origin(
     host: str, origins: list[str], issuer: str, resource: str
@@ -242,8 +268,10 @@ async def test_a_server_bound_to_every_interface_advertises_its_public_url(tmp_p
     config = AppConfig(
         audit=AuditConfig(path=tmp_path / "audit.jsonl"),
         http=http_config(allowed_hosts=["mcp.example.com"], allowed_origins=["https://mcp.example.com"]),
-        tenants={name: TenantConfig(name=name, company_id=name, client_id="c", site="api-na.myconnectwise.net")
-                 for name in ("acme", "globex", "initech")},
+        tenants={
+            name: TenantConfig(name=name, company_id=name, client_id="c", site="api-na.myconnectwise.net")
+            for name in ("acme", "globex", "initech")
+        },
     )
     app = build_network_app(config, Listener("http", "0.0.0.0", 8000))
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app), base_url="https://mcp.example.com") as client:
@@ -257,7 +285,9 @@ async def test_a_server_bound_to_every_interface_advertises_its_public_url(tmp_p
 
 BODY_CAP = 4096
 INITIALIZE = {
-    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -306,7 +336,12 @@ def bearer(token: str) -> dict[str, str]:
 
 async def test_http_requires_a_valid_token_and_checks_origin_and_body_size() -> None:
     async with serving(http_config(max_request_body_bytes=BODY_CAP)) as url, httpx2.AsyncClient() as raw:
-        for headers in [{}, bearer("wrong"), {"Authorization": "Bearer"}, {"Authorization": f"Basic {TOKENS['alice']}"}]:
+        for headers in [
+            {},
+            bearer("wrong"),
+            {"Authorization": "Bearer"},
+            {"Authorization": f"Basic {TOKENS['alice']}"},
+        ]:
             response = await raw.post(url, json=INITIALIZE, headers={**MCP_HEADERS, **headers})
             assert response.status_code == 401, headers
             assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')

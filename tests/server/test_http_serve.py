@@ -37,15 +37,21 @@ TENANTS = ("acme", "globex", "initech")
 READ_ONLY_TENANT = "initech"
 TOKENS = {"alice": new_token(), "bob": new_token()}
 PRINCIPAL_TENANTS = {"alice": ("acme", "initech"), "bob": ("globex",)}
-SANDBOXES = {name: SandboxSettings(tickets=200, company=f"{name}-co", public_key=f"{name}-public-3f9a",
-                                   private_key=f"{name}-private-8c1d") for name in TENANTS}
+SANDBOXES = {
+    name: SandboxSettings(
+        tickets=200, company=f"{name}-co", public_key=f"{name}-public-3f9a", private_key=f"{name}-private-8c1d"
+    )
+    for name in TENANTS
+}
 WRITE_CALLS = [
     ("add_ticket_note", {"ticket_id": 1001, "text": "hi"}),
     ("update_ticket", {"ticket_id": 1001, "status": "New"}),
     ("create_time_entry", {"ticket_id": 1001, "start": "2026-11-02T09:00:00Z", "hours": 1}),
 ]
 INITIALIZE = {
-    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -93,8 +99,10 @@ class Served:
 @asynccontextmanager
 async def serving(tmp_path: Path, transport: str = "http", **options: Any) -> AsyncIterator[Served]:
     """build_network_app over one sandbox per tenant (keys in the keyring), run by uvicorn on a free port."""
-    sandboxes = {name: sandbox_tenant(name, create_app(settings), read_only=name == READ_ONLY_TENANT)
-                 for name, settings in SANDBOXES.items()}
+    sandboxes = {
+        name: sandbox_tenant(name, create_app(settings), read_only=name == READ_ONLY_TENANT)
+        for name, settings in SANDBOXES.items()
+    }
     for name, sandbox in sandboxes.items():
         KeyStore().set(name, sandbox.credentials)
     principals = {
@@ -117,8 +125,12 @@ async def serving(tmp_path: Path, transport: str = "http", **options: Any) -> As
             if task.done():
                 task.result()  # surface a start-up failure
             await asyncio.sleep(0.01)
-        yield Served(listener.url, {name: sandbox.app for name, sandbox in sandboxes.items()}, tmp_path / "audit.jsonl",
-                     transport)
+        yield Served(
+            listener.url,
+            {name: sandbox.app for name, sandbox in sandboxes.items()},
+            tmp_path / "audit.jsonl",
+            transport,
+        )
     finally:
         server.should_exit = True
         await task
@@ -127,8 +139,16 @@ async def serving(tmp_path: Path, transport: str = "http", **options: Any) -> As
 # --- authentication and Origin --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("headers", [{}, bearer("wrong"), bearer(hash_token(TOKENS["alice"])), {"Authorization": "Bearer"},
-                                     {"Authorization": f"Basic {TOKENS['alice']}"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        bearer("wrong"),
+        bearer(hash_token(TOKENS["alice"])),
+        {"Authorization": "Bearer"},
+        {"Authorization": f"Basic {TOKENS['alice']}"},
+    ],
+)
 async def test_http_answers_401_without_a_valid_token(tmp_path, headers):
     async with serving(tmp_path) as served, httpx2.AsyncClient() as raw:
         response = await raw.post(served.url, json=INITIALIZE, headers={**MCP_HEADERS, **headers})
@@ -178,7 +198,8 @@ async def test_a_principal_cannot_reach_another_tenant(tmp_path, transport):
     for result, tenant in [(named, "acme"), (by_default, "acme"), (unknown, "umbrella")]:
         assert result.is_error
         assert result.content[0].text.endswith(
-            f": Principal 'bob' may not use tenant '{tenant}'; allowed: globex; nothing was sent.")
+            f": Principal 'bob' may not use tenant '{tenant}'; allowed: globex; nothing was sent."
+        )
     assert own.is_error is False and allowed.is_error is False
     # acme saw only alice's search; globex only bob's: nothing of bob's refused calls reached ConnectWise.
     assert {r["principal"] for r in served.requests("acme")} == {"acme-co+acme-public-3f9a"}
@@ -186,8 +207,11 @@ async def test_a_principal_cannot_reach_another_tenant(tmp_path, transport):
     assert {r["principal"] for r in served.requests("globex")} == {"globex-co+globex-public-3f9a"}
     lines = served.audit()
     assert [(line["principal"], line["tenant"], line["outcome"]) for line in lines] == [
-        ("bob", "acme", "refused"), ("bob", "acme", "refused"), ("bob", "umbrella", "refused"),
-        ("bob", "globex", "ok"), ("alice", "acme", "ok"),
+        ("bob", "acme", "refused"),
+        ("bob", "acme", "refused"),
+        ("bob", "umbrella", "refused"),
+        ("bob", "globex", "ok"),
+        ("alice", "acme", "ok"),
     ]
     assert all(line["requests"] == [] for line in lines[:3])
 
@@ -199,9 +223,10 @@ async def test_a_read_only_tenant_sends_no_write_to_connectwise(tmp_path, transp
         writes = [await alice.call_tool(name, {**args, "tenant": READ_ONLY_TENANT}) for name, args in WRITE_CALLS]
         read = await alice.call_tool("get_ticket_details", {"ticket_id": 1001, "tenant": READ_ONLY_TENANT})
     assert tools == TOOLS  # acme allows writes
-    for (name, _), result in zip(WRITE_CALLS, writes):
+    for (name, _), result in zip(WRITE_CALLS, writes, strict=True):
         assert result.content[0].text == (
-            f"Error executing tool {name}: Tenant initech is read-only, so {name} is not allowed there; nothing was sent.")
+            f"Error executing tool {name}: Tenant initech is read-only, so {name} is not allowed there; nothing was sent."
+        )
     assert read.is_error is False
     assert served.requests(READ_ONLY_TENANT) and {r["method"] for r in served.requests(READ_ONLY_TENANT)} == {"GET"}
 

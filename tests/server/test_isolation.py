@@ -23,7 +23,9 @@ from mcp_server_connectwise.services.tenancy import Tenants
 from support.harness import Harness, make_harness, sandbox_client
 
 SANDBOXES = {
-    name: SandboxSettings(seed=seed, tickets=200, company=f"{name}-co", public_key=f"{name}-pub", private_key=f"{name}-priv")
+    name: SandboxSettings(
+        seed=seed, tickets=200, company=f"{name}-co", public_key=f"{name}-pub", private_key=f"{name}-priv"
+    )
     for seed, name in enumerate(("acme", "globex", "initech"), 1)
 }
 SERVICE_DESK = 1  # the sandbox's first board
@@ -51,7 +53,8 @@ def workable_service_desk_tickets(app: Starlette, count: int) -> list[int]:
     """Service Desk tickets whose status is open and takes time entries."""
     store = app.state.store
     workable = [
-        ticket["id"] for ticket in store["tickets"].values()
+        ticket["id"]
+        for ticket in store["tickets"].values()
         if ticket["board"]["id"] == SERVICE_DESK
         and not (status := store["statuses"][ticket["status"]["id"]])["closedStatus"]
         and not status["timeEntryNotAllowed"]
@@ -76,16 +79,24 @@ def calls_for(tenant: str, tickets: list[int]) -> list[tuple[str, dict]]:
             ("add_ticket_note", {"ticket_id": second, "text": f"Isolation note 2 for {tenant}"}),
             ("update_ticket", {"ticket_id": second, "status": SHARED_STATUS}),
             ("update_ticket", {"ticket_id": third, "status": SHARED_STATUS}),
-            ("create_time_entry", {"ticket_id": first, "start": "2026-11-02T09:00:00Z", "hours": 0.5,
-                                   "notes": f"Isolation time for {tenant}"}),
+            (
+                "create_time_entry",
+                {
+                    "ticket_id": first,
+                    "start": "2026-11-02T09:00:00Z",
+                    "hours": 0.5,
+                    "notes": f"Isolation time for {tenant}",
+                },
+            ),
         ]
     ]
 
 
 async def test_concurrent_calls_for_three_tenants_never_mix(tmp_path):
     harness = make_isolated_harness(tmp_path)
-    status_ids = {name: await add_shared_status(name, harness.sandboxes[name], fillers)
-                  for fillers, name in enumerate(SANDBOXES)}
+    status_ids = {
+        name: await add_shared_status(name, harness.sandboxes[name], fillers) for fillers, name in enumerate(SANDBOXES)
+    }
     assert len(set(status_ids.values())) == 3  # one name, three ids: a mixed-up cache would send a wrong one
     tickets = {name: workable_service_desk_tickets(harness.sandboxes[name], 3) for name in SANDBOXES}
     calls = [call for name in SANDBOXES for call in calls_for(name, tickets[name])]
@@ -98,7 +109,9 @@ async def test_concurrent_calls_for_three_tenants_never_mix(tmp_path):
     for name, settings in SANDBOXES.items():
         log = harness.requests(name)
         # Every request carried this tenant's own credentials: nothing of another tenant reached this sandbox.
-        assert {(r["principal"], r["client_id"]) for r in log} == {(f"{settings.company}+{settings.public_key}", CLIENT_ID)}
+        assert {(r["principal"], r["client_id"]) for r in log} == {
+            (f"{settings.company}+{settings.public_key}", CLIENT_ID)
+        }
         assert 401 not in {r["status"] for r in log}
         writes = [r for r in log if r["method"] != "GET"]
         assert Counter(r["method"] for r in writes) == {"POST": 3, "PATCH": 2}
@@ -106,8 +119,11 @@ async def test_concurrent_calls_for_three_tenants_never_mix(tmp_path):
         patched = [op["value"] for r in writes if r["method"] == "PATCH" for op in r["json"] if op["path"] == "status"]
         assert patched == [{"id": status_ids[name]}] * 2
         posted = [r["json"].get("text") or r["json"].get("notes") for r in writes if r["method"] == "POST"]
-        assert sorted(posted) == [f"Isolation note 1 for {name}", f"Isolation note 2 for {name}",
-                                  f"Isolation time for {name}"]
+        assert sorted(posted) == [
+            f"Isolation note 1 for {name}",
+            f"Isolation note 2 for {name}",
+            f"Isolation time for {name}",
+        ]
         store = harness.store(name)
         for ticket_id in tickets[name][1:]:
             assert store["tickets"][ticket_id]["status"]["id"] == status_ids[name]
@@ -118,10 +134,14 @@ async def test_concurrent_calls_for_three_tenants_never_mix(tmp_path):
 
 
 async def test_one_tenants_spent_rate_budget_does_not_slow_another(tmp_path):
-    sandboxes = {name: sandbox_tenant(name, create_app(SANDBOXES[name]), requests_per_minute=budget)
-                 for name, budget in (("acme", 2), ("globex", 50))}
-    config = AppConfig(audit=AuditConfig(path=tmp_path / "audit.jsonl"),
-                       tenants={name: sandbox.config for name, sandbox in sandboxes.items()})
+    sandboxes = {
+        name: sandbox_tenant(name, create_app(SANDBOXES[name]), requests_per_minute=budget)
+        for name, budget in (("acme", 2), ("globex", 50))
+    }
+    config = AppConfig(
+        audit=AuditConfig(path=tmp_path / "audit.jsonl"),
+        tenants={name: sandbox.config for name, sandbox in sandboxes.items()},
+    )
     tenants = Tenants(
         config,
         credentials={name: sandbox.credentials for name, sandbox in sandboxes.items()},
@@ -136,7 +156,9 @@ async def test_one_tenants_spent_rate_budget_does_not_slow_another(tmp_path):
         await asyncio.sleep(0.2)
         await asyncio.wait_for(asyncio.gather(*(globex.get("/service/boards/1") for _ in range(30))), timeout=5)
         assert not third.done()
-        assert len(sandboxes["acme"].app.state.request_log) == 2 and len(sandboxes["globex"].app.state.request_log) == 30
+        assert (
+            len(sandboxes["acme"].app.state.request_log) == 2 and len(sandboxes["globex"].app.state.request_log) == 30
+        )
         third.cancel()
     finally:
         await tenants.aclose()

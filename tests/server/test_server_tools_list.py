@@ -36,7 +36,8 @@ async def test_each_tool_matches_its_snapshot(tmp_path, name):
     if os.environ.get("UPDATE_SNAPSHOTS"):
         SNAPSHOTS.mkdir(parents=True, exist_ok=True)
         (SNAPSHOTS / f"{name}.json").write_text(
-            json.dumps(tool, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+            json.dumps(tool, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+        )
     assert snapshot(name) is not None, f"{name} has no snapshot: see the module docstring"
     assert tool == snapshot(name), f"tools/list changed for {name}: see the module docstring"
 

@@ -15,7 +15,6 @@ from mcp import Client, StdioServerParameters
 from support.registry import TOOLS
 
 
-
 def console_script() -> str:
     script = shutil.which("mcp-server-connectwise", path=str(Path(sys.executable).parent))
     assert script, "the console script is not installed next to this interpreter"
@@ -55,8 +54,21 @@ def inspector(tmp_path: Path, *args: str, era: str) -> tuple[int, dict, str]:
     assert INSPECTOR, "CI must provide the MCP Inspector CLI"
     home = Path(os.environ.get("MCP_INSPECTOR_HOME") or tmp_path)
     env = {**os.environ, "HOME": str(home)}
-    command = [INSPECTOR, "--cli", "-q", "--format", "json", "--protocol-era", era, *args,
-               "--", console_script(), "demo", "--audit-path", str(tmp_path / "audit.jsonl")]
+    command = [
+        INSPECTOR,
+        "--cli",
+        "-q",
+        "--format",
+        "json",
+        "--protocol-era",
+        era,
+        *args,
+        "--",
+        console_script(),
+        "demo",
+        "--audit-path",
+        str(tmp_path / "audit.jsonl"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     body = json.loads(done.stdout) if done.stdout.strip() else {}
     return done.returncode, body, done.stderr
@@ -77,8 +89,14 @@ def test_inspector_lists_tools_strictly(tmp_path, era):
 @pytest.mark.parametrize("era", ["legacy", "modern"])
 def test_inspector_calls_a_tool(tmp_path, era):
     code, body, stderr = inspector(
-        tmp_path, "--method", "tools/call", "--tool-name", "search_tickets",
-        "--tool-args-json", json.dumps({"limit": 3}), era=era,
+        tmp_path,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "search_tickets",
+        "--tool-args-json",
+        json.dumps({"limit": 3}),
+        era=era,
     )
     assert code == 0, stderr
     result = body["result"]
@@ -89,8 +107,14 @@ def test_inspector_calls_a_tool(tmp_path, era):
 @needs_inspector
 def test_inspector_sees_a_refusal_as_a_tool_error(tmp_path):
     code, body, _ = inspector(
-        tmp_path, "--method", "tools/call", "--tool-name", "get_ticket_details",
-        "--tool-args-json", json.dumps({"ticket_id": 987654321}), era="modern",
+        tmp_path,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "get_ticket_details",
+        "--tool-args-json",
+        json.dumps({"ticket_id": 987654321}),
+        era="modern",
     )
     assert code == 5  # the Inspector's exit code for a tool result with isError
     assert "987654321" in body["result"]["content"][0]["text"]

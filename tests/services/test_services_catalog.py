@@ -48,9 +48,17 @@ async def test_statuses_are_listed_in_pages_of_the_largest_size():
     app = sandbox_app()
     session = sandbox_session(app)
     for n in range(3):
-        await session.client.post("/service/boards/5/statuses", {
-            "name": f"Extra {n}", "sortOrder": 10 + n, "closedStatus": False, "timeEntryNotAllowed": False,
-            "defaultFlag": False, "inactive": False})
+        await session.client.post(
+            "/service/boards/5/statuses",
+            {
+                "name": f"Extra {n}",
+                "sortOrder": 10 + n,
+                "closedStatus": False,
+                "timeEntryNotAllowed": False,
+                "defaultFlag": False,
+                "inactive": False,
+            },
+        )
     statuses, _ = await Catalog(session.client).load(catalog.board_statuses(5))
     assert len(statuses) == 5
     assert app.state.request_log[-1]["query"]["pageSize"] == "1000"

@@ -22,23 +22,35 @@ from mcp_server_connectwise.connectwise import (
 from mcp_server_connectwise.services.errors import explain
 
 
-@pytest.mark.parametrize(("error", "outcome", "words"), [
-    (AmbiguousWriteError("x", method="POST", path="/time/entries"), "unknown", "unknown whether it was applied"),
-    (ValidationError("ticket object is invalid", field_errors=[FieldError("InvalidField", "bad\u200b", "ticket", "summary")]),
-     "refused", "rejected the request: ticket object is invalid (ticket.summary: bad)"),
-    (NotFoundError("gone", method="GET", path="/service/boards/9"), "refused", "has no such record (GET /service/boards/9)"),
-    (AuthenticationError("UserNotAuthenticated", status=401), "error", "tenants set-keys acme"),
-    (PermissionDeniedError("Security", status=403), "error", "security role"),
-    (ConflictError("in use", status=409), "error", "read it again"),
-    (RateLimitedError("slow down", retry_after=30), "error", "wait 30 seconds"),
-    (RateLimitedError("slow down"), "error", "wait a minute"),
-    (DiscoveryError("no such company"), "error", "check its site and company_id"),
-    (TransportError("timeout"), "error", "could not be reached"),
-    (ServerError("boom", status=503), "error", "HTTP 503"),
-    (ConnectWiseError("teapot", status=418), "error", "HTTP 418"),
-    (NotJsonError("not JSON", method="POST", path="/time/entries", status=201), "unknown", "probably applied"),
-    (NotJsonError("not JSON", method="GET", path="/service/tickets/5", status=200), "error", "not JSON; try again"),
-])
+@pytest.mark.parametrize(
+    ("error", "outcome", "words"),
+    [
+        (AmbiguousWriteError("x", method="POST", path="/time/entries"), "unknown", "unknown whether it was applied"),
+        (
+            ValidationError(
+                "ticket object is invalid", field_errors=[FieldError("InvalidField", "bad\u200b", "ticket", "summary")]
+            ),
+            "refused",
+            "rejected the request: ticket object is invalid (ticket.summary: bad)",
+        ),
+        (
+            NotFoundError("gone", method="GET", path="/service/boards/9"),
+            "refused",
+            "has no such record (GET /service/boards/9)",
+        ),
+        (AuthenticationError("UserNotAuthenticated", status=401), "error", "tenants set-keys acme"),
+        (PermissionDeniedError("Security", status=403), "error", "security role"),
+        (ConflictError("in use", status=409), "error", "read it again"),
+        (RateLimitedError("slow down", retry_after=30), "error", "wait 30 seconds"),
+        (RateLimitedError("slow down"), "error", "wait a minute"),
+        (DiscoveryError("no such company"), "error", "check its site and company_id"),
+        (TransportError("timeout"), "error", "could not be reached"),
+        (ServerError("boom", status=503), "error", "HTTP 503"),
+        (ConnectWiseError("teapot", status=418), "error", "HTTP 418"),
+        (NotJsonError("not JSON", method="POST", path="/time/entries", status=201), "unknown", "probably applied"),
+        (NotJsonError("not JSON", method="GET", path="/service/tickets/5", status=200), "error", "not JSON; try again"),
+    ],
+)
 def test_each_failure_has_an_actionable_sentence(error, outcome, words):
     explained = explain(error, "acme")
     assert explained.outcome == outcome
@@ -47,8 +59,9 @@ def test_each_failure_has_an_actionable_sentence(error, outcome, words):
 
 
 def test_a_local_error_keeps_its_own_sentence_and_is_a_refusal():
-    error = ConnectWiseError("the request is too long to send as a URL; narrow the conditions", method="GET",
-                             path="/service/tickets")
+    error = ConnectWiseError(
+        "the request is too long to send as a URL; narrow the conditions", method="GET", path="/service/tickets"
+    )
     explained = explain(error, "acme")
     assert explained.outcome == "refused"
     assert "The request is too long to send as a URL; narrow the conditions" in str(explained)

@@ -8,14 +8,15 @@ import threading
 
 import keyring
 import pytest
-from conftest import MemoryKeyring
-from support.harness import SANDBOX, store_keys, tenant_config
 
+from conftest import MemoryKeyring
 from mcp_server_connectwise.config import AppConfig, AuditConfig
 from mcp_server_connectwise.connectwise import ApiCredentials
 from mcp_server_connectwise.services import tenancy
 from mcp_server_connectwise.services.errors import Failed
 from mcp_server_connectwise.services.tenancy import Tenants
+
+from support.harness import SANDBOX, store_keys, tenant_config
 
 
 class LockedKeyring(MemoryKeyring):
@@ -45,8 +46,10 @@ def locked_keyring() -> LockedKeyring:
 
 
 def two_tenants(tmp_path, **options) -> Tenants:
-    config = AppConfig(audit=AuditConfig(path=tmp_path / "audit.jsonl"),
-                       tenants={name: tenant_config(name) for name in ("acme", "globex")})
+    config = AppConfig(
+        audit=AuditConfig(path=tmp_path / "audit.jsonl"),
+        tenants={name: tenant_config(name) for name in ("acme", "globex")},
+    )
     return Tenants(config, **options)
 
 
@@ -60,7 +63,8 @@ async def test_a_locked_keyring_holds_up_only_its_tenant_then_says_to_unlock_it(
     with pytest.raises(Failed) as failed:
         await first_acme_call
     assert str(failed.value) == (
-        "The API keys of tenant acme cannot be read: the OS keyring did not answer within 0.3 s; unlock it and retry.")
+        "The API keys of tenant acme cannot be read: the OS keyring did not answer within 0.3 s; unlock it and retry."
+    )
 
     retry = asyncio.create_task(tenants.open_session(acme))
     await asyncio.sleep(0.05)
@@ -85,6 +89,8 @@ async def test_concurrent_first_calls_for_a_tenant_create_one_client_from_one_ke
 
 async def test_a_tenant_without_keys_is_told_how_to_store_them(tmp_path):
     tenants = two_tenants(tmp_path)
-    with pytest.raises(Failed, match="Tenant globex has no API keys in the keyring; run `mcp-server-connectwise "
-                                     "tenants set-keys globex`"):
+    with pytest.raises(
+        Failed,
+        match="Tenant globex has no API keys in the keyring; run `mcp-server-connectwise tenants set-keys globex`",
+    ):
         await tenants.open_session(tenants.config.tenants["globex"])

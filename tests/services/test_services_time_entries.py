@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mcp_server_connectwise.services.errors import Refused
-from mcp_server_connectwise.services.time_entries import TimeEntryRequest, create_time_entry, work_period
+from mcp_server_connectwise.services.time_entries import create_time_entry, work_period
 
 from support.harness import sandbox_app, sandbox_session
 from support.requests import entry
@@ -17,28 +17,36 @@ START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone(timedelta(hours=1)))
 
 def ticket_in(app, *, time_allowed: bool):
     statuses = app.state.store["statuses"]
-    return next(t for t in app.state.store["tickets"].values()
-                if bool(statuses[t["status"]["id"]]["timeEntryNotAllowed"]) is not time_allowed)
+    return next(
+        t
+        for t in app.state.store["tickets"].values()
+        if bool(statuses[t["status"]["id"]]["timeEntryNotAllowed"]) is not time_allowed
+    )
 
 
 def test_period_from_hours_or_end_in_utc_whole_seconds():
     assert work_period(entry(1, START, hours=1.5)) == (
-        datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc), datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc))
+        datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc),
+        datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc),
+    )
     end = datetime(2026, 11, 2, 8, 45, 10, 999, tzinfo=timezone.utc)
     assert work_period(entry(1, START, end=end))[1] == end.replace(microsecond=0)
 
 
-@pytest.mark.parametrize(("request_", "message"), [
-    (entry(1, datetime(2026, 11, 2, 9), hours=1), "start 2026-11-02T09:00:00 has no time zone"),
-    (entry(1, START, end=datetime(2026, 11, 2, 10)), "end 2026-11-02T10:00:00 has no time zone"),
-    (entry(1, START), "either end or hours"),
-    (entry(1, START, end=START + timedelta(hours=1), hours=1), "either end or hours"),
-    (entry(1, START, end=START), "must be after start"),
-    (entry(1, START, end=START - timedelta(minutes=5)), "must be after start"),
-    (entry(1, START, end=START + timedelta(hours=24, seconds=1)), "at most 24 hours"),
-    (entry(1, START, hours=25), "at most 24"),
-    (entry(1, START, hours=0), "more than 0"),
-])
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (entry(1, datetime(2026, 11, 2, 9), hours=1), "start 2026-11-02T09:00:00 has no time zone"),
+        (entry(1, START, end=datetime(2026, 11, 2, 10)), "end 2026-11-02T10:00:00 has no time zone"),
+        (entry(1, START), "either end or hours"),
+        (entry(1, START, end=START + timedelta(hours=1), hours=1), "either end or hours"),
+        (entry(1, START, end=START), "must be after start"),
+        (entry(1, START, end=START - timedelta(minutes=5)), "must be after start"),
+        (entry(1, START, end=START + timedelta(hours=24, seconds=1)), "at most 24 hours"),
+        (entry(1, START, hours=25), "at most 24"),
+        (entry(1, START, hours=0), "more than 0"),
+    ],
+)
 def test_bad_periods_are_refused(request_, message):
     with pytest.raises(Refused, match=message):
         work_period(request_)
@@ -47,13 +55,28 @@ def test_bad_periods_are_refused(request_, message):
 async def test_an_entry_is_charged_to_the_ticket_for_the_default_member():
     app = sandbox_app()
     ticket = ticket_in(app, time_allowed=True)
-    created = await create_time_entry(sandbox_session(app), entry(ticket["id"], START, hours=0.5, notes="Reset\u200b the token", work_type="remote SUPPORT", billable_option="NoCharge"))
+    created = await create_time_entry(
+        sandbox_session(app),
+        entry(
+            ticket["id"],
+            START,
+            hours=0.5,
+            notes="Reset\u200b the token",
+            work_type="remote SUPPORT",
+            billable_option="NoCharge",
+        ),
+    )
     post = app.state.request_log[-1]
     assert (post["method"], post["path"]) == ("POST", "/time/entries")
     assert post["json"] == {
-        "chargeToType": "ServiceTicket", "chargeToId": ticket["id"], "member": {"id": 2},
-        "timeStart": "2026-11-02T08:00:00Z", "timeEnd": "2026-11-02T08:30:00Z", "notes": "Reset the token",
-        "workType": {"id": 1}, "billableOption": "NoCharge",
+        "chargeToType": "ServiceTicket",
+        "chargeToId": ticket["id"],
+        "member": {"id": 2},
+        "timeStart": "2026-11-02T08:00:00Z",
+        "timeEnd": "2026-11-02T08:30:00Z",
+        "notes": "Reset the token",
+        "workType": {"id": 1},
+        "billableOption": "NoCharge",
     }
     assert created.member == "jsmith" and created.hours == 0.5
     assert app.state.store["timeEntries"][created.time_entry_id]["chargeToId"] == ticket["id"]
@@ -83,11 +106,14 @@ async def test_an_unknown_work_type_or_member_is_refused():
         await create_time_entry(sandbox_session(app), entry(ticket["id"], START, hours=1, member="nobody"))
 
 
-@pytest.mark.parametrize(("request_", "message"), [
-    (entry(1, datetime(1752, 12, 31, tzinfo=timezone.utc), hours=1), r"start 1752-12-31T00:00:00\+00:00 is"),
-    (entry(1, START, end=datetime(9999, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-1)))), "end 9999"),
-    (entry(1, datetime(9999, 12, 31, 23, tzinfo=timezone.utc), hours=2), "ends after 9999-12-31"),
-])
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (entry(1, datetime(1752, 12, 31, tzinfo=timezone.utc), hours=1), r"start 1752-12-31T00:00:00\+00:00 is"),
+        (entry(1, START, end=datetime(9999, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-1)))), "end 9999"),
+        (entry(1, datetime(9999, 12, 31, 23, tzinfo=timezone.utc), hours=2), "ends after 9999-12-31"),
+    ],
+)
 def test_times_connectwise_cannot_store_are_refused_by_the_service_itself(request_, message):
     with pytest.raises(Refused, match=message):
         work_period(request_)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pytest
-
 import httpx2
+import pytest
 
 from mcp_server_connectwise.connectwise import retry
 from mcp_server_connectwise.connectwise.retry import RetryPolicy
@@ -14,8 +13,8 @@ from mcp_server_connectwise.services import updates, write_recovery
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.updates import update_ticket
 
-from support.harness import sandbox_app, sandbox_session
 from support.faults import Rewriting, script_faults
+from support.harness import sandbox_app, sandbox_session
 from support.requests import changes
 
 
@@ -25,13 +24,15 @@ def no_settle_wait(monkeypatch):
 
 
 def open_ticket(app, board="Service Desk", status="New"):
-    return next(t for t in app.state.store["tickets"].values()
-                if t["board"]["name"] == board and t["status"]["name"] == status)
+    return next(
+        t for t in app.state.store["tickets"].values() if t["board"]["name"] == board and t["status"]["name"] == status
+    )
 
 
 def status_id(app, board, name):
-    return next(s["id"] for s in app.state.store["statuses"].values()
-                if s["board"]["name"] == board and s["name"] == name)
+    return next(
+        s["id"] for s in app.state.store["statuses"].values() if s["board"]["name"] == board and s["name"] == name
+    )
 
 
 def methods(app):
@@ -44,8 +45,9 @@ async def test_a_status_change_is_one_whole_reference_replaced():
     result = await update_ticket(sandbox_session(app), changes(ticket["id"], status="in progress"))
     patch = app.state.request_log[-1]
     assert patch["method"] == "PATCH" and patch["path"] == f"/service/tickets/{ticket['id']}"
-    assert patch["json"] == [{"op": "replace", "path": "status",
-                              "value": {"id": status_id(app, "Service Desk", "In Progress")}}]
+    assert patch["json"] == [
+        {"op": "replace", "path": "status", "value": {"id": status_id(app, "Service Desk", "In Progress")}}
+    ]
     assert [(c.field, c.before, c.after) for c in result.changes] == [("status", "New", "In Progress")]
     assert app.state.store["tickets"][ticket["id"]]["status"]["name"] == "In Progress"
 
@@ -53,8 +55,9 @@ async def test_a_status_change_is_one_whole_reference_replaced():
 async def test_warm_cache_costs_two_requests():
     app = sandbox_app()
     session = sandbox_session(app)
-    first, second = [t for t in app.state.store["tickets"].values()
-                     if t["board"]["name"] == "Service Desk" and not t["closedFlag"]][:2]
+    first, second = [
+        t for t in app.state.store["tickets"].values() if t["board"]["name"] == "Service Desk" and not t["closedFlag"]
+    ][:2]
     await update_ticket(session, changes(first["id"], status="Scheduled"))
     app.state.request_log.clear()
     await update_ticket(session, changes(second["id"], status="Waiting on Vendor"))
@@ -90,24 +93,40 @@ async def test_a_stale_cache_is_refreshed_once_on_a_miss():
     session = sandbox_session(app)
     ticket = open_ticket(app)
     await update_ticket(session, changes(ticket["id"], status="Assigned"))
-    await session.client.post("/service/boards/1/statuses", {
-        "name": "Parts Ordered", "sortOrder": 20, "closedStatus": False, "timeEntryNotAllowed": False,
-        "defaultFlag": False, "inactive": False,
-    })
+    await session.client.post(
+        "/service/boards/1/statuses",
+        {
+            "name": "Parts Ordered",
+            "sortOrder": 20,
+            "closedStatus": False,
+            "timeEntryNotAllowed": False,
+            "defaultFlag": False,
+            "inactive": False,
+        },
+    )
     app.state.request_log.clear()
     result = await update_ticket(session, changes(ticket["id"], status="parts ordered"))
     assert result.changes[0].after == "Parts Ordered"
-    assert methods(app) == [("GET", f"/service/tickets/{ticket['id']}"), ("GET", "/service/boards/1/statuses"),
-                            ("PATCH", f"/service/tickets/{ticket['id']}")]
+    assert methods(app) == [
+        ("GET", f"/service/tickets/{ticket['id']}"),
+        ("GET", "/service/boards/1/statuses"),
+        ("PATCH", f"/service/tickets/{ticket['id']}"),
+    ]
 
 
 async def test_only_changed_fields_are_sent_and_no_change_sends_nothing():
     app = sandbox_app()
     session = sandbox_session(app)
     ticket = open_ticket(app)
-    result = await update_ticket(session, changes(ticket["id"], status=ticket["status"]["name"],
-                                                  priority="Priority 1 - Emergency Response",
-                                                  severity=ticket["severity"]))
+    result = await update_ticket(
+        session,
+        changes(
+            ticket["id"],
+            status=ticket["status"]["name"],
+            priority="Priority 1 - Emergency Response",
+            severity=ticket["severity"],
+        ),
+    )
     assert app.state.request_log[-1]["json"] == [{"op": "replace", "path": "priority", "value": {"id": 1}}]
     assert [c.field for c in result.changes] == ["priority"]
     app.state.request_log.clear()
@@ -130,10 +149,19 @@ async def test_moving_board_takes_the_new_boards_default_status():
 async def test_every_field_resolves_by_name():
     app = sandbox_app()
     ticket = open_ticket(app)
-    result = await update_ticket(sandbox_session(app), changes(ticket["id"], owner="AKOWALSKI", type="Change Request", subtype="Network", summary="  VPN   down\u200b for everyone ",
-        impact="High" if ticket["impact"] != "High" else "Low", required_date=datetime.fromisoformat("2026-12-01T10:00:00+01:00"),
-        budget_hours=2.5,
-    ))
+    result = await update_ticket(
+        sandbox_session(app),
+        changes(
+            ticket["id"],
+            owner="AKOWALSKI",
+            type="Change Request",
+            subtype="Network",
+            summary="  VPN   down\u200b for everyone ",
+            impact="High" if ticket["impact"] != "High" else "Low",
+            required_date=datetime.fromisoformat("2026-12-01T10:00:00+01:00"),
+            budget_hours=2.5,
+        ),
+    )
     sent = {op["path"]: op["value"] for op in app.state.request_log[-1]["json"]}
     assert sent["owner"] == {"id": 4} and sent["summary"] == "VPN down for everyone"
     assert sent["requiredDate"] == "2026-12-01T09:00:00Z" and sent["budgetHours"] == 2.5
@@ -141,14 +169,17 @@ async def test_every_field_resolves_by_name():
     assert {c.field for c in result.changes} == set(sent)
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    (dict(), "Nothing to change"),
-    (dict(owner="kfischer"), "no active member 'kfischer'"),
-    (dict(priority="Urgent!!"), "no priority 'Urgent!!'"),
-    (dict(board="Nowhere"), "no board 'Nowhere'"),
-    (dict(item="Toaster"), "no item 'Toaster' on board Service Desk"),
-    (dict(required_date=datetime(2026, 12, 1, 10)), "has no time zone"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (dict(), "Nothing to change"),
+        (dict(owner="kfischer"), "no active member 'kfischer'"),
+        (dict(priority="Urgent!!"), "no priority 'Urgent!!'"),
+        (dict(board="Nowhere"), "no board 'Nowhere'"),
+        (dict(item="Toaster"), "no item 'Toaster' on board Service Desk"),
+        (dict(required_date=datetime(2026, 12, 1, 10)), "has no time zone"),
+    ],
+)
 async def test_invalid_changes_are_refused_before_any_write(fields, message):
     app = sandbox_app()
     with pytest.raises(Refused, match=message):
@@ -183,8 +214,15 @@ async def test_a_patch_answered_200_without_the_change_is_reported_not_applied()
     ticket = open_ticket(app)
     session = sandbox_session(app, transport=IgnoresPatchesOf(app, "priority", "summary"))
     with pytest.raises(Failed) as failed:
-        await update_ticket(session, changes(ticket["id"], status="In Progress",
-                                             priority="Priority 1 - Emergency Response", summary="Printer on fire"))
+        await update_ticket(
+            session,
+            changes(
+                ticket["id"],
+                status="In Progress",
+                priority="Priority 1 - Emergency Response",
+                summary="Printer on fire",
+            ),
+        )
     assert str(failed.value) == (
         f"Ticket {ticket['id']} (tenant acme) was not changed as asked: priority, summary did not change; "
         "ConnectWise answered 200 without applying it (the silent false success of a PATCH). status did change. "
@@ -202,7 +240,9 @@ async def test_an_answer_without_the_ticket_is_checked_by_reading_it_back():
         def response_json(self, request, body):
             return {} if request.method == "PATCH" else body
 
-    result = await update_ticket(sandbox_session(app, transport=AnswersPatchWithNothing(app)), changes(ticket["id"], status="In Progress"))
+    result = await update_ticket(
+        sandbox_session(app, transport=AnswersPatchWithNothing(app)), changes(ticket["id"], status="In Progress")
+    )
     assert [(c.field, c.after) for c in result.changes] == [("status", "In Progress")]
     path = f"/service/tickets/{ticket['id']}"
     assert methods(app)[-2:] == [("PATCH", path), ("GET", path)]
@@ -256,7 +296,9 @@ async def test_a_patch_answered_with_no_readable_ticket_is_checked_by_reading_it
         def response_json(self, request, body):
             return answer if request.method == "PATCH" else body
 
-    result = await update_ticket(sandbox_session(app, transport=AnswersPatchWith(app)), changes(ticket["id"], status="In Progress"))
+    result = await update_ticket(
+        sandbox_session(app, transport=AnswersPatchWith(app)), changes(ticket["id"], status="In Progress")
+    )
     assert [(c.field, c.after) for c in result.changes] == [("status", "In Progress")]
     assert methods(app)[-1] == ("GET", f"/service/tickets/{ticket['id']}")
 
@@ -281,7 +323,9 @@ class RawAnswer(httpx2.AsyncBaseTransport):
 async def test_a_patch_answered_2xx_with_an_empty_or_non_json_body_is_read_back(content):
     app = sandbox_app()
     ticket = open_ticket(app)
-    result = await update_ticket(sandbox_session(app, transport=RawAnswer(app, "PATCH", content)), changes(ticket["id"], status="In Progress"))
+    result = await update_ticket(
+        sandbox_session(app, transport=RawAnswer(app, "PATCH", content)), changes(ticket["id"], status="In Progress")
+    )
     assert [(c.field, c.after) for c in result.changes] == [("status", "In Progress")]
 
 
@@ -293,12 +337,19 @@ async def test_a_read_back_without_a_readable_ticket_leaves_the_outcome_unknown(
 
     class ReadsBackNothing(Rewriting):
         def response_json(self, request, body):
-            return {"id": None} if request.method == "GET" and "tickets" in request.url.path and \
-                app.state.request_log[-1]["method"] == "GET" and any(
-                    entry["method"] == "PATCH" for entry in app.state.request_log) else body
+            return (
+                {"id": None}
+                if request.method == "GET"
+                and "tickets" in request.url.path
+                and app.state.request_log[-1]["method"] == "GET"
+                and any(entry["method"] == "PATCH" for entry in app.state.request_log)
+                else body
+            )
 
     with pytest.raises(OutcomeUnknown) as unknown:
-        await update_ticket(sandbox_session(app, transport=ReadsBackNothing(app)), changes(ticket["id"], status="In Progress"))
+        await update_ticket(
+            sandbox_session(app, transport=ReadsBackNothing(app)), changes(ticket["id"], status="In Progress")
+        )
     assert "ConnectWise answered without the ticket" in str(unknown.value)
 
 
@@ -330,8 +381,9 @@ async def test_a_patch_without_an_answer_whose_read_back_fails_has_an_unknown_ou
     ticket = open_ticket(app)
     attempts = RetryPolicy().max_attempts
     reads_before_the_patch = 2  # the ticket, the board's statuses
-    script_faults(app, patch=["drop_after_commit"] * attempts,
-                  get=[None] * reads_before_the_patch + ["error_503"] * attempts)
+    script_faults(
+        app, patch=["drop_after_commit"] * attempts, get=[None] * reads_before_the_patch + ["error_503"] * attempts
+    )
     with pytest.raises(OutcomeUnknown) as unknown:
         await update_ticket(sandbox_session(app), changes(ticket["id"], status="In Progress"))
     assert str(unknown.value) == (

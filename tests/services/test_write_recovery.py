@@ -11,9 +11,6 @@ from datetime import datetime, timedelta, timezone
 
 import httpx2
 import pytest
-from support.faults import Rewriting, script_faults
-from support.harness import sandbox_app, sandbox_client
-from support.requests import entry as entry_of, note as note_of
 
 from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.services import write_recovery
@@ -22,6 +19,11 @@ from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown
 from mcp_server_connectwise.services.notes import add_ticket_note
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.time_entries import TimeEntryRequest, create_time_entry
+
+from support.faults import Rewriting, script_faults
+from support.harness import sandbox_app, sandbox_client
+from support.requests import entry as entry_of
+from support.requests import note as note_of
 
 TICKET = 1001
 
@@ -222,14 +224,20 @@ async def test_an_identical_note_an_earlier_call_wrote_is_not_taken_for_the_lost
     first = await add_ticket_note(session, note_of(TICKET, "Called the customer, no answer."))
     script_faults(app, post=["drop_before"])
     second = await add_ticket_note(session, note_of(TICKET, "Called the customer, no answer."))
-    assert {note["id"] for note in notes_saying(app, "Called the customer, no answer.")} == {first.note_id, second.note_id}
+    assert {note["id"] for note in notes_saying(app, "Called the customer, no answer.")} == {
+        first.note_id,
+        second.note_id,
+    }
     assert first.note_id != second.note_id
 
 
 async def test_an_identical_note_from_before_the_time_window_is_not_taken_for_the_lost_one():
     app = sandbox_app()
-    old = next(note for note in app.state.store["notes"].values()  # seeded months ago
-               if note["ticketId"] == TICKET and note["detailDescriptionFlag"] and not note["issueFlag"])
+    old = next(
+        note
+        for note in app.state.store["notes"].values()  # seeded months ago
+        if note["ticketId"] == TICKET and note["detailDescriptionFlag"] and not note["issueFlag"]
+    )
     same_before = len(notes_saying(app, old["text"]))
     script_faults(app, post=["drop_before"])
     added = await add_ticket_note(session_over(app), note_of(TICKET, old["text"], "discussion"))
@@ -249,7 +257,9 @@ async def test_the_same_words_in_another_section_are_not_the_lost_note():
 
 def ticket_allowing_time(app) -> int:
     store = app.state.store
-    return next(t["id"] for t in store["tickets"].values() if not store["statuses"][t["status"]["id"]]["timeEntryNotAllowed"])
+    return next(
+        t["id"] for t in store["tickets"].values() if not store["statuses"][t["status"]["id"]]["timeEntryNotAllowed"]
+    )
 
 
 def entries_saying(app, text: str) -> list[dict]:
@@ -257,7 +267,9 @@ def entries_saying(app, text: str) -> list[dict]:
 
 
 def time_request(app, notes: str) -> TimeEntryRequest:
-    return entry_of(ticket_id=ticket_allowing_time(app), start=datetime(2026, 11, 2, 9, tzinfo=timezone.utc), hours=1.5, notes=notes)
+    return entry_of(
+        ticket_id=ticket_allowing_time(app), start=datetime(2026, 11, 2, 9, tzinfo=timezone.utc), hours=1.5, notes=notes
+    )
 
 
 async def test_a_time_entry_saved_before_its_answer_was_lost_is_found_and_not_sent_again():
@@ -316,8 +328,12 @@ async def test_an_identical_time_entry_an_earlier_call_wrote_is_not_taken_for_th
     assert first.time_entry_id != second.time_entry_id
     assert len(entries_saying(app, "On site.")) == 2
     assert requests(app)[second_requests_from:] == [
-        f"GET /service/tickets/{request.ticket_id}", "POST /time/entries", "GET /time/entries", "GET /time/entries",
-        "POST /time/entries"]
+        f"GET /service/tickets/{request.ticket_id}",
+        "POST /time/entries",
+        "GET /time/entries",
+        "GET /time/entries",
+        "POST /time/entries",
+    ]
 
 
 class AnswersFirstPostWith(httpx2.AsyncBaseTransport):
@@ -342,7 +358,9 @@ UNREADABLE_ANSWERS = [b"", b"<html>Created</html>", b"{}", b'{"id": null}', b'{"
 @pytest.mark.parametrize("content", UNREADABLE_ANSWERS)
 async def test_a_note_answered_2xx_without_a_readable_record_is_found_and_not_sent_again(content):
     app = sandbox_app()
-    added = await add_ticket_note(session_over(app, AnswersFirstPostWith(app, content)), note_of(TICKET, "Reseated the RAM."))
+    added = await add_ticket_note(
+        session_over(app, AnswersFirstPostWith(app, content)), note_of(TICKET, "Reseated the RAM.")
+    )
     [note] = notes_saying(app, "Reseated the RAM.")
     assert added.note_id == note["id"]
     assert requests(app) == [f"POST {NOTES}", f"GET {NOTES}"]
@@ -420,7 +438,13 @@ async def test_a_lost_time_entry_is_looked_for_when_the_list_shows_work_types_as
     work_type = next(iter(app.state.store["workTypes"].values()))["name"]
 
     def request(notes: str) -> TimeEntryRequest:
-        return entry_of(ticket_id=ticket_allowing_time(app), start=datetime(2026, 11, 2, 9, tzinfo=timezone.utc), hours=1.0, notes=notes, work_type=work_type)
+        return entry_of(
+            ticket_id=ticket_allowing_time(app),
+            start=datetime(2026, 11, 2, 9, tzinfo=timezone.utc),
+            hours=1.0,
+            notes=notes,
+            work_type=work_type,
+        )
 
     earlier = await create_time_entry(session, request("Patched the server."))  # a candidate the look compares
     script_faults(app, post=["drop_before"])

@@ -73,8 +73,12 @@ def _loopback_socket() -> socket.socket:
 
 
 def _response(status: str, headers: dict[str, str], body: bytes) -> bytes:
-    lines = [f"HTTP/1.1 {status}", *(f"{name}: {value}" for name, value in headers.items()),
-             f"Content-Length: {len(body)}", "Connection: close"]
+    lines = [
+        f"HTTP/1.1 {status}",
+        *(f"{name}: {value}" for name, value in headers.items()),
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
@@ -82,8 +86,9 @@ BAD_GATEWAY = _response("502 Bad Gateway", {"Content-Type": "text/plain"}, b"Bad
 RATE_LIMITED = _response(
     "429 Too Many Requests",
     {"Content-Type": "application/json", "Retry-After": str(RETRY_AFTER_SECONDS)},
-    json.dumps({"error": "ConnectWiseAPI",
-                "message": f"Too many requests. Please try again in {RETRY_AFTER_SECONDS} seconds."}).encode(),
+    json.dumps(
+        {"error": "ConnectWiseAPI", "message": f"Too many requests. Please try again in {RETRY_AFTER_SECONDS} seconds."}
+    ).encode(),
 )
 
 
@@ -118,8 +123,9 @@ class _Proxy:
     async def _read_request(reader: asyncio.StreamReader) -> tuple[list[bytes], ProxiedRequest]:
         head = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[:-2]
         method, target, _version = head[0].decode("latin-1").split(" ", 2)
-        length = next((int(line.split(b":", 1)[1]) for line in head[1:]
-                       if line.lower().startswith(b"content-length:")), 0)
+        length = next(
+            (int(line.split(b":", 1)[1]) for line in head[1:] if line.lower().startswith(b"content-length:")), 0
+        )
         body = await reader.readexactly(length)
         return head, ProxiedRequest(method, target, body, time.monotonic())
 

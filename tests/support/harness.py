@@ -78,8 +78,10 @@ def make_harness(
     `sandbox_settings` names to their sandbox's settings (default: SANDBOX)."""
     tenants = tenants if tenants is not None else {"acme": {}}
     settings_of = sandbox_settings or {}
-    sandboxes = {name: sandbox_tenant(name, create_app(settings_of.get(name, SANDBOX)), **overrides)
-                 for name, overrides in tenants.items()}
+    sandboxes = {
+        name: sandbox_tenant(name, create_app(settings_of.get(name, SANDBOX)), **overrides)
+        for name, overrides in tenants.items()
+    }
     for name, sandbox in sandboxes.items():
         KeyStore().set(name, sandbox.credentials)
     config = AppConfig(

@@ -12,8 +12,9 @@ AUTH = ("sandbox+sandbox-public", "sandbox-private")
 
 
 def sandbox_http(app: Starlette, client_id: str = "test") -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=AUTH,
-                              headers={"clientId": client_id})
+    return httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url=SANDBOX_BASE_URL, auth=AUTH, headers={"clientId": client_id}
+    )
 
 
 # The least each POST endpoint needs: exactly the required fields (ConnectWise fills in the rest).
@@ -31,11 +32,22 @@ MINIMAL_POSTS = {
     "/company/contacts": {"firstName": "Minimal"},
     "/company/configurations": {"name": "MIN-01", "type": {"id": 1}, "company": {"id": 2}},
     "/finance/agreements": {"name": "Minimal", "type": {"id": 1}, "company": {"id": 2}, "contact": {"id": 3}},
-    "/system/members": {"identifier": "minimal", "firstName": "Min", "lastName": "Imal", "licenseClass": "F",
-                        "hireDate": "2026-01-05T00:00:00Z", "defaultEmail": "Office", "defaultPhone": "Office",
-                        "securityRole": {"id": 2}},
-    "/system/callbacks": {"url": "https://hooks.example.invalid/min", "objectId": 1, "type": "ticket",
-                          "level": "board"},
+    "/system/members": {
+        "identifier": "minimal",
+        "firstName": "Min",
+        "lastName": "Imal",
+        "licenseClass": "F",
+        "hireDate": "2026-01-05T00:00:00Z",
+        "defaultEmail": "Office",
+        "defaultPhone": "Office",
+        "securityRole": {"id": 2},
+    },
+    "/system/callbacks": {
+        "url": "https://hooks.example.invalid/min",
+        "objectId": 1,
+        "type": "ticket",
+        "level": "board",
+    },
     "/service/tickets/{ticket}/configurations": {"id": 7},
 }
 # POST endpoints that are not creates (200): search takes an optional JSON object, tokens ignore the body.

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from support.fault_proxy import RETRY_AFTER_SECONDS, ProxiedRequest, ProxiedSandbox, proxied_sandbox
 from mcp import Client
 
 from mcp_server_connectwise.audit import read_audit
@@ -31,6 +30,8 @@ from mcp_server_connectwise.sandbox import SandboxSettings
 from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.server import build_server
 from mcp_server_connectwise.services import write_recovery
+
+from support.fault_proxy import RETRY_AFTER_SECONDS, ProxiedRequest, ProxiedSandbox, proxied_sandbox
 
 CALLS = 150
 TIME_LIMIT_SECONDS = 120
@@ -74,19 +75,39 @@ class Call:
 def plan_calls(store, rng: random.Random) -> list[Call]:
     statuses = store["statuses"]
     tickets = sorted(store["tickets"])
-    time_tickets = [t["id"] for t in store["tickets"].values() if not statuses[t["status"]["id"]]["timeEntryNotAllowed"]]
+    time_tickets = [
+        t["id"] for t in store["tickets"].values() if not statuses[t["status"]["id"]]["timeEntryNotAllowed"]
+    ]
     start = datetime(2026, 11, 2, 8, tzinfo=timezone.utc)
     calls = []
     for number in range(CALLS):
         if rng.random() < 0.5:
             text = f"Stream note {number}: checked the backups."
-            calls.append(Call("add_ticket_note", text, {
-                "ticket_id": rng.choice(tickets), "text": text, "note_type": rng.choice(["internal", "discussion"])}))
+            calls.append(
+                Call(
+                    "add_ticket_note",
+                    text,
+                    {
+                        "ticket_id": rng.choice(tickets),
+                        "text": text,
+                        "note_type": rng.choice(["internal", "discussion"]),
+                    },
+                )
+            )
         else:
             text = f"Stream time {number}: patched the server."
-            calls.append(Call("create_time_entry", text, {
-                "ticket_id": rng.choice(time_tickets), "start": (start + timedelta(hours=number)).isoformat(),
-                "hours": 0.5, "notes": text}))
+            calls.append(
+                Call(
+                    "create_time_entry",
+                    text,
+                    {
+                        "ticket_id": rng.choice(time_tickets),
+                        "start": (start + timedelta(hours=number)).isoformat(),
+                        "hours": 0.5,
+                        "notes": text,
+                    },
+                )
+            )
     return calls
 
 
@@ -108,8 +129,9 @@ async def test_a_stream_of_writes_under_faults_loses_and_doubles_nothing(tmp_pat
     settings = SandboxSettings(tickets=200, fault_rate=SANDBOX_FAULT_RATE, seed=7)
     async with asyncio.timeout(TIME_LIMIT_SECONDS), proxied_sandbox(settings, chooser(seed=11)) as served:
         sandbox = sandbox_tenant("acme", served.app, base_url=served.base_url, requests_per_minute=5000)
-        config = AppConfig(default_tenant="acme", audit=AuditConfig(path=tmp_path / "audit.jsonl"),
-                           tenants={"acme": sandbox.config})
+        config = AppConfig(
+            default_tenant="acme", audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={"acme": sandbox.config}
+        )
         server = build_server(config, credentials={"acme": sandbox.credentials})  # over the network, through the proxy
         store = served.app.state.store
         records_before = len(store["notes"]) + len(store["timeEntries"])
@@ -123,9 +145,13 @@ async def test_a_stream_of_writes_under_faults_loses_and_doubles_nothing(tmp_pat
                 else:
                     call.error = result.content[0].text
 
-    lines = [line for line in read_audit(tmp_path / "audit.jsonl") if line["tool"] in ("add_ticket_note", "create_time_entry")]
+    lines = [
+        line
+        for line in read_audit(tmp_path / "audit.jsonl")
+        if line["tool"] in ("add_ticket_note", "create_time_entry")
+    ]
     assert len(lines) == len(calls)
-    for call, line in zip(calls, lines):
+    for call, line in zip(calls, lines, strict=True):
         call.outcome = line["outcome"]
         assert (call.outcome == "ok") == (call.result_id is not None), (call, line)
         assert [record["id"] for record in line["written"]] == ([call.result_id] if call.outcome == "ok" else []), line
@@ -146,14 +172,16 @@ async def test_a_stream_of_writes_under_faults_loses_and_doubles_nothing(tmp_pat
     # Every 429 was honoured: the same request came back no sooner than Retry-After.
     for index, request in enumerate(served.log):
         if request.action == "rate_limited":
-            again = next(later for later in served.log[index + 1:] if later.key == request.key)
+            again = next(later for later in served.log[index + 1 :] if later.key == request.key)
             assert again.arrived - request.arrived >= RETRY_AFTER_SECONDS - 0.05
 
     proxy_faults = Counter(request.action for request in served.log)
     sandbox_faults = served.app.state.faults.injected
     recovered = [line for line in lines if line["outcome"] == "ok" and _looked(line)]
-    summary = (f"{Counter(call.outcome for call in calls)}; proxy {dict(proxy_faults)}; sandbox {dict(sandbox_faults)}; "
-               f"{len(recovered)} writes confirmed by looking")
+    summary = (
+        f"{Counter(call.outcome for call in calls)}; proxy {dict(proxy_faults)}; sandbox {dict(sandbox_faults)}; "
+        f"{len(recovered)} writes confirmed by looking"
+    )
     print(summary)
     assert all(proxy_faults[action] >= 2 for action in PROXY_FAULTS), summary
     assert sum(sandbox_faults.values()) >= 5 and len(recovered) >= 10, summary
@@ -162,7 +190,7 @@ async def test_a_stream_of_writes_under_faults_loses_and_doubles_nothing(tmp_pat
 def _looked(line: dict) -> bool:
     """Whether the call listed records after its POST: it looked for a write whose answer was lost."""
     methods = [request["method"] for request in line["requests"]]
-    return "POST" in methods and "GET" in methods[methods.index("POST"):]
+    return "POST" in methods and "GET" in methods[methods.index("POST") :]
 
 
 # --- the proxy does what it says -------------------------------------------------------------------------
@@ -181,8 +209,9 @@ def raw_client(served: ProxiedSandbox) -> ConnectWiseClient:
 NOTE = {"text": "Proxy check.", "internalAnalysisFlag": True}
 
 
-@pytest.mark.parametrize(("action", "saved"), [("drop_after_commit", True), ("reset_before", False),
-                                               ("bad_gateway", False)])
+@pytest.mark.parametrize(
+    ("action", "saved"), [("drop_after_commit", True), ("reset_before", False), ("bad_gateway", False)]
+)
 async def test_the_proxy_loses_answers_as_told(action, saved):
     actions = iter([action])
     async with proxied_sandbox(SandboxSettings(tickets=20), lambda request: next(actions, "pass")) as served:

@@ -26,12 +26,11 @@ import json
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
-import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcp_server_connectwise.connectwise.conditions import Comparison, ConditionsSyntaxError, In, Or, and_, parse
+from mcp_server_connectwise.connectwise.conditions import Comparison, In, Or, and_, parse
 from mcp_server_connectwise.connectwise.models import read_moment
 from mcp_server_connectwise.services.time_entries import STORED_TIME_TOLERANCE
 from mcp_server_connectwise.toolsets import REGISTRY
@@ -73,7 +72,7 @@ def sentence(result, tool: str) -> str:
     prefix = f"Error executing tool {tool}"
     assert text != prefix, f"{tool} raised something other than a refusal (the SDK masked it)"
     assert text.startswith(prefix + ": "), text[:300]
-    reason = text[len(prefix) + 2:]
+    reason = text[len(prefix) + 2 :]
     assert reason.strip() and "Traceback" not in reason, text[:300]
     return reason
 
@@ -116,11 +115,70 @@ def check(result, requests: list[dict], tool: str) -> str | None:
 # --- strategies ----------------------------------------------------------------------------------------
 
 SPECIAL = [
-    '"', "'", "\"'", 'a"b\'c', "\\", "end\\", '\\"', "\\'", "[", "]", "[x]", "[[]", "%", "_", "*", "%_[*", "(", ")",
-    " and ", " or ", "' or 1=1 or summary contains '", '") or (id > 0', "closedFlag = true", "\x00", "\n", "\r\n",
-    "\t", "\x0b", "\x1c", "\x1f", "\x7f", "\x85", "\x9f", "\u00a0", "\u2028", "\u3000", "\u202e", "\u200f",
-    "\u200b", "\ufeff", "\u00ad", "\U000e0041", "\ufe0f", "😀", "👩\u200d💻", "東京", "ß", "İ", "ﬁ", "e\u0301", "",
-    " ", "null", "true", "false", "5", "-1", "1e3", "NaN", "[]", "{}", '["New", "Assigned"]', '{"a": 1}', '"x"',
+    '"',
+    "'",
+    "\"'",
+    "a\"b'c",
+    "\\",
+    "end\\",
+    '\\"',
+    "\\'",
+    "[",
+    "]",
+    "[x]",
+    "[[]",
+    "%",
+    "_",
+    "*",
+    "%_[*",
+    "(",
+    ")",
+    " and ",
+    " or ",
+    "' or 1=1 or summary contains '",
+    '") or (id > 0',
+    "closedFlag = true",
+    "\x00",
+    "\n",
+    "\r\n",
+    "\t",
+    "\x0b",
+    "\x1c",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\x9f",
+    "\u00a0",
+    "\u2028",
+    "\u3000",
+    "\u202e",
+    "\u200f",
+    "\u200b",
+    "\ufeff",
+    "\u00ad",
+    "\U000e0041",
+    "\ufe0f",
+    "😀",
+    "👩\u200d💻",
+    "東京",
+    "ß",
+    "İ",
+    "ﬁ",
+    "e\u0301",
+    "",
+    " ",
+    "null",
+    "true",
+    "false",
+    "5",
+    "-1",
+    "1e3",
+    "NaN",
+    "[]",
+    "{}",
+    '["New", "Assigned"]',
+    '{"a": 1}',
+    '"x"',
 ]
 # Lone surrogates (category Cs) are excluded: see the module docstring.
 UNICODE = st.characters(exclude_categories=("Cs",))
@@ -129,7 +187,8 @@ nasty_text = st.one_of(
     st.lists(fragments, max_size=6).map("".join),
     # Long text: 101 characters is past every name and summary limit, 2000 past ConnectWise's URL limit.
     st.tuples(st.sampled_from(SPECIAL), st.sampled_from([101, 700, 2_000])).map(
-        lambda pair: ((pair[0] or "x") * pair[1])[: pair[1]]),
+        lambda pair: ((pair[0] or "x") * pair[1])[: pair[1]]
+    ),
 )
 
 
@@ -149,24 +208,49 @@ name_text = nasty_text.filter(lambda text: not sdk_preparses(text))  # a name th
 
 EDGE_IDS = [0, -1, 2**31 - 1, 2**31, 2**63 - 1, 2**63, -(2**63), 2**64, 10**30, 10**4000]
 any_value = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.sampled_from(EDGE_IDS),
-    st.floats(allow_nan=False, allow_infinity=False), nasty_text,
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from(EDGE_IDS),
+    st.floats(allow_nan=False, allow_infinity=False),
+    nasty_text,
     st.lists(st.one_of(nasty_text, st.integers()), max_size=3),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 ids = st.one_of(
-    SANDBOX_TICKET_IDS, st.sampled_from(EDGE_IDS), st.integers(-5, 5),
-    st.sampled_from([1003.0, 1003.5, "1003", " 1003 ", "1e3", "٣", "²", "0x3eb", True, False]), any_value,
+    SANDBOX_TICKET_IDS,
+    st.sampled_from(EDGE_IDS),
+    st.integers(-5, 5),
+    st.sampled_from([1003.0, 1003.5, "1003", " 1003 ", "1e3", "٣", "²", "0x3eb", True, False]),
+    any_value,
 )
 offsets = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda minutes: timezone(timedelta(minutes=minutes)))
 aware_datetimes = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets)
 EDGE_DATES = [
-    "yesterday", "", "now", "2026-01-31", "2026-01-31T09:00:00", "2026-01-31T09:00:00+25:00", "2026-02-30T00:00:00Z",
-    "0000-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z", "1752-12-31T23:59:59Z",
+    "yesterday",
+    "",
+    "now",
+    "2026-01-31",
+    "2026-01-31T09:00:00",
+    "2026-01-31T09:00:00+25:00",
+    "2026-02-30T00:00:00Z",
+    "0000-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+01:00",
+    "0001-01-01T00:00:00Z",
+    "1752-12-31T23:59:59Z",
     "1753-01-01T00:00:00Z",
-    "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-01:00", "9999-12-31T23:00:00Z", "10000-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59-01:00",
+    "9999-12-31T23:00:00Z",
+    "10000-01-01T00:00:00Z",
     "2026-01-31T09:00:00 Europe/Paris",
-    "2026-01-31T09:00:00.999999999Z", "1700000000", 1700000000, 0, 2026, 1e20, True,
+    "2026-01-31T09:00:00.999999999Z",
+    "1700000000",
+    1700000000,
+    0,
+    2026,
+    1e20,
+    True,
 ]
 dates = st.one_of(
     st.sampled_from(EDGE_DATES),
@@ -175,10 +259,34 @@ dates = st.one_of(
     any_value,
 )
 names = st.one_of(
-    st.sampled_from(["Service Desk", "service desk", "  SERVICE   DESK ", "Alerts", "New", "In Progress", "jsmith",
-                     "Priority 1 - Emergency Response", "Remote Support", "Incident", "Network", "1", "2", " 2 ",
-                     "²", "٣", "1²", "9" * 5_000, "0", "-1", str(2**63), ">Closed"]),
-    nasty_text, any_value,
+    st.sampled_from(
+        [
+            "Service Desk",
+            "service desk",
+            "  SERVICE   DESK ",
+            "Alerts",
+            "New",
+            "In Progress",
+            "jsmith",
+            "Priority 1 - Emergency Response",
+            "Remote Support",
+            "Incident",
+            "Network",
+            "1",
+            "2",
+            " 2 ",
+            "²",
+            "٣",
+            "1²",
+            "9" * 5_000,
+            "0",
+            "-1",
+            str(2**63),
+            ">Closed",
+        ]
+    ),
+    nasty_text,
+    any_value,
 )
 tenants = st.one_of(st.sampled_from(["acme", "ACME", "", "nope", "null"]), nasty_text, any_value)
 unknown_arguments = st.sampled_from(["bogus", "stauts", "ticketId", "conditions", "__proto__", ""])
@@ -197,29 +305,56 @@ def arguments_for(parameters: dict) -> st.SearchStrategy[dict]:
 
 TOOL_ARGUMENTS = {
     "search_tickets": {
-        "board": st.one_of(names, st.lists(names, max_size=4)), "status": st.one_of(names, st.lists(names, max_size=4)),
-        "priority": st.one_of(names, st.lists(names, max_size=4)), "company": nasty_text, "contact": nasty_text,
-        "owner": nasty_text, "summary_contains": nasty_text, "entered_after": dates, "entered_before": dates,
-        "updated_after": dates, "open_only": st.booleans(), "order_by": st.sampled_from(["newest", "oldest", "x"]),
-        "limit": st.integers(-1, 102), "page": st.one_of(st.integers(-1, 3), st.sampled_from(EDGE_IDS)),
+        "board": st.one_of(names, st.lists(names, max_size=4)),
+        "status": st.one_of(names, st.lists(names, max_size=4)),
+        "priority": st.one_of(names, st.lists(names, max_size=4)),
+        "company": nasty_text,
+        "contact": nasty_text,
+        "owner": nasty_text,
+        "summary_contains": nasty_text,
+        "entered_after": dates,
+        "entered_before": dates,
+        "updated_after": dates,
+        "open_only": st.booleans(),
+        "order_by": st.sampled_from(["newest", "oldest", "x"]),
+        "limit": st.integers(-1, 102),
+        "page": st.one_of(st.integers(-1, 3), st.sampled_from(EDGE_IDS)),
     },
     "get_ticket_details": {
-        "ticket_id": ids, "include_notes": st.booleans(), "include_time": st.booleans(),
+        "ticket_id": ids,
+        "include_notes": st.booleans(),
+        "include_time": st.booleans(),
         "include_configurations": st.booleans(),
     },
     "add_ticket_note": {
-        "ticket_id": ids, "text": nasty_text, "note_type": st.sampled_from(["internal", "discussion", "resolution", "x"]),
+        "ticket_id": ids,
+        "text": nasty_text,
+        "note_type": st.sampled_from(["internal", "discussion", "resolution", "x"]),
         "notify": st.booleans(),
     },
     "update_ticket": {
-        "ticket_id": ids, "status": names, "priority": names, "board": names, "owner": names, "summary": nasty_text,
-        "type": names, "subtype": names, "item": names, "severity": st.sampled_from(["Low", "Medium", "High", "low"]),
-        "impact": st.sampled_from(["Low", "High", ""]), "required_date": dates,
+        "ticket_id": ids,
+        "status": names,
+        "priority": names,
+        "board": names,
+        "owner": names,
+        "summary": nasty_text,
+        "type": names,
+        "subtype": names,
+        "item": names,
+        "severity": st.sampled_from(["Low", "Medium", "High", "low"]),
+        "impact": st.sampled_from(["Low", "High", ""]),
+        "required_date": dates,
         "budget_hours": st.one_of(st.floats(-1, 1e6, allow_nan=False), st.sampled_from([0, 1e308, "2.5"])),
     },
     "create_time_entry": {
-        "ticket_id": ids, "start": dates, "end": dates, "hours": st.one_of(st.floats(-1, 25), st.sampled_from([1, "1"])),
-        "notes": nasty_text, "member": names, "work_type": names,
+        "ticket_id": ids,
+        "start": dates,
+        "end": dates,
+        "hours": st.one_of(st.floats(-1, 25), st.sampled_from([1, "1"])),
+        "notes": nasty_text,
+        "member": names,
+        "work_type": names,
         "billable_option": st.sampled_from(["Billable", "DoNotBill", "NoCharge", "NoDefault", "billable"]),
         "internal_notes": nasty_text,
     },
@@ -295,9 +430,11 @@ def valid_call_changed(tool: str, parameters: dict[str, st.SearchStrategy]) -> s
     """The tool's valid call with one to three of its arguments replaced by fuzzed values (none: the call as is)."""
     if not parameters:
         return st.just(VALID_CALLS[tool])
-    return st.lists(st.sampled_from(sorted(parameters)), min_size=1, max_size=3, unique=True).flatmap(
-        lambda keys: st.fixed_dictionaries({key: parameters[key] for key in keys})
-    ).map(lambda changed: VALID_CALLS[tool] | changed)
+    return (
+        st.lists(st.sampled_from(sorted(parameters)), min_size=1, max_size=3, unique=True)
+        .flatmap(lambda keys: st.fixed_dictionaries({key: parameters[key] for key in keys}))
+        .map(lambda changed: VALID_CALLS[tool] | changed)
+    )
 
 
 # --- 1. any arguments: a result, a sentence, no write when refused, one write at most --------------------
@@ -344,13 +481,25 @@ def intended_conditions(arguments: dict):
             parts.append(Comparison(field, "=", values[0]) if len(values) == 1 else In(field, tuple(values)))
     text = {argument: normal(arguments.get(argument) or "") for argument in TEXT_FILTERS}
     if text["company"]:
-        parts.append(Or((Comparison("company/name", "contains", text["company"]),
-                         Comparison("company/identifier", "=", text["company"]))))
+        parts.append(
+            Or(
+                (
+                    Comparison("company/name", "contains", text["company"]),
+                    Comparison("company/identifier", "=", text["company"]),
+                )
+            )
+        )
     if text["contact"]:
         parts.append(Comparison("contact/name", "contains", text["contact"]))
     if text["owner"]:
-        parts.append(Or((Comparison("owner/identifier", "=", text["owner"]),
-                         Comparison("owner/name", "contains", text["owner"]))))
+        parts.append(
+            Or(
+                (
+                    Comparison("owner/identifier", "=", text["owner"]),
+                    Comparison("owner/name", "contains", text["owner"]),
+                )
+            )
+        )
     if text["summary_contains"]:
         parts.append(Comparison("summary", "contains", text["summary_contains"]))
     parts.append(Comparison("closedFlag", "=", False))
@@ -359,7 +508,9 @@ def intended_conditions(arguments: dict):
 
 def search_filters() -> st.SearchStrategy[dict]:
     name_values = st.one_of(name_text, st.lists(name_text, max_size=4))
-    optional = {argument: nasty_text for argument in TEXT_FILTERS} | {argument: name_values for argument in NAME_FILTERS}
+    optional = {argument: nasty_text for argument in TEXT_FILTERS} | {
+        argument: name_values for argument in NAME_FILTERS
+    }
     return st.fixed_dictionaries({}, optional=optional).filter(bool)
 
 
@@ -373,8 +524,9 @@ async def test_search_text_is_only_ever_a_literal_in_the_conditions(harness, fil
     if reason is not None:
         # A refused search sends nothing, and only for a documented reason.
         assert requests == [], reason
-        assert (any(unsafe(v) for v in values) or any(len(v) > 100 for v in values)
-                or "too long for ConnectWise" in reason), reason
+        assert (
+            any(unsafe(v) for v in values) or any(len(v) > 100 for v in values) or "too long for ConnectWise" in reason
+        ), reason
         return
     assert not any(unsafe(v) for v in values), "text conditions cannot express was sent"
     [request] = requests
@@ -386,25 +538,66 @@ async def test_search_text_is_only_ever_a_literal_in_the_conditions(harness, fil
 # --- 3. input invalid by itself: refused before any request --------------------------------------------
 
 bad_ticket_ids = st.one_of(
-    st.sampled_from([0, -1, 2**31, 2**63, -(2**63), 10**30, 10**4000, True, False, 1.5, "1e3", "٣", "²", "abc", "",
-                     None, [1003], {"id": 1003}]),
-    st.integers(max_value=0), st.integers(min_value=MAX_ID + 1),
+    st.sampled_from(
+        [
+            0,
+            -1,
+            2**31,
+            2**63,
+            -(2**63),
+            10**30,
+            10**4000,
+            True,
+            False,
+            1.5,
+            "1e3",
+            "٣",
+            "²",
+            "abc",
+            "",
+            None,
+            [1003],
+            {"id": 1003},
+        ]
+    ),
+    st.integers(max_value=0),
+    st.integers(min_value=MAX_ID + 1),
 )
 bad_dates = st.one_of(
-    st.sampled_from(["yesterday", "", "2026-01-31T09:00:00", "2026-01-31", "2026-01-31T09:00:00+25:00",
-                     "0000-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "1752-12-31T23:59:59Z",
-                     "9999-12-31T23:59:59-01:00", "1700000000", 1700000000, 0, True, [], {}]),
+    st.sampled_from(
+        [
+            "yesterday",
+            "",
+            "2026-01-31T09:00:00",
+            "2026-01-31",
+            "2026-01-31T09:00:00+25:00",
+            "0000-01-01T00:00:00Z",
+            "0001-01-01T00:00:00+01:00",
+            "1752-12-31T23:59:59Z",
+            "9999-12-31T23:59:59-01:00",
+            "1700000000",
+            1700000000,
+            0,
+            True,
+            [],
+            {},
+        ]
+    ),
     st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(datetime.isoformat),  # naive
     st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(1752, 12, 30), timezones=offsets).map(
-        datetime.isoformat),
+        datetime.isoformat
+    ),
 )
 bad_names = st.one_of(
     st.sampled_from(["", " ", "\t\n", "\u3000", True, False, 0, -1, 2**31, 2**63, [], {}]),
     st.text(UNICODE, min_size=101, max_size=300).filter(lambda text: len(normal(text)) > 100),
 )
 unsafe_text = st.one_of(  # what conditions cannot express, or longer than any summary or name
-    st.tuples(st.text(UNICODE, max_size=5), st.sampled_from(["\x00", "\x01", "\x7f", "\x1b", "\"'"]),
-              st.text(UNICODE, max_size=5)).map("".join),
+    st.tuples(
+        st.text(UNICODE, max_size=5),
+        st.sampled_from(["\x00", "\x01", "\x7f", "\x1b", "\"'"]),
+        st.text(UNICODE, max_size=5),
+    ).map("".join),
     st.text(UNICODE, max_size=10).map(lambda text: text + "\\"),
     st.text(UNICODE, min_size=101, max_size=400),
 ).filter(lambda text: not sdk_preparses(text) and (unsafe(normal(text)) or len(normal(text)) > 100))
@@ -414,40 +607,70 @@ invalid_calls = st.one_of(
     st.builds(lambda v: ("add_ticket_note", {"ticket_id": v, "text": "Rebooted."}), bad_ticket_ids),
     st.builds(lambda v: ("update_ticket", {"ticket_id": v, "status": "New"}), bad_ticket_ids),
     st.builds(lambda v: ("create_time_entry", {"ticket_id": v, "start": START, "hours": 1}), bad_ticket_ids),
-    st.builds(lambda a, v: ("search_tickets", {a: v}),
-              st.sampled_from(["entered_after", "entered_before", "updated_after"]), bad_dates),
+    st.builds(
+        lambda a, v: ("search_tickets", {a: v}),
+        st.sampled_from(["entered_after", "entered_before", "updated_after"]),
+        bad_dates,
+    ),
     st.builds(lambda v: ("update_ticket", {"ticket_id": OPEN_TICKET, "required_date": v}), bad_dates),
     st.builds(lambda v: ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": v, "hours": 1}), bad_dates),
     st.builds(lambda v: ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "end": v}), bad_dates),
-    st.builds(lambda a, v: ("update_ticket", {"ticket_id": OPEN_TICKET, a: v}),
-              st.sampled_from(["status", "priority", "board", "owner", "type", "subtype", "item"]), bad_names),
-    st.builds(lambda a, v: ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, a: v}),
-              st.sampled_from(["member", "work_type"]), bad_names),
+    st.builds(
+        lambda a, v: ("update_ticket", {"ticket_id": OPEN_TICKET, a: v}),
+        st.sampled_from(["status", "priority", "board", "owner", "type", "subtype", "item"]),
+        bad_names,
+    ),
+    st.builds(
+        lambda a, v: ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, a: v}),
+        st.sampled_from(["member", "work_type"]),
+        bad_names,
+    ),
     st.builds(lambda v: ("list_board_statuses", {"board": v}), bad_names),
-    st.builds(lambda a, v: ("search_tickets", {a: v}),
-              st.sampled_from(["company", "contact", "owner", "summary_contains", "board", "status", "priority"]),
-              unsafe_text),
-    st.builds(lambda v: ("update_ticket", {"ticket_id": OPEN_TICKET, "summary": v}),
-              st.one_of(st.sampled_from(["\u200b", "\x00", " \n ", "\u202e\u2066"]),
-                        st.text(UNICODE, min_size=101, max_size=200))),
-    st.builds(lambda v: ("add_ticket_note", {"ticket_id": OPEN_TICKET, "text": v}),
-              st.sampled_from(["", " ", "\u200b", "\x00\x01", "\n\t\u202e", None, 5, ["a"]])),
-    st.builds(lambda v: ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": v}),
-              st.sampled_from([0, -1, 24.01, 1e9, True, "one", None])),
+    st.builds(
+        lambda a, v: ("search_tickets", {a: v}),
+        st.sampled_from(["company", "contact", "owner", "summary_contains", "board", "status", "priority"]),
+        unsafe_text,
+    ),
+    st.builds(
+        lambda v: ("update_ticket", {"ticket_id": OPEN_TICKET, "summary": v}),
+        st.one_of(
+            st.sampled_from(["\u200b", "\x00", " \n ", "\u202e\u2066"]), st.text(UNICODE, min_size=101, max_size=200)
+        ),
+    ),
+    st.builds(
+        lambda v: ("add_ticket_note", {"ticket_id": OPEN_TICKET, "text": v}),
+        st.sampled_from(["", " ", "\u200b", "\x00\x01", "\n\t\u202e", None, 5, ["a"]]),
+    ),
+    st.builds(
+        lambda v: ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": v}),
+        st.sampled_from([0, -1, 24.01, 1e9, True, "one", None]),
+    ),
     st.builds(lambda v: ("search_tickets", {"page": v}), st.sampled_from([0, -1, 2**31, 2**63, True, 1.5])),
     st.builds(lambda v: ("search_tickets", {"limit": v}), st.sampled_from([0, -1, 101, 2**63, True, 2.5, "ten"])),
-    st.sampled_from([
-        ("get_ticket_details", {}), ("add_ticket_note", {"ticket_id": OPEN_TICKET}), ("add_ticket_note", {"text": "x"}),
-        ("update_ticket", {}), ("update_ticket", {"ticket_id": OPEN_TICKET}),
-        ("create_time_entry", {"ticket_id": OPEN_TICKET}),
-        ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START}),
-        ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, "end": "2026-11-02T10:00:00Z"}),
-        ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "end": START}),
-        ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "end": "2026-11-03T09:00:01Z"}),
-        ("list_board_statuses", {}), ("search_tickets", {"tenant": "nope"}), ("search_tickets", {"tenant": 5}),
-        ("search_tickets", {"board": [1, 2]}), ("search_tickets", {"board": '{"a": 1}'}),
-        ("search_tickets", {"board": ["a" * 60] * 30}), ("search_tickets", {"open_only": "maybe"}),
-    ]),
+    st.sampled_from(
+        [
+            ("get_ticket_details", {}),
+            ("add_ticket_note", {"ticket_id": OPEN_TICKET}),
+            ("add_ticket_note", {"text": "x"}),
+            ("update_ticket", {}),
+            ("update_ticket", {"ticket_id": OPEN_TICKET}),
+            ("create_time_entry", {"ticket_id": OPEN_TICKET}),
+            ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START}),
+            (
+                "create_time_entry",
+                {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, "end": "2026-11-02T10:00:00Z"},
+            ),
+            ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "end": START}),
+            ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "end": "2026-11-03T09:00:01Z"}),
+            ("list_board_statuses", {}),
+            ("search_tickets", {"tenant": "nope"}),
+            ("search_tickets", {"tenant": 5}),
+            ("search_tickets", {"board": [1, 2]}),
+            ("search_tickets", {"board": '{"a": 1}'}),
+            ("search_tickets", {"board": ["a" * 60] * 30}),
+            ("search_tickets", {"open_only": "maybe"}),
+        ]
+    ),
 )
 
 
@@ -478,8 +701,9 @@ def ticket_notes(harness, ticket_id: int) -> dict[int, dict]:
 async def test_a_note_is_stored_exactly_as_cleaned_once_or_refused(harness, text, note_type, notify):
     ticket_id = OPEN_TICKET
     before = ticket_notes(harness, ticket_id)
-    result, requests = await call(harness, "add_ticket_note",
-                                  {"ticket_id": ticket_id, "text": text, "note_type": note_type, "notify": notify})
+    result, requests = await call(
+        harness, "add_ticket_note", {"ticket_id": ticket_id, "text": text, "note_type": note_type, "notify": notify}
+    )
     reason = check(result, requests, "add_ticket_note")
     added = {note_id: note for note_id, note in ticket_notes(harness, ticket_id).items() if note_id not in before}
     if not cleaned(text):
@@ -500,19 +724,32 @@ def utc_text(moment: datetime) -> str:
 
 update_dates = st.one_of(
     st.datetimes(min_value=datetime(1753, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets),
-    st.sampled_from([datetime(2026, 1, 31, 9), datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
-                     datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-1)))]),
+    st.sampled_from(
+        [
+            datetime(2026, 1, 31, 9),
+            datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+            datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-1))),
+        ]
+    ),
 )
 
 
 @settings(FUZZ, max_examples=100)
-@given(summary=st.one_of(st.none(), nasty_text), required_date=st.one_of(st.none(), update_dates),
-       budget_hours=st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)),
-       severity=st.one_of(st.none(), st.sampled_from(["Low", "Medium", "High"])))
-async def test_an_update_writes_exactly_the_fields_asked_once_or_nothing(harness, summary, required_date, budget_hours,
-                                                                         severity):
-    asked = {"summary": summary, "required_date": required_date.isoformat() if required_date else None,
-             "budget_hours": budget_hours, "severity": severity}
+@given(
+    summary=st.one_of(st.none(), nasty_text),
+    required_date=st.one_of(st.none(), update_dates),
+    budget_hours=st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)),
+    severity=st.one_of(st.none(), st.sampled_from(["Low", "Medium", "High"])),
+)
+async def test_an_update_writes_exactly_the_fields_asked_once_or_nothing(
+    harness, summary, required_date, budget_hours, severity
+):
+    asked = {
+        "summary": summary,
+        "required_date": required_date.isoformat() if required_date else None,
+        "budget_hours": budget_hours,
+        "severity": severity,
+    }
     asked = {key: value for key, value in asked.items() if value is not None}
     ticket = dict(harness.store()["tickets"][OPEN_TICKET])
     result, requests = await call(harness, "update_ticket", {"ticket_id": OPEN_TICKET, **asked})
@@ -563,14 +800,22 @@ def _utc(moment: datetime) -> datetime:
         return datetime.min.replace(tzinfo=timezone.utc)
 
 
-time_starts = st.datetimes(min_value=datetime(1753, 1, 2), max_value=datetime(9999, 12, 30),
-                           timezones=offsets).map(lambda moment: moment.replace(microsecond=0))
+time_starts = st.datetimes(min_value=datetime(1753, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets).map(
+    lambda moment: moment.replace(microsecond=0)
+)
 
 
 @settings(FUZZ, max_examples=100)
-@given(start=time_starts, minutes=st.integers(-30, 25 * 60), by_hours=st.booleans(),
-       notes=st.one_of(st.none(), nasty_text), internal_notes=st.one_of(st.none(), nasty_text))
-async def test_a_time_entry_is_stored_as_asked_once_or_refused(harness, start, minutes, by_hours, notes, internal_notes):
+@given(
+    start=time_starts,
+    minutes=st.integers(-30, 25 * 60),
+    by_hours=st.booleans(),
+    notes=st.one_of(st.none(), nasty_text),
+    internal_notes=st.one_of(st.none(), nasty_text),
+)
+async def test_a_time_entry_is_stored_as_asked_once_or_refused(
+    harness, start, minutes, by_hours, notes, internal_notes
+):
     ticket_id = OPEN_TICKET
     arguments = {"ticket_id": ticket_id, "start": start.isoformat(), "notes": notes, "internal_notes": internal_notes}
     if by_hours:
@@ -602,52 +847,89 @@ async def test_a_time_entry_is_stored_as_asked_once_or_refused(harness, start, m
 # --- regressions: what the fuzzing found ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("tool", "arguments"), [
-    ("update_ticket", {"ticket_id": OPEN_TICKET, "status": True}),  # was: PATCH status to id 1 ("New")
-    ("update_ticket", {"ticket_id": OPEN_TICKET, "budget_hours": True}),  # was: PATCH budgetHours 1.0
-    ("update_ticket", {"ticket_id": True, "summary": "Printer fixed"}),
-    ("add_ticket_note", {"ticket_id": True, "text": "Rebooted."}),  # was: a note POSTed on ticket 1
-    ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": True}),  # was: one hour logged
-    ("list_board_statuses", {"board": True}),  # was: board 1
-    ("search_tickets", {"limit": True}),
-    ("search_tickets", {"page": False}),
-])
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("update_ticket", {"ticket_id": OPEN_TICKET, "status": True}),  # was: PATCH status to id 1 ("New")
+        ("update_ticket", {"ticket_id": OPEN_TICKET, "budget_hours": True}),  # was: PATCH budgetHours 1.0
+        ("update_ticket", {"ticket_id": True, "summary": "Printer fixed"}),
+        ("add_ticket_note", {"ticket_id": True, "text": "Rebooted."}),  # was: a note POSTed on ticket 1
+        ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": True}),  # was: one hour logged
+        ("list_board_statuses", {"board": True}),  # was: board 1
+        ("search_tickets", {"limit": True}),
+        ("search_tickets", {"page": False}),
+    ],
+)
 async def test_true_or_false_is_never_read_as_the_number_one(harness, tool, arguments):
     result, requests = await call(harness, tool, arguments)
     assert result.is_error and "not true or false" in sentence(result, tool)
     assert requests == []
 
 
-@pytest.mark.parametrize(("tool", "arguments", "refusal"), [
-    # "²".isdigit() is True but int("²") raises: these were masked crashes.
-    ("list_board_statuses", {"board": "²"}, "There is no board '²' in tenant acme"),
-    ("update_ticket", {"ticket_id": OPEN_TICKET, "status": "²"}, "'²' is not a status of board Service Desk"),
-    ("update_ticket", {"ticket_id": OPEN_TICKET, "board": "1²"}, "There is no board '1²'"),
-    ("update_ticket", {"ticket_id": OPEN_TICKET, "owner": "²"}, "There is no active member '²'"),
-    ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, "work_type": "²"},
-     "There is no work type '²'"),
-    # int("٣") is 3: an Arabic-Indic digit used to select status id 3.
-    ("update_ticket", {"ticket_id": OPEN_TICKET, "status": "٣"}, "'٣' is not a status of board Service Desk"),
-])
+@pytest.mark.parametrize(
+    ("tool", "arguments", "refusal"),
+    [
+        # "²".isdigit() is True but int("²") raises: these were masked crashes.
+        ("list_board_statuses", {"board": "²"}, "There is no board '²' in tenant acme"),
+        ("update_ticket", {"ticket_id": OPEN_TICKET, "status": "²"}, "'²' is not a status of board Service Desk"),
+        ("update_ticket", {"ticket_id": OPEN_TICKET, "board": "1²"}, "There is no board '1²'"),
+        ("update_ticket", {"ticket_id": OPEN_TICKET, "owner": "²"}, "There is no active member '²'"),
+        (
+            "create_time_entry",
+            {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, "work_type": "²"},
+            "There is no work type '²'",
+        ),
+        # int("٣") is 3: an Arabic-Indic digit used to select status id 3.
+        ("update_ticket", {"ticket_id": OPEN_TICKET, "status": "٣"}, "'٣' is not a status of board Service Desk"),
+    ],
+)
 async def test_digits_other_than_ascii_are_names_not_ids(harness, tool, arguments, refusal):
     result, requests = await call(harness, tool, arguments)
     assert result.is_error and refusal in sentence(result, tool)
     assert writes(requests) == []  # the name is looked up in the tenant's lists first: reads only
 
 
-@pytest.mark.parametrize(("tool", "arguments", "refusal"), [
-    # Each of these raised OverflowError (a masked crash) or sent an unreadable date to ConnectWise.
-    ("search_tickets", {"entered_after": "0001-01-01T00:00:00+01:00"}, "entered_after 0001-01-01T00:00:00+01:00 is"),
-    ("search_tickets", {"entered_before": "9999-12-31T23:59:59-01:00"}, "entered_before 9999-12-31T23:59:59-01:00 is"),
-    ("search_tickets", {"updated_after": "1752-12-31T23:59:59Z"}, "is outside the dates ConnectWise can store"),
-    ("update_ticket", {"ticket_id": OPEN_TICKET, "required_date": "0001-01-01T00:00:00+01:00"}, "required_date 0001"),
-    ("update_ticket", {"ticket_id": OPEN_TICKET, "required_date": "9999-12-31T23:59:59-01:00"}, "required_date 9999"),
-    ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": "9999-12-31T23:00:00Z", "hours": 2}, "ends after 9999-12-31"),
-    ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": "0001-01-01T00:30:00Z", "hours": 1}, "start 0001"),
-    ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "end": "9999-12-31T23:30:00-01:00"}, "end 9999"),
-])
-async def test_dates_past_the_ends_of_connectwise_s_calendar_are_refused_before_any_request(harness, tool, arguments,
-                                                                                            refusal):
+@pytest.mark.parametrize(
+    ("tool", "arguments", "refusal"),
+    [
+        # Each of these raised OverflowError (a masked crash) or sent an unreadable date to ConnectWise.
+        (
+            "search_tickets",
+            {"entered_after": "0001-01-01T00:00:00+01:00"},
+            "entered_after 0001-01-01T00:00:00+01:00 is",
+        ),
+        (
+            "search_tickets",
+            {"entered_before": "9999-12-31T23:59:59-01:00"},
+            "entered_before 9999-12-31T23:59:59-01:00 is",
+        ),
+        ("search_tickets", {"updated_after": "1752-12-31T23:59:59Z"}, "is outside the dates ConnectWise can store"),
+        (
+            "update_ticket",
+            {"ticket_id": OPEN_TICKET, "required_date": "0001-01-01T00:00:00+01:00"},
+            "required_date 0001",
+        ),
+        (
+            "update_ticket",
+            {"ticket_id": OPEN_TICKET, "required_date": "9999-12-31T23:59:59-01:00"},
+            "required_date 9999",
+        ),
+        (
+            "create_time_entry",
+            {"ticket_id": OPEN_TICKET, "start": "9999-12-31T23:00:00Z", "hours": 2},
+            "ends after 9999-12-31",
+        ),
+        ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": "0001-01-01T00:30:00Z", "hours": 1}, "start 0001"),
+        (
+            "create_time_entry",
+            {"ticket_id": OPEN_TICKET, "start": START, "end": "9999-12-31T23:30:00-01:00"},
+            "end 9999",
+        ),
+    ],
+)
+async def test_dates_past_the_ends_of_connectwise_s_calendar_are_refused_before_any_request(
+    harness, tool, arguments, refusal
+):
     result, requests = await call(harness, tool, arguments)
     assert result.is_error
     reason = sentence(result, tool)
@@ -657,23 +939,29 @@ async def test_dates_past_the_ends_of_connectwise_s_calendar_are_refused_before_
 
 
 async def test_the_first_and_last_storable_moments_are_taken(harness):
-    result, [request] = await call(harness, "search_tickets", {"entered_after": "1753-01-01T00:00:00Z", "open_only": False})
+    result, [request] = await call(
+        harness, "search_tickets", {"entered_after": "1753-01-01T00:00:00Z", "open_only": False}
+    )
     assert result.is_error is False and request["query"]["conditions"] == "dateEntered >= [1753-01-01T00:00:00Z]"
-    result, requests = await call(harness, "update_ticket",
-                                  {"ticket_id": OPEN_TICKET, "required_date": "9999-12-31T23:59:59Z"})
+    result, requests = await call(
+        harness, "update_ticket", {"ticket_id": OPEN_TICKET, "required_date": "9999-12-31T23:59:59Z"}
+    )
     assert result.is_error is False
     [patch] = writes(requests)
     assert patch["json"] == [{"op": "replace", "path": "requiredDate", "value": "9999-12-31T23:59:59Z"}]
 
 
-@pytest.mark.parametrize(("tool", "arguments"), [
-    # pydantic reads a number as seconds since 1970: 2026 would have logged time on 1970-01-01.
-    ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": 2026, "hours": 1}),
-    ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": "1700000000", "hours": 1}),
-    ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "end": 1762077600.5}),
-    ("update_ticket", {"ticket_id": OPEN_TICKET, "required_date": 0}),
-    ("search_tickets", {"updated_after": " 1700000000 "}),
-])
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        # pydantic reads a number as seconds since 1970: 2026 would have logged time on 1970-01-01.
+        ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": 2026, "hours": 1}),
+        ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": "1700000000", "hours": 1}),
+        ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "end": 1762077600.5}),
+        ("update_ticket", {"ticket_id": OPEN_TICKET, "required_date": 0}),
+        ("search_tickets", {"updated_after": " 1700000000 "}),
+    ],
+)
 async def test_numbers_are_not_date_times(harness, tool, arguments):
     result, requests = await call(harness, tool, arguments)
     assert result.is_error and "not a number" in sentence(result, tool)
@@ -684,13 +972,25 @@ HUNDRED_KB = "Ab\"c'd\\[%_]\u202e😀\n" * 6_000  # about 100 KB, every hard cha
 HUNDRED_KB_EXPRESSIBLE = "Ab'c\\d [%_]\u202e😀 " * 6_000  # about 100 KB that conditions could carry
 
 
-@pytest.mark.parametrize(("tool", "argument"), [
-    ("search_tickets", "company"), ("search_tickets", "contact"), ("search_tickets", "owner"),
-    ("search_tickets", "summary_contains"), ("search_tickets", "board"), ("search_tickets", "status"),
-    ("search_tickets", "priority"), ("update_ticket", "summary"), ("update_ticket", "status"),
-    ("update_ticket", "owner"), ("update_ticket", "type"), ("create_time_entry", "member"),
-    ("create_time_entry", "work_type"), ("list_board_statuses", "board"),
-])
+@pytest.mark.parametrize(
+    ("tool", "argument"),
+    [
+        ("search_tickets", "company"),
+        ("search_tickets", "contact"),
+        ("search_tickets", "owner"),
+        ("search_tickets", "summary_contains"),
+        ("search_tickets", "board"),
+        ("search_tickets", "status"),
+        ("search_tickets", "priority"),
+        ("update_ticket", "summary"),
+        ("update_ticket", "status"),
+        ("update_ticket", "owner"),
+        ("update_ticket", "type"),
+        ("create_time_entry", "member"),
+        ("create_time_entry", "work_type"),
+        ("list_board_statuses", "board"),
+    ],
+)
 @pytest.mark.parametrize("text", [HUNDRED_KB, HUNDRED_KB_EXPRESSIBLE], ids=["hard", "expressible"])
 async def test_100_kb_of_text_is_refused_with_a_short_sentence_before_any_request(harness, tool, argument, text):
     # A 100 KB search term used to raise httpx's InvalidURL (a masked crash); names were sent on to lookups.
@@ -700,10 +1000,14 @@ async def test_100_kb_of_text_is_refused_with_a_short_sentence_before_any_reques
     assert requests == []
 
 
-@pytest.mark.parametrize(("tool", "argument", "field"), [
-    ("add_ticket_note", "text", "text"), ("create_time_entry", "notes", "notes"),
-    ("create_time_entry", "internal_notes", "internalNotes"),
-])
+@pytest.mark.parametrize(
+    ("tool", "argument", "field"),
+    [
+        ("add_ticket_note", "text", "text"),
+        ("create_time_entry", "notes", "notes"),
+        ("create_time_entry", "internal_notes", "internalNotes"),
+    ],
+)
 async def test_100_kb_of_note_text_is_written_once_and_whole(harness, tool, argument, field):
     result, requests = await call(harness, tool, VALID_CALLS[tool] | {argument: HUNDRED_KB})
     assert result.is_error is False, result.content[0].text[:300]
@@ -726,13 +1030,16 @@ async def test_ticket_ids_connectwise_cannot_have_are_refused_before_any_request
     assert requests == []
 
 
-@pytest.mark.parametrize(("tool", "arguments"), [
-    ("get_ticket_details", {"ticket_id": 4242}),
-    ("update_ticket", {"ticket_id": 4242, "status": "New"}),
-    ("create_time_entry", {"ticket_id": 4242, "start": START, "hours": 1}),
-    # The note goes straight to the ticket's notes: ConnectWise's 404 is how the tool finds out.
-    ("add_ticket_note", {"ticket_id": 4242, "text": "Rebooted."}),
-])
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("get_ticket_details", {"ticket_id": 4242}),
+        ("update_ticket", {"ticket_id": 4242, "status": "New"}),
+        ("create_time_entry", {"ticket_id": 4242, "start": START, "hours": 1}),
+        # The note goes straight to the ticket's notes: ConnectWise's 404 is how the tool finds out.
+        ("add_ticket_note", {"ticket_id": 4242, "text": "Rebooted."}),
+    ],
+)
 async def test_an_unknown_ticket_takes_a_request_to_find_out_but_nothing_is_written(harness, tool, arguments):
     tables = {name: dict(harness.store()[name]) for name in ("tickets", "notes", "timeEntries")}
     result, requests = await call(harness, tool, arguments)
@@ -752,26 +1059,39 @@ async def test_a_search_too_long_for_a_url_is_refused_and_one_that_fits_is_sent(
 
 async def test_json_sent_as_text_is_read_as_the_json_it_spells(harness):
     """Some clients send lists and numbers as JSON text: those still work."""
-    result, [request] = await call(harness, "search_tickets",
-                                   {"status": '["New", "Assigned"]', "limit": "5", "open_only": "false"})
+    result, [request] = await call(
+        harness, "search_tickets", {"status": '["New", "Assigned"]', "limit": "5", "open_only": "false"}
+    )
     assert result.is_error is False
     assert parse(request["query"]["conditions"]) == In("status/name", ("New", "Assigned"))
     assert request["query"]["pageSize"] == "5"
     result, requests = await call(harness, "get_ticket_details", {"ticket_id": "1003", "include_time": "false"})
     assert result.is_error is False and result.structured_content["id"] == 1003
-    result, requests = await call(harness, "create_time_entry",
-                                  {"ticket_id": " 1003 ", "start": START, "hours": "0.25"})
+    result, requests = await call(
+        harness, "create_time_entry", {"ticket_id": " 1003 ", "start": START, "hours": "0.25"}
+    )
     assert result.is_error is False and result.structured_content["hours"] == 0.25
 
 
-@pytest.mark.parametrize(("tool", "arguments", "unknown", "suggested"), [
-    # The SDK used to drop these: the search ran unfiltered, the update changed the status only.
-    ("search_tickets", {"stauts": "New"}, "'stauts'", "status"),
-    ("update_ticket", {"ticket_id": OPEN_TICKET, "status": "In Progress", "resolution": "Replaced the toner."},
-     "'resolution'", None),
-    ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, "ticketId": 1004}, "'ticketId'",
-     "ticket_id"),
-])
+@pytest.mark.parametrize(
+    ("tool", "arguments", "unknown", "suggested"),
+    [
+        # The SDK used to drop these: the search ran unfiltered, the update changed the status only.
+        ("search_tickets", {"stauts": "New"}, "'stauts'", "status"),
+        (
+            "update_ticket",
+            {"ticket_id": OPEN_TICKET, "status": "In Progress", "resolution": "Replaced the toner."},
+            "'resolution'",
+            None,
+        ),
+        (
+            "create_time_entry",
+            {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, "ticketId": 1004},
+            "'ticketId'",
+            "ticket_id",
+        ),
+    ],
+)
 async def test_an_unknown_argument_is_refused_with_a_sentence(harness, tool, arguments, unknown, suggested):
     result, requests = await call(harness, tool, arguments)
     assert result.is_error
@@ -790,8 +1110,10 @@ async def test_many_or_long_unknown_arguments_are_named_briefly(harness):
     result, requests = await call(harness, "list_board_statuses", {"board": "Service Desk", **arguments})
     reason = sentence(result, "list_board_statuses")
     assert reason.startswith("list_board_statuses has no arguments 'xxx")
-    assert reason.endswith("... (10000 characters), 'bogus0', 'bogus1', 'bogus2', 'bogus3', 3 more, so nothing was "
-                           "sent; its arguments are board, tenant.")
+    assert reason.endswith(
+        "... (10000 characters), 'bogus0', 'bogus1', 'bogus2', 'bogus3', 3 more, so nothing was "
+        "sent; its arguments are board, tenant."
+    )
     assert len(reason) < 500 and requests == []
 
 
@@ -802,8 +1124,9 @@ JSON_LOOKING_TEXT = ['["Rebooted", "Cleared cache"]', '{"error": 500}', "null", 
 @pytest.mark.parametrize(("argument", "field"), [("notes", "notes"), ("internal_notes", "internalNotes")])
 async def test_free_text_that_looks_like_json_stays_text(harness, argument, field, text):
     # The SDK used to decode these: arrays and objects were refused as "not a valid string", "null" dropped.
-    result, requests = await call(harness, "create_time_entry",
-                                  {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, argument: text})
+    result, requests = await call(
+        harness, "create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, argument: text}
+    )
     assert result.is_error is False, result.content[0].text[:300]
     [post] = applied(requests)
     assert post["json"][field] == text
@@ -830,8 +1153,9 @@ async def test_null_itself_still_means_not_given(harness):
     result, [request] = await call(harness, "search_tickets", {"summary_contains": None, "company": None})
     assert result.is_error is False
     assert parse(request["query"]["conditions"]) == intended_conditions({})
-    result, requests = await call(harness, "create_time_entry",
-                                  {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, "notes": None})
+    result, requests = await call(
+        harness, "create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "hours": 1, "notes": None}
+    )
     assert result.is_error is False
     [post] = applied(requests)
     assert "notes" not in post["json"]
@@ -850,8 +1174,10 @@ def test_lone_surrogates_never_reach_a_tool():
     from mcp.types import jsonrpc_message_adapter
     from pydantic import ValidationError
 
-    line = ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
-            '"params": {"name": "add_ticket_note", "arguments": {"ticket_id": 1003, "text": "a\\ud800b"}}}')
+    line = (
+        '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
+        '"params": {"name": "add_ticket_note", "arguments": {"ticket_id": 1003, "text": "a\\ud800b"}}}'
+    )
     with pytest.raises(ValidationError):
         jsonrpc_message_adapter.validate_json(line, by_name=False)
     paired = line.replace("\\ud800", "\\ud83d\\ude00")  # a surrogate pair is an ordinary character
@@ -891,7 +1217,7 @@ def test_conditions_write_every_year_with_four_digits():
 
 def test_work_period_refuses_an_end_past_the_calendar():
     from mcp_server_connectwise.services.errors import Refused
-    from mcp_server_connectwise.services.time_entries import TimeEntryRequest, work_period
+    from mcp_server_connectwise.services.time_entries import work_period
 
     with pytest.raises(Refused):
         work_period(entry(1, datetime(9999, 12, 31, 23, tzinfo=timezone.utc), hours=2))

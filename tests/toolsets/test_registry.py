@@ -44,8 +44,9 @@ async def test_every_example_call_works_and_is_audited_once(tmp_path, tool, exam
 
 
 async def test_every_example_call_works_on_the_demo_sandbox(tmp_path):
-    from mcp_server_connectwise.server import build_demo_server
     from mcp import Client
+
+    from mcp_server_connectwise.server import build_demo_server
 
     async with Client(build_demo_server(tmp_path / "audit.jsonl"), raise_exceptions=True) as client:
         for tool, example in EXAMPLES:
@@ -77,8 +78,11 @@ async def test_nothing_names_a_tool_that_is_not_offered(tmp_path, offer):
                 assert result.is_error is False, result.content[0].text
                 said |= named_tools(result.structured_content)
         # Refusals that point at a check: an unknown ticket, a status that forbids time, an ambiguous write.
-        for tool, arguments in [("get_ticket_details", {"ticket_id": 99}), ("add_ticket_note", {"ticket_id": 99, "text": "x"}),
-                                ("update_ticket", {"ticket_id": 99, "status": "New"})]:
+        for tool, arguments in [
+            ("get_ticket_details", {"ticket_id": 99}),
+            ("add_ticket_note", {"ticket_id": 99, "text": "x"}),
+            ("update_ticket", {"ticket_id": 99, "status": "New"}),
+        ]:
             if tool in offered:
                 refused = await client.call_tool(tool, arguments)
                 assert refused.is_error
@@ -92,15 +96,21 @@ async def test_serving_the_boards_read_only_offers_exactly_the_board_reads(tmp_p
     async with harness.client() as client:
         listed = {tool.name for tool in (await client.list_tools()).tools}
         instructions = client.instructions
-    assert listed == {"list_boards", "list_board_statuses"} == {
-        name for name in READS if REGISTRY.toolset_of[name] == "boards"}
+    assert (
+        listed
+        == {"list_boards", "list_board_statuses"}
+        == {name for name in READS if REGISTRY.toolset_of[name] == "boards"}
+    )
     assert named_tools(instructions) == listed
 
 
-@pytest.mark.parametrize(("tenant", "ending"), [
-    ({}, "check the id. Use search_tickets to find the ticket."),
-    ({"tools": ("get_ticket_details",)}, "Ticket 99 was not found in tenant acme; check the id."),
-])
+@pytest.mark.parametrize(
+    ("tenant", "ending"),
+    [
+        ({}, "check the id. Use search_tickets to find the ticket."),
+        ({"tools": ("get_ticket_details",)}, "Ticket 99 was not found in tenant acme; check the id."),
+    ],
+)
 async def test_a_refusal_points_at_the_tool_for_its_check_only_when_the_tenant_has_it(tmp_path, tenant, ending):
     harness = make_harness(tmp_path, {"acme": tenant, "globex": {}})  # globex lists search_tickets either way
     async with harness.client() as client:
@@ -112,7 +122,8 @@ def test_an_unknown_toolset_is_refused_with_the_known_ones(tmp_path):
     with pytest.raises(ConfigError) as refused:
         make_harness(tmp_path, toolsets={"tikets"})
     assert str(refused.value) == (
-        "'tikets' is not a toolset (did you mean 'tickets'?); the toolsets are: " + ", ".join(REGISTRY.toolset_names))
+        "'tikets' is not a toolset (did you mean 'tickets'?); the toolsets are: " + ", ".join(REGISTRY.toolset_names)
+    )
 
 
 # --- the registry refuses what is described inconsistently -------------------------------------------------
@@ -128,8 +139,16 @@ async def writes_something(call: ToolCall) -> Nothing:
 
 
 def a_tool(**overrides) -> ToolDefinition:
-    return ToolDefinition(**{"handler": writes_something, "title": "t", "read_only": False, "purpose": "do it",
-                             "examples": ({},), **overrides})
+    return ToolDefinition(
+        **{
+            "handler": writes_something,
+            "title": "t",
+            "read_only": False,
+            "purpose": "do it",
+            "examples": ({},),
+            **overrides,
+        }
+    )
 
 
 def test_a_write_filed_as_a_read_is_an_error():
@@ -139,11 +158,14 @@ def test_a_write_filed_as_a_read_is_an_error():
         Toolset("x", "do things", writes=(a_tool(read_only=True),))
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"next_tools": ("no_such_tool",)}, "next tool 'no_such_tool' is not a registered tool"),
-    ({"examples": ()}, "has no example call"),
-    ({"examples": ({"ticket": 5},)}, r"example uses arguments it does not have: \['ticket'\]"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"next_tools": ("no_such_tool",)}, "next tool 'no_such_tool' is not a registered tool"),
+        ({"examples": ()}, "has no example call"),
+        ({"examples": ({"ticket": 5},)}, r"example uses arguments it does not have: \['ticket'\]"),
+    ],
+)
 def test_a_tool_described_inconsistently_is_an_error(overrides, message):
     with pytest.raises(RegistryError, match=message):
         Registry((Toolset("x", "do things", writes=(a_tool(**overrides),)),))

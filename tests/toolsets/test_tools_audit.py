@@ -15,8 +15,11 @@ from support.harness import SANDBOX, make_harness
 
 def an_open_ticket(harness):
     statuses = harness.store()["statuses"]
-    return next(t for t in harness.store()["tickets"].values()
-                if t["board"]["name"] == "Service Desk" and not statuses[t["status"]["id"]]["timeEntryNotAllowed"])
+    return next(
+        t
+        for t in harness.store()["tickets"].values()
+        if t["board"]["name"] == "Service Desk" and not statuses[t["status"]["id"]]["timeEntryNotAllowed"]
+    )
 
 
 async def test_every_call_leaves_exactly_one_line(tmp_path):
@@ -51,14 +54,24 @@ async def test_writes_record_what_they_wrote_and_free_text_only_as_a_fingerprint
     status = "Scheduled" if ticket["status"]["name"] != "Scheduled" else "Assigned"
     async with harness.client() as client:
         note = await client.call_tool("add_ticket_note", {"ticket_id": ticket["id"], "text": text})
-        update = await client.call_tool("update_ticket", {"ticket_id": ticket["id"], "status": status,
-                                                          "summary": "Password issue"})
-        entry = await client.call_tool("create_time_entry", {"ticket_id": ticket["id"], "start": "2026-11-02T09:00:00Z",
-                                                             "hours": 0.5, "notes": "secret notes"})
+        update = await client.call_tool(
+            "update_ticket", {"ticket_id": ticket["id"], "status": status, "summary": "Password issue"}
+        )
+        entry = await client.call_tool(
+            "create_time_entry",
+            {"ticket_id": ticket["id"], "start": "2026-11-02T09:00:00Z", "hours": 0.5, "notes": "secret notes"},
+        )
     note_line, update_line, time_line = harness.audit()
     assert note_line["args"]["text"] == {"len": len(text), "sha256": hashlib.sha256(text.encode()).hexdigest()}
-    assert note_line["written"] == [{"record": "note", "id": note.structured_content["note_id"], "ticket_id": ticket["id"],
-                                     "note_type": "internal", "notify": False}]
+    assert note_line["written"] == [
+        {
+            "record": "note",
+            "id": note.structured_content["note_id"],
+            "ticket_id": ticket["id"],
+            "note_type": "internal",
+            "notify": False,
+        }
+    ]
     assert update_line["written"] == [{"record": "ticket", "id": ticket["id"], "fields": ["status", "summary"]}]
     assert update_line["args"]["summary"]["len"] == len("Password issue")
     assert time_line["written"][0]["id"] == entry.structured_content["time_entry_id"]
@@ -108,7 +121,10 @@ async def test_calls_the_sdk_rejects_are_audited_too_without_their_text(tmp_path
     assert bad_id.is_error and empty_note.is_error and unknown.is_error
     lines = harness.audit()
     assert [(line["tool"], line["outcome"]) for line in lines] == [
-        ("get_ticket_details", "refused"), ("add_ticket_note", "refused"), ("delete_everything", "refused")]
+        ("get_ticket_details", "refused"),
+        ("add_ticket_note", "refused"),
+        ("delete_everything", "refused"),
+    ]
     assert lines[0]["error"] == "ticket_id must be at least 1; nothing was sent."
     assert lines[1]["error"] == "text needs at least 1 character (and 1 more argument does not fit); nothing was sent."
     assert lines[2]["error"] == "no such tool" and lines[2]["args"]["why"]["len"] == len("because I said so")

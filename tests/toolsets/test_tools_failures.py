@@ -13,6 +13,7 @@ async def test_a_server_error_that_outlasts_the_retries_says_to_try_later(tmp_pa
     async with harness.client() as client:
         result = await client.call_tool("list_board_statuses", {"board": "Service Desk"})
     assert result.is_error and "ConnectWise failed on its side (HTTP 500) for tenant acme; try again later." in (
-        result.content[0].text)
+        result.content[0].text
+    )
     assert harness.audit()[-1]["outcome"] == "error"
     assert all(request["method"] == "GET" for request in harness.requests())  # a read, retried, never a write

@@ -30,7 +30,9 @@ async def test_an_unknown_tenant_is_refused_naming_the_known_ones(tmp_path):
     async with harness.client() as client:
         result = await client.call_tool("search_tickets", {"tenant": "initech"})
     assert result.is_error
-    assert "Unknown tenant 'initech'; known tenants: acme, globex; pass one of them as tenant." in result.content[0].text
+    assert (
+        "Unknown tenant 'initech'; known tenants: acme, globex; pass one of them as tenant." in result.content[0].text
+    )
     assert harness.audit()[-1]["outcome"] == "refused"
 
 
@@ -48,7 +50,7 @@ async def test_a_read_only_tenant_refuses_writes_by_name_before_any_request(tmp_
         results = [await client.call_tool(name, args) for name, args in WRITE_CALLS]
         read = await client.call_tool("list_board_statuses", {"board": "Alerts"})
     assert tools == TOOLS  # the write tools stay listed: globex allows them
-    for (name, _), result in zip(WRITE_CALLS, results):
+    for (name, _), result in zip(WRITE_CALLS, results, strict=True):
         assert result.is_error
         assert f"Tenant acme is read-only, so {name} is not allowed there; nothing was sent." in result.content[0].text
     assert read.is_error is False
@@ -88,7 +90,8 @@ async def test_missing_keys_say_how_to_store_them(tmp_path, memory_keyring):
         result = await client.call_tool("search_tickets", {})
     assert result.is_error
     assert "Tenant acme has no API keys in the keyring; run `mcp-server-connectwise tenants set-keys acme`" in (
-        result.content[0].text)
+        result.content[0].text
+    )
     assert harness.requests() == []
 
 

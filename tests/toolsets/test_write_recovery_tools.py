@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from support.harness import make_harness
-from support.faults import script_faults
 
 from mcp_server_connectwise.connectwise import retry
 from mcp_server_connectwise.services import write_recovery
+
+from support.faults import script_faults
+from support.harness import make_harness
 
 NOTE = {"ticket_id": 1001, "text": "Rebooted the router."}
 
@@ -55,8 +56,10 @@ async def test_a_write_whose_outcome_cannot_be_found_out_is_reported_and_audited
     text = result.content[0].text
     assert result.is_error
     assert "It is unknown whether the note was saved on ticket 1001 (tenant acme)" in text
-    assert "may or may not have been written; check the ticket's notes before sending it again. " \
+    assert (
+        "may or may not have been written; check the ticket's notes before sending it again. "
         "Use get_ticket_details to read the ticket." in text
+    )
     assert [r["method"] for r in harness.requests()].count("POST") == 1  # not re-sent blind
     line = harness.audit()[-1]
     assert line["outcome"] == "unknown" and line["written"] == [] and "may or may not" in line["error"]

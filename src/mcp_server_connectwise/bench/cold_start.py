@@ -35,8 +35,16 @@ def _json_lines(*messages: dict) -> bytes:
 # The handshake era's opening: initialize, initialized, then tools/list. The first line out answers
 # initialize; the second answers tools/list.
 _HANDSHAKE = _json_lines(
-    {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}},
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "0"},
+        },
+    },
     {"jsonrpc": "2.0", "method": "notifications/initialized"},
     {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
 )
@@ -47,8 +55,12 @@ def bench_cold_start(runs: int) -> list[tuple[str, str]]:
     sdk_import, server_import, first_list = [], [], []
     for _ in range(runs):
         sdk_import.append(_seconds_to_lines([sys.executable, "-c", "import mcp.server; " + _READY]))
-        server_import.append(_seconds_to_lines([sys.executable, "-c", "import mcp_server_connectwise.server; " + _READY]))
-        first_list.append(_seconds_to_lines([sys.executable, "-m", "mcp_server_connectwise", "demo"], _HANDSHAKE, lines=2))
+        server_import.append(
+            _seconds_to_lines([sys.executable, "-c", "import mcp_server_connectwise.server; " + _READY])
+        )
+        first_list.append(
+            _seconds_to_lines([sys.executable, "-m", "mcp_server_connectwise", "demo"], _HANDSHAKE, lines=2)
+        )
     sdk, ours, listed = (statistics.median(samples) for samples in (sdk_import, server_import, first_list))
     return [
         ("import mcp.server (the SDK alone), median", f"{sdk * 1000:.0f} ms"),

@@ -7,8 +7,8 @@ import time
 import httpx2
 
 from mcp_server_connectwise.sandbox.app import create_app
-from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL, SandboxSettings
 from mcp_server_connectwise.sandbox.seed import seed_store
+from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL, SandboxSettings
 from mcp_server_connectwise.sandbox.store import Store
 from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 
@@ -35,14 +35,22 @@ async def bench_sandbox(quick: bool) -> list[tuple[str, str]]:
     results = [(f"sandbox seed {seed_tickets:,} tickets", f"{_seconds_to_seed(seed_tickets):.2f} s")]
 
     sandbox = sandbox_tenant("bench", create_app(SandboxSettings(tickets=search_tickets)))
-    async with httpx2.AsyncClient(transport=sandbox.transport, base_url=sandbox.config.base_url,
-                                  auth=sandbox.basic_auth, headers={"clientId": sandbox.config.client_id}) as client:
+    async with httpx2.AsyncClient(
+        transport=sandbox.transport,
+        base_url=sandbox.config.base_url,
+        auth=sandbox.basic_auth,
+        headers={"clientId": sandbox.config.client_id},
+    ) as client:
         response = await client.get("/service/tickets", params=SEARCH)
         response.raise_for_status()
         started = time.perf_counter()
         for _ in range(requests):
             (await client.get("/service/tickets", params=SEARCH)).raise_for_status()
         elapsed = time.perf_counter() - started
-    results.append((f"sandbox search on {search_tickets:,} tickets (conditions+orderBy+fields, in-process)",
-                    f"{requests / elapsed:.0f} req/s"))
+    results.append(
+        (
+            f"sandbox search on {search_tickets:,} tickets (conditions+orderBy+fields, in-process)",
+            f"{requests / elapsed:.0f} req/s",
+        )
+    )
     return results

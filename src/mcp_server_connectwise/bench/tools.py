@@ -58,9 +58,13 @@ class TimedTransport(httpx2.AsyncBaseTransport):
 
 def _open_tickets(app: Any, *, time_allowed: bool) -> list[int]:
     statuses = app.state.store["statuses"]
-    return [t["id"] for t in app.state.store["tickets"].values()
-            if t["board"]["name"] == "Service Desk" and not t["closedFlag"]
-            and bool(statuses[t["status"]["id"]]["timeEntryNotAllowed"]) is not time_allowed]
+    return [
+        t["id"]
+        for t in app.state.store["tickets"].values()
+        if t["board"]["name"] == "Service Desk"
+        and not t["closedFlag"]
+        and bool(statuses[t["status"]["id"]]["timeEntryNotAllowed"]) is not time_allowed
+    ]
 
 
 def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
@@ -71,8 +75,11 @@ def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
         "get_ticket_details": lambda n: {"ticket_id": tickets[n % len(tickets)]},
         "add_ticket_note": lambda n: {"ticket_id": tickets[n % len(tickets)], "text": f"Benchmark note {n}."},
         "update_ticket": lambda n: {"ticket_id": tickets[0], "status": ("Scheduled", "In Progress")[n % 2]},
-        "create_time_entry": lambda n: {"ticket_id": tickets[n % len(tickets)], "start": "2026-11-02T09:00:00Z",
-                                        "hours": 0.25},
+        "create_time_entry": lambda n: {
+            "ticket_id": tickets[n % len(tickets)],
+            "start": "2026-11-02T09:00:00Z",
+            "hours": 0.25,
+        },
         "list_board_statuses": lambda n: {"board": "Service Desk"},
     }
 
@@ -123,8 +130,9 @@ async def _bench_tool(directory: Path, name: str, calls: int, tickets: int) -> l
         gc.unfreeze()
 
 
-async def _measure_tool(server: Any, transport: TimedTransport, audit_path: Path, name: str, arguments: Any,
-                        calls: int) -> list[tuple[str, str]]:
+async def _measure_tool(
+    server: Any, transport: TimedTransport, audit_path: Path, name: str, arguments: Any, calls: int
+) -> list[tuple[str, str]]:
     beyond_sandbox_ms: list[float] = []
     async with Client(server) as client:
         for n in range(calls + 2):
@@ -144,18 +152,28 @@ async def _measure_tool(server: Any, transport: TimedTransport, audit_path: Path
         (f"{name}: ConnectWise requests per call, cold / warm cache", f"{cold} / {warm}"),
         (f"{name}: bytes returned to the model (text content)", f"{size:,}"),
         (f"{name}: MCP SDK in-memory round trip for the same result, p50", f"{sdk_ms:.2f} ms"),
-        (f"{name}: added latency over the sandbox and the SDK, p50 / p99",
-         f"{statistics.median(added_ms):.2f} / {_percentile(added_ms, 0.99):.2f} ms"),
+        (
+            f"{name}: added latency over the sandbox and the SDK, p50 / p99",
+            f"{statistics.median(added_ms):.2f} / {_percentile(added_ms, 0.99):.2f} ms",
+        ),
     ]
 
 
 async def bench_tools(quick: bool) -> list[tuple[str, str]]:
     calls = 30 if quick else 300
     tickets = 200 if quick else 5_000
-    rows: list[tuple[str, str]] = [("calls per tool (after one cold and one warm call)", str(calls)),
-                                   ("sandbox tickets", f"{tickets:,}")]
+    rows: list[tuple[str, str]] = [
+        ("calls per tool (after one cold and one warm call)", str(calls)),
+        ("sandbox tickets", f"{tickets:,}"),
+    ]
     with tempfile.TemporaryDirectory(prefix="connectwise-bench-") as directory:
-        for name in ("search_tickets", "get_ticket_details", "add_ticket_note", "update_ticket",
-                     "create_time_entry", "list_board_statuses"):
+        for name in (
+            "search_tickets",
+            "get_ticket_details",
+            "add_ticket_note",
+            "update_ticket",
+            "create_time_entry",
+            "list_board_statuses",
+        ):
             rows += await _bench_tool(Path(directory), name, calls, tickets)
     return rows

@@ -22,7 +22,15 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_transport_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio",
-                        help="stdio (default), sse (older clients) or http (streamable HTTP at /mcp)")
-    parser.add_argument("--host", default="127.0.0.1", help="bind address for sse/http (default 127.0.0.1; any other needs [http] allowed_hosts and allowed_origins)")
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "sse", "http"],
+        default="stdio",
+        help="stdio (default), sse (older clients) or http (streamable HTTP at /mcp)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="bind address for sse/http (default 127.0.0.1; any other needs [http] allowed_hosts and allowed_origins)",
+    )
     parser.add_argument("--port", type=int, default=8000, help="port for sse/http (default 8000)")

@@ -30,9 +30,11 @@ def run(args: argparse.Namespace) -> int:
     from mcp_server_connectwise.server import Listener, build_demo_app, build_demo_server
 
     if args.transport != "stdio" and not is_loopback_host(args.host):
-        print(f"{PROGRAM}: refusing to listen on {args.host}: the demo binds loopback only (127.0.0.1, ::1 or "
-              "localhost); use `serve` with [http] allowed_hosts and allowed_origins to listen beyond this machine",
-              file=sys.stderr)
+        print(
+            f"{PROGRAM}: refusing to listen on {args.host}: the demo binds loopback only (127.0.0.1, ::1 or "
+            "localhost); use `serve` with [http] allowed_hosts and allowed_origins to listen beyond this machine",
+            file=sys.stderr,
+        )
         return 2
     if args.audit_path:
         audit_path = Path(args.audit_path).expanduser().absolute()

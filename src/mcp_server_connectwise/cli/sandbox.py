@@ -19,8 +19,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--company", default="sandbox", help="login company id (default sandbox)")
     parser.add_argument("--public-key", default="sandbox-public")
     parser.add_argument("--private-key", default="sandbox-private")
-    parser.add_argument("--fault-rate", type=float, default=0.0,
-                        help="fraction of requests answered 5xx or dropped (default 0)")
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0, help="fraction of requests answered 5xx or dropped (default 0)"
+    )
     parser.add_argument("--rate-limit", type=int, default=0, help="requests per minute before 429 (0: off)")
     parser.add_argument("--latency", type=float, default=0.0, metavar="MS", help="added latency per request")
     parser.set_defaults(run=run)
@@ -42,8 +43,14 @@ def run(args: argparse.Namespace) -> int:
     from mcp_server_connectwise.sandbox.settings import API_ROOT, SandboxSettings
 
     settings = SandboxSettings(
-        seed=args.seed, tickets=args.tickets, company=args.company, public_key=args.public_key,
-        private_key=args.private_key, fault_rate=args.fault_rate, rate_limit=args.rate_limit, latency_ms=args.latency,
+        seed=args.seed,
+        tickets=args.tickets,
+        company=args.company,
+        public_key=args.public_key,
+        private_key=args.private_key,
+        fault_rate=args.fault_rate,
+        rate_limit=args.rate_limit,
+        latency_ms=args.latency,
     )
     base_url = f"http://{LOOPBACK}:{args.port}{API_ROOT}"
     app = create_app(settings, base_url=base_url)

@@ -20,8 +20,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_transport_options(parser)
     parser.add_argument("--tenant", metavar="NAME", help="default tenant for calls that name none")
     parser.add_argument("--read-only", action="store_true", help="make every tenant read-only")
-    parser.add_argument("--toolsets", metavar="A,B", type=_names,
-                        help="serve only these toolsets, e.g. tickets,boards (default: [server] toolsets, else all)")
+    parser.add_argument(
+        "--toolsets",
+        metavar="A,B",
+        type=_names,
+        help="serve only these toolsets, e.g. tickets,boards (default: [server] toolsets, else all)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -42,8 +46,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     listener = Listener(args.transport, args.host, args.port)
     app = build_network_app(config, listener, **options)
-    logger.info("serving %d tenant(s) at %s to %d principal(s); audit log %s",
-                len(config.tenants), listener.url, len(config.http.principals), config.audit.path)
+    logger.info(
+        "serving %d tenant(s) at %s to %d principal(s); audit log %s",
+        len(config.tenants),
+        listener.url,
+        len(config.http.principals),
+        config.audit.path,
+    )
     listen(app, listener)
     return 0
 

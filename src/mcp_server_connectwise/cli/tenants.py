@@ -66,7 +66,9 @@ def _read_keys(tenant: str) -> tuple[str, str]:
         public_key = sys.stdin.readline()
         private_key = sys.stdin.readline()
     else:
-        raise UsageError("no standard input: type the keys on a terminal, or pipe two lines (public key, then private key)")
+        raise UsageError(
+            "no standard input: type the keys on a terminal, or pipe two lines (public key, then private key)"
+        )
     return _checked_key("public", public_key), _checked_key("private", private_key)
 
 
@@ -94,7 +96,9 @@ def _list(config: AppConfig, store: KeyStore) -> int:
     print(f"Tenants in {config.path}:")
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+        print(
+            "  " + "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+        )
     if any(row[-1] == "keys: missing" for row in rows):
         print("Store missing keys with: mcp-server-connectwise tenants set-keys NAME")
     return 0

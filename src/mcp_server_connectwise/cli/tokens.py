@@ -59,11 +59,15 @@ def _create(name: str, tenants_arg: str, config_arg: str | None) -> int:
     _write_principal(config.path.resolve(), name, hash_token(token), tenants)
 
     if replacing:
-        print(f"replaced principal '{name}' (tenants {', '.join(tenants)}) in {config.path}; "
-              "its previous token stops working when the server restarts")
+        print(
+            f"replaced principal '{name}' (tenants {', '.join(tenants)}) in {config.path}; "
+            "its previous token stops working when the server restarts"
+        )
     else:
-        print(f"created principal '{name}' (tenants {', '.join(tenants)}) in {config.path}; "
-              "restart a running server to apply it")
+        print(
+            f"created principal '{name}' (tenants {', '.join(tenants)}) in {config.path}; "
+            "restart a running server to apply it"
+        )
     print(f"Bearer token for '{name}', shown only this once and stored nowhere (the config keeps only its SHA-256);")
     print("give it to the client now, as the header 'Authorization: Bearer <token>':")
     print(token)

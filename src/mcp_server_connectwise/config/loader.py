@@ -71,8 +71,9 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> AppConfig:
     tenants = {name: _load_tenant(where, name, table) for name, table in tenant_tables.items()}
 
     try:
-        return AppConfig(path=path, default_tenant=default_tenant, audit=audit, http=http, server=server,
-                         tenants=tenants)
+        return AppConfig(
+            path=path, default_tenant=default_tenant, audit=audit, http=http, server=server, tenants=tenants
+        )
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_first_message(exc)}") from None
 
@@ -130,7 +131,9 @@ def _load_audit(where: str, config_file: Path, table: Any) -> AuditConfig:
     if "max_bytes" in table:
         max_bytes = table["max_bytes"]
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 64 * 1024 <= max_bytes <= 1024**3:
-            raise ConfigError(f"{where}: [audit]: key 'max_bytes': must be a whole number of bytes from 65536 to 1073741824")
+            raise ConfigError(
+                f"{where}: [audit]: key 'max_bytes': must be a whole number of bytes from 65536 to 1073741824"
+            )
         settings["max_bytes"] = max_bytes
     return AuditConfig(**settings)
 

@@ -25,7 +25,7 @@ def _check_host(host: str) -> None:
 
 def _check_port(parts: SplitResult) -> None:
     try:
-        parts.port  # urllib validates the port lazily
+        parts.port  # noqa: B018 - urllib validates the port only when it is read
     except ValueError:
         raise ValueError("the port must be a number from 0 to 65535") from None
 
@@ -40,7 +40,9 @@ def check_header_safe(value: str) -> str:
 def check_site(value: str) -> str:
     check_header_safe(value)  # urlsplit silently drops tabs and newlines: refuse them first
     if "://" in value or "/" in value:
-        raise ValueError("must be a host name such as 'api-na.myconnectwise.net', without scheme or path (use base_url for a full URL)")
+        raise ValueError(
+            "must be a host name such as 'api-na.myconnectwise.net', without scheme or path (use base_url for a full URL)"
+        )
     parts = urlsplit(f"//{value}")
     if parts.username is not None or not parts.hostname:
         raise ValueError("must be a host name such as 'api-na.myconnectwise.net'")

@@ -231,11 +231,16 @@ class ConnectWiseClient:
         path = endpoints.company_info(company)
         try:
             # Unauthenticated by design: this call only maps the company to its codebase.
-            response = await self._send("GET", origin + path, path, idempotent=True, headers={"Accept": "application/json"})
+            response = await self._send(
+                "GET", origin + path, path, idempotent=True, headers={"Accept": "application/json"}
+            )
         except ConnectWiseError as exc:
             raise DiscoveryError(
                 f"could not look up company {company!r} at {site}: {exc.message}",
-                method="GET", path=path, status=exc.status, code=exc.code,
+                method="GET",
+                path=path,
+                status=exc.status,
+                code=exc.code,
             ) from None
         codebase = _codebase(response)
         if codebase is None:
@@ -243,7 +248,9 @@ class ConnectWiseClient:
             answer = " ".join(response.text.split())[:200]
             raise DiscoveryError(
                 f"{site} does not know company {company!r} (it answered: {answer!r})",
-                method="GET", path=path, status=response.status_code,
+                method="GET",
+                path=path,
+                status=response.status_code,
             )
         base_url = f"{origin}/{codebase}/apis/3.0"
         logger.debug("discovered base URL %s for company %s", base_url, company)
@@ -309,7 +316,9 @@ class ConnectWiseClient:
                         raise AmbiguousWriteError(
                             f"the request was sent but no clear answer came back (last: HTTP {response.status_code}, "
                             f"{error.message})",
-                            method=method, path=path, status=response.status_code,
+                            method=method,
+                            path=path,
+                            status=response.status_code,
                         )
                     raise error
             logger.debug("retrying %s %s in %.2f s after attempt %d", method, path, delay, attempt)
@@ -366,7 +375,10 @@ class ConnectWiseClient:
         items = _json_body("GET", path, response)
         if not isinstance(items, list):
             raise ConnectWiseError(
-                "ConnectWise answered a list request without a list", method="GET", path=path, status=response.status_code
+                "ConnectWise answered a list request without a list",
+                method="GET",
+                path=path,
+                status=response.status_code,
             )
         return Page(items=items, page=page, page_size=page_size, has_next=has_next_link(response.headers.get("Link")))
 

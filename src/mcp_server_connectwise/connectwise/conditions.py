@@ -23,17 +23,36 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Union
 
 from mcp_server_connectwise.connectwise.times import utc_text
 
 __all__ = [
-    "And", "Comparison", "ConditionsSyntaxError", "Expr", "In", "Or", "UnsafeValueError", "Value",
-    "and_", "contains", "eq", "ge", "gt", "in_", "le", "like", "like_escape", "lt", "ne", "not_", "or_",
-    "parse", "serialize",
+    "And",
+    "Comparison",
+    "ConditionsSyntaxError",
+    "Expr",
+    "In",
+    "Or",
+    "UnsafeValueError",
+    "Value",
+    "and_",
+    "contains",
+    "eq",
+    "ge",
+    "gt",
+    "in_",
+    "le",
+    "like",
+    "like_escape",
+    "lt",
+    "ne",
+    "not_",
+    "or_",
+    "parse",
+    "serialize",
 ]
 
-Value = Union[str, int, float, bool, None, datetime]
+Value = str | int | float | bool | None | datetime
 
 COMPARISON_OPS = ("=", "!=", "<", "<=", ">", ">=", "contains", "like")
 _NEGATABLE_OPS = ("contains", "like")
@@ -75,7 +94,9 @@ def _normalize_value(value: object) -> Value:
         return value
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise UnsafeValueError(f"The date-time {value.isoformat()} has no time zone; give one, e.g. 'Z' or '+02:00'.")
+            raise UnsafeValueError(
+                f"The date-time {value.isoformat()} has no time zone; give one, e.g. 'Z' or '+02:00'."
+            )
         try:
             return value.astimezone(timezone.utc).replace(microsecond=0)
         except OverflowError:
@@ -146,7 +167,7 @@ class Or:
             raise ValueError("Or needs two or more items; use or_() to build")
 
 
-Expr = Union[Comparison, In, And, Or]
+Expr = Comparison | In | And | Or
 
 
 # --- builders ------------------------------------------------------------------------------------------
@@ -311,7 +332,9 @@ def _parse_datetime(token: _Token) -> datetime:
     try:
         value = datetime.fromisoformat(inner.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ConditionsSyntaxError(f"Invalid date-time {token.text} at position {token.pos + 1}. {LITERAL_HELP}") from None
+        raise ConditionsSyntaxError(
+            f"Invalid date-time {token.text} at position {token.pos + 1}. {LITERAL_HELP}"
+        ) from None
     if value.tzinfo is None:  # ConnectWise reads bracketed date-times as UTC
         value = value.replace(tzinfo=timezone.utc)
     return value
@@ -350,7 +373,9 @@ class _Parser:
         expr = self.or_expr()
         token = self.peek()
         if token is not None:
-            raise ConditionsSyntaxError(f"Unexpected {token.text!r} at position {token.pos + 1}; expected 'and' or 'or'.")
+            raise ConditionsSyntaxError(
+                f"Unexpected {token.text!r} at position {token.pos + 1}; expected 'and' or 'or'."
+            )
         return expr
 
     def or_expr(self) -> Expr:
@@ -394,7 +419,9 @@ class _Parser:
                 return Comparison(field, op, value, negated)
             except UnsafeValueError as exc:  # e.g. a control character inside a quoted literal
                 raise ConditionsSyntaxError(str(exc)) from None
-        raise ConditionsSyntaxError(f"Expected an operator after {field!r} at position {op_token.pos + 1}, found {op_token.text!r}.")
+        raise ConditionsSyntaxError(
+            f"Expected an operator after {field!r} at position {op_token.pos + 1}, found {op_token.text!r}."
+        )
 
     def value_list(self) -> tuple[Value, ...]:
         self.expect_punct("(")

@@ -30,8 +30,16 @@ def create_app(settings: SandboxSettings | None = None, *, base_url: str = SANDB
     segments = {segment for route in table for segment in route.path.split("/") if segment and "{" not in segment}
     app = Starlette(
         routes=table,
-        middleware=[Middleware(SandboxGate, settings=settings, store=store, faults=faults, request_log=request_log,
-                               path_segments=segments)],
+        middleware=[
+            Middleware(
+                SandboxGate,
+                settings=settings,
+                store=store,
+                faults=faults,
+                request_log=request_log,
+                path_segments=segments,
+            )
+        ],
         exception_handlers={ApiError: api_error},
     )
     app.state.settings = settings

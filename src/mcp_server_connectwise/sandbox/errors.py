@@ -45,4 +45,3 @@ def field_error(code: str, message: str, resource: str, field: str) -> dict[str,
 
 def invalid_object(resource: str, errors: list[dict[str, str]]) -> ApiError:
     return ApiError(400, {"code": "InvalidObject", "message": f"{resource} object is invalid", "errors": errors})
-

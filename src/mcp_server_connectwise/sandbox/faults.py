@@ -38,10 +38,12 @@ class DroppedConnection(httpx2.RemoteProtocolError):
 
 def server_error(status: int) -> ApiError:
     if status == 503:
-        return ApiError(503, {"code": "ConnectWiseApi", "message": "The service is temporarily unavailable.",
-                              "errors": None})
-    return ApiError(500, {"code": "ConnectWiseApi", "message": "An error has occurred. (sandbox fault injection)",
-                          "errors": None})
+        return ApiError(
+            503, {"code": "ConnectWiseApi", "message": "The service is temporarily unavailable.", "errors": None}
+        )
+    return ApiError(
+        500, {"code": "ConnectWiseApi", "message": "An error has occurred. (sandbox fault injection)", "errors": None}
+    )
 
 
 class FaultInjector:
@@ -88,5 +90,8 @@ class FaultInjector:
 
 def rate_limited(seconds: int) -> ApiError:
     # ConnectWise's documented 429 body uses "error", not "code".
-    return ApiError(429, {"error": "ConnectWiseAPI", "message": f"Too many requests. Please try again in {seconds} "
-                          "seconds."}, {"Retry-After": str(seconds)})
+    return ApiError(
+        429,
+        {"error": "ConnectWiseAPI", "message": f"Too many requests. Please try again in {seconds} seconds."},
+        {"Retry-After": str(seconds)},
+    )

@@ -69,7 +69,7 @@ class RequestLog(list):
 
     def _trim(self) -> None:
         if len(self) > self.limit:
-            del self[:len(self) - self._keep]
+            del self[: len(self) - self._keep]
 
 
 class SandboxGate:
@@ -78,8 +78,15 @@ class SandboxGate:
     Routes find the parsed JSON body in `scope["sandbox.json"]` and the acting member identifier in
     `scope["sandbox.actor"]`."""
 
-    def __init__(self, app: ASGIApp, settings: SandboxSettings, store: Store, faults: FaultInjector,
-                 request_log: list[dict[str, Any]], path_segments: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: SandboxSettings,
+        store: Store,
+        faults: FaultInjector,
+        request_log: list[dict[str, Any]],
+        path_segments: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.settings = settings
         self.store = store
@@ -98,15 +105,19 @@ class SandboxGate:
         path = scope["path"]
         if path.startswith(_API_PREFIX):
             path = scope["path"] = self._canonical_path(path)
-        api_path = path[len(API_ROOT):] if path.startswith(_API_PREFIX) else path
+        api_path = path[len(API_ROOT) :] if path.startswith(_API_PREFIX) else path
         headers = dict(scope["headers"])
         principal, private_key = _basic_credentials(headers.get(b"authorization"))
         client_id = headers.get(b"clientid")
         entry: dict[str, Any] = {
-            "method": scope["method"], "path": api_path,
+            "method": scope["method"],
+            "path": api_path,
             "query": dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)),
-            "json": None, "principal": principal, "client_id": client_id.decode("latin-1") if client_id else None,
-            "status": None, "fault": None,
+            "json": None,
+            "principal": principal,
+            "client_id": client_id.decode("latin-1") if client_id else None,
+            "status": None,
+            "fault": None,
         }
         self.request_log.append(entry)
         scope["sandbox.json"] = None
@@ -241,6 +252,8 @@ def _basic_credentials(header: bytes | None) -> tuple[str | None, str | None]:
 
 async def _drop(send: Send, start: Message | None) -> None:
     """Start a response and break off: under uvicorn the connection closes mid-response."""
-    await send(start or {"type": "http.response.start", "status": 200,
-                         "headers": [_CONTENT_TYPE, (b"content-length", b"1024")]})
+    await send(
+        start
+        or {"type": "http.response.start", "status": 200, "headers": [_CONTENT_TYPE, (b"content-length", b"1024")]}
+    )
     raise DroppedConnection()

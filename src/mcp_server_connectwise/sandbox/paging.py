@@ -35,14 +35,16 @@ def page_size(params: Mapping[str, str]) -> int:
 
 def _link_url(url: str, raw_query: str, name: str, value: int) -> str:
     """`url` with the request's query minus `name`, then `name=value` last (some clients regex it out)."""
-    kept = [part for part in raw_query.split("&")
-            if part and unquote_plus(part.split("=", 1)[0]).lower() != name.lower()]
+    kept = [
+        part for part in raw_query.split("&") if part and unquote_plus(part.split("=", 1)[0]).lower() != name.lower()
+    ]
     kept.append(f"{name}={value}")
     return f"{url}?{'&'.join(kept)}"
 
 
-def navigable(records: list[Record], params: Mapping[str, str], url: str, raw_query: str) -> tuple[list[Record],
-                                                                                                  str | None]:
+def navigable(
+    records: list[Record], params: Mapping[str, str], url: str, raw_query: str
+) -> tuple[list[Record], str | None]:
     """One page of `records` and its Link header value (None when there is a single page)."""
     size = page_size(params)
     page = max(_int_param(params, "page", 1), 1)  # [I] page < 1 is the first page, pageSize < 1 the default
@@ -57,11 +59,12 @@ def navigable(records: list[Record], params: Mapping[str, str], url: str, raw_qu
         links.append((last, "last"))
     header = ", ".join(f'<{_link_url(url, raw_query, "page", n)}>; rel="{rel}"' for n, rel in links) or None
     start = (page - 1) * size
-    return records[start:start + size], header
+    return records[start : start + size], header
 
 
-def forward_only(records: list[Record], params: Mapping[str, str], url: str, raw_query: str) -> tuple[
-        list[Record], str]:
+def forward_only(
+    records: list[Record], params: Mapping[str, str], url: str, raw_query: str
+) -> tuple[list[Record], str]:
     """The page after `pageId` of `records` (already in id order) and its Link header value."""
     if params.get("orderBy"):
         raise bad_request("orderBy is not supported with forward-only pagination; results are ordered by id.")
@@ -75,7 +78,7 @@ def forward_only(records: list[Record], params: Mapping[str, str], url: str, raw
             low = middle + 1
         else:
             high = middle
-    page = records[low:low + size]
+    page = records[low : low + size]
     if page and low + size < len(records):
         return page, f'<{_link_url(url, raw_query, "pageId", page[-1]["id"])}>; rel="next"'
     return page, ""

@@ -31,12 +31,34 @@ Predicate = Callable[[Record], bool]
 Getter = Callable[[Record], Any]
 
 # Fields every object answers to in conditions and orderBy though its body carries them under `_info`.
-_INFO_ALIASES = {"lastupdated": "lastUpdated", "dateentered": "dateEntered", "enteredby": "enteredBy",
-                 "updatedby": "updatedBy"}
+_INFO_ALIASES = {
+    "lastupdated": "lastUpdated",
+    "dateentered": "dateEntered",
+    "enteredby": "enteredBy",
+    "updatedby": "updatedBy",
+}
 # Keys of reference objects and `_info`, so that `board/NAME` reads `name` without a case-insensitive scan.
-_NESTED_SPELLING = {key.lower(): key for key in (
-    "id", "name", "identifier", "_info", "sort", "level", "summary", "lastUpdated", "updatedBy", "dateEntered",
-    "enteredBy", "value", "caption", "type", "symbol", "currencyCode")}
+_NESTED_SPELLING = {
+    key.lower(): key
+    for key in (
+        "id",
+        "name",
+        "identifier",
+        "_info",
+        "sort",
+        "level",
+        "summary",
+        "lastUpdated",
+        "updatedBy",
+        "dateEntered",
+        "enteredBy",
+        "value",
+        "caption",
+        "type",
+        "symbol",
+        "currencyCode",
+    )
+}
 _KIND_WORDS = {bool: "boolean", int: "numeric", float: "numeric", str: "string", datetime: "datetime"}
 # [I] ConnectWise's limit and wording for very deep parentheses are not public.
 _TOO_DEEP = "The conditions are nested too deeply."
@@ -217,7 +239,12 @@ def _fold(value: Any) -> Any:
 
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 
@@ -235,6 +262,7 @@ def _join(parts: list[Predicate], conjunction: bool) -> Predicate:
 def _any_value(get: Getter, test: Callable[[Any], bool], scalar: bool) -> Predicate:
     """`test` on the value at a path; through an array, on any element. A null value never passes."""
     if scalar:
+
         def scalar_predicate(record: Record) -> bool:
             value = get(record)
             return value is not None and test(value)
@@ -306,11 +334,11 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
         elif ch == "_":
             out.append(".")
         elif ch == "[":
-            end = pattern.find("]", i + 2 if pattern[i + 1:i + 2] in ("]", "^") else i + 1)
+            end = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("]", "^") else i + 1)
             if end == -1:
                 out.append(re.escape(ch))
             else:
-                body = pattern[i + 1:end]
+                body = pattern[i + 1 : end]
                 negate = body.startswith("^") and len(body) > 1
                 if negate:
                     body = body[1:]
@@ -368,9 +396,18 @@ def matching(records: Iterable[Record], *predicates: Predicate | None) -> list[R
 
 
 # The fields of one `customFields` element, which `customFieldConditions` compare.
-_CUSTOM_FIELD_QUERY = Query("CustomFieldValue", {
-    "id": "number", "caption": "string", "type": "string", "entryMethod": "string", "numberOfDecimals": "number",
-    "value": "object", "connectWiseId": "string"})
+_CUSTOM_FIELD_QUERY = Query(
+    "CustomFieldValue",
+    {
+        "id": "number",
+        "caption": "string",
+        "type": "string",
+        "entryMethod": "string",
+        "numberOfDecimals": "number",
+        "value": "object",
+        "connectWiseId": "string",
+    },
+)
 
 
 def custom_field_predicate(query_text: str | None) -> Predicate | None:

@@ -37,8 +37,9 @@ class Resource:
     deletable: bool
 
 
-RESOURCES = tuple(Resource("/" + t.collection("{parent:int}"), t.name, t.writable, t.deletable)
-                  for t in TABLES.values() if t.path)
+RESOURCES = tuple(
+    Resource("/" + t.collection("{parent:int}"), t.name, t.writable, t.deletable) for t in TABLES.values() if t.path
+)
 _QUERIES: dict[str, Query] = {}
 
 
@@ -83,8 +84,12 @@ def _check_parent(store: Store, resource: Resource, parent_id: int) -> None:
 
 
 def _filtered(query: Query, records: Iterable[Record], params: Mapping[str, str]) -> list[Record]:
-    return matching(records, query.predicate(params.get("conditions")), query.predicate(params.get("childConditions")),
-                    custom_field_predicate(params.get("customFieldConditions")))
+    return matching(
+        records,
+        query.predicate(params.get("conditions")),
+        query.predicate(params.get("childConditions")),
+        custom_field_predicate(params.get("customFieldConditions")),
+    )
 
 
 def _list_response(request: Request, query: Query, records: Iterable[Record], params: Mapping[str, str]) -> Response:
@@ -167,8 +172,12 @@ async def ticket_search(request: Request) -> Response:
         raise bad_request("The request body must be a JSON object.")
     params = dict(request.query_params)
     # FilterValues keys as generated are lower case ("childconditions"); accept any case.
-    names = {"conditions": "conditions", "orderby": "orderBy", "childconditions": "childConditions",
-             "customfieldconditions": "customFieldConditions"}
+    names = {
+        "conditions": "conditions",
+        "orderby": "orderBy",
+        "childconditions": "childConditions",
+        "customfieldconditions": "customFieldConditions",
+    }
     for key, value in (body or {}).items():
         if key.lower() in names and isinstance(value, str):
             params[names[key.lower()]] = value
@@ -190,12 +199,22 @@ async def all_notes(request: Request) -> Response:
 
 
 def _note_as_ticket_note(note: Record, ticket_ref: Record) -> Record:
-    out = {"id": note["id"], "noteType": "TicketNote", "ticket": ticket_ref, "text": note.get("text", ""),
-           "isMarkdownFlag": False, "detailDescriptionFlag": note.get("detailDescriptionFlag", False),
-           "internalAnalysisFlag": note.get("internalAnalysisFlag", False),
-           "resolutionFlag": note.get("resolutionFlag", False), "timeStart": note.get("dateCreated", ""),
-           "bundledFlag": False, "mergedFlag": False, "issueFlag": note.get("issueFlag", False),
-           "originalAuthor": note.get("createdBy", ""), "createdByParentFlag": False}
+    out = {
+        "id": note["id"],
+        "noteType": "TicketNote",
+        "ticket": ticket_ref,
+        "text": note.get("text", ""),
+        "isMarkdownFlag": False,
+        "detailDescriptionFlag": note.get("detailDescriptionFlag", False),
+        "internalAnalysisFlag": note.get("internalAnalysisFlag", False),
+        "resolutionFlag": note.get("resolutionFlag", False),
+        "timeStart": note.get("dateCreated", ""),
+        "bundledFlag": False,
+        "mergedFlag": False,
+        "issueFlag": note.get("issueFlag", False),
+        "originalAuthor": note.get("createdBy", ""),
+        "createdByParentFlag": False,
+    }
     for key in ("member", "contact", "_info"):
         if key in note:
             out[key] = note[key]
@@ -203,12 +222,23 @@ def _note_as_ticket_note(note: Record, ticket_ref: Record) -> Record:
 
 
 def _time_as_ticket_note(entry: Record, ticket_ref: Record) -> Record:
-    out = {"id": entry["id"], "noteType": "TimeEntryNote", "ticket": ticket_ref, "text": entry.get("notes", ""),
-           "isMarkdownFlag": False, "detailDescriptionFlag": entry.get("addToDetailDescriptionFlag", False),
-           "internalAnalysisFlag": entry.get("addToInternalAnalysisFlag", False),
-           "resolutionFlag": entry.get("addToResolutionFlag", False), "timeStart": entry.get("timeStart", ""),
-           "timeEnd": entry.get("timeEnd", ""), "bundledFlag": False, "mergedFlag": False, "issueFlag": False,
-           "originalAuthor": entry.get("enteredBy", ""), "createdByParentFlag": False}
+    out = {
+        "id": entry["id"],
+        "noteType": "TimeEntryNote",
+        "ticket": ticket_ref,
+        "text": entry.get("notes", ""),
+        "isMarkdownFlag": False,
+        "detailDescriptionFlag": entry.get("addToDetailDescriptionFlag", False),
+        "internalAnalysisFlag": entry.get("addToInternalAnalysisFlag", False),
+        "resolutionFlag": entry.get("addToResolutionFlag", False),
+        "timeStart": entry.get("timeStart", ""),
+        "timeEnd": entry.get("timeEnd", ""),
+        "bundledFlag": False,
+        "mergedFlag": False,
+        "issueFlag": False,
+        "originalAuthor": entry.get("enteredBy", ""),
+        "createdByParentFlag": False,
+    }
     for key in ("member", "_info"):
         if key in entry:
             out[key] = entry[key]
@@ -224,8 +254,9 @@ async def ticket_configurations(request: Request) -> Response:
     writer: Writer = request.app.state.writer
     ticket_id = request.path_params["parent"]
     if request.method == "GET":
-        return _list_response(request, _CONFIGURATION_QUERY, writer.attached_configurations(ticket_id),
-                              request.query_params)
+        return _list_response(
+            request, _CONFIGURATION_QUERY, writer.attached_configurations(ticket_id), request.query_params
+        )
     if request.method == "POST":
         return json_response(writer.attach_configuration(ticket_id, _body(request)), 201)
     raise method_not_supported(request.method)
@@ -271,11 +302,16 @@ async def member_tokens(request: Request) -> Response:
 async def system_info(request: Request) -> Response:
     if request.method != "GET":
         raise method_not_supported(request.method)
-    return json_response({
-        "version": VERSION, "isCloud": False, "serverTimeZone": "Eastern Standard Time",
-        "licenseBits": [{"activeFlag": True, "name": "Service"}, {"activeFlag": True, "name": "TimeExpense"}],
-        "cloudRegion": "", "maxWorkFlowRecordsAllowed": 1000,
-    })
+    return json_response(
+        {
+            "version": VERSION,
+            "isCloud": False,
+            "serverTimeZone": "Eastern Standard Time",
+            "licenseBits": [{"activeFlag": True, "name": "Service"}, {"activeFlag": True, "name": "TimeExpense"}],
+            "cloudRegion": "",
+            "maxWorkFlowRecordsAllowed": 1000,
+        }
+    )
 
 
 async def company_info(request: Request) -> Response:
@@ -284,11 +320,17 @@ async def company_info(request: Request) -> Response:
     settings = request.app.state.settings
     if request.path_params["company"].casefold() != settings.company.casefold():
         return PlainTextResponse("Cannot route. Codebase/company is invalid", 404)
-    return json_response({
-        "CompanyName": "Sandbox Managed IT", "Codebase": CODEBASE, "VersionCode": "v2025.1",
-        "VersionNumber": "v4.6.10431", "CompanyID": settings.company, "IsCloud": False,
-        "SiteUrl": request.url.netloc,
-    })
+    return json_response(
+        {
+            "CompanyName": "Sandbox Managed IT",
+            "Codebase": CODEBASE,
+            "VersionCode": "v2025.1",
+            "VersionNumber": "v4.6.10431",
+            "CompanyID": settings.company,
+            "IsCloud": False,
+            "SiteUrl": request.url.netloc,
+        }
+    )
 
 
 async def endpoint_missing(request: Request) -> Response:
@@ -308,10 +350,16 @@ def routes() -> list[Route]:
         Route(API_ROOT + "/service/tickets/{parent:int}/allNotes", all_notes, methods=_ALL_METHODS),
         Route(API_ROOT + "/system/members/{identifier}/tokens", member_tokens, methods=_ALL_METHODS),
         Route(API_ROOT + "/service/tickets/{parent:int}/configurations", ticket_configurations, methods=_ALL_METHODS),
-        Route(API_ROOT + "/service/tickets/{parent:int}/configurations/count", ticket_configurations_count,
-              methods=_ALL_METHODS),
-        Route(API_ROOT + "/service/tickets/{parent:int}/configurations/{id:int}", ticket_configuration,
-              methods=_ALL_METHODS),
+        Route(
+            API_ROOT + "/service/tickets/{parent:int}/configurations/count",
+            ticket_configurations_count,
+            methods=_ALL_METHODS,
+        ),
+        Route(
+            API_ROOT + "/service/tickets/{parent:int}/configurations/{id:int}",
+            ticket_configuration,
+            methods=_ALL_METHODS,
+        ),
     ]
     for resource in RESOURCES:
         base = API_ROOT + resource.path

@@ -66,8 +66,14 @@ _LEGACY_STATUSES = (
 )
 # (name, inactive, statuses, types, issues, share of seeded tickets)
 BOARDS = (
-    ("Service Desk", False, _SERVICE_DESK_STATUSES, ("Incident", "Service Request", "Problem", "Change Request"),
-     text.SERVICE_DESK_ISSUES, 0.6),
+    (
+        "Service Desk",
+        False,
+        _SERVICE_DESK_STATUSES,
+        ("Incident", "Service Request", "Problem", "Change Request"),
+        text.SERVICE_DESK_ISSUES,
+        0.6,
+    ),
     ("Alerts", False, _ALERT_STATUSES, ("Alert",), text.ALERT_ISSUES, 0.2),
     ("Onboarding & Projects", False, _ONBOARDING_STATUSES, ("Service Request", "Project"), text.ONBOARDING_ISSUES, 0.1),
     ("Escalations", False, _ESCALATION_STATUSES, ("Incident", "Problem"), text.ESCALATION_ISSUES, 0.1),
@@ -89,8 +95,13 @@ WORK_TYPES = (
     ("Admin", "DoNotBill", "AdjAmount", 0.0, False),
     ("Travel", "NoCharge", "AdjAmount", 0.0, False),
 )
-WORK_ROLES = (("Technician I", 95.0), ("Technician II", 125.0), ("Engineer", 165.0), ("Service Manager", 150.0),
-              ("Automation", 0.0))
+WORK_ROLES = (
+    ("Technician I", 95.0),
+    ("Technician II", 125.0),
+    ("Engineer", 165.0),
+    ("Service Manager", 150.0),
+    ("Automation", 0.0),
+)
 SOURCES = ("Phone", "Email Connector", "Portal", "RMM Alert", "Walk In", "API")
 _STATIC = {
     "teams": ("Tier 1", "Tier 2", "NOC"),
@@ -163,17 +174,31 @@ class _Seeder:
         rows = []
         for i, (identifier, first, last, title, license_class) in enumerate(text.MEMBERS, 1):
             api = identifier == API_MEMBER_IDENTIFIER
-            rows.append({
-                "id": i, "identifier": identifier, "disableOnlineFlag": api, "licenseClass": license_class,
-                "inactiveFlag": identifier == text.INACTIVE_MEMBER, "firstName": first, "lastName": last,
-                "hireDate": iso(SEED_NOW - (900 + 97 * i) * _DAY), "officeEmail": f"{_ascii(first)}.{_ascii(last)}@sandbox-msp.example",
-                "defaultEmail": "Office", "defaultPhone": "Office", "officePhone": f"813-555-01{i:02d}",
-                "securityRole": self.ref("securityRoles", 3 if api else (1 if identifier == "jsmith" else 2)),
-                "title": title, "adminFlag": identifier == "jsmith", "dailyCapacity": 0.0 if api else 8.0,
-                "hourlyCost": 0.0 if api else 45.0 + 5 * i, "defaultLocation": self.ref("locations", 1),
-                "defaultDepartment": self.ref("departments", 1),
-                "includeInUtilizationReportingFlag": not api, "_info": self.info(),
-            })
+            rows.append(
+                {
+                    "id": i,
+                    "identifier": identifier,
+                    "disableOnlineFlag": api,
+                    "licenseClass": license_class,
+                    "inactiveFlag": identifier == text.INACTIVE_MEMBER,
+                    "firstName": first,
+                    "lastName": last,
+                    "hireDate": iso(SEED_NOW - (900 + 97 * i) * _DAY),
+                    "officeEmail": f"{_ascii(first)}.{_ascii(last)}@sandbox-msp.example",
+                    "defaultEmail": "Office",
+                    "defaultPhone": "Office",
+                    "officePhone": f"813-555-01{i:02d}",
+                    "securityRole": self.ref("securityRoles", 3 if api else (1 if identifier == "jsmith" else 2)),
+                    "title": title,
+                    "adminFlag": identifier == "jsmith",
+                    "dailyCapacity": 0.0 if api else 8.0,
+                    "hourlyCost": 0.0 if api else 45.0 + 5 * i,
+                    "defaultLocation": self.ref("locations", 1),
+                    "defaultDepartment": self.ref("departments", 1),
+                    "includeInUtilizationReportingFlag": not api,
+                    "_info": self.info(),
+                }
+            )
         for row in rows:
             if row["inactiveFlag"]:
                 row["inactiveDate"] = iso(SEED_NOW - 40 * _DAY)
@@ -182,73 +207,160 @@ class _Seeder:
         self.technicians = [self.ref("members", self.member_ids[t]) for t in text.TECHNICIANS]
 
     def service_setup(self) -> None:
-        self.table("priorities", [
-            {"id": i, "name": name, "color": color, "sortOrder": i, "defaultFlag": default,
-             "imageLink": f"{self.store.href('priorities', {'id': i})}/image?lm=2026-01-01T00:00:00Z",
-             "urgencySortOrder": str(i), "level": level, "_info": dict(self.base_info)}
-            for i, (name, level, color, default, *_rest) in enumerate(PRIORITIES, 1)
-        ])
-        self.table("workTypes", [
-            {"id": i, "name": name, "billTime": bill, "rateType": rate_type, "rate": rate, "hoursMin": 0.0,
-             "hoursMax": 0.0, "roundBillHoursTo": 0.25, "accrualType": "None", "inactiveFlag": False,
-             "overallDefaultFlag": default, "activityDefaultFlag": default, "utilizationFlag": bill == "Billable",
-             "costMultiplier": 1.0, "_info": dict(self.base_info)}
-            for i, (name, bill, rate_type, rate, default) in enumerate(WORK_TYPES, 1)
-        ])
-        self.table("workRoles", [
-            {"id": i, "name": name, "hourlyRate": rate, "inactiveFlag": False, "_info": dict(self.base_info)}
-            for i, (name, rate) in enumerate(WORK_ROLES, 1)
-        ])
-        self.table("sources", [
-            {"id": i, "name": name, "defaultFlag": name == "Phone", "enteredBy": "jsmith",
-             "dateEntered": iso(SEED_NOW - 400 * _DAY), "_info": dict(self.base_info)}
-            for i, name in enumerate(SOURCES, 1)
-        ])
+        self.table(
+            "priorities",
+            [
+                {
+                    "id": i,
+                    "name": name,
+                    "color": color,
+                    "sortOrder": i,
+                    "defaultFlag": default,
+                    "imageLink": f"{self.store.href('priorities', {'id': i})}/image?lm=2026-01-01T00:00:00Z",
+                    "urgencySortOrder": str(i),
+                    "level": level,
+                    "_info": dict(self.base_info),
+                }
+                for i, (name, level, color, default, *_rest) in enumerate(PRIORITIES, 1)
+            ],
+        )
+        self.table(
+            "workTypes",
+            [
+                {
+                    "id": i,
+                    "name": name,
+                    "billTime": bill,
+                    "rateType": rate_type,
+                    "rate": rate,
+                    "hoursMin": 0.0,
+                    "hoursMax": 0.0,
+                    "roundBillHoursTo": 0.25,
+                    "accrualType": "None",
+                    "inactiveFlag": False,
+                    "overallDefaultFlag": default,
+                    "activityDefaultFlag": default,
+                    "utilizationFlag": bill == "Billable",
+                    "costMultiplier": 1.0,
+                    "_info": dict(self.base_info),
+                }
+                for i, (name, bill, rate_type, rate, default) in enumerate(WORK_TYPES, 1)
+            ],
+        )
+        self.table(
+            "workRoles",
+            [
+                {"id": i, "name": name, "hourlyRate": rate, "inactiveFlag": False, "_info": dict(self.base_info)}
+                for i, (name, rate) in enumerate(WORK_ROLES, 1)
+            ],
+        )
+        self.table(
+            "sources",
+            [
+                {
+                    "id": i,
+                    "name": name,
+                    "defaultFlag": name == "Phone",
+                    "enteredBy": "jsmith",
+                    "dateEntered": iso(SEED_NOW - 400 * _DAY),
+                    "_info": dict(self.base_info),
+                }
+                for i, name in enumerate(SOURCES, 1)
+            ],
+        )
 
     def boards(self) -> None:
         boards, statuses, types, subtypes, items = [], [], [], [], []
         self.board_setup: list[tuple] = []
         for board_id, (name, inactive, board_statuses, type_names, issues, share) in enumerate(BOARDS, 1):
-            boards.append({
-                "id": board_id, "name": name, "location": self.ref("locations", 1),
-                "department": self.ref("departments", 1), "inactiveFlag": inactive, "projectFlag": False,
-                "billTime": "Billable", "billExpense": "Billable", "billProduct": "Billable",
-                "workRole": self.ref("workRoles", 1), "workType": self.ref("workTypes", 1),
-                "timeEntryDiscussionFlag": False, "timeEntryInternalAnalysisFlag": True,
-                "timeEntryResolutionFlag": False, "problemSort": "Ascending", "resolutionSort": "Ascending",
-                "internalAnalysisSort": "Ascending", "markFirstNoteIssueFlag": True,
-                "notifyEmailFrom": "support@sandbox-msp.example", "notifyEmailFromName": "Sandbox Service Desk",
-                "dispatchMember": self.ref("members", self.member_ids["dispatch"]),
-                "_info": self.info(),
-            })
+            boards.append(
+                {
+                    "id": board_id,
+                    "name": name,
+                    "location": self.ref("locations", 1),
+                    "department": self.ref("departments", 1),
+                    "inactiveFlag": inactive,
+                    "projectFlag": False,
+                    "billTime": "Billable",
+                    "billExpense": "Billable",
+                    "billProduct": "Billable",
+                    "workRole": self.ref("workRoles", 1),
+                    "workType": self.ref("workTypes", 1),
+                    "timeEntryDiscussionFlag": False,
+                    "timeEntryInternalAnalysisFlag": True,
+                    "timeEntryResolutionFlag": False,
+                    "problemSort": "Ascending",
+                    "resolutionSort": "Ascending",
+                    "internalAnalysisSort": "Ascending",
+                    "markFirstNoteIssueFlag": True,
+                    "notifyEmailFrom": "support@sandbox-msp.example",
+                    "notifyEmailFromName": "Sandbox Service Desk",
+                    "dispatchMember": self.ref("members", self.member_ids["dispatch"]),
+                    "_info": self.info(),
+                }
+            )
             self.store.set_table("boards", {b["id"]: b for b in boards})
             board_ref = self.ref("boards", board_id)
             for sort, (s_name, closed, no_time, default, escalation, s_inactive) in enumerate(board_statuses):
-                statuses.append({
-                    "id": len(statuses) + 1, "name": s_name, "board": board_ref, "sortOrder": sort,
-                    "displayOnBoard": not s_inactive, "inactive": s_inactive, "closedStatus": closed,
-                    "timeEntryNotAllowed": no_time, "roundRobinCatchall": False, "defaultFlag": default,
-                    "escalationStatus": escalation, "customerPortalDescription": s_name.lstrip(">"),
-                    "customerPortalFlag": not s_inactive, "saveTimeAsNote": False, "_info": dict(self.base_info),
-                })
+                statuses.append(
+                    {
+                        "id": len(statuses) + 1,
+                        "name": s_name,
+                        "board": board_ref,
+                        "sortOrder": sort,
+                        "displayOnBoard": not s_inactive,
+                        "inactive": s_inactive,
+                        "closedStatus": closed,
+                        "timeEntryNotAllowed": no_time,
+                        "roundRobinCatchall": False,
+                        "defaultFlag": default,
+                        "escalationStatus": escalation,
+                        "customerPortalDescription": s_name.lstrip(">"),
+                        "customerPortalFlag": not s_inactive,
+                        "saveTimeAsNote": False,
+                        "_info": dict(self.base_info),
+                    }
+                )
             first_type = len(types) + 1
             for t_name in type_names:
-                types.append({"id": len(types) + 1, "name": t_name, "category": "Reactive",
-                              "defaultFlag": len(types) + 1 == first_type, "inactiveFlag": False,
-                              "requestForChangeFlag": t_name == "Change Request", "board": board_ref,
-                              "_info": dict(self.base_info)})
+                types.append(
+                    {
+                        "id": len(types) + 1,
+                        "name": t_name,
+                        "category": "Reactive",
+                        "defaultFlag": len(types) + 1 == first_type,
+                        "inactiveFlag": False,
+                        "requestForChangeFlag": t_name == "Change Request",
+                        "board": board_ref,
+                        "_info": dict(self.base_info),
+                    }
+                )
             subtype_ids: dict[str, int] = {}
             item_ids: dict[str, int] = {}
             for _summary, subtype, item in issues:
                 if subtype not in subtype_ids:
                     subtype_ids[subtype] = len(subtypes) + 1
-                    subtypes.append({"id": len(subtypes) + 1, "name": subtype, "inactiveFlag": False,
-                                     "typeAssociationIds": list(range(first_type, len(types) + 1)),
-                                     "board": board_ref, "_info": dict(self.base_info)})
+                    subtypes.append(
+                        {
+                            "id": len(subtypes) + 1,
+                            "name": subtype,
+                            "inactiveFlag": False,
+                            "typeAssociationIds": list(range(first_type, len(types) + 1)),
+                            "board": board_ref,
+                            "_info": dict(self.base_info),
+                        }
+                    )
                 if item and item not in item_ids:
                     item_ids[item] = len(items) + 1
-                    items.append({"id": len(items) + 1, "name": item, "inactiveFlag": False, "board": board_ref,
-                                  "_info": dict(self.base_info)})
+                    items.append(
+                        {
+                            "id": len(items) + 1,
+                            "name": item,
+                            "inactiveFlag": False,
+                            "board": board_ref,
+                            "_info": dict(self.base_info),
+                        }
+                    )
             self.board_setup.append((board_id, first_type, len(types) + 1, issues, share, subtype_ids, item_ids))
         for name, rows in (("statuses", statuses), ("types", types), ("subtypes", subtypes), ("items", items)):
             self.table(name, rows)
@@ -260,15 +372,31 @@ class _Seeder:
         for company_id, (identifier, name, city, state, zip_code, phone) in enumerate(text.COMPANIES, 1):
             owner = company_id == 1
             domain = f"{identifier.lower()}.example"
-            companies.append({
-                "id": company_id, "identifier": identifier, "name": name, "status": self.ref("companyStatuses", 1),
-                "addressLine1": f"{100 + 17 * company_id} Main Street", "city": city, "state": state, "zip": zip_code,
-                "country": self.ref("countries", 1), "phoneNumber": phone, "website": f"https://www.{domain}",
-                "territory": self.ref("locations", 1), "accountNumber": f"C{company_id:05d}",
-                "dateAcquired": iso(SEED_NOW - (1200 - 60 * company_id) * _DAY), "leadFlag": False,
-                "unsubscribeFlag": False, "deletedFlag": False, "mobileGuid": self.guid(), "isVendorFlag": False,
-                "types": [self.ref("companyTypes", 1 if owner else 2)], "_info": self.info(300),
-            })
+            companies.append(
+                {
+                    "id": company_id,
+                    "identifier": identifier,
+                    "name": name,
+                    "status": self.ref("companyStatuses", 1),
+                    "addressLine1": f"{100 + 17 * company_id} Main Street",
+                    "city": city,
+                    "state": state,
+                    "zip": zip_code,
+                    "country": self.ref("countries", 1),
+                    "phoneNumber": phone,
+                    "website": f"https://www.{domain}",
+                    "territory": self.ref("locations", 1),
+                    "accountNumber": f"C{company_id:05d}",
+                    "dateAcquired": iso(SEED_NOW - (1200 - 60 * company_id) * _DAY),
+                    "leadFlag": False,
+                    "unsubscribeFlag": False,
+                    "deletedFlag": False,
+                    "mobileGuid": self.guid(),
+                    "isVendorFlag": False,
+                    "types": [self.ref("companyTypes", 1 if owner else 2)],
+                    "_info": self.info(300),
+                }
+            )
             self.table("companies", companies)
             company_ref = self.ref("companies", company_id)
             contact_ids = []
@@ -276,23 +404,47 @@ class _Seeder:
                 first, last = next(people)
                 contact_id = len(contacts) + 1
                 email = f"{_ascii(first)}.{_ascii(last)}@{domain}"
-                contacts.append({
-                    "id": contact_id, "firstName": first, "lastName": last, "company": company_ref,
-                    "addressLine1": companies[-1]["addressLine1"], "city": city, "state": state, "zip": zip_code,
-                    "country": self.ref("countries", 1), "inactiveFlag": False,
-                    "title": ("Office Manager", "Owner", "Bookkeeper", "Receptionist", "Engineer")[position % 5],
-                    "disablePortalLoginFlag": False, "unsubscribeFlag": False, "defaultPhoneType": "Direct",
-                    "defaultPhoneNbr": f"{phone[:8]}{1000 + contact_id:04d}"[:12], "defaultFlag": position == 0,
-                    "defaultBillingFlag": position == 0, "mobileGuid": self.guid(),
-                    "communicationItems": [
-                        {"id": 2 * contact_id - 1, "type": {"id": 1, "name": "Email"}, "value": email,
-                         "defaultFlag": True, "domain": "@" + domain, "communicationType": "Email"},
-                        {"id": 2 * contact_id, "type": {"id": 2, "name": "Direct"},
-                         "value": f"{phone[:8]}{1000 + contact_id:04d}"[:12], "defaultFlag": True,
-                         "communicationType": "Phone"},
-                    ],
-                    "types": [], "_info": self.info(250),
-                })
+                contacts.append(
+                    {
+                        "id": contact_id,
+                        "firstName": first,
+                        "lastName": last,
+                        "company": company_ref,
+                        "addressLine1": companies[-1]["addressLine1"],
+                        "city": city,
+                        "state": state,
+                        "zip": zip_code,
+                        "country": self.ref("countries", 1),
+                        "inactiveFlag": False,
+                        "title": ("Office Manager", "Owner", "Bookkeeper", "Receptionist", "Engineer")[position % 5],
+                        "disablePortalLoginFlag": False,
+                        "unsubscribeFlag": False,
+                        "defaultPhoneType": "Direct",
+                        "defaultPhoneNbr": f"{phone[:8]}{1000 + contact_id:04d}"[:12],
+                        "defaultFlag": position == 0,
+                        "defaultBillingFlag": position == 0,
+                        "mobileGuid": self.guid(),
+                        "communicationItems": [
+                            {
+                                "id": 2 * contact_id - 1,
+                                "type": {"id": 1, "name": "Email"},
+                                "value": email,
+                                "defaultFlag": True,
+                                "domain": "@" + domain,
+                                "communicationType": "Email",
+                            },
+                            {
+                                "id": 2 * contact_id,
+                                "type": {"id": 2, "name": "Direct"},
+                                "value": f"{phone[:8]}{1000 + contact_id:04d}"[:12],
+                                "defaultFlag": True,
+                                "communicationType": "Phone",
+                            },
+                        ],
+                        "types": [],
+                        "_info": self.info(250),
+                    }
+                )
                 contact_ids.append(contact_id)
             self.table("contacts", contacts)
             companies[-1]["defaultContact"] = self.ref("contacts", contact_ids[0])
@@ -302,50 +454,101 @@ class _Seeder:
                     continue
                 configuration_id = len(configurations) + 1
                 device = f"{identifier[:8].upper()}-{kind}"
-                configurations.append({
-                    "id": configuration_id, "name": device, "type": self.ref("configurationTypes", type_id),
-                    "status": self.ref("configurationStatuses", 1), "company": company_ref,
-                    "contact": self.ref("contacts", contact_ids[0]), "deviceIdentifier": f"DEV-{configuration_id:05d}",
-                    "serialNumber": f"SN{self.rng.getrandbits(40):010X}", "modelNumber": ("PowerEdge R650",
-                    "PowerEdge T150", "FortiGate 60F", "OptiPlex 7010", "OptiPlex 7010", "LaserJet M404")[
-                        ("DC01", "FS01", "FW01", "WS-014", "WS-027", "PRN01").index(kind)],
-                    "installationDate": iso(SEED_NOW - (700 - configuration_id) * _DAY),
-                    "warrantyExpirationDate": iso(SEED_NOW + (200 + 11 * configuration_id) * _DAY),
-                    "ipAddress": f"10.{company_id}.0.{10 + len(devices)}", "osType": "Windows Server 2022"
-                    if type_id == 1 else ("FortiOS 7.4" if type_id == 3 else "Windows 11 Pro"),
-                    "billFlag": False, "activeFlag": True, "mobileGuid": self.guid(), "needsRenewalFlag": False,
-                    "_info": self.info(200),
-                })
+                configurations.append(
+                    {
+                        "id": configuration_id,
+                        "name": device,
+                        "type": self.ref("configurationTypes", type_id),
+                        "status": self.ref("configurationStatuses", 1),
+                        "company": company_ref,
+                        "contact": self.ref("contacts", contact_ids[0]),
+                        "deviceIdentifier": f"DEV-{configuration_id:05d}",
+                        "serialNumber": f"SN{self.rng.getrandbits(40):010X}",
+                        "modelNumber": (
+                            "PowerEdge R650",
+                            "PowerEdge T150",
+                            "FortiGate 60F",
+                            "OptiPlex 7010",
+                            "OptiPlex 7010",
+                            "LaserJet M404",
+                        )[("DC01", "FS01", "FW01", "WS-014", "WS-027", "PRN01").index(kind)],
+                        "installationDate": iso(SEED_NOW - (700 - configuration_id) * _DAY),
+                        "warrantyExpirationDate": iso(SEED_NOW + (200 + 11 * configuration_id) * _DAY),
+                        "ipAddress": f"10.{company_id}.0.{10 + len(devices)}",
+                        "osType": "Windows Server 2022"
+                        if type_id == 1
+                        else ("FortiOS 7.4" if type_id == 3 else "Windows 11 Pro"),
+                        "billFlag": False,
+                        "activeFlag": True,
+                        "mobileGuid": self.guid(),
+                        "needsRenewalFlag": False,
+                        "_info": self.info(200),
+                    }
+                )
                 devices.append(device)
                 device_ids[kind] = configuration_id
             self.table("configurations", configurations)
             agreement_ref = None
             if not owner:
                 type_id = 1 + company_id % 3
-                agreements.append({
-                    "id": len(agreements) + 1, "name": ("Managed Services - Gold", "Block Time 20 Hours",
-                                                        "Break Fix")[type_id - 1],
-                    "type": self.ref("agreementTypes", type_id), "company": company_ref,
-                    "contact": self.ref("contacts", contact_ids[0]), "startDate": iso(SEED_NOW - 365 * _DAY),
-                    "endDate": iso(SEED_NOW + 365 * _DAY), "noEndingDateFlag": False, "cancelledFlag": False,
-                    "applicationUnits": "Hours" if type_id == 2 else "Amount", "applicationLimit": 20.0
-                    if type_id == 2 else 0.0, "applicationUnlimitedFlag": type_id == 1, "billAmount": 1500.0
-                    if type_id == 1 else 0.0, "billTime": "Billable", "billExpenses": "Billable",
-                    "billProducts": "Billable", "agreementStatus": "Active", "_info": self.info(365),
-                })
+                agreements.append(
+                    {
+                        "id": len(agreements) + 1,
+                        "name": ("Managed Services - Gold", "Block Time 20 Hours", "Break Fix")[type_id - 1],
+                        "type": self.ref("agreementTypes", type_id),
+                        "company": company_ref,
+                        "contact": self.ref("contacts", contact_ids[0]),
+                        "startDate": iso(SEED_NOW - 365 * _DAY),
+                        "endDate": iso(SEED_NOW + 365 * _DAY),
+                        "noEndingDateFlag": False,
+                        "cancelledFlag": False,
+                        "applicationUnits": "Hours" if type_id == 2 else "Amount",
+                        "applicationLimit": 20.0 if type_id == 2 else 0.0,
+                        "applicationUnlimitedFlag": type_id == 1,
+                        "billAmount": 1500.0 if type_id == 1 else 0.0,
+                        "billTime": "Billable",
+                        "billExpenses": "Billable",
+                        "billProducts": "Billable",
+                        "agreementStatus": "Active",
+                        "_info": self.info(365),
+                    }
+                )
                 self.table("agreements", agreements)
                 agreement_ref = self.ref("agreements", len(agreements))
             contact_info = [(self.ref("contacts", c), contacts[c - 1]) for c in contact_ids]
-            self.company_setup.append((company_ref, companies[-1], contact_info, devices, agreement_ref,
-                                       list(device_ids.values()), device_ids))
+            self.company_setup.append(
+                (
+                    company_ref,
+                    companies[-1],
+                    contact_info,
+                    devices,
+                    agreement_ref,
+                    list(device_ids.values()),
+                    device_ids,
+                )
+            )
 
     def callbacks(self) -> None:
-        self.table("callbacks", [{
-            "id": 1, "description": "Example ticket hook (inactive)", "url": "https://hooks.example.invalid/cw",
-            "objectId": 1, "type": "ticket", "level": "owner", "memberId": self.member_ids[API_MEMBER_IDENTIFIER],
-            "payloadVersion": "3.0.0", "inactiveFlag": True, "isSoapCallbackFlag": False,
-            "isSelfSuppressedFlag": False, "connectWiseID": self.guid(), "_info": dict(self.base_info),
-        }])
+        self.table(
+            "callbacks",
+            [
+                {
+                    "id": 1,
+                    "description": "Example ticket hook (inactive)",
+                    "url": "https://hooks.example.invalid/cw",
+                    "objectId": 1,
+                    "type": "ticket",
+                    "level": "owner",
+                    "memberId": self.member_ids[API_MEMBER_IDENTIFIER],
+                    "payloadVersion": "3.0.0",
+                    "inactiveFlag": True,
+                    "isSoapCallbackFlag": False,
+                    "isSelfSuppressedFlag": False,
+                    "connectWiseID": self.guid(),
+                    "_info": dict(self.base_info),
+                }
+            ],
+        )
 
     # --- tickets ---------------------------------------------------------------------------------------
 
@@ -376,14 +579,29 @@ class _TicketSeeder:
             board_statuses = [s for s in statuses.values() if s["board"]["id"] == board_id and not s["inactive"]]
             open_refs = [store.ref("statuses", s["id"]) for s in board_statuses if not s["closedStatus"]]
             closed = [s for s in board_statuses if s["closedStatus"]]
-            issue_refs = [(summary, store.ref("subtypes", subtype_ids[subtype]),
-                           store.ref("items", item_ids[item]) if item else None, _attached_kind(summary, subtype, item))
-                          for summary, subtype, item in issues]
-            boards.append((share, store.ref("boards", board_id), open_refs,
-                           [store.ref("statuses", s["id"]) for s in closed],
-                           [store.ref("types", t) for t in range(first_type, end_type)], issue_refs))
-        priorities = [(share, store.ref("priorities", i), respond, plan, resolve)
-                      for i, (*_n, respond, plan, resolve, share) in enumerate(PRIORITIES, 1)]
+            issue_refs = [
+                (
+                    summary,
+                    store.ref("subtypes", subtype_ids[subtype]),
+                    store.ref("items", item_ids[item]) if item else None,
+                    _attached_kind(summary, subtype, item),
+                )
+                for summary, subtype, item in issues
+            ]
+            boards.append(
+                (
+                    share,
+                    store.ref("boards", board_id),
+                    open_refs,
+                    [store.ref("statuses", s["id"]) for s in closed],
+                    [store.ref("types", t) for t in range(first_type, end_type)],
+                    issue_refs,
+                )
+            )
+        priorities = [
+            (share, store.ref("priorities", i), respond, plan, resolve)
+            for i, (*_n, respond, plan, resolve, share) in enumerate(PRIORITIES, 1)
+        ]
         customers = seeder.company_setup[1:]
         sources = [store.ref("sources", i) for i in range(1, len(SOURCES) + 1)]
         teams = [store.ref("teams", i) for i in (1, 2, 3)]
@@ -393,8 +611,9 @@ class _TicketSeeder:
         sla, currency = store.ref("slas", 1), store.ref("currencies", 1)
         # Seeded custom fields carry no value: the schema types `value` as an object (.NET's `object`), real
         # ConnectWise sends strings, and a client generated from the schema would choke on either choice.
-        no_custom_value = [{"id": 1, "caption": "Client Reference", "type": "Text", "entryMethod": "EntryField",
-                            "numberOfDecimals": 0}]
+        no_custom_value = [
+            {"id": 1, "caption": "Client Reference", "type": "Text", "entryMethod": "EntryField", "numberOfDecimals": 0}
+        ]
         ticket_configurations = store.ticket_configurations
         start = SEED_NOW - _HISTORY_DAYS * _DAY
         step = _HISTORY_DAYS * _DAY / max(count, 1)
@@ -417,7 +636,8 @@ class _TicketSeeder:
                     break
             _share, priority_ref, respond_h, plan_h, resolve_h = priority
             company_ref, company, contacts, devices, agreement_ref, device_ids, kind_ids = customers[
-                int(rand() * len(customers))]
+                int(rand() * len(customers))
+            ]
             contact_ref, contact = contacts[int(rand() * len(contacts))]
             summary_template, subtype_ref, item_ref, attached_kind = issue_refs[int(rand() * len(issue_refs))]
             device = int(rand() * len(devices))
@@ -432,29 +652,56 @@ class _TicketSeeder:
                 status_ref = closed_refs[int(rand() * len(closed_refs))]
                 is_new = False
             else:
-                status_ref = open_refs[0] if rand() < min(0.5, 12 / (age_hours + 1)) else open_refs[
-                    int(rand() * len(open_refs))]
+                status_ref = (
+                    open_refs[0] if rand() < min(0.5, 12 / (age_hours + 1)) else open_refs[int(rand() * len(open_refs))]
+                )
                 is_new = status_ref is open_refs[0]
             owner = None if is_new else technicians[int(rand() * len(technicians))]
             entered_iso = iso(entered)
             ticket: Record = {
-                "id": ticket_id, "summary": summary, "recordType": "ServiceTicket", "board": board_ref,
-                "status": status_ref, "company": company_ref, "siteName": "Main", "addressLine1": company["addressLine1"],
-                "city": company["city"], "stateIdentifier": company["state"], "zip": company["zip"],
-                "contact": contact_ref, "contactName": contact_ref["name"],
+                "id": ticket_id,
+                "summary": summary,
+                "recordType": "ServiceTicket",
+                "board": board_ref,
+                "status": status_ref,
+                "company": company_ref,
+                "siteName": "Main",
+                "addressLine1": company["addressLine1"],
+                "city": company["city"],
+                "stateIdentifier": company["state"],
+                "zip": company["zip"],
+                "contact": contact_ref,
+                "contactName": contact_ref["name"],
                 "contactPhoneNumber": contact["defaultPhoneNbr"],
                 "contactEmailAddress": contact["communicationItems"][0]["value"],
-                "type": type_refs[int(rand() * len(type_refs))], "subType": subtype_ref,
-                "team": teams[int(rand() * 3)], "priority": priority_ref,
-                "serviceLocation": service_locations[int(rand() * 4)], "source": sources[int(rand() * len(sources))],
-                "severity": _SEVERITY_IMPACT[int(rand() * 4)], "impact": _SEVERITY_IMPACT[int(rand() * 4)],
-                "allowAllClientsPortalView": False, "customerUpdatedFlag": False,
-                "automaticEmailContactFlag": True, "automaticEmailResourceFlag": True,
-                "automaticEmailCcFlag": False, "closedFlag": closed, "approved": True,
-                "billingMethod": "ActualRates", "subBillingMethod": "ActualRates", "hasChildTicket": False,
-                "hasMergedChildTicketFlag": False, "billTime": "Billable", "billExpenses": "Billable",
-                "billProducts": "Billable", "location": location, "department": department, "sla": sla,
-                "requestForChangeFlag": False, "currency": currency, "customFields": no_custom_value,
+                "type": type_refs[int(rand() * len(type_refs))],
+                "subType": subtype_ref,
+                "team": teams[int(rand() * 3)],
+                "priority": priority_ref,
+                "serviceLocation": service_locations[int(rand() * 4)],
+                "source": sources[int(rand() * len(sources))],
+                "severity": _SEVERITY_IMPACT[int(rand() * 4)],
+                "impact": _SEVERITY_IMPACT[int(rand() * 4)],
+                "allowAllClientsPortalView": False,
+                "customerUpdatedFlag": False,
+                "automaticEmailContactFlag": True,
+                "automaticEmailResourceFlag": True,
+                "automaticEmailCcFlag": False,
+                "closedFlag": closed,
+                "approved": True,
+                "billingMethod": "ActualRates",
+                "subBillingMethod": "ActualRates",
+                "hasChildTicket": False,
+                "hasMergedChildTicketFlag": False,
+                "billTime": "Billable",
+                "billExpenses": "Billable",
+                "billProducts": "Billable",
+                "location": location,
+                "department": department,
+                "sla": sla,
+                "requestForChangeFlag": False,
+                "currency": currency,
+                "customFields": no_custom_value,
             }
             if item_ref is not None:
                 ticket["item"] = item_ref
@@ -493,8 +740,17 @@ class _TicketSeeder:
                 at = entered + 1800
                 for _ in range(1 + int(rand() * 2.2)):
                     spent = _HOURS[int(rand() * len(_HOURS))]
-                    self.time_plans.append((ticket_id, owner, at, spent, int(rand() * 3), int(rand() * 5),
-                                            int(rand() * len(text.DISCUSSION_LINES))))
+                    self.time_plans.append(
+                        (
+                            ticket_id,
+                            owner,
+                            at,
+                            spent,
+                            int(rand() * 3),
+                            int(rand() * 5),
+                            int(rand() * len(text.DISCUSSION_LINES)),
+                        )
+                    )
                     hours += spent
                     at += spent * 3600 + rand() * 7200
                     last = max(last, min(at, SEED_NOW - 60))
@@ -503,14 +759,18 @@ class _TicketSeeder:
             ticket["mobileGuid"] = str(uuid.UUID(int=int(rand() * (1 << 53)) << 70 | ticket_id, version=4))
             entered_by = "Email Connector" if rand() < 0.5 else "dispatch"
             ticket["_info"] = {
-                "lastUpdated": iso(last), "updatedBy": owner["identifier"] if owner else entered_by,
-                "dateEntered": entered_iso, "enteredBy": entered_by, **store.info_links("tickets", ticket_id),
+                "lastUpdated": iso(last),
+                "updatedBy": owner["identifier"] if owner else entered_by,
+                "dateEntered": entered_iso,
+                "enteredBy": entered_by,
+                **store.info_links("tickets", ticket_id),
             }
             self.rows[ticket_id] = ticket
         return self
 
-    def plan_notes(self, ticket_id: int, entered: float, last: float, contact_ref: Record, owner: Record | None,
-                   closed: bool) -> None:
+    def plan_notes(
+        self, ticket_id: int, entered: float, last: float, contact_ref: Record, owner: Record | None, closed: bool
+    ) -> None:
         """Notes as (ticket id, kind, text index, author, timestamp); `notes_loader` writes the text."""
         rand = self.seeder.rand
         plans = self.note_plans
@@ -535,12 +795,19 @@ class _TicketSeeder:
                 user = ticket["contact"]["name"].split(" ")[0] if ticket and "contact" in ticket else "there"
                 by_contact = kind in ("issue", "injection")
                 note: Record = {
-                    "id": note_id, "ticketId": ticket_id, "text": _note_text(kind, pick, user, ticket),
+                    "id": note_id,
+                    "ticketId": ticket_id,
+                    "text": _note_text(kind, pick, user, ticket),
                     "detailDescriptionFlag": kind != "internal" and kind != "resolution",
-                    "internalAnalysisFlag": kind == "internal", "resolutionFlag": kind == "resolution",
-                    "issueFlag": kind == "issue", "customerUpdatedFlag": by_contact, "processNotifications": False,
-                    "dateCreated": iso(at), "createdBy": "Email Connector" if by_contact else author["identifier"],
-                    "internalFlag": kind == "internal", "externalFlag": kind != "internal",
+                    "internalAnalysisFlag": kind == "internal",
+                    "resolutionFlag": kind == "resolution",
+                    "issueFlag": kind == "issue",
+                    "customerUpdatedFlag": by_contact,
+                    "processNotifications": False,
+                    "dateCreated": iso(at),
+                    "createdBy": "Email Connector" if by_contact else author["identifier"],
+                    "internalFlag": kind == "internal",
+                    "externalFlag": kind != "internal",
                 }
                 note["contact" if by_contact else "member"] = author
                 note["_info"] = {"lastUpdated": note["dateCreated"], "updatedBy": note["createdBy"]}
@@ -561,20 +828,39 @@ class _TicketSeeder:
                 ticket = tickets[ticket_id]
                 end = at + spent * 3600
                 rows[entry_id] = {
-                    "id": entry_id, "company": ticket["company"], "companyType": "Client", "chargeToId": ticket_id,
-                    "chargeToType": "ServiceTicket", "member": member, "locationId": 1, "businessUnitId": 1,
-                    "workType": work_types[work_type], "workRole": work_roles, "timeStart": iso(at),
-                    "timeEnd": iso(end), "hoursDeduct": 0.0, "actualHours": spent,
+                    "id": entry_id,
+                    "company": ticket["company"],
+                    "companyType": "Client",
+                    "chargeToId": ticket_id,
+                    "chargeToType": "ServiceTicket",
+                    "member": member,
+                    "locationId": 1,
+                    "businessUnitId": 1,
+                    "workType": work_types[work_type],
+                    "workRole": work_roles,
+                    "timeStart": iso(at),
+                    "timeEnd": iso(end),
+                    "hoursDeduct": 0.0,
+                    "actualHours": spent,
                     "billableOption": _BILLABLE[billable],
-                    "notes": text.DISCUSSION_LINES[line].replace("{user}", ticket["contact"]["name"].split(" ")[0])
+                    "notes": text.DISCUSSION_LINES[line]
+                    .replace("{user}", ticket["contact"]["name"].split(" ")[0])
                     .replace("{n}", str(4000 + entry_id)),
-                    "addToDetailDescriptionFlag": False, "addToInternalAnalysisFlag": True,
-                    "addToResolutionFlag": False, "emailResourceFlag": False, "emailContactFlag": False,
-                    "emailCcFlag": False, "hoursBilled": spent, "invoiceHours": spent, "enteredBy": member["identifier"],
-                    "dateEntered": iso(end), "status": "Billed" if end < SEED_NOW - 30 * _DAY else "Open",
-                    "ticket": store.ref("tickets", ticket_id), "ticketBoard": ticket["board"]["name"],
-                    "ticketStatus": ticket["status"]["name"], "_info": {"lastUpdated": iso(end),
-                                                                        "updatedBy": member["identifier"]},
+                    "addToDetailDescriptionFlag": False,
+                    "addToInternalAnalysisFlag": True,
+                    "addToResolutionFlag": False,
+                    "emailResourceFlag": False,
+                    "emailContactFlag": False,
+                    "emailCcFlag": False,
+                    "hoursBilled": spent,
+                    "invoiceHours": spent,
+                    "enteredBy": member["identifier"],
+                    "dateEntered": iso(end),
+                    "status": "Billed" if end < SEED_NOW - 30 * _DAY else "Open",
+                    "ticket": store.ref("tickets", ticket_id),
+                    "ticketBoard": ticket["board"]["name"],
+                    "ticketStatus": ticket["status"]["name"],
+                    "_info": {"lastUpdated": iso(end), "updatedBy": member["identifier"]},
                 }
             return rows
 
@@ -599,8 +885,9 @@ def _note_text(kind: str, pick: int, user: str, ticket: Record | None) -> str:
     if kind == "injection":
         return text.INJECTION_NOTES[pick % len(text.INJECTION_NOTES)]
     if kind == "discussion":
-        return text.DISCUSSION_LINES[pick % len(text.DISCUSSION_LINES)].replace("{user}", user).replace(
-            "{n}", str(pick))
+        return (
+            text.DISCUSSION_LINES[pick % len(text.DISCUSSION_LINES)].replace("{user}", user).replace("{n}", str(pick))
+        )
     if kind == "internal":
         return text.INTERNAL_LINES[pick % len(text.INTERNAL_LINES)]
     if kind == "resolution":

@@ -26,17 +26,48 @@ COMPANIES = (
 
 # (first name, last name); contacts are dealt out to companies round-robin, several per company.
 PEOPLE = (
-    ("José", "Álvarez"), ("Zoë", "O'Connor"), ("Björn", "Ängström"), ("Nguyễn", "Văn An"),
-    ("Siobhán", "Ní Bhriain"), ("Łukasz", "Wróbel"), ("D'Arcy", "Johnson"), ("Amélie", "Laurent"),
-    ("Priya", "Raghunathan"), ("Kwame", "Mensah"), ("Sarah", "Cohen"), ("Mike", "Thompson"),
-    ("Hannah", "Weiß"), ("Chidi", "Okafor"), ("Emily", "Carter"), ("Søren", "Kierkegaard"),
-    ("Fatima", "Al-Sayed"), ("Tom", "Becker"), ("Olivia", "Martínez"), ("Raj", "Patel"),
-    ("Yuki", "Tanaka"), ("Grace", "Kim"), ("Lars", "Øvergaard"), ("Maria", "Rossi"),
-    ("Daniel", "Smith"), ("Aoife", "Murphy"), ("Jamal", "Washington"), ("Ingrid", "Bergström"),
-    ("Carlos", "Pérez"), ("Rachel", "Goldberg"), ("Wei", "Zhang"), ("Noah", "Williams"),
-    ("Ana", "Sousa"), ("Ethan", "Brown"), ("Leah", "Friedman"), ("Mateo", "Hernández"),
-    ("Chloé", "Dubois"), ("Ibrahim", "Yilmaz"), ("Sophie", "Müller"), ("Liam", "Nguyen"),
-    ("Eva", "Novák"), ("Oscar", "Lindqvist"),
+    ("José", "Álvarez"),
+    ("Zoë", "O'Connor"),
+    ("Björn", "Ängström"),
+    ("Nguyễn", "Văn An"),
+    ("Siobhán", "Ní Bhriain"),
+    ("Łukasz", "Wróbel"),
+    ("D'Arcy", "Johnson"),
+    ("Amélie", "Laurent"),
+    ("Priya", "Raghunathan"),
+    ("Kwame", "Mensah"),
+    ("Sarah", "Cohen"),
+    ("Mike", "Thompson"),
+    ("Hannah", "Weiß"),
+    ("Chidi", "Okafor"),
+    ("Emily", "Carter"),
+    ("Søren", "Kierkegaard"),
+    ("Fatima", "Al-Sayed"),
+    ("Tom", "Becker"),
+    ("Olivia", "Martínez"),
+    ("Raj", "Patel"),
+    ("Yuki", "Tanaka"),
+    ("Grace", "Kim"),
+    ("Lars", "Øvergaard"),
+    ("Maria", "Rossi"),
+    ("Daniel", "Smith"),
+    ("Aoife", "Murphy"),
+    ("Jamal", "Washington"),
+    ("Ingrid", "Bergström"),
+    ("Carlos", "Pérez"),
+    ("Rachel", "Goldberg"),
+    ("Wei", "Zhang"),
+    ("Noah", "Williams"),
+    ("Ana", "Sousa"),
+    ("Ethan", "Brown"),
+    ("Leah", "Friedman"),
+    ("Mateo", "Hernández"),
+    ("Chloé", "Dubois"),
+    ("Ibrahim", "Yilmaz"),
+    ("Sophie", "Müller"),
+    ("Liam", "Nguyen"),
+    ("Eva", "Novák"),
+    ("Oscar", "Lindqvist"),
 )
 
 # (identifier, first name, last name, title, license class); "api-bot" owns the sandbox's API keys.
@@ -57,14 +88,14 @@ TECHNICIANS = ("jsmith", "mgarcia", "akowalski", "tnguyen", "rpatel", "lobrien")
 # Per board: the ticket summaries it gets, as (summary template, subtype, item) rows; {user} is the contact.
 SERVICE_DESK_ISSUES = (
     ("Outlook keeps asking {user} for a password", "Email", "Outlook"),
-    ("Printer on 2nd floor says \"PC LOAD LETTER\"", "Printer", None),
+    ('Printer on 2nd floor says "PC LOAD LETTER"', "Printer", None),
     ("Can't open the O'Brien shared folder", "Account / Access", "File Share"),
     ("VPN drops every 10 minutes for {user}", "Network", "VPN"),
     ("Password reset for {user}", "Account / Access", "Password Reset"),
     ("New laptop setup for {user}", "Hardware", "Laptop"),
-    ("Excel crashes when opening \"Q3 Größe.xlsx\"", "Software", "Microsoft 365"),
+    ('Excel crashes when opening "Q3 Größe.xlsx"', "Software", "Microsoft 365"),
     ("Teams audio echo in conference room", "Software", "Microsoft 365"),
-    ("Phishing email reported: \"Your mailbox is full\"", "Email", "Security"),
+    ('Phishing email reported: "Your mailbox is full"', "Email", "Security"),
     ("Scanner won't send to email", "Printer", None),
     ("Wi-Fi very slow in the warehouse", "Network", "Wireless"),
     ("Backup job failed: 'Nightly - FileServer'", "Backup", "Server"),
@@ -99,7 +130,7 @@ DISCUSSION_LINES = (
     "Rebuilt the Outlook profile; user confirms it's working.",
     "Vendor case opened, ref #CW-{n}.",
     "Replaced the toner and ran a test page – looks good.",
-    "User says \"it's still slow\" after the change.",
+    'User says "it\'s still slow" after the change.',
 )
 INTERNAL_LINES = (
     "Probably the same DNS issue as last month; check the DHCP scope options.",
@@ -125,8 +156,8 @@ INJECTION_NOTES = (
 )
 
 LOG_LINES = (
-    "2026-10-14 03:12:55 ERROR [BackupAgent] Volume shadow copy failed: 0x80042306 (\"The shadow copy provider "
-    "had an error\")",
+    '2026-10-14 03:12:55 ERROR [BackupAgent] Volume shadow copy failed: 0x80042306 ("The shadow copy provider '
+    'had an error")',
     "2026-10-14 03:12:56 WARN  [BackupAgent] Retrying job 'Nightly - FileServer' (attempt 2/3)",
     "2026-10-14 03:13:41 INFO  [Scheduler] Next run at 2026-10-15 03:00:00 UTC-05:00",
     "2026-10-14 03:14:02 ERROR [smb] STATUS_ACCESS_DENIED on \\\\fs01\\Finance$\\Q3 Größe.xlsx",

@@ -52,8 +52,13 @@ def epoch(year: int, month: int, day: int, hour: int = 0) -> float:
 
 # The items of /service/tickets/{id}/configurations: ConnectWise's ConfigurationReference (not in schemas/,
 # which has no schema for it; the shape is its Go model's), for conditions, orderBy and fields.
-CONFIGURATION_REFERENCE_FIELDS = {"id": "number", "deviceIdentifier": "string", "name": "string",
-                                  "type": "reference", "_info": "object"}
+CONFIGURATION_REFERENCE_FIELDS = {
+    "id": "number",
+    "deviceIdentifier": "string",
+    "name": "string",
+    "type": "reference",
+    "_info": "object",
+}
 
 
 @dataclass
@@ -201,8 +206,11 @@ class Store:
         for child_name in TABLES[name].info_links:
             child = TABLES[child_name]
             assert child.parent is not None
-            path = child.collection(record_id) if child.parent.in_path else \
-                f"{child.path}?conditions={child.parent.field}={record_id}"
+            path = (
+                child.collection(record_id)
+                if child.parent.in_path
+                else f"{child.path}?conditions={child.parent.field}={record_id}"
+            )
             links[f"{child_name.lower()}_href"] = f"{self.base_url}/{path}"
         return links
 

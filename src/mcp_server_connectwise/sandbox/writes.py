@@ -33,8 +33,11 @@ from mcp_server_connectwise.sandbox.tables import TABLES, TICKET_CHARGE_TYPES, P
 Errors = list[dict[str, str]]
 
 # A ticket's status, type, subType and item: references to the children of its board.
-_ON_BOARD = {field: target for field, target in TABLES["tickets"].references.items()
-             if TABLES[target].parent is not None and TABLES[target].parent.table == "boards"}
+_ON_BOARD = {
+    field: target
+    for field, target in TABLES["tickets"].references.items()
+    if TABLES[target].parent is not None and TABLES[target].parent.table == "boards"
+}
 _NOTE_FLAGS = ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag")
 _TICKET_CALLBACK_LEVELS = ("owner", "board", "project", "phase", "status", "ticket", "integratortag")
 _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
@@ -103,8 +106,9 @@ class Writer:
             if "/" in path:
                 continue  # ConnectWise answers 200 and changes nothing: the silent false success
             if path not in fields:
-                errors.append(field_error("InvalidField", f"{path} is not a field of {table.resource}.",
-                                          table.resource, path))
+                errors.append(
+                    field_error("InvalidField", f"{path} is not a field of {table.resource}.", table.resource, path)
+                )
                 continue
             if path in ignored:
                 continue
@@ -179,23 +183,39 @@ class Writer:
         configuration: Record | None
         if configuration_id is not None:
             if not _is_int(configuration_id):
-                raise invalid_object("configuration", [field_error(
-                    "InvalidField", "The id field has an invalid value.", "configuration", "id")])
+                raise invalid_object(
+                    "configuration",
+                    [field_error("InvalidField", "The id field has an invalid value.", "configuration", "id")],
+                )
             configuration, key, field = self.store["configurations"].get(configuration_id), configuration_id, "id"
         elif isinstance(device, str) and device.strip():
-            configuration, key, field = self.store.find("configurations", "deviceIdentifier", device), device, \
-                "deviceIdentifier"
+            configuration, key, field = (
+                self.store.find("configurations", "deviceIdentifier", device),
+                device,
+                "deviceIdentifier",
+            )
         else:
-            raise invalid_object("configuration", [field_error(
-                "MissingRequiredField", "id or deviceIdentifier is required.", "configuration", "id")])
+            raise invalid_object(
+                "configuration",
+                [field_error("MissingRequiredField", "id or deviceIdentifier is required.", "configuration", "id")],
+            )
         if configuration is None:
-            raise invalid_object("configuration", [field_error(
-                "NotFound", f"Configuration {key} not found", "configuration", field)])
+            raise invalid_object(
+                "configuration", [field_error("NotFound", f"Configuration {key} not found", "configuration", field)]
+            )
         attached = self.store.ticket_configurations.setdefault(ticket_id, [])
         if configuration["id"] in attached:
-            raise invalid_object("configuration", [field_error(
-                "ObjectExists", f"Configuration {configuration['id']} is already attached to ticket {ticket_id}.",
-                "configuration", "id")])
+            raise invalid_object(
+                "configuration",
+                [
+                    field_error(
+                        "ObjectExists",
+                        f"Configuration {configuration['id']} is already attached to ticket {ticket_id}.",
+                        "configuration",
+                        "id",
+                    )
+                ],
+            )
         bisect.insort(attached, configuration["id"])
         return self.store.configuration_reference(configuration["id"])
 
@@ -234,8 +254,11 @@ class Writer:
         if not isinstance(body, dict):
             raise bad_request("The request body must be a JSON object.")
         fields = MODEL_FIELDS[table.model]
-        return {k: v for k, v in body.items()
-                if v is not None and k in fields and k not in ("id", "_info") and k not in table.ignored_in_body}
+        return {
+            k: v
+            for k, v in body.items()
+            if v is not None and k in fields and k not in ("id", "_info") and k not in table.ignored_in_body
+        }
 
     def _require(self, table: Table, record: Record, errors: Errors, only: set[str] | None = None) -> None:
         """A MissingRequiredField error for each required field `record` lacks (among `only`, if given)."""
@@ -244,8 +267,9 @@ class Writer:
                 continue
             value = record.get(field)
             if value is None or (isinstance(value, str) and not value.strip()):
-                errors.append(field_error("MissingRequiredField", f"The {field} field is required.",
-                                          table.resource, field))
+                errors.append(
+                    field_error("MissingRequiredField", f"The {field} field is required.", table.resource, field)
+                )
 
     def _set_parent(self, table: Table, record: Record, parent_id: int | None) -> None:
         """Link a record of a child resource to the parent in its URL."""
@@ -267,19 +291,32 @@ class Writer:
             if kind is None:
                 continue
             if not _TYPE_CHECKS[kind](value):
-                errors.append(field_error("InvalidField", f"The {field} field has an invalid value.",
-                                          table.resource, field))
+                errors.append(
+                    field_error("InvalidField", f"The {field} field has an invalid value.", table.resource, field)
+                )
                 continue
             if kind == "datetime" and not _is_datetime(value):
-                errors.append(field_error("InvalidField", f"The {field} field must be a date-time such as "
-                                          "2026-01-31T09:00:00Z.", table.resource, field))
+                errors.append(
+                    field_error(
+                        "InvalidField",
+                        f"The {field} field must be a date-time such as 2026-01-31T09:00:00Z.",
+                        table.resource,
+                        field,
+                    )
+                )
                 continue
             allowed = table.enums.get(field)
             if allowed is not None and isinstance(value, str):
                 spelled = next((a for a in allowed if a.lower() == value.lower()), None)
                 if spelled is None:
-                    errors.append(field_error("InvalidField", f"The {field} field must be one of "
-                                              f"{', '.join(allowed)}.", table.resource, field))
+                    errors.append(
+                        field_error(
+                            "InvalidField",
+                            f"The {field} field must be one of {', '.join(allowed)}.",
+                            table.resource,
+                            field,
+                        )
+                    )
                 else:
                     record[field] = spelled
                 continue
@@ -293,8 +330,11 @@ class Writer:
                 continue
             found = self._lookup(target, value)
             if found is None:
-                errors.append(field_error("NotFound", f"{TABLES[target].label} {_key_text(value)} not found",
-                                          table.resource, field))
+                errors.append(
+                    field_error(
+                        "NotFound", f"{TABLES[target].label} {_key_text(value)} not found", table.resource, field
+                    )
+                )
             else:
                 record[field] = self.store.ref(target, found["id"])
 
@@ -312,8 +352,9 @@ class Writer:
                 continue
             if candidates is None:
                 return self.store.find(target, key, wanted)
-            return next((r for r in candidates if isinstance(r.get(key), str)
-                         and r[key].casefold() == wanted.casefold()), None)
+            return next(
+                (r for r in candidates if isinstance(r.get(key), str) and r[key].casefold() == wanted.casefold()), None
+            )
         return None
 
     def _info(self, table: Table, record: Record, actor: str, now: str, old: Record | None) -> dict[str, str]:
@@ -345,29 +386,37 @@ class Writer:
         parent_id = table.parent.id_of(record) if table.parent is not None else None
         if order and order not in record and parent_id is not None:
             siblings = self.store.children(table.name, parent_id)
-            record[order] = max((s.get(order, 0) for s in siblings if isinstance(s.get(order), int)),
-                                default=-1) + 1
+            record[order] = max((s.get(order, 0) for s in siblings if isinstance(s.get(order), int)), default=-1) + 1
 
-    def _rules(self, table: Table, record: Record, old: Record | None, changed: set[str], actor: str,
-               errors: Errors) -> None:
+    def _rules(
+        self, table: Table, record: Record, old: Record | None, changed: set[str], actor: str, errors: Errors
+    ) -> None:
         self._defaults(table, record, old)
         for field, limit in table.max_lengths.items():
             value = record.get(field)
             if isinstance(value, str) and len(value) > limit:
-                errors.append(field_error("InvalidField", f"The field {field} must be a string with a maximum "
-                                          f"length of {limit}.", table.resource, field))
+                errors.append(
+                    field_error(
+                        "InvalidField",
+                        f"The field {field} must be a string with a maximum length of {limit}.",
+                        table.resource,
+                        field,
+                    )
+                )
         for field in table.unique:
             if field in changed:
                 clash = self.store.find(table.name, field, record.get(field))
                 if clash is not None and clash["id"] != record.get("id"):
-                    errors.append(field_error("ObjectExists", f"The {field} {record[field]} is already in use.",
-                                              table.resource, field))
+                    errors.append(
+                        field_error(
+                            "ObjectExists", f"The {field} {record[field]} is already in use.", table.resource, field
+                        )
+                    )
         rules = _RULES.get(table.name)
         if rules is not None:
             rules(self, record, old, changed, actor, errors)
 
-    def _ticket_rules(self, record: Record, old: Record | None, changed: set[str], actor: str,
-                      errors: Errors) -> None:
+    def _ticket_rules(self, record: Record, old: Record | None, changed: set[str], actor: str, errors: Errors) -> None:
         board = record.get("board")
         if not isinstance(board, dict) or not _is_int(board.get("id")) or any(e["field"] == "board" for e in errors):
             return
@@ -378,18 +427,29 @@ class Writer:
             for field in _ON_BOARD:  # what a different board's status/type/... meant is lost
                 if field not in changed and field in record:
                     if field == "status" and isinstance(record["status"], dict):
-                        same_name = self._lookup("statuses", {"name": record["status"].get("name")},
-                                                 self.store.children("statuses", board_id))
+                        same_name = self._lookup(
+                            "statuses",
+                            {"name": record["status"].get("name")},
+                            self.store.children("statuses", board_id),
+                        )
                         if same_name is not None:
                             record["status"] = self.store.ref("statuses", same_name["id"])
                             continue
                     del record[field]
-        if "closedFlag" in changed and "status" not in changed and old is not None \
-                and isinstance(record.get("closedFlag"), bool) and record["closedFlag"] != old.get("closedFlag"):
+        if (
+            "closedFlag" in changed
+            and "status" not in changed
+            and old is not None
+            and isinstance(record.get("closedFlag"), bool)
+            and record["closedFlag"] != old.get("closedFlag")
+        ):
             # Setting closedFlag moves the ticket to its board's first closed status, clearing it reopens it.
             wanted_closed = record["closedFlag"]
-            candidates = [s for s in self.store.children("statuses", board_id)
-                          if bool(s.get("closedStatus")) == wanted_closed and not s.get("inactive")]
+            candidates = [
+                s
+                for s in self.store.children("statuses", board_id)
+                if bool(s.get("closedStatus")) == wanted_closed and not s.get("inactive")
+            ]
             pick = next((s for s in candidates if s.get("defaultFlag")), candidates[0] if candidates else None)
             if pick is not None:
                 record["status"] = self.store.ref("statuses", pick["id"])
@@ -406,24 +466,35 @@ class Writer:
             if found is None:
                 anywhere = self._lookup(table, value)
                 label = TABLES[table].label
-                message = (f"{label} {_key_text(value)} is not valid for board {board.get('name', board_id)}."
-                           if anywhere is not None else f"{label} {_key_text(value)} not found")
-                errors.append(field_error("InvalidField" if anywhere is not None else "NotFound", message,
-                                          "ticket", field))
+                message = (
+                    f"{label} {_key_text(value)} is not valid for board {board.get('name', board_id)}."
+                    if anywhere is not None
+                    else f"{label} {_key_text(value)} not found"
+                )
+                errors.append(
+                    field_error("InvalidField" if anywhere is not None else "NotFound", message, "ticket", field)
+                )
             else:
                 record[field] = self.store.ref(table, found["id"])
         if "status" not in record and not any(e["field"] == "status" for e in errors):
             active = [s for s in on_board["status"] if not s.get("inactive")]
             # The board's default status; [I] failing that, the first open one of its workflow.
             default = next((s for s in active if s.get("defaultFlag")), None) or min(
-                (s for s in active if not s.get("closedStatus")), default=None,
-                key=lambda s: (s.get("sortOrder") if _is_int(s.get("sortOrder")) else 0, s["id"]))
+                (s for s in active if not s.get("closedStatus")),
+                default=None,
+                key=lambda s: (s.get("sortOrder") if _is_int(s.get("sortOrder")) else 0, s["id"]),
+            )
             if default is not None:
                 record["status"] = self.store.ref("statuses", default["id"])
             else:  # [I] a board with no open status cannot take a ticket without one
-                errors.append(field_error("MissingRequiredField", f"The status field is required: board "
-                                          f"{board.get('name', board_id)} has no default status.", "ticket",
-                                          "status"))
+                errors.append(
+                    field_error(
+                        "MissingRequiredField",
+                        f"The status field is required: board {board.get('name', board_id)} has no default status.",
+                        "ticket",
+                        "status",
+                    )
+                )
         if old is None or "contact" in changed:
             self._contact_details(record, changed)
         if errors or not isinstance(record.get("status"), dict):
@@ -448,15 +519,23 @@ class Writer:
         """contactName, contactPhoneNumber and contactEmailAddress follow the ticket's contact, unless the
         same write sets them."""
         contact_ref = record.get("contact")
-        contact = self.store["contacts"].get(contact_ref.get("id")) if isinstance(contact_ref, dict) \
-            and _is_int(contact_ref.get("id")) else None
+        contact = (
+            self.store["contacts"].get(contact_ref.get("id"))
+            if isinstance(contact_ref, dict) and _is_int(contact_ref.get("id"))
+            else None
+        )
         details = {"contactName": None, "contactPhoneNumber": None, "contactEmailAddress": None}
         if contact is not None:
             details["contactName"] = contact_ref.get("name") or None
             details["contactPhoneNumber"] = contact.get("defaultPhoneNbr")
-            details["contactEmailAddress"] = next((c.get("value") for c in contact.get("communicationItems") or ()
-                                                   if isinstance(c, dict) and c.get("communicationType") == "Email"),
-                                                  None)
+            details["contactEmailAddress"] = next(
+                (
+                    c.get("value")
+                    for c in contact.get("communicationItems") or ()
+                    if isinstance(c, dict) and c.get("communicationType") == "Email"
+                ),
+                None,
+            )
         elif contact_ref is not None:
             return  # an unresolved contact: its error is reported, the details are left alone
         for field, value in details.items():
@@ -469,19 +548,27 @@ class Writer:
 
     def _initial_notes(self, ticket: Record, body: Record, actor: str) -> None:
         """`initialDescription` & co. are POST-only: they become the ticket's first notes."""
-        flags = {"initialDescription": "detailDescriptionFlag", "initialInternalAnalysis": "internalAnalysisFlag",
-                 "initialResolution": "resolutionFlag"}
+        flags = {
+            "initialDescription": "detailDescriptionFlag",
+            "initialInternalAnalysis": "internalAnalysisFlag",
+            "initialResolution": "resolutionFlag",
+        }
         for key, flag in flags.items():
             text = body.get(key)
             if isinstance(text, str) and text.strip():
                 note = {"text": text, flag: True, "issueFlag": key == "initialDescription"}
                 self.create("notes", note, actor, parent_id=ticket["id"])
 
-    def _note_rules(self, record: Record, old: Record | None, changed: set[str], actor: str,
-                    errors: Errors) -> None:
+    def _note_rules(self, record: Record, old: Record | None, changed: set[str], actor: str, errors: Errors) -> None:
         if not any(record.get(flag) is True for flag in _NOTE_FLAGS):
-            errors.append(field_error("InvalidField", "At least one of detailDescriptionFlag, internalAnalysisFlag "
-                                      "or resolutionFlag must be true.", "ticketNote", "detailDescriptionFlag"))
+            errors.append(
+                field_error(
+                    "InvalidField",
+                    "At least one of detailDescriptionFlag, internalAnalysisFlag or resolutionFlag must be true.",
+                    "ticketNote",
+                    "detailDescriptionFlag",
+                )
+            )
         if not isinstance(record.get("text"), str) or not record["text"].strip():
             errors.append(field_error("MissingRequiredField", "The text field is required.", "ticketNote", "text"))
         if old is None:
@@ -494,8 +581,7 @@ class Writer:
         record["internalFlag"] = record["internalAnalysisFlag"]
         record["externalFlag"] = record["detailDescriptionFlag"] or record["resolutionFlag"]
 
-    def _time_rules(self, record: Record, old: Record | None, changed: set[str], actor: str,
-                    errors: Errors) -> None:
+    def _time_rules(self, record: Record, old: Record | None, changed: set[str], actor: str, errors: Errors) -> None:
         charge_id = record.get("chargeToId")
         if charge_id is not None:
             record.setdefault("chargeToType", "ServiceTicket")
@@ -507,11 +593,18 @@ class Writer:
             elif old is None or {"chargeToId", "chargeToType"} & changed:
                 status = self.store["statuses"].get((ticket.get("status") or {}).get("id"), {})
                 if status.get("timeEntryNotAllowed"):
-                    errors.append(field_error("InvalidField", f"Time entries are not allowed on a ticket with status "
-                                              f"{status.get('name')}.", "timeEntry", "chargeToId"))
+                    errors.append(
+                        field_error(
+                            "InvalidField",
+                            f"Time entries are not allowed on a ticket with status {status.get('name')}.",
+                            "timeEntry",
+                            "chargeToId",
+                        )
+                    )
         elif charge_id is not None and not any(e["field"] == "chargeToId" for e in errors):
-            errors.append(field_error("InvalidField", "The chargeToId field has an invalid value.", "timeEntry",
-                                      "chargeToId"))
+            errors.append(
+                field_error("InvalidField", "The chargeToId field has an invalid value.", "timeEntry", "chargeToId")
+            )
         start = record.get("timeStart")
         if start is None or not _is_datetime(start):
             return
@@ -520,12 +613,21 @@ class Writer:
             try:
                 end = record["timeEnd"] = iso(parse_iso(start) + record["actualHours"] * 3600)
             except (OverflowError, OSError, ValueError):
-                errors.append(field_error("InvalidField", "The actualHours field has an invalid value.", "timeEntry",
-                                          "actualHours"))
+                errors.append(
+                    field_error(
+                        "InvalidField", "The actualHours field has an invalid value.", "timeEntry", "actualHours"
+                    )
+                )
                 return
         if end is None:
-            errors.append(field_error("MissingRequiredField", "The timeEnd field is required when actualHours is not "
-                                      "given.", "timeEntry", "timeEnd"))
+            errors.append(
+                field_error(
+                    "MissingRequiredField",
+                    "The timeEnd field is required when actualHours is not given.",
+                    "timeEntry",
+                    "timeEnd",
+                )
+            )
             return
         if not _is_datetime(end):
             return
@@ -556,22 +658,33 @@ class Writer:
         member = self.store.find("members", "identifier", identifier)
         return self.store.ref("members", member["id"]) if member is not None else None
 
-    def _callback_rules(self, record: Record, old: Record | None, changed: set[str], actor: str,
-                        errors: Errors) -> None:
+    def _callback_rules(
+        self, record: Record, old: Record | None, changed: set[str], actor: str, errors: Errors
+    ) -> None:
         url = record.get("url")
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             errors.append(field_error("InvalidField", "Invalid URL", "callbackEntry", "url"))
         kind, level = str(record.get("type", "")).lower(), str(record.get("level", "")).lower()
         if kind == "ticket" and level not in _TICKET_CALLBACK_LEVELS:
-            errors.append(field_error("InvalidObject", "Unrecognized level for type, see documentation for "
-                                      "supported levels for each type", "callbackEntry", "level"))
+            errors.append(
+                field_error(
+                    "InvalidObject",
+                    "Unrecognized level for type, see documentation for supported levels for each type",
+                    "callbackEntry",
+                    "level",
+                )
+            )
         for other in self.store["callbacks"].values():
-            if other["id"] != record.get("id") and (other.get("url"), str(other.get("type")).lower(),
-                                                    str(other.get("level")).lower(), other.get("objectId")) == (
-                    url, kind, level, record.get("objectId")):
-                errors.append(field_error("ObjectExists", "A matching callback entry already exists",
-                                          "callbackEntry", "objectId"))
+            if other["id"] != record.get("id") and (
+                other.get("url"),
+                str(other.get("type")).lower(),
+                str(other.get("level")).lower(),
+                other.get("objectId"),
+            ) == (url, kind, level, record.get("objectId")):
+                errors.append(
+                    field_error("ObjectExists", "A matching callback entry already exists", "callbackEntry", "objectId")
+                )
                 break
         if old is None:
             member = self.store.find("members", "identifier", actor)

@@ -33,6 +33,7 @@ def iso_text(value: Any) -> Any:
 # ConnectWise ids are 32-bit integers (int32 in its OpenAPI export).
 MAX_ID = 2**31 - 1
 
+
 def within_id_range(value: int) -> int:
     """After validation: no ConnectWise ticket can have this id, so asking for it would only cost a request."""
     if value > MAX_ID:
@@ -40,9 +41,16 @@ def within_id_range(value: int) -> int:
     return value
 
 
-TicketId = Annotated[int, Field(ge=1, description="The ticket number, e.g. 123456."), BeforeValidator(not_a_yes_no),
-                     AfterValidator(within_id_range)]
+TicketId = Annotated[
+    int,
+    Field(ge=1, description="The ticket number, e.g. 123456."),
+    BeforeValidator(not_a_yes_no),
+    AfterValidator(within_id_range),
+]
 NameOrNames = str | list[str] | None
 NameOrId = Annotated[str | int | None, BeforeValidator(not_a_yes_no)]
-When = Annotated[datetime | None, Field(description="ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),
-                 BeforeValidator(iso_text)]
+When = Annotated[
+    datetime | None,
+    Field(description="ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),
+    BeforeValidator(iso_text),
+]

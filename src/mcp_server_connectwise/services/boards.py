@@ -69,13 +69,18 @@ async def list_boards(session: TenantSession) -> Boards:
     """Every active board with its default status: the boards from the cached list, each board's statuses from
     the cache that status validation uses (one request per board on a cold cache, none warm)."""
     boards, _ = await session.catalog.load(catalog.BOARDS)
-    active = sorted((board for board in boards if not board.inactive_flag),
-                    key=lambda board: ((board.name or "").casefold(), board.id))
+    active = sorted(
+        (board for board in boards if not board.inactive_flag),
+        key=lambda board: ((board.name or "").casefold(), board.id),
+    )
     statuses = await asyncio.gather(*(session.catalog.load(catalog.board_statuses(board.id)) for board in active))
-    return Boards(tenant=session.name, boards=[
-        BoardView(id=board.id, name=board.name or str(board.id), default_status=_default_name(loaded))
-        for board, (loaded, _) in zip(active, statuses)
-    ])
+    return Boards(
+        tenant=session.name,
+        boards=[
+            BoardView(id=board.id, name=board.name or str(board.id), default_status=_default_name(loaded))
+            for board, (loaded, _) in zip(active, statuses, strict=True)
+        ],
+    )
 
 
 def _default_name(statuses: list[BoardStatus]) -> str | None:

@@ -76,8 +76,13 @@ def board_items(board_id: int) -> ReferenceList:
 class Catalog:
     """One tenant's cached reference lists, each fetched in full (all pages) and kept for `ttl` seconds."""
 
-    def __init__(self, client: ConnectWiseClient, *, ttl: float = DEFAULT_TTL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: ConnectWiseClient,
+        *,
+        ttl: float = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self._ttl = ttl
         self._clock = clock

@@ -125,7 +125,9 @@ def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
         wait = f"{exc.retry_after:g} seconds" if exc.retry_after is not None else "a minute"
         return Failed(f"ConnectWise is rate limiting tenant {tenant}; wait {wait} before sending more requests.")
     if isinstance(exc, DiscoveryError):
-        return Failed(f"The ConnectWise site of tenant {tenant} could not be found; check its site and company_id in the config.")
+        return Failed(
+            f"The ConnectWise site of tenant {tenant} could not be found; check its site and company_id in the config."
+        )
     if isinstance(exc, TransportError):
         return Failed(
             f"ConnectWise for tenant {tenant} could not be reached or did not answer in time; "

@@ -31,9 +31,12 @@ _MAX_RECENT_NOTES = 100
 class NoteRequest(BaseModel):
     ticket_id: TicketId
     text: Annotated[str, Field(min_length=1, description="The note's text.")]
-    note_type: Annotated[NoteType, Field(
-        description="internal (default; staff only), discussion (customer-visible) or resolution (customer-visible)."
-    )] = "internal"
+    note_type: Annotated[
+        NoteType,
+        Field(
+            description="internal (default; staff only), discussion (customer-visible) or resolution (customer-visible)."
+        ),
+    ] = "internal"
     notify: Annotated[bool, Field(description="Let ConnectWise send its notification emails for this note.")] = False
 
 

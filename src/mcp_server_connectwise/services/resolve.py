@@ -119,9 +119,13 @@ async def board(session: TenantSession, value: str | int) -> Board:
     return found
 
 
-async def status_on_board(session: TenantSession, board_id: int, board_name: str | None, value: str | int) -> BoardStatus:
+async def status_on_board(
+    session: TenantSession, board_id: int, board_name: str | None, value: str | int
+) -> BoardStatus:
     """The status called `value` on the board; statuses belong to one board, so another board's is refused."""
-    found, statuses = await session.catalog.find(catalog.board_statuses(board_id), _by_name_or_id(value, lambda s: s.name))
+    found, statuses = await session.catalog.find(
+        catalog.board_statuses(board_id), _by_name_or_id(value, lambda s: s.name)
+    )
     if found is None or found.inactive:
         valid = sorted(_active(statuses), key=lambda s: (s.sort_order or 0, s.id))
         raise Refused(
@@ -158,7 +162,9 @@ def _full_name(member: Member) -> str | None:
 
 async def member(session: TenantSession, value: str | int) -> Member:
     """A member by identifier (login, e.g. "jsmith"), full name or id."""
-    found, members = await session.catalog.find(catalog.MEMBERS, _by_name_or_id(value, lambda m: m.identifier, _full_name))
+    found, members = await session.catalog.find(
+        catalog.MEMBERS, _by_name_or_id(value, lambda m: m.identifier, _full_name)
+    )
     if found is None or found.inactive_flag:
         raise Refused(
             f"There is no active member {shown(value)} in tenant {session.name}; give a member identifier such as "

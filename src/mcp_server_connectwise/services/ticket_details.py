@@ -15,9 +15,9 @@ from mcp_server_connectwise.connectwise import (
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
+    endpoints,
 )
 from mcp_server_connectwise.connectwise import conditions as cw
-from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.models import (
     Configuration,
     ServiceNote,
@@ -35,8 +35,6 @@ TIME_ENTRIES_PER_TICKET = 100
 CONFIGURATIONS_PER_TICKET = 50
 
 
-
-
 NoteSection = Literal["discussion", "internal", "resolution", "other"]
 
 
@@ -52,7 +50,9 @@ def note_section(note: ServiceNote) -> NoteSection:
 
 class NoteView(BaseModel):
     id: int
-    section: NoteSection = Field(description="discussion and resolution notes are visible to the customer; internal ones are not.")
+    section: NoteSection = Field(
+        description="discussion and resolution notes are visible to the customer; internal ones are not."
+    )
     author: UntrustedText | None = None
     created: datetime | None = None
     text: UntrustedText
@@ -63,8 +63,11 @@ class NoteView(BaseModel):
         if author is None and note.contact is not None:
             author = note.contact.name
         return cls(
-            id=note.id, section=note_section(note), author=author or note.created_by,
-            created=note.date_created, text=note.text or "",
+            id=note.id,
+            section=note_section(note),
+            author=author or note.created_by,
+            created=note.date_created,
+            text=note.text or "",
         )
 
 
@@ -83,8 +86,12 @@ class TimeEntryView(BaseModel):
         return cls(
             id=entry.id,
             member=entry.member.identifier or entry.member.name if entry.member else None,
-            start=entry.time_start, end=entry.time_end, hours=entry.actual_hours,
-            billable=entry.billable_option, work_type=label(entry.work_type), notes=entry.notes,
+            start=entry.time_start,
+            end=entry.time_end,
+            hours=entry.actual_hours,
+            billable=entry.billable_option,
+            work_type=label(entry.work_type),
+            notes=entry.notes,
         )
 
 
@@ -109,7 +116,9 @@ class TicketDetails(BaseModel):
     tenant: str
     id: int
     summary: UntrustedText | None = None
-    description: UntrustedText | None = Field(None, description="The ticket's initial description (its first discussion note).")
+    description: UntrustedText | None = Field(
+        None, description="The ticket's initial description (its first discussion note)."
+    )
     board: str | None = None
     status: str | None = None
     priority: str | None = None
@@ -132,9 +141,13 @@ class TicketDetails(BaseModel):
     notes: list[NoteView] | None = Field(
         None, description="Oldest first, after the description; None when not requested."
     )
-    more_notes: bool = Field(False, description=f"The ticket has more than {NOTES_PER_TICKET} notes; only the oldest are shown.")
+    more_notes: bool = Field(
+        False, description=f"The ticket has more than {NOTES_PER_TICKET} notes; only the oldest are shown."
+    )
     time_entries: list[TimeEntryView] | None = None
-    configurations: list[ConfigurationView] | None = Field(None, description="None when not requested or not available.")
+    configurations: list[ConfigurationView] | None = Field(
+        None, description="None when not requested or not available."
+    )
     configurations_unavailable: str | None = Field(
         None, description="Why the configurations asked for are left out: ConnectWise would not list them."
     )
@@ -179,12 +192,17 @@ async def get_ticket_details(session: TenantSession, request: TicketDetailsReque
         "notes": client.get_page(endpoints.ticket_notes(ticket_id), order_by="id asc", page_size=NOTES_PER_TICKET),
     }
     if include_time:
-        requests["time"] = client.get_page(endpoints.TIME_ENTRIES, conditions=_time_entry_conditions(ticket_id),
-                                           order_by="timeStart asc", page_size=TIME_ENTRIES_PER_TICKET)
+        requests["time"] = client.get_page(
+            endpoints.TIME_ENTRIES,
+            conditions=_time_entry_conditions(ticket_id),
+            order_by="timeStart asc",
+            page_size=TIME_ENTRIES_PER_TICKET,
+        )
     if include_configurations:
-        requests["configurations"] = client.get_page(endpoints.ticket_configurations(ticket_id),
-                                                     page_size=CONFIGURATIONS_PER_TICKET)
-    answers = dict(zip(requests, await asyncio.gather(*requests.values(), return_exceptions=True)))
+        requests["configurations"] = client.get_page(
+            endpoints.ticket_configurations(ticket_id), page_size=CONFIGURATIONS_PER_TICKET
+        )
+    answers = dict(zip(requests, await asyncio.gather(*requests.values(), return_exceptions=True), strict=True))
     if isinstance(answers["ticket"], NotFoundError):
         raise ticket_not_found(session, ticket_id)
     configurations_unavailable = None
@@ -222,7 +240,8 @@ async def get_ticket_details(session: TenantSession, request: TicketDetailsReque
         company=label(ticket.company),
         company_identifier=ticket.company.identifier if ticket.company else None,
         contact=ContactView(name=label(ticket.contact) or ticket.contact_name, email=ticket.contact_email_address)
-        if ticket.contact or ticket.contact_name else None,
+        if ticket.contact or ticket.contact_name
+        else None,
         owner=ticket.owner.identifier if ticket.owner else None,
         entered=info_date(ticket, "dateEntered"),
         updated=info_date(ticket, "lastUpdated"),
@@ -234,8 +253,13 @@ async def get_ticket_details(session: TenantSession, request: TicketDetailsReque
         notes=[NoteView.from_note(note) for note in notes] if include_notes else None,
         more_notes=answers["notes"].has_next,
         time_entries=[TimeEntryView.from_entry(TimeEntry.model_validate(item)) for item in answers["time"].items]
-        if include_time else None,
-        configurations=[ConfigurationView.from_configuration(Configuration.model_validate(item))
-                        for item in answers["configurations"].items] if answers.get("configurations") else None,
+        if include_time
+        else None,
+        configurations=[
+            ConfigurationView.from_configuration(Configuration.model_validate(item))
+            for item in answers["configurations"].items
+        ]
+        if answers.get("configurations")
+        else None,
         configurations_unavailable=configurations_unavailable,
     )

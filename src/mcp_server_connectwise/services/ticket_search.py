@@ -33,13 +33,24 @@ ORDER_BY: dict[str, str] = {
 # Only the columns a row shows: ConnectWise's full ticket is ~100 fields. A row stays small because a page
 # of 25 must fit in 8 KB of JSON for the model: entry date and SLA text are left to the ticket's details.
 SEARCH_FIELDS = (
-    "id", "summary", "board/name", "status/name", "priority/name", "company/name", "contact/name",
-    "owner/identifier", "requiredDate", "closedFlag", "_info/lastUpdated",
+    "id",
+    "summary",
+    "board/name",
+    "status/name",
+    "priority/name",
+    "company/name",
+    "contact/name",
+    "owner/identifier",
+    "requiredDate",
+    "closedFlag",
+    "_info/lastUpdated",
 )
 # Search text longer than this matches nothing: a ticket summary has at most 100 characters, a name at most 50.
 MAX_SEARCH_TEXT = 100
 # ConnectWise asks for URLs under ~2000 characters (API.md); host, path, fields, order and paging take ~400.
 MAX_CONDITIONS_IN_URL = 1500
+
+
 class TicketRow(BaseModel):
     id: int
     summary: UntrustedText | None = None
@@ -82,11 +93,17 @@ class TicketSearchResult(BaseModel):
 class TicketQuery(BaseModel):
     """A ticket search: names, not ids, combined with AND."""
 
-    board: Annotated[NameOrNames, Field(description='Board name or list of names, e.g. "Service Desk" (any case).')] = None
-    status: Annotated[NameOrNames, Field(description='Status name or list, e.g. ["New", "In Progress"] (any case).')] = None
+    board: Annotated[NameOrNames, Field(description='Board name or list of names, e.g. "Service Desk" (any case).')] = (
+        None
+    )
+    status: Annotated[
+        NameOrNames, Field(description='Status name or list, e.g. ["New", "In Progress"] (any case).')
+    ] = None
     company: Annotated[str | None, Field(description="Company name (or part of it) or company identifier.")] = None
     contact: Annotated[str | None, Field(description="Contact name or part of it.")] = None
-    owner: Annotated[str | None, Field(description='Owner: member identifier, e.g. "jsmith", or part of a name.')] = None
+    owner: Annotated[str | None, Field(description='Owner: member identifier, e.g. "jsmith", or part of a name.')] = (
+        None
+    )
     priority: Annotated[NameOrNames, Field(description='Priority name or list, e.g. "Priority 1 - Critical".')] = None
     summary_contains: Annotated[str | None, Field(description="Text the summary contains.")] = None
     entered_after: When = None
@@ -95,8 +112,9 @@ class TicketQuery(BaseModel):
     open_only: Annotated[bool, Field(description="Only tickets that are not closed.")] = True
     order_by: OrderBy = "newest"
     limit: Annotated[int, Field(ge=1, le=100, description="Rows per page."), BeforeValidator(not_a_yes_no)] = 25
-    page: Annotated[int, Field(ge=1, description="Page number, from next_page of an earlier call."),
-                    BeforeValidator(not_a_yes_no)] = 1
+    page: Annotated[
+        int, Field(ge=1, description="Page number, from next_page of an earlier call."), BeforeValidator(not_a_yes_no)
+    ] = 1
 
     def names(self, argument: Literal["board", "status", "priority"]) -> tuple[str, ...]:
         value = getattr(self, argument)

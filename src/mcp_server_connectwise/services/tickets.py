@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-
 from mcp_server_connectwise.connectwise import (
     NotFoundError,
+    endpoints,
 )
-from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.models import (
     Ticket,
     read_moment,
 )
 from mcp_server_connectwise.services.errors import Look, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
+
 
 def ticket_not_found(session: TenantSession, ticket_id: int) -> Refused:
     return Refused(f"Ticket {ticket_id} was not found in tenant {session.name}; check the id.", look=Look.FIND_TICKET)

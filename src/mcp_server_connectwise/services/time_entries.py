@@ -28,14 +28,25 @@ STORED_TIME_TOLERANCE = timedelta(seconds=60)
 
 class TimeEntryRequest(BaseModel):
     ticket_id: TicketId
-    start: Annotated[datetime, Field(description="When the work started, ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),
-                     BeforeValidator(iso_text)]
-    end: Annotated[datetime | None, Field(description="When it ended, with a time zone. Give end or hours."),
-                   BeforeValidator(iso_text)] = None
-    hours: Annotated[float | None, Field(gt=0, le=24, description="Hours worked from start, instead of end."),
-                     BeforeValidator(not_a_yes_no)] = None
+    start: Annotated[
+        datetime,
+        Field(description="When the work started, ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),
+        BeforeValidator(iso_text),
+    ]
+    end: Annotated[
+        datetime | None,
+        Field(description="When it ended, with a time zone. Give end or hours."),
+        BeforeValidator(iso_text),
+    ] = None
+    hours: Annotated[
+        float | None,
+        Field(gt=0, le=24, description="Hours worked from start, instead of end."),
+        BeforeValidator(not_a_yes_no),
+    ] = None
     notes: Annotated[str | None, Field(description="What was done (customer-visible on invoices).")] = None
-    member: Annotated[str | None, Field(description="Member identifier to log for; default: the tenant's configured member.")] = None
+    member: Annotated[
+        str | None, Field(description="Member identifier to log for; default: the tenant's configured member.")
+    ] = None
     work_type: Annotated[str | None, Field(description='Work type name, e.g. "Remote Support".')] = None
     billable_option: BillableOption | None = None
     internal_notes: Annotated[str | None, Field(description="Notes for staff only.")] = None
@@ -108,7 +119,8 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         if status is not None and status.time_entry_not_allowed:
             raise Refused(
                 f"Ticket {ticket.id} is in status {status.name!r}, which does not allow time entries on board "
-                f"{ticket.board.name}; move it to a status that allows time first.", look=Look.BOARD_STATUSES
+                f"{ticket.board.name}; move it to a status that allows time first.",
+                look=Look.BOARD_STATUSES,
             )
     member = await resolve.member(session, member_name)
     work_type = await resolve.work_type(session, request.work_type) if request.work_type is not None else None
@@ -129,8 +141,12 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         return await _time_entries_like(session, body, start, end, since)
 
     write = PlannedWrite(
-        "time entry", endpoints.TIME_ENTRIES, body, request.ticket_id,
-        check="the ticket's time entries", find=find,
+        "time entry",
+        endpoints.TIME_ENTRIES,
+        body,
+        request.ticket_id,
+        check="the ticket's time entries",
+        find=find,
     )
     created = TimeEntry.model_validate(await create_once(session, write))
     return TimeEntryCreated(
@@ -140,7 +156,9 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         member=member.identifier,
         start=start,
         end=end,
-        hours=created.actual_hours if created.actual_hours is not None else round((end - start).total_seconds() / 3600, 2),
+        hours=created.actual_hours
+        if created.actual_hours is not None
+        else round((end - start).total_seconds() / 3600, 2),
         work_type=label(created.work_type) or (work_type.name if work_type else None),
         billable_option=created.billable_option or request.billable_option,
     )
@@ -167,7 +185,8 @@ def _same_entry(entry: dict, body: dict, end: datetime) -> bool:
     work_type = entry.get("workType") if isinstance(entry.get("workType"), dict) else {}
     stored_end = read_moment(entry.get("timeEnd"))
     return (
-        stored_end is not None and abs(stored_end - end) <= STORED_TIME_TOLERANCE
+        stored_end is not None
+        and abs(stored_end - end) <= STORED_TIME_TOLERANCE
         and same_text(entry.get("notes"), body.get("notes"))
         and ("workType" not in body or work_type.get("id") == body["workType"]["id"])
         and ("billableOption" not in body or entry.get("billableOption") == body["billableOption"])

@@ -20,12 +20,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, NotFoundError, NotJsonError
-from mcp_server_connectwise.connectwise import endpoints
+from mcp_server_connectwise.connectwise import (
+    AmbiguousWriteError,
+    ConnectWiseError,
+    NotFoundError,
+    NotJsonError,
+    endpoints,
+)
 from mcp_server_connectwise.connectwise.models import Reference, Ticket, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
-from mcp_server_connectwise.services import write_recovery
-from mcp_server_connectwise.services import catalog, resolve
+from mcp_server_connectwise.services import catalog, resolve, write_recovery
 from mcp_server_connectwise.services.arguments import NameOrId, TicketId, When, not_a_yes_no
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
@@ -41,9 +45,14 @@ class TicketChanges(BaseModel):
     """What to change on ticket `ticket_id`; None leaves a field as it is."""
 
     ticket_id: TicketId
-    status: Annotated[NameOrId, Field(description='Status name on the ticket\'s board (or the new board), e.g. "Waiting on Client".')] = None
+    status: Annotated[
+        NameOrId, Field(description='Status name on the ticket\'s board (or the new board), e.g. "Waiting on Client".')
+    ] = None
     priority: Annotated[NameOrId, Field(description="Priority name.")] = None
-    board: Annotated[NameOrId, Field(description="Board name, to move the ticket; without status it gets the board's default status.")] = None
+    board: Annotated[
+        NameOrId,
+        Field(description="Board name, to move the ticket; without status it gets the board's default status."),
+    ] = None
     owner: Annotated[NameOrId, Field(description='Owner: member identifier, e.g. "jsmith".')] = None
     summary: Annotated[str | None, Field(max_length=100, description="New summary (at most 100 characters).")] = None
     type: Annotated[NameOrId, Field(description="Type name on the board.")] = None
@@ -52,7 +61,9 @@ class TicketChanges(BaseModel):
     severity: Level | None = None
     impact: Level | None = None
     required_date: When = None
-    budget_hours: Annotated[float | None, Field(ge=0, description="Budgeted hours."), BeforeValidator(not_a_yes_no)] = None
+    budget_hours: Annotated[float | None, Field(ge=0, description="Budgeted hours."), BeforeValidator(not_a_yes_no)] = (
+        None
+    )
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in type(self).model_fields if name != "ticket_id")
@@ -98,30 +109,47 @@ class TicketField:
         return self.shown(ticket) == value
 
 
-def _reference(attribute: str, *, on_board: bool = False, argument: str | None = None,
-               path: str | None = None) -> TicketField:
-    return TicketField(argument or attribute, path or attribute, lambda t: _ref_name(getattr(t, attribute)),
-                       reference=attribute, on_board=on_board)
+def _reference(
+    attribute: str, *, on_board: bool = False, argument: str | None = None, path: str | None = None
+) -> TicketField:
+    return TicketField(
+        argument or attribute,
+        path or attribute,
+        lambda t: _ref_name(getattr(t, attribute)),
+        reference=attribute,
+        on_board=on_board,
+    )
 
 
 FIELDS: tuple[TicketField, ...] = (
     _reference("board"),
     _reference("status", on_board=True),
     _reference("priority"),
-    TicketField("owner", "owner", lambda t: t.owner.identifier if t.owner and t.owner.identifier else _ref_name(t.owner),
-                reference="owner"),
+    TicketField(
+        "owner",
+        "owner",
+        lambda t: t.owner.identifier if t.owner and t.owner.identifier else _ref_name(t.owner),
+        reference="owner",
+    ),
     _reference("type", on_board=True),
     _reference("sub_type", on_board=True, argument="subtype", path="subType"),
     _reference("item", on_board=True),
     TicketField("summary", "summary", lambda t: t.summary),
     TicketField("severity", "severity", lambda t: t.severity),
     TicketField("impact", "impact", lambda t: t.impact),
-    TicketField("required_date", "requiredDate", lambda t: utc_text(t.required_date) if t.required_date else None,
-                holds_value=lambda t, sent: _same_moment(t.required_date, sent)),
+    TicketField(
+        "required_date",
+        "requiredDate",
+        lambda t: utc_text(t.required_date) if t.required_date else None,
+        holds_value=lambda t, sent: _same_moment(t.required_date, sent),
+    ),
     # ConnectWise may keep hours to two decimals.
-    TicketField("budget_hours", "budgetHours", lambda t: t.budget_hours,
-                holds_value=lambda t, sent: t.budget_hours is not None and math.isclose(t.budget_hours, sent,
-                                                                                         abs_tol=0.005)),
+    TicketField(
+        "budget_hours",
+        "budgetHours",
+        lambda t: t.budget_hours,
+        holds_value=lambda t, sent: t.budget_hours is not None and math.isclose(t.budget_hours, sent, abs_tol=0.005),
+    ),
 )
 FIELD = {field.argument: field for field in FIELDS}
 _BY_PATH = {field.path: field for field in FIELDS}
@@ -135,8 +163,11 @@ def _shows(ticket: Ticket, operation: dict) -> bool:
 def _same_moment(stored: object, sent: str) -> bool:
     """Whether a stored date is the one sent: ConnectWise may keep it to the minute."""
     stored_moment, sent_moment = read_moment(stored), read_moment(sent)
-    return (stored_moment is not None and sent_moment is not None
-            and abs(stored_moment - sent_moment) <= STORED_TIME_TOLERANCE)
+    return (
+        stored_moment is not None
+        and sent_moment is not None
+        and abs(stored_moment - sent_moment) <= STORED_TIME_TOLERANCE
+    )
 
 
 @dataclass
@@ -208,8 +239,11 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
     if changes.owner is not None:
         owner = await resolve.member(session, changes.owner)
         plan.set("owner", {"id": owner.id}, owner.identifier)
-    for argument, kind in (("type", catalog.board_types), ("subtype", catalog.board_subtypes),
-                           ("item", catalog.board_items)):
+    for argument, kind in (
+        ("type", catalog.board_types),
+        ("subtype", catalog.board_subtypes),
+        ("item", catalog.board_items),
+    ):
         value = getattr(changes, argument)
         if value is not None:
             found = await resolve.board_named(session, kind(board_id), argument, board_name, value)
@@ -222,8 +256,12 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
             plan.set(argument, value, value)
     if changes.budget_hours is not None:
         # Sent unless exactly the same: the rounding `holds` allows is ConnectWise's, for reading the answer.
-        plan.set("budget_hours", changes.budget_hours, changes.budget_hours,
-                 unchanged=ticket.budget_hours == changes.budget_hours)
+        plan.set(
+            "budget_hours",
+            changes.budget_hours,
+            changes.budget_hours,
+            unchanged=ticket.budget_hours == changes.budget_hours,
+        )
     if changes.required_date is not None:
         due = utc_text(resolve.moment("required_date", changes.required_date))
         plan.set("required_date", due, due)
@@ -266,12 +304,14 @@ async def update_ticket(session: TenantSession, changes: TicketChanges) -> Ticke
                 f"It is unknown whether ticket {ticket_id} (tenant {session.name}) was changed as asked: "
                 f"{what_happened}, and the ticket read back still shows the old value of {', '.join(not_applied)}; "
                 f"ConnectWise may still apply it. {', '.join(applied) + ' did change. ' if applied else ''}"
-                "Check it before sending the change again.", look=Look.READ_TICKET,
+                "Check it before sending the change again.",
+                look=Look.READ_TICKET,
             )
         raise Failed(
             f"Ticket {ticket_id} (tenant {session.name}) was not changed as asked: {', '.join(not_applied)} did not "
             f"change; {not_applied_because}. {', '.join(applied) + ' did change. ' if applied else ''}"
-            "Read the ticket before trying again.", look=Look.READ_TICKET,
+            "Read the ticket before trying again.",
+            look=Look.READ_TICKET,
         )
     changed = [
         FieldChange(field=path, before=_BY_PATH[path].shown(ticket), after=_BY_PATH[path].shown(after) or planned)

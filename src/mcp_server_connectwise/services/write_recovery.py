@@ -29,7 +29,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from mcp_server_connectwise.connectwise import AmbiguousWriteError, ConnectWiseError, NotJsonError, ServerError, TransportError
+from mcp_server_connectwise.connectwise import (
+    AmbiguousWriteError,
+    ConnectWiseError,
+    NotJsonError,
+    ServerError,
+    TransportError,
+)
 from mcp_server_connectwise.connectwise.models import read_moment
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown
 from mcp_server_connectwise.services.tenancy import TenantSession
@@ -89,25 +95,33 @@ async def _send_or_find(session: TenantSession, write: PlannedWrite, since: date
         except (AmbiguousWriteError, ServerError, TransportError) as failure:
             failures.append(failure)
         except NotJsonError as failure:
-            return await _find_created(session, write, since, f"ConnectWise answered HTTP {failure.status} "
-                                                              "with a body that is not JSON")
+            return await _find_created(
+                session, write, since, f"ConnectWise answered HTTP {failure.status} with a body that is not JSON"
+            )
         else:
             if _has_id(answer):
                 return answer
-            return await _find_created(session, write, since, "ConnectWise answered that it was created but "
-                                                              "without the record")
+            return await _find_created(
+                session, write, since, "ConnectWise answered that it was created but without the record"
+            )
         for wait in _waits_before_looks(failures[-1]):
             await asyncio.sleep(wait)
             looks += 1
             found = await _look(session, write, since, _why(failures[-1]))
             if found is not None:
-                logger.warning("POST %s failed (%s); found the %s it created: id %s",
-                               write.path, _why(failures[-1]), write.kind, found.get("id"))
+                logger.warning(
+                    "POST %s failed (%s); found the %s it created: id %s",
+                    write.path,
+                    _why(failures[-1]),
+                    write.kind,
+                    found.get("id"),
+                )
                 return found
         logger.warning("POST %s failed (%s) and the %s is not there", write.path, _why(failures[-1]), write.kind)
     attempts = "; then ".join(_why(failure) for failure in failures)
     seen = (
-        f"ConnectWise shows no such {write.kind} after looking {_times(looks)}" if looks
+        f"ConnectWise shows no such {write.kind} after looking {_times(looks)}"
+        if looks
         else "neither request reached ConnectWise"
     )
     raise Failed(
@@ -126,7 +140,8 @@ async def _find_created(session: TenantSession, write: PlannedWrite, since: date
         return found
     raise OutcomeUnknown(
         f"The {write.kind} was probably saved on ticket {write.ticket_id} (tenant {session.name}), but {answered} "
-        f"and it could not be found; check {write.check} before sending it again.", look=Look.READ_TICKET
+        f"and it could not be found; check {write.check} before sending it again.",
+        look=Look.READ_TICKET,
     )
 
 
@@ -172,6 +187,7 @@ def _why(failure: ConnectWiseError) -> str:
 
 def same_text(stored: object, sent: str | None) -> bool:
     """Whether ConnectWise's copy of a text is the text we sent (it may have turned line ends into CRLF)."""
+
     def normal(text: object) -> str:
         return text.replace("\r\n", "\n").strip() if isinstance(text, str) else ""
 

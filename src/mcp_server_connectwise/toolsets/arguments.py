@@ -19,10 +19,17 @@ from pydantic_core import ErrorDetails
 ARGUMENT_ERROR = "__argument_error__"
 
 _ACCEPTS = {
-    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
-    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
-    "bool_type": "true or false", "bool_parsing": "true or false",
-    "string_type": "text", "list_type": "a list", "dict_type": "an object",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "list_type": "a list",
+    "dict_type": "an object",
     "datetime_type": "an ISO 8601 date-time with a time zone, e.g. 2026-01-31T09:00:00Z",
     "datetime_parsing": "an ISO 8601 date-time with a time zone, e.g. 2026-01-31T09:00:00Z",
     "datetime_from_date_parsing": "an ISO 8601 date-time with a time zone, e.g. 2026-01-31T09:00:00Z",
@@ -36,8 +43,12 @@ def _phrase(error: ErrorDetails) -> str:
         return "is required"
     if kind in _ACCEPTS:
         return f"must be {_ACCEPTS[kind]}"
-    bounds = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
-              "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "less_than_equal": ("at most", "le"),
+        "greater_than": ("more than", "gt"),
+        "less_than": ("less than", "lt"),
+    }
     if kind in bounds:
         words, key = bounds[kind]
         return f"must be {words} {context.get(key)}"
@@ -58,7 +69,9 @@ def argument_refusal(exc: ValidationError) -> str:
     name = str(errors[0]["loc"][0]) if errors[0]["loc"] else "the arguments"
     phrases: list[str] = []
     for error in errors:
-        if (str(error["loc"][0]) if error["loc"] else "the arguments") == name and (phrase := _phrase(error)) not in phrases:
+        if (str(error["loc"][0]) if error["loc"] else "the arguments") == name and (
+            phrase := _phrase(error)
+        ) not in phrases:
             phrases.append(phrase)
     if len(phrases) > 1 and all(phrase.startswith("must be ") for phrase in phrases):
         phrases = ["must be " + " or ".join(phrase.removeprefix("must be ") for phrase in phrases)]
@@ -78,5 +91,9 @@ class SentencedArguments(FuncMetadata):
 
     @classmethod
     def replacing(cls, metadata: FuncMetadata) -> SentencedArguments:
-        return cls(arg_model=metadata.arg_model, output_schema=metadata.output_schema,
-                   output_model=metadata.output_model, wrap_output=metadata.wrap_output)
+        return cls(
+            arg_model=metadata.arg_model,
+            output_schema=metadata.output_schema,
+            output_model=metadata.output_model,
+            wrap_output=metadata.wrap_output,
+        )

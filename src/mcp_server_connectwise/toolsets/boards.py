@@ -21,8 +21,9 @@ async def list_boards(call: ToolCall) -> Boards:
 
 async def list_board_statuses(
     call: ToolCall,
-    board: Annotated[str | int, Field(description='Board name (any case) or id, e.g. "Service Desk".'),
-                     BeforeValidator(not_a_yes_no)],
+    board: Annotated[
+        str | int, Field(description='Board name (any case) or id, e.g. "Service Desk".'), BeforeValidator(not_a_yes_no)
+    ],
 ) -> BoardStatuses:
     """List every status of a service board in board order, with id, name, closed, timeEntryNotAllowed,
     default and sort order: the names a ticket on that board can take. Closed statuses close the ticket."""
@@ -34,14 +35,25 @@ TOOLSET = Toolset(
     "see the service boards and their statuses",
     reads=(
         ToolDefinition(
-            list_boards, title="List the service boards", read_only=True, idempotent=True,
-            purpose="see the boards", examples=({},), next_tools=("list_board_statuses", "search_tickets"),
+            list_boards,
+            title="List the service boards",
+            read_only=True,
+            idempotent=True,
+            purpose="see the boards",
+            examples=({},),
+            next_tools=("list_board_statuses", "search_tickets"),
             untrusted_output=False,
         ),
         ToolDefinition(
-            list_board_statuses, title="List a board's statuses", read_only=True, idempotent=True,
-            purpose="see a board's statuses", provides=Look.BOARD_STATUSES, examples=({"board": "Service Desk"},),
-            next_tools=("update_ticket", "search_tickets"), untrusted_output=False,
+            list_board_statuses,
+            title="List a board's statuses",
+            read_only=True,
+            idempotent=True,
+            purpose="see a board's statuses",
+            provides=Look.BOARD_STATUSES,
+            examples=({"board": "Service Desk"},),
+            next_tools=("update_ticket", "search_tickets"),
+            untrusted_output=False,
         ),
     ),
 )

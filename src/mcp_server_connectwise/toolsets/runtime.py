@@ -45,7 +45,7 @@ _audited_marker: ContextVar[list[bool] | None] = ContextVar("audited_marker", de
 
 TenantArgument = Annotated[
     str | None,
-    Field(description="Tenant (ConnectWise company) to work in, e.g. \"acme\". Default: the server's default tenant."),
+    Field(description='Tenant (ConnectWise company) to work in, e.g. "acme". Default: the server\'s default tenant.'),
 ]
 TENANT_PARAMETER = inspect.Parameter("tenant", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TenantArgument)
 # Where the SDK hands the bound function the request (for the arguments as sent); left out of the input schema.
@@ -137,8 +137,12 @@ class ToolRuntime:
             return Caller("unauthenticated", frozenset())
         return Caller(self.principal, None)
 
-    async def run(self, definition: ToolDefinition, arguments: dict[str, Any],
-                  unknown: Sequence[str] | Callable[[], Sequence[str]] = ()) -> CallToolResult:
+    async def run(
+        self,
+        definition: ToolDefinition,
+        arguments: dict[str, Any],
+        unknown: Sequence[str] | Callable[[], Sequence[str]] = (),
+    ) -> CallToolResult:
         """Run `definition` with its validated `arguments`; `unknown` names (or, called, finds) the arguments the
         caller sent that the tool does not have, which refuse the call."""
         started = time.perf_counter()
@@ -174,8 +178,17 @@ class ToolRuntime:
                 may_have_written = not definition.read_only and (
                     any(request.method != "GET" for request in requests) or (cancelled and call is not None)
                 )
-                self._audit(caller, definition, tenant_name, arguments, "unknown" if may_have_written else "error",
-                            "cancelled" if cancelled else "internal error", started, requests, call)
+                self._audit(
+                    caller,
+                    definition,
+                    tenant_name,
+                    arguments,
+                    "unknown" if may_have_written else "error",
+                    "cancelled" if cancelled else "internal error",
+                    started,
+                    requests,
+                    call,
+                )
                 raise
         self._audit(caller, definition, tenant_name, arguments, outcome, error, started, requests, call)
         if error is not None:
@@ -219,8 +232,18 @@ class ToolRuntime:
                 ) from None
         return tenant
 
-    def _audit(self, caller: Caller, definition: ToolDefinition, tenant: str | None, arguments: dict[str, Any],
-               outcome: str, error: str | None, started: float, requests: list, call: ToolCall | None) -> None:
+    def _audit(
+        self,
+        caller: Caller,
+        definition: ToolDefinition,
+        tenant: str | None,
+        arguments: dict[str, Any],
+        outcome: str,
+        error: str | None,
+        started: float,
+        requests: list,
+        call: ToolCall | None,
+    ) -> None:
         entry = AuditEntry(
             tenant=tenant,
             principal=caller.principal,
@@ -245,7 +268,9 @@ class ToolRuntime:
         matching the input schema). Its error text can quote the arguments, so the line keeps only a summary."""
         definition = self.offer.tools.get(name)
         # Unknown tool: every text argument might be free text.
-        free_text = definition.free_text if definition else {key for key, value in arguments.items() if isinstance(value, str)}
+        free_text = (
+            definition.free_text if definition else {key for key, value in arguments.items() if isinstance(value, str)}
+        )
         entry = AuditEntry(
             tenant=arguments.get("tenant") if isinstance(arguments.get("tenant"), str) else None,
             principal=self.caller().principal,
@@ -264,8 +289,9 @@ class ToolRuntime:
             # The call has run (a write may be in ConnectWise): failing it now would invite a duplicate.
             # `check_writable` refuses the next write instead; the operator learns of the gap here.
             # %r: the tool and tenant names may be the caller's text, and must not break the log's lines.
-            logger.error("audit line for %r in tenant %r by %s not written: %s", entry.tool, entry.tenant,
-                         entry.principal, exc)
+            logger.error(
+                "audit line for %r in tenant %r by %s not written: %s", entry.tool, entry.tenant, entry.principal, exc
+            )
 
 
 class AuditRejectedCalls:
@@ -287,8 +313,9 @@ class AuditRejectedCalls:
             _audited_marker.reset(token)
         if not marker and isinstance(result, dict) and result.get("isError"):
             arguments = ctx.params.get("arguments")
-            self.runtime.audit_rejected(str(ctx.params.get("name")), arguments if isinstance(arguments, dict) else {},
-                                        started)
+            self.runtime.audit_rejected(
+                str(ctx.params.get("name")), arguments if isinstance(arguments, dict) else {}, started
+            )
         return result
 
 
@@ -300,8 +327,10 @@ def no_such_arguments(definition: ToolDefinition, unknown: Sequence[str]) -> str
         named.append(shown(name) + did_you_mean(name, accepted, quoted=False))
     if len(unknown) > MAX_NAMED_UNKNOWN:
         named.append(f"{len(unknown) - MAX_NAMED_UNKNOWN} more")
-    return (f"{definition.name} has no argument{'s' if len(unknown) > 1 else ''} {', '.join(named)}, so nothing "
-            f"was sent; its arguments are {', '.join(accepted)}.")
+    return (
+        f"{definition.name} has no argument{'s' if len(unknown) > 1 else ''} {', '.join(named)}, so nothing "
+        f"was sent; its arguments are {', '.join(accepted)}."
+    )
 
 
 # The SDK JSON-decodes a string argument before validation (so that clients may send lists as JSON text) unless
@@ -331,8 +360,9 @@ async def _call_handler(definition: ToolDefinition, call: ToolCall, arguments: d
 
 def sdk_tool(definition: ToolDefinition, runtime: ToolRuntime) -> Tool:
     """The SDK's registration of `definition`, with arguments that do not fit refused as one sentence."""
-    tool = Tool.from_function(bind(definition, runtime), name=definition.name, title=definition.title,
-                              annotations=definition.annotations)
+    tool = Tool.from_function(
+        bind(definition, runtime), name=definition.name, title=definition.title, annotations=definition.annotations
+    )
     tool.fn_metadata = SentencedArguments.replacing(tool.fn_metadata)
     return tool
 
@@ -346,8 +376,10 @@ def bind(definition: ToolDefinition, runtime: ToolRuntime) -> Callable[..., Awai
     `Annotated[CallToolResult, Model]`: a CallToolResult (for `_meta`) validated against the result model
     with its `next_steps`.
     """
-    parameters = [parameter.replace(annotation=_taken_as_sent(parameter.annotation))
-                  for parameter in [*definition.arguments, TENANT_PARAMETER]]
+    parameters = [
+        parameter.replace(annotation=_taken_as_sent(parameter.annotation))
+        for parameter in [*definition.arguments, TENANT_PARAMETER]
+    ]
     accepted = {parameter.name for parameter in parameters}
     parameters.append(CONTEXT_PARAMETER)
     returns = Annotated[CallToolResult, with_next_steps(definition.result_model)]

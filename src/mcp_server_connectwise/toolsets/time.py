@@ -22,10 +22,20 @@ TOOLSET = Toolset(
     "log time",
     writes=(
         ToolDefinition(
-            create_time_entry, title="Log time on a ticket", read_only=False, purpose="log time on it",
-            examples=({"ticket_id": 1003, "start": "2026-01-31T09:00:00+01:00", "hours": 0.5,
-                       "notes": "Reset the VPN token."},),
-            next_tools=("get_ticket_details",), free_text=frozenset({"notes", "internal_notes"}),
+            create_time_entry,
+            title="Log time on a ticket",
+            read_only=False,
+            purpose="log time on it",
+            examples=(
+                {
+                    "ticket_id": 1003,
+                    "start": "2026-01-31T09:00:00+01:00",
+                    "hours": 0.5,
+                    "notes": "Reset the VPN token.",
+                },
+            ),
+            next_tools=("get_ticket_details",),
+            free_text=frozenset({"notes", "internal_notes"}),
             untrusted_output=False,
         ),
     ),
