@@ -136,7 +136,9 @@ def build_server(
         )
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
-    runtime = ToolRuntime(tenants, state.audit, None if listener else principal, offer)
+    runtime = ToolRuntime(
+        tenants, state.audit, None if listener else principal, offer, deadline=app_config.server.call_deadline_seconds
+    )
     # The SDK sends logging to stderr (stdout is the stdio wire). httpx2's request lines would log search
     # conditions - customer names - at INFO, so they are kept to warnings.
     server = MCPServer(

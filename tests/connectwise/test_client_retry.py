@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx2
 import pytest
 
@@ -18,7 +20,7 @@ from mcp_server_connectwise.connectwise import (
     TransportError,
     ValidationError,
 )
-from mcp_server_connectwise.connectwise.ratelimit import RateBudget
+from mcp_server_connectwise.connectwise.ratelimit import BudgetWaitTooLong, RateBudget
 from mcp_server_connectwise.connectwise.retry import Outcome, backoff, decide
 
 BASE = "https://api-na.myconnectwise.net/v2025_1/apis/3.0"
@@ -312,29 +314,73 @@ async def test_no_retry_on_400_or_404(status: int, body: dict, error: type[Excep
 # --- the rate budget --------------------------------------------------------------------------------
 
 
-async def test_rate_budget_is_a_sliding_window() -> None:
+async def test_rate_budget_paces_requests_at_its_rate_after_a_small_burst() -> None:
     time = FakeTime()
-    budget = RateBudget(2, clock=time.clock, sleep=time.sleep)
+    budget = RateBudget(600, clock=time.clock, sleep=time.sleep)  # 10 a second, a burst of 10
+    started = []
+    for _ in range(13):
+        await budget.acquire()
+        started.append(round(time.now, 3))
+    assert started == [0.0] * 10 + [0.1, 0.2, 0.3]
+
+
+async def test_no_60_seconds_see_more_than_the_budget_and_its_burst() -> None:
+    time = FakeTime()
+    budget = RateBudget(120, clock=time.clock, sleep=time.sleep)  # 2 a second, a burst of 2
+    started = []
+    for _ in range(400):
+        await budget.acquire()
+        started.append(time.now)
+    most = max(sum(1 for s in started if t <= s < t + 60) for t in started)
+    assert most <= 120 + 2
+
+
+async def test_waiting_callers_are_served_round_robin() -> None:
+    time = FakeTime()
+
+    async def sleep(seconds: float) -> None:  # lets the other tasks run, as a real sleep does
+        await time.sleep(seconds)
+        await asyncio.sleep(0)
+
+    budget = RateBudget(60, burst=1, clock=time.clock, sleep=sleep)  # one a second
+    await budget.acquire("busy")  # the burst
+    served: list[str] = []
+
+    async def one(caller: str) -> None:
+        await budget.acquire(caller)
+        served.append(caller)
+
+    busy = [asyncio.ensure_future(one("busy")) for _ in range(20)]
+    await asyncio.sleep(0)
+    other = asyncio.ensure_future(one("other"))
+    await asyncio.gather(*busy, other)
+    assert served.index("other") <= 1  # behind at most the one busy request already at the head
+
+
+async def test_a_wait_past_the_callers_limit_is_refused_at_once_with_the_wait() -> None:
+    time = FakeTime()
+    budget = RateBudget(60, burst=1, clock=time.clock, sleep=time.sleep)
     await budget.acquire()
-    time.now = 30.0
-    await budget.acquire()
-    await budget.acquire()  # the first slot frees at t=60
-    assert time.sleeps == [30.0] and time.now == 60.0
-    await budget.acquire()  # the second at t=90
-    assert time.now == 90.0
+    waiting = [asyncio.ensure_future(budget.acquire()) for _ in range(5)]
+    await asyncio.sleep(0)
+    with pytest.raises(BudgetWaitTooLong) as refused:
+        await budget.acquire(max_wait=3.0)
+    assert refused.value.wait == pytest.approx(6.0) and time.sleeps == []
+    await asyncio.gather(*waiting)
 
 
 async def test_client_waits_instead_of_exceeding_requests_per_minute() -> None:
     time = FakeTime()
     script = Script(httpx2.Response(200, json={}))
     started_at: list[float] = []
-    async with make_client(script, time, requests_per_minute=3) as client:
+    records: list[RequestRecord] = []
+    async with make_client(script, time, records, requests_per_minute=3) as client:
         for _ in range(4):
             await client.get("/system/info")
             started_at.append(time.now)
     assert len(script.requests) == 4
-    assert started_at == [0.0, 0.0, 0.0, 60.0]  # the 4th request within the minute waited, and did not fail
-    assert time.sleeps == [60.0]
+    assert started_at == [0.0, 20.0, 40.0, 60.0]  # paced at 3 a minute, and none failed
+    assert [record.budget_wait_ms for record in records] == [0.0, 20_000.0, 20_000.0, 20_000.0]
 
 
 def test_rate_budget_rejects_zero() -> None:

@@ -270,7 +270,7 @@ async def test_a_patch_without_an_answer_is_read_back_after_the_settle_wait_and_
     async def recorded(seconds: float) -> None:
         waits.append(seconds)
 
-    monkeypatch.setattr(updates.asyncio, "sleep", recorded)
+    monkeypatch.setattr(write_recovery.asyncio, "sleep", recorded)
     app = sandbox_app()
     ticket = open_ticket(app)
     script_faults(app, patch=["drop_before"] * RetryPolicy().max_attempts)

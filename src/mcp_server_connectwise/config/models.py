@@ -227,12 +227,27 @@ class HttpConfig(BaseModel):
         return self
 
 
+DEFAULT_CALL_DEADLINE_SECONDS = 30.0
+MIN_CALL_DEADLINE_SECONDS = 5.0  # a write's recovery needs a few seconds to look for what it sent
+MAX_CALL_DEADLINE_SECONDS = 300.0
+
+
 class ServerConfig(BaseModel):
-    """What the server offers whatever the tenant: `toolsets` are the tool groups it serves (None: all of them)."""
+    """What the server does whatever the tenant: `toolsets` are the tool groups it serves (None: all of them);
+    `call_deadline_seconds` is how long a tool call may take before it answers, whatever ConnectWise does."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     toolsets: tuple[str, ...] | None = None  # the server checks the names against its toolsets
+    # Under the 60 s after which common MCP clients give up (and an agent that gives up retries).
+    call_deadline_seconds: float = DEFAULT_CALL_DEADLINE_SECONDS
+
+    @field_validator("call_deadline_seconds")
+    @classmethod
+    def _call_deadline(cls, value: float) -> float:
+        if not MIN_CALL_DEADLINE_SECONDS <= value <= MAX_CALL_DEADLINE_SECONDS:
+            raise ValueError(f"must be between {MIN_CALL_DEADLINE_SECONDS:g} and {MAX_CALL_DEADLINE_SECONDS:g} seconds")
+        return value
 
     @field_validator("toolsets", mode="before")
     @classmethod

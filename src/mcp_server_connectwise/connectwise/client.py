@@ -26,6 +26,7 @@ from .conditions import Expr, serialize
 from .errors import (
     AmbiguousWriteError,
     ConnectWiseError,
+    DeadlineError,
     DiscoveryError,
     NotJsonError,
     RateLimitedError,
@@ -35,8 +36,10 @@ from .errors import (
     parse_retry_after,
 )
 from .hosts import is_loopback_host
-from .ratelimit import RateBudget
+from .ratelimit import BudgetWaitTooLong, RateBudget
 from .retry import Outcome, RetryPolicy, decide
+from .scope import CallScope
+from .scope import current as current_scope
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,28 @@ MAX_PAGE_SIZE = 1000  # ConnectWise's ceiling for pageSize
 
 # These fail before any byte of the request leaves, so even a POST may be retried after them.
 _NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+# An attempt needs at least this much of the call's deadline left to be worth sending.
+_MIN_ATTEMPT_SECONDS = 0.25
+
+
+def _usable(remaining: float | None) -> float | None:
+    """How long a request may wait for the budget: what is left of the deadline, less one attempt's minimum."""
+    return None if remaining is None else max(0.0, remaining - _MIN_ATTEMPT_SECONDS)
+
+
+def _passes(delay: float, scope: CallScope) -> bool:
+    """Whether waiting `delay` before the next attempt would leave it too little of the call's deadline."""
+    remaining = scope.remaining()
+    return remaining is not None and delay + _MIN_ATTEMPT_SECONDS > remaining
+
+
+def _out_of_time(method: str, path: str, status: int | None, maybe_applied: bool) -> ConnectWiseError:
+    if method != "GET" and maybe_applied:
+        return AmbiguousWriteError("the request was sent but no answer came back in time", method=method, path=path)
+    return DeadlineError(
+        "no time was left for another attempt", reason="no_answer", method=method, path=path, status=status
+    )
+
 
 # ConnectWise advises few parallel calls per tenant (API.md, rate limits).
 _MAX_CONNECTIONS = 10
@@ -92,6 +117,7 @@ class RequestRecord:
     status: int | None  # None when no response came back
     elapsed_ms: float
     attempt: int
+    budget_wait_ms: float = 0.0  # time spent waiting for the rate budget before this attempt
 
 
 @dataclass
@@ -272,6 +298,7 @@ class ConnectWiseClient:
     ) -> httpx2.Response:
         """Send with the rate budget and retries; return a 2xx response or raise a typed error."""
         policy = self._settings.retry
+        scope = current_scope()
         # Only a GET is known to change nothing: once any other request may have reached ConnectWise
         # without an answer, a final failure leaves its outcome unknown, even for an idempotent one.
         is_write = method != "GET"
@@ -279,27 +306,54 @@ class ConnectWiseClient:
         attempt = 0
         while True:
             attempt += 1
-            await self._budget.acquire()
+            try:
+                waited = await self._budget.acquire(scope.caller, max_wait=_usable(scope.remaining()))
+            except BudgetWaitTooLong as exc:
+                raise DeadlineError(
+                    f"the request budget of {self._budget.requests_per_minute}/min is spent by other requests",
+                    reason="budget",
+                    retry_in=exc.wait,
+                    method=method,
+                    path=path,
+                ) from None
+            remaining = scope.remaining()
+            if remaining is not None and remaining < _MIN_ATTEMPT_SECONDS:
+                raise _out_of_time(method, path, None, maybe_applied)
             started = time.perf_counter()
             try:
-                response = await self._http.request(method, url, params=params, json=json, headers=headers)
+                response = await self._http.request(
+                    method, url, params=params, json=json, headers=headers, timeout=self._timeout(remaining)
+                )
             except httpx2.InvalidURL as exc:
                 raise _invalid_url_error(exc, method, path) from None
+            except asyncio.CancelledError:
+                # The call was stopped (cancelled, or out of time) with this attempt on the wire: it was sent.
+                self._record(method, path, None, started, attempt, waited)
+                raise
             except httpx2.TransportError as exc:
-                self._record(method, path, None, started, attempt)
+                self._record(method, path, None, started, attempt, waited)
                 sent = not isinstance(exc, _NEVER_SENT)
                 maybe_applied = maybe_applied or sent
                 delay = decide(policy, attempt, Outcome(sent=sent), idempotent=idempotent)
-                if delay is None:
-                    # `from None`: the httpx error holds the request, Authorization header included.
-                    failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                # `from None`: the httpx error holds the request, Authorization header included.
+                failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                if delay is None or _passes(delay, scope):
                     if is_write and maybe_applied:
                         raise AmbiguousWriteError(
                             f"the request was sent but no answer came back ({failure})", method=method, path=path
                         ) from None
-                    raise TransportError(f"no answer from ConnectWise ({failure})", method=method, path=path) from None
+                    if delay is not None:
+                        raise DeadlineError(
+                            f"no answer from ConnectWise in time ({failure})",
+                            reason="no_answer" if sent else "unreachable",
+                            method=method,
+                            path=path,
+                        ) from None
+                    raise TransportError(
+                        f"no answer from ConnectWise ({failure})", reached=sent, method=method, path=path
+                    ) from None
             else:
-                self._record(method, path, response.status_code, started, attempt)
+                self._record(method, path, response.status_code, started, attempt, waited)
                 if response.is_success:
                     return response
                 error = error_from_response(method, path, response)
@@ -309,7 +363,7 @@ class ConnectWiseClient:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 outcome = Outcome(status=response.status_code, retry_after=retry_after)
                 delay = decide(policy, attempt, outcome, idempotent=idempotent)
-                if delay is None:
+                if delay is None or _passes(delay, scope):
                     # A 5xx or 429 says nothing about an earlier attempt that may have been applied; a 4xx
                     # such as 400 or 404 would have refused that attempt too.
                     if is_write and maybe_applied and isinstance(error, (ServerError, RateLimitedError)):
@@ -320,16 +374,34 @@ class ConnectWiseClient:
                             path=path,
                             status=response.status_code,
                         )
+                    if delay is not None and isinstance(error, (ServerError, RateLimitedError)):
+                        throttled = isinstance(error, RateLimitedError)
+                        raise DeadlineError(
+                            error.message,
+                            reason="throttled" if throttled else "failing",
+                            retry_in=delay if throttled else None,
+                            method=method,
+                            path=path,
+                            status=response.status_code,
+                        )
                     raise error
             logger.debug("retrying %s %s in %.2f s after attempt %d", method, path, delay, attempt)
             await self._sleep(delay)
 
-    def _record(self, method: str, path: str, status: int | None, started: float, attempt: int) -> None:
+    def _timeout(self, remaining: float | None) -> httpx2.Timeout:
+        """The client's timeouts, cut to what is left of the call's deadline."""
+        settings = self._settings
+        read = settings.read_timeout if remaining is None else min(settings.read_timeout, remaining)
+        return httpx2.Timeout(read, connect=min(settings.connect_timeout, read), read=read, write=read, pool=read)
+
+    def _record(
+        self, method: str, path: str, status: int | None, started: float, attempt: int, waited: float = 0.0
+    ) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, status or "no answer", elapsed_ms, attempt)
         if self._on_request is not None:
             try:
-                self._on_request(RequestRecord(method, path, status, elapsed_ms, attempt))
+                self._on_request(RequestRecord(method, path, status, elapsed_ms, attempt, waited * 1000))
             except Exception:  # a broken observer must not turn a request that happened into a failure
                 logger.exception("on_request hook failed for %s %s", method, path)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 import httpx2
 
@@ -104,7 +105,34 @@ class ServerError(ConnectWiseError):
 
 
 class TransportError(ConnectWiseError):
-    """ConnectWise was unreachable or did not answer, and nothing can have changed: a GET, or a write never sent."""
+    """ConnectWise was unreachable or did not answer, and nothing can have changed: a GET, or a write never sent.
+
+    `reached` tells the two apart: False when no connection could be made (refused, unknown host, connect
+    timeout); True when ConnectWise accepted the connection and then did not answer in time.
+    """
+
+    def __init__(self, message: str, *, reached: bool = True, **kwargs: object) -> None:
+        self.reached = reached
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+DeadlineReason = Literal["budget", "throttled", "no_answer", "unreachable", "failing"]
+
+
+class DeadlineError(ConnectWiseError):
+    """The call's deadline would pass before this request could be answered, so it was not sent (again).
+
+    `reason`: the request budget is spent by other requests (`budget`), ConnectWise is throttling (`throttled`),
+    it accepts connections but does not answer (`no_answer`), it cannot be reached (`unreachable`), or it keeps
+    failing (`failing`). `retry_in`: seconds after which a retry can expect to be served, when known.
+    """
+
+    def __init__(
+        self, message: str, *, reason: DeadlineReason, retry_in: float | None = None, **kwargs: object
+    ) -> None:
+        self.reason = reason
+        self.retry_in = retry_in
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class AmbiguousWriteError(ConnectWiseError):

@@ -13,6 +13,7 @@ Anything else escaping a service is a bug, and the MCP layer keeps its details o
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from typing import Literal
 
@@ -21,6 +22,7 @@ from mcp_server_connectwise.connectwise import (
     AuthenticationError,
     ConflictError,
     ConnectWiseError,
+    DeadlineError,
     DiscoveryError,
     NotFoundError,
     NotJsonError,
@@ -94,6 +96,33 @@ def sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _retry_in(seconds: float | None) -> str:
+    return f"retry in {max(1, math.ceil(seconds))} s" if seconds is not None else "retry in a minute"
+
+
+def _out_of_time(exc: DeadlineError, tenant: str) -> ServiceError:
+    """The sentence for a request the call's deadline did not leave time for: what to do, and for a write
+    that this write was not sent."""
+    unsent = " The change was not sent." if exc.method not in (None, "GET") else ""
+    if exc.reason == "budget":
+        return Failed(
+            f"Tenant {tenant}'s request budget is taken by other calls right now; {_retry_in(exc.retry_in)}.{unsent}"
+        )
+    if exc.reason == "throttled":
+        return Failed(f"ConnectWise is throttling tenant {tenant}; {_retry_in(exc.retry_in)}.{unsent}")
+    if exc.reason == "unreachable":
+        return Failed(
+            f"ConnectWise for tenant {tenant} could not be reached within the call's time; check the network and "
+            f"the tenant's site or base_url, then try again.{unsent}"
+        )
+    if exc.reason == "failing":
+        return Failed(f"ConnectWise keeps failing on its side for tenant {tenant}; try again later.{unsent}")
+    return Failed(
+        f"ConnectWise for tenant {tenant} did not answer within the call's time; it may be overloaded: try again "
+        f"in a minute.{unsent}"
+    )
+
+
 def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
     """The sentence for a ConnectWise failure in `tenant` that the service did not handle itself."""
     if isinstance(exc, AmbiguousWriteError):
@@ -128,10 +157,17 @@ def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
         return Failed(
             f"The ConnectWise site of tenant {tenant} could not be found; check its site and company_id in the config."
         )
+    if isinstance(exc, DeadlineError):
+        return _out_of_time(exc, tenant)
     if isinstance(exc, TransportError):
+        if not exc.reached:
+            return Failed(
+                f"ConnectWise for tenant {tenant} could not be reached (the connection was refused or the host is "
+                "unknown); check the network and the tenant's site or base_url, then try again."
+            )
         return Failed(
-            f"ConnectWise for tenant {tenant} could not be reached or did not answer in time; "
-            "check the network and the tenant's site or base_url, then try again."
+            f"ConnectWise for tenant {tenant} accepted the connection but did not answer in time; it may be "
+            "overloaded: try again in a minute."
         )
     if isinstance(exc, ServerError):
         return Failed(f"ConnectWise failed on its side (HTTP {exc.status}) for tenant {tenant}; try again later.")

@@ -10,7 +10,6 @@ outcome is unknown (ConnectWise may still apply it).
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -293,7 +292,14 @@ async def update_ticket(session: TenantSession, changes: TicketChanges) -> Ticke
     else:
         if ambiguous:
             # ConnectWise may still be applying it: wait as write recovery does before reading it back.
-            await asyncio.sleep(write_recovery.SETTLE_SECONDS)
+            await write_recovery.settle(
+                write_recovery.SETTLE_SECONDS,
+                lambda: OutcomeUnknown(
+                    f"It is unknown whether ticket {ticket_id} (tenant {session.name}) was changed: {what_happened}, "
+                    "and this call had no time left to read it back. Check it before sending the change again.",
+                    look=Look.READ_TICKET,
+                ),
+            )
         after = await _read_back(session, ticket_id, what_happened)
         not_applied_because = f"{what_happened}, and the ticket read back still shows the old value"
     not_applied = [operation["path"] for operation in plan.operations if not _shows(after, operation)]

@@ -37,6 +37,7 @@ from mcp_server_connectwise.connectwise import (
     TransportError,
 )
 from mcp_server_connectwise.connectwise.models import read_moment
+from mcp_server_connectwise.connectwise.scope import current as current_scope
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown
 from mcp_server_connectwise.services.tenancy import TenantSession
 
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 # A failed POST may still be running in ConnectWise; looking at once could miss it and re-send it.
 SETTLE_SECONDS = 2.0
+# What a look at the records (one or two list requests) needs of the call's deadline.
+LOOK_SECONDS = 3.0
 # A POST sent without an answer may be committing for longer: not found at the first look, it is looked for
 # once more this much later before it is sent again.
 RECHECK_SECONDS = 10.0
@@ -72,6 +75,24 @@ async def create_once(session: TenantSession, write: PlannedWrite) -> dict:
     created = await _send_or_find(session, write, since)
     _remember(session, write.kind, created.get("id"))
     return created
+
+
+async def settle(wait: float, out_of_time: Callable[[], OutcomeUnknown]) -> None:
+    """Wait `wait` seconds before looking at what a write did, if the call's deadline leaves time for the wait
+    and the look; `out_of_time()` is raised at once if it does not."""
+    remaining = current_scope().remaining()
+    if remaining is not None and wait + LOOK_SECONDS > remaining:
+        raise out_of_time()
+    await asyncio.sleep(wait)
+
+
+def _no_time_to_look(session: TenantSession, write: PlannedWrite, why: str) -> OutcomeUnknown:
+    return OutcomeUnknown(
+        f"The {write.kind} may have been saved on ticket {write.ticket_id} (tenant {session.name}): the write failed "
+        f"({why}) and this call had no time left to look for it. Check {write.check} before retrying; a retry of "
+        "this same call looks for it first.",
+        look=Look.READ_TICKET,
+    )
 
 
 def _waits_before_looks(failure: ConnectWiseError) -> tuple[float, ...]:
@@ -105,7 +126,7 @@ async def _send_or_find(session: TenantSession, write: PlannedWrite, since: date
                 session, write, since, "ConnectWise answered that it was created but without the record"
             )
         for wait in _waits_before_looks(failures[-1]):
-            await asyncio.sleep(wait)
+            await settle(wait, lambda: _no_time_to_look(session, write, _why(failures[-1])))
             looks += 1
             found = await _look(session, write, since, _why(failures[-1]))
             if found is not None:
@@ -133,7 +154,7 @@ async def _send_or_find(session: TenantSession, write: PlannedWrite, since: date
 async def _find_created(session: TenantSession, write: PlannedWrite, since: datetime, answered: str) -> dict:
     """The record a POST answered 2xx for without a readable record: it was created, so it is looked for and
     never sent again."""
-    await asyncio.sleep(SETTLE_SECONDS)
+    await settle(SETTLE_SECONDS, lambda: _no_time_to_look(session, write, answered))
     found = await _look(session, write, since, answered)
     if found is not None:
         logger.warning("POST %s: %s; found the %s: id %s", write.path, answered, write.kind, found.get("id"))

@@ -12,6 +12,7 @@ log cannot be written.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -31,9 +32,11 @@ from pydantic import ValidationError as PydanticValidationError
 
 from mcp_server_connectwise.audit import AuditEntry, AuditLog, AuditUnavailable, audit_arguments
 from mcp_server_connectwise.config import ConfigError, TenantConfig, did_you_mean
-from mcp_server_connectwise.connectwise import ConnectWiseError
+from mcp_server_connectwise.config.models import DEFAULT_CALL_DEADLINE_SECONDS
+from mcp_server_connectwise.connectwise import ConnectWiseError, RequestRecord
+from mcp_server_connectwise.connectwise.scope import call_scope
 from mcp_server_connectwise.http_auth import TenantNotAllowed, check_tenant_allowed, principal_tenants
-from mcp_server_connectwise.services.errors import Refused, ServiceError, explain, sentence, shown
+from mcp_server_connectwise.services.errors import Look, Refused, ServiceError, explain, sentence, shown
 from mcp_server_connectwise.services.tenancy import Tenants, collect_requests
 from mcp_server_connectwise.toolsets.arguments import ARGUMENT_ERROR, SentencedArguments, argument_refusal
 from mcp_server_connectwise.toolsets.definition import Offer, Registry, ToolCall, ToolDefinition, with_next_steps
@@ -50,6 +53,8 @@ TenantArgument = Annotated[
 TENANT_PARAMETER = inspect.Parameter("tenant", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TenantArgument)
 # Where the SDK hands the bound function the request (for the arguments as sent); left out of the input schema.
 CONTEXT_PARAMETER = inspect.Parameter("sdk_context", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+# Past its deadline a call is stopped after this much more, in case something did not keep to the deadline.
+_BACKSTOP_SECONDS = 1.0
 # Unknown argument names quoted in a refusal, at most: the rest are counted.
 MAX_NAMED_UNKNOWN = 5
 
@@ -122,11 +127,20 @@ class ToolRuntime:
     principal is the caller, limited to its tenants.
     """
 
-    def __init__(self, tenants: Tenants, audit: AuditLog, principal: str | None, offer: Offer) -> None:
+    def __init__(
+        self,
+        tenants: Tenants,
+        audit: AuditLog,
+        principal: str | None,
+        offer: Offer,
+        *,
+        deadline: float = DEFAULT_CALL_DEADLINE_SECONDS,
+    ) -> None:
         self.tenants = tenants
         self.audit = audit
         self.principal = principal
         self.offer = offer  # the tools listed; a call's answer names those its tenant can run
+        self.deadline = deadline  # seconds a call may take before it answers
 
     def caller(self) -> Caller:
         access = get_access_token()
@@ -142,9 +156,15 @@ class ToolRuntime:
         definition: ToolDefinition,
         arguments: dict[str, Any],
         unknown: Sequence[str] | Callable[[], Sequence[str]] = (),
+        *,
+        session: object = None,
     ) -> CallToolResult:
         """Run `definition` with its validated `arguments`; `unknown` names (or, called, finds) the arguments the
-        caller sent that the tool does not have, which refuse the call."""
+        caller sent that the tool does not have, which refuse the call. `session` tells the caller's sessions
+        apart, so that the tenant's request budget serves each of them in turn.
+
+        Every request the call makes shares one deadline (`connectwise.scope`); past it, plus a moment for the
+        answer, the call is stopped and answered with what is known."""
         started = time.perf_counter()
         caller = self.caller()
         invalid: PydanticValidationError | None = arguments.pop(ARGUMENT_ERROR, None)
@@ -153,7 +173,10 @@ class ToolRuntime:
             tenant_name = self.tenants.config.default_tenant  # so that a refusal's audit line names it too
         call: ToolCall | None = None
         outcome, error, result = "ok", None, None
-        with collect_requests() as requests:
+        with (
+            collect_requests() as requests,
+            call_scope(self.deadline, caller=(caller.principal, id(session) if session is not None else None)),
+        ):
             try:
                 if callable(unknown):
                     unknown = unknown()
@@ -163,8 +186,17 @@ class ToolRuntime:
                     raise Refused(argument_refusal(invalid))
                 tenant = self._permitted_tenant(caller, definition, tenant_name)
                 tenant_name = tenant.name
-                call = ToolCall(await self.tenants.open_session(tenant))
-                result = await _call_handler(definition, call, arguments)
+                async with asyncio.timeout(self.deadline + _BACKSTOP_SECONDS):
+                    call = ToolCall(await self.tenants.open_session(tenant))
+                    result = await _call_handler(definition, call, arguments)
+            except TimeoutError:
+                sent = [request for request in requests if request.method != "GET"]
+                outcome, error = (
+                    ("unknown", _ran_out_of_time_writing(definition, tenant_name, self.deadline))
+                    if sent
+                    else ("error", _ran_out_of_time(tenant_name, self.deadline))
+                )
+                error += self._offer_for(tenant_name).look(Look.READ_TICKET if sent else None)
             except ServiceError as exc:
                 outcome, error = exc.outcome, str(exc) + self._offer_for(tenant_name).look(exc.look)
             except ConnectWiseError as exc:
@@ -252,9 +284,7 @@ class ToolRuntime:
             outcome=outcome,  # type: ignore[arg-type]
             error=error,
             duration_ms=(time.perf_counter() - started) * 1000,
-            requests=[
-                {"method": r.method, "path": r.path, "status": r.status, "ms": round(r.elapsed_ms, 1)} for r in requests
-            ],
+            requests=[_audited_request(r) for r in requests],
             written=call.written if call else [],
         )
         # Writes are fsynced: the trail of what changed in ConnectWise must survive a crash.
@@ -292,6 +322,18 @@ class ToolRuntime:
             logger.error(
                 "audit line for %r in tenant %r by %s not written: %s", entry.tool, entry.tenant, entry.principal, exc
             )
+
+
+def _audited_request(record: RequestRecord) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "method": record.method,
+        "path": record.path,
+        "status": record.status,
+        "ms": round(record.elapsed_ms, 1),
+    }
+    if record.budget_wait_ms:
+        line["budget_wait_ms"] = round(record.budget_wait_ms, 1)
+    return line
 
 
 class AuditRejectedCalls:
@@ -347,6 +389,20 @@ def _taken_as_sent(annotation: Any) -> Any:
     return Annotated[(str, _TEXT_OR_NOTHING, *metadata)]
 
 
+def _ran_out_of_time(tenant: str | None, deadline: float) -> str:
+    return (
+        f"The call did not finish within its {deadline:g} s (tenant {tenant}); ConnectWise is slow to answer: "
+        "try again in a minute. Nothing was changed."
+    )
+
+
+def _ran_out_of_time_writing(definition: ToolDefinition, tenant: str | None, deadline: float) -> str:
+    return (
+        f"{definition.name} did not finish within its {deadline:g} s (tenant {tenant}) after sending its write, so "
+        "the change may have been saved: check before retrying (a retry of this same call looks for it first)."
+    )
+
+
 async def _call_handler(definition: ToolDefinition, call: ToolCall, arguments: dict[str, Any]) -> BaseModel:
     model = definition.request_model
     if model is None:
@@ -356,6 +412,13 @@ async def _call_handler(definition: ToolDefinition, call: ToolCall, arguments: d
     except PydanticValidationError as exc:  # a rule across arguments; each one alone passed the SDK's checks
         raise Refused(argument_refusal(exc)) from None
     return await definition.handler(call, request)
+
+
+def _session_of(sdk_context: Context) -> object:
+    try:
+        return sdk_context.request_context.session
+    except Exception:  # no request context (a direct call): one caller
+        return None
 
 
 def sdk_tool(definition: ToolDefinition, runtime: ToolRuntime) -> Tool:
@@ -393,7 +456,7 @@ def bind(definition: ToolDefinition, runtime: ToolRuntime) -> Callable[..., Awai
 
         if ARGUMENT_ERROR in arguments:  # audited with the arguments as sent: there are no validated ones
             arguments = {**sent(), ARGUMENT_ERROR: arguments[ARGUMENT_ERROR]}
-        return await runtime.run(definition, arguments, unknown=unknown)
+        return await runtime.run(definition, arguments, unknown=unknown, session=_session_of(sdk_context))
 
     tool.__name__ = tool.__qualname__ = definition.name
     tool.__doc__ = runtime.offer.description(definition)
