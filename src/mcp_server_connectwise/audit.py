@@ -38,7 +38,7 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -337,7 +337,7 @@ class _Line:
         return f"{self.file.name} line {self.number}"
 
 
-def _lines(files: Iterable[Path]) -> Iterator[_Line]:
+def _lines(files: Iterable[Path]) -> Generator[_Line, None, None]:
     for file in files:
         with open(file, "rb") as handle:
             for number, raw in enumerate(handle, 1):

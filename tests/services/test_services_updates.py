@@ -9,7 +9,7 @@ import pytest
 
 from mcp_server_connectwise.connectwise import retry
 from mcp_server_connectwise.connectwise.retry import RetryPolicy
-from mcp_server_connectwise.services import updates, write_recovery
+from mcp_server_connectwise.services import write_recovery
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.updates import update_ticket
 

@@ -35,9 +35,11 @@ async def bench_sandbox(quick: bool) -> list[tuple[str, str]]:
     results = [(f"sandbox seed {seed_tickets:,} tickets", f"{_seconds_to_seed(seed_tickets):.2f} s")]
 
     sandbox = sandbox_tenant("bench", create_app(SandboxSettings(tickets=search_tickets)))
+    base_url = sandbox.config.base_url
+    assert base_url is not None  # a sandbox tenant is configured by base_url, never by site
     async with httpx2.AsyncClient(
         transport=sandbox.transport,
-        base_url=sandbox.config.base_url,
+        base_url=base_url,
         auth=sandbox.basic_auth,
         headers={"clientId": sandbox.config.client_id},
     ) as client:

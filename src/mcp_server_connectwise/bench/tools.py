@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import httpx2
 from mcp import Client
 from mcp.server import MCPServer
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, TextContent
 
 from mcp_server_connectwise.audit import read_audit
 from mcp_server_connectwise.config import AppConfig, AuditConfig
@@ -130,6 +130,13 @@ async def _bench_tool(directory: Path, name: str, calls: int, tickets: int) -> l
         gc.unfreeze()
 
 
+def _text(result: CallToolResult) -> str:
+    """The text of a tool result: our tools answer, and fail, with one text item (the JSON or the message)."""
+    content = result.content[0]
+    assert isinstance(content, TextContent), f"a tool answered with {content.type} content, not text"
+    return content.text
+
+
 async def _measure_tool(
     server: Any, transport: TimedTransport, audit_path: Path, name: str, arguments: Any, calls: int
 ) -> list[tuple[str, str]]:
@@ -141,11 +148,11 @@ async def _measure_tool(
             result = await client.call_tool(name, arguments(n))
             elapsed = time.perf_counter() - started
             if result.is_error:
-                raise RuntimeError(f"{name} failed in the benchmark: {result.content[0].text}")
+                raise RuntimeError(f"{name} failed in the benchmark: {_text(result)}")
             if n >= 2:  # the first two calls measure the cold and warm request counts
                 beyond_sandbox_ms.append((elapsed - transport.busy_seconds()) * 1000)
     cold, warm = (len(line["requests"]) for line in read_audit(audit_path)[:2])
-    size = len(result.content[0].text.encode("utf-8"))
+    size = len(_text(result).encode("utf-8"))
     sdk_ms = await _sdk_round_trip_ms(name, result, calls)
     added_ms = [sample - sdk_ms for sample in beyond_sandbox_ms]
     return [

@@ -281,10 +281,10 @@ class AppConfig(BaseModel):
         elif self.default_tenant is not None and self.default_tenant not in self.tenants:
             raise ValueError(f"default_tenant {self.default_tenant!r} is not a configured tenant; {self._known()}")
         for principal in self.http.principals.values():
-            for tenant in principal.tenants:
-                if tenant not in self.tenants:
+            for tenant_name in principal.tenants:
+                if tenant_name not in self.tenants:
                     raise ValueError(
-                        f"principal '{principal.name}': key 'tenants': {tenant[:80]!r} is not a configured tenant; "
+                        f"principal '{principal.name}': key 'tenants': {tenant_name[:80]!r} is not a configured tenant; "
                         f"{self._known()}"
                     )
         return self

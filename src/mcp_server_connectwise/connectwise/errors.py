@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 import httpx2
 
@@ -29,6 +29,15 @@ class FieldError:
         where = ".".join(part for part in (self.resource, self.field) if part)
         text = self.message or self.code or "invalid"
         return f"{where}: {text}" if where else text
+
+
+class RequestContext(TypedDict, total=False):
+    """The keyword arguments of ConnectWiseError besides the message: which request failed, and how."""
+
+    method: str | None
+    path: str | None
+    status: int | None
+    code: str | None
 
 
 class ConnectWiseError(Exception):
@@ -71,11 +80,13 @@ class NotFoundError(ConnectWiseError):
 class ValidationError(ConnectWiseError):
     """HTTP 400: ConnectWise rejected the request as invalid; `field_errors` names the fields."""
 
-    def __init__(self, message: str, *, field_errors: list[FieldError] | None = None, **kwargs: object) -> None:
+    def __init__(
+        self, message: str, *, field_errors: list[FieldError] | None = None, **kwargs: Unpack[RequestContext]
+    ) -> None:
         self.field_errors = list(field_errors or [])
         if self.field_errors:
             message = f"{message} ({'; '.join(str(error) for error in self.field_errors)})"
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, **kwargs)
 
 
 class AuthenticationError(ConnectWiseError):
@@ -93,11 +104,11 @@ class ConflictError(ConnectWiseError):
 class RateLimitedError(ConnectWiseError):
     """HTTP 429: ConnectWise is throttling the tenant; `retry_after` in seconds when it said."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Unpack[RequestContext]) -> None:
         self.retry_after = retry_after
         if retry_after is not None:
             message = f"{message} (retry after {retry_after:g} s)"
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, **kwargs)
 
 
 class ServerError(ConnectWiseError):
@@ -111,9 +122,9 @@ class TransportError(ConnectWiseError):
     timeout); True when ConnectWise accepted the connection and then did not answer in time.
     """
 
-    def __init__(self, message: str, *, reached: bool = True, **kwargs: object) -> None:
+    def __init__(self, message: str, *, reached: bool = True, **kwargs: Unpack[RequestContext]) -> None:
         self.reached = reached
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, **kwargs)
 
 
 DeadlineReason = Literal["budget", "throttled", "no_answer", "unreachable", "failing"]
@@ -128,11 +139,11 @@ class DeadlineError(ConnectWiseError):
     """
 
     def __init__(
-        self, message: str, *, reason: DeadlineReason, retry_in: float | None = None, **kwargs: object
+        self, message: str, *, reason: DeadlineReason, retry_in: float | None = None, **kwargs: Unpack[RequestContext]
     ) -> None:
         self.reason = reason
         self.retry_in = retry_in
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, **kwargs)
 
 
 class AmbiguousWriteError(ConnectWiseError):
@@ -217,7 +228,7 @@ def error_from_response(method: str, path: str, response: httpx2.Response) -> Co
         message = " ".join(str(body.get("message") or code or f"HTTP {status}").split())
     else:
         message = _text_excerpt(response)
-    context = {"method": method, "path": path, "status": status, "code": code}
+    context: RequestContext = {"method": method, "path": path, "status": status, "code": code}
     error_class = _BY_STATUS.get(status) or (ServerError if status >= 500 else ConnectWiseError)
     if error_class is ValidationError:
         return ValidationError(message, field_errors=_field_errors(body or {}), **context)

@@ -63,7 +63,7 @@ class RequestLog(list):
         super().extend(entries)
         self._trim()
 
-    def __iadd__(self, entries: Iterable[dict[str, Any]]) -> RequestLog:  # type: ignore[override]
+    def __iadd__(self, entries: Iterable[dict[str, Any]]) -> RequestLog:  # type: ignore[override, misc]  # mypy#9279: an __iadd__ never fits list.__add__ (typeshed ignores it too)
         self.extend(entries)
         return self
 

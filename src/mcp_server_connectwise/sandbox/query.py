@@ -159,7 +159,7 @@ class Query:
             keys.append((get, len(words) == 2 and words[1].lower() == "desc"))
         result = list(records)
         for get, descending in reversed(keys):
-            result.sort(key=lambda r, g=get: _sort_key(g(r)), reverse=descending)
+            result.sort(key=_sort_key_by(get), reverse=descending)
         return result
 
     def projector(self, fields: str | None) -> Callable[[Record], Record] | None:
@@ -354,6 +354,10 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(ch))
         i += 1
     return re.compile("".join(out) + r"\Z", re.IGNORECASE | re.DOTALL)
+
+
+def _sort_key_by(get: Getter) -> Callable[[Record], tuple]:
+    return lambda record: _sort_key(get(record))
 
 
 def _sort_key(value: Any) -> tuple:

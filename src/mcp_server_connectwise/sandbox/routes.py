@@ -98,6 +98,7 @@ def _list_response(request: Request, query: Query, records: Iterable[Record], pa
     matched = _filtered(query, records, params)
     url = str(request.url.replace(query=""))
     raw_query = request.url.query
+    link: str | None
     if request.headers.get("pagination-type", "").lower() == "forward-only":
         page, link = forward_only(matched, params, url, raw_query)
     else:

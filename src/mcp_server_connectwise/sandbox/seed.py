@@ -171,7 +171,7 @@ class _Seeder:
         self.table("currencies", [{"id": 1, "symbol": "$", "currencyCode": "USD", "name": "US Dollars"}])
 
     def members(self) -> None:
-        rows = []
+        rows: list[Record] = []
         for i, (identifier, first, last, title, license_class) in enumerate(text.MEMBERS, 1):
             api = identifier == API_MEMBER_IDENTIFIER
             rows.append(
@@ -270,7 +270,11 @@ class _Seeder:
         )
 
     def boards(self) -> None:
-        boards, statuses, types, subtypes, items = [], [], [], [], []
+        boards: list[Record] = []
+        statuses: list[Record] = []
+        types: list[Record] = []
+        subtypes: list[Record] = []
+        items: list[Record] = []
         self.board_setup: list[tuple] = []
         for board_id, (name, inactive, board_statuses, type_names, issues, share) in enumerate(BOARDS, 1):
             boards.append(
@@ -366,7 +370,10 @@ class _Seeder:
             self.table(name, rows)
 
     def companies(self) -> None:
-        companies, contacts, configurations, agreements = [], [], [], []
+        companies: list[Record] = []
+        contacts: list[Record] = []
+        configurations: list[Record] = []
+        agreements: list[Record] = []
         people = iter(text.PEOPLE * 3)
         self.company_setup: list[tuple] = []
         for company_id, (identifier, name, city, state, zip_code, phone) in enumerate(text.COMPANIES, 1):
@@ -448,7 +455,8 @@ class _Seeder:
                 contact_ids.append(contact_id)
             self.table("contacts", contacts)
             companies[-1]["defaultContact"] = self.ref("contacts", contact_ids[0])
-            devices, device_ids = [], {}
+            devices: list[str] = []
+            device_ids = {}
             for kind, type_id in (("DC01", 1), ("FS01", 1), ("FW01", 3), ("WS-014", 2), ("WS-027", 2), ("PRN01", 4)):
                 if owner and type_id == 4:
                     continue
@@ -578,7 +586,7 @@ class _TicketSeeder:
                 continue
             board_statuses = [s for s in statuses.values() if s["board"]["id"] == board_id and not s["inactive"]]
             open_refs = [store.ref("statuses", s["id"]) for s in board_statuses if not s["closedStatus"]]
-            closed = [s for s in board_statuses if s["closedStatus"]]
+            closed_statuses = [s for s in board_statuses if s["closedStatus"]]
             issue_refs = [
                 (
                     summary,
@@ -593,7 +601,7 @@ class _TicketSeeder:
                     share,
                     store.ref("boards", board_id),
                     open_refs,
-                    [store.ref("statuses", s["id"]) for s in closed],
+                    [store.ref("statuses", s["id"]) for s in closed_statuses],
                     [store.ref("types", t) for t in range(first_type, end_type)],
                     issue_refs,
                 )
@@ -711,6 +719,7 @@ class _TicketSeeder:
                 ticket["owner"] = owner
             last = entered + 600
             if not is_new:
+                assert owner is not None  # only a new ticket has no owner
                 responded = entered + rand() * respond_h * 3600 * 1.4
                 ticket["dateResponded"] = iso(responded)
                 ticket["respondedBy"] = owner["identifier"]
@@ -718,6 +727,7 @@ class _TicketSeeder:
                 ticket["respondedHours"] = round((responded - entered) / 3600, 2)
                 last = responded
             if closed:
+                assert owner is not None  # a closed ticket is not new, so it has an owner
                 closed_at = min(entered + (0.2 + rand() * 1.3) * resolve_h * 3600, SEED_NOW - 60)
                 last = max(last, closed_at)
                 ticket["closedDate"] = iso(closed_at)

@@ -159,7 +159,9 @@ class Store:
         index = self._children.get(name)
         if index is None:
             index = self._children[name] = {}
-            parent_of = TABLES[name].parent.id_of
+            link = TABLES[name].parent
+            assert link is not None, f"{name} is not a child table"
+            parent_of = link.id_of
             for record_id, record in self[name].items():
                 parent = parent_of(record)
                 if parent is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from mcp_server_connectwise.sandbox.errors import bad_request, field_error, invalid_object, not_found
@@ -32,12 +32,13 @@ from mcp_server_connectwise.sandbox.tables import TABLES, TICKET_CHARGE_TYPES, P
 
 Errors = list[dict[str, str]]
 
+
+def _board_child(table: Table) -> bool:
+    return table.parent is not None and table.parent.table == "boards"
+
+
 # A ticket's status, type, subType and item: references to the children of its board.
-_ON_BOARD = {
-    field: target
-    for field, target in TABLES["tickets"].references.items()
-    if TABLES[target].parent is not None and TABLES[target].parent.table == "boards"
-}
+_ON_BOARD = {field: target for field, target in TABLES["tickets"].references.items() if _board_child(TABLES[target])}
 _NOTE_FLAGS = ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag")
 _TICKET_CALLBACK_LEVELS = ("owner", "board", "project", "phase", "status", "ticket", "integratortag")
 _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
@@ -181,6 +182,7 @@ class Writer:
             raise bad_request("The request body must be a JSON object.")
         configuration_id, device = body.get("id"), body.get("deviceIdentifier")
         configuration: Record | None
+        key: int | str
         if configuration_id is not None:
             if not _is_int(configuration_id):
                 raise invalid_object(
@@ -519,13 +521,11 @@ class Writer:
         """contactName, contactPhoneNumber and contactEmailAddress follow the ticket's contact, unless the
         same write sets them."""
         contact_ref = record.get("contact")
-        contact = (
-            self.store["contacts"].get(contact_ref.get("id"))
-            if isinstance(contact_ref, dict) and _is_int(contact_ref.get("id"))
-            else None
-        )
+        contact_id = contact_ref.get("id") if isinstance(contact_ref, dict) else None
+        contact = self.store["contacts"].get(contact_id) if _is_int(contact_id) else None
         details = {"contactName": None, "contactPhoneNumber": None, "contactEmailAddress": None}
         if contact is not None:
+            assert isinstance(contact_ref, dict)  # the contact was found by the id in it
             details["contactName"] = contact_ref.get("name") or None
             details["contactPhoneNumber"] = contact.get("defaultPhoneNbr")
             details["contactEmailAddress"] = next(
@@ -591,7 +591,8 @@ class Writer:
             if ticket is None:
                 errors.append(field_error("NotFound", f"Ticket {charge_id} not found", "timeEntry", "chargeToId"))
             elif old is None or {"chargeToId", "chargeToType"} & changed:
-                status = self.store["statuses"].get((ticket.get("status") or {}).get("id"), {})
+                status_id = (ticket.get("status") or {}).get("id")
+                status = self.store["statuses"].get(status_id, {}) if _is_int(status_id) else {}
                 if status.get("timeEntryNotAllowed"):
                     errors.append(
                         field_error(
@@ -635,7 +636,9 @@ class Writer:
         if seconds <= 0:
             errors.append(field_error("InvalidField", "timeEnd must be after timeStart.", "timeEntry", "timeEnd"))
             return
-        deduct = record.get("hoursDeduct") if _is_number(record.get("hoursDeduct")) else 0.0
+        deduct = record.get("hoursDeduct")
+        if not _is_number(deduct):
+            deduct = 0.0
         record["actualHours"] = round(max(seconds / 3600 - deduct, 0.0), 2)
         if old is None:
             member = record.get("member") or self._member_ref(actor)
@@ -703,7 +706,7 @@ class Writer:
 
     def _recount_hours(self, old: Record | None, new: Record | None) -> None:
         """A ticket's actualHours is the sum of its time entries."""
-        ticket_ids = {r.get("chargeToId") for r in (old, new) if r is not None} - {None}
+        ticket_ids = {charged for r in (old, new) if r is not None and (charged := r.get("chargeToId")) is not None}
         for ticket_id in ticket_ids:
             ticket = self.store["tickets"].get(ticket_id)
             if ticket is not None:
@@ -731,11 +734,11 @@ _RULES: dict[str, Callable[[Writer, Record, Record | None, set[str], str, Errors
 }
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

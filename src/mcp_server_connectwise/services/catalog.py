@@ -8,11 +8,9 @@ before the caller is told it does not exist: the cache may simply predate a new 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
-
-from pydantic import BaseModel
+from typing import Generic, TypeVar, cast
 
 from mcp_server_connectwise.connectwise import ConnectWiseClient, endpoints
 from mcp_server_connectwise.connectwise.models import (
@@ -28,7 +26,7 @@ from mcp_server_connectwise.connectwise.models import (
 
 DEFAULT_TTL_SECONDS = 300.0
 
-T = TypeVar("T", bound=Record)
+R = TypeVar("R", bound=Record)
 
 
 class NamedRecord(Record):
@@ -39,11 +37,11 @@ class NamedRecord(Record):
 
 
 @dataclass(frozen=True)
-class ReferenceList:
-    """Where a kind of reference data lives and which columns of it to fetch."""
+class ReferenceList(Generic[R]):
+    """Where a kind of reference data lives, the model its records are read as and which columns to fetch."""
 
     path: str
-    model: type[BaseModel]
+    model: type[R]
     fields: tuple[str, ...]
 
 
@@ -53,7 +51,7 @@ MEMBERS = ReferenceList(endpoints.MEMBERS, Member, ("id", "identifier", "firstNa
 WORK_TYPES = ReferenceList(endpoints.WORK_TYPES, WorkType, ("id", "name", "inactiveFlag"))
 
 
-def board_statuses(board_id: int) -> ReferenceList:
+def board_statuses(board_id: int) -> ReferenceList[BoardStatus]:
     return ReferenceList(
         endpoints.board_statuses(board_id),
         BoardStatus,
@@ -61,15 +59,15 @@ def board_statuses(board_id: int) -> ReferenceList:
     )
 
 
-def board_types(board_id: int) -> ReferenceList:
+def board_types(board_id: int) -> ReferenceList[NamedRecord]:
     return ReferenceList(endpoints.board_types(board_id), NamedRecord, ("id", "name", "inactiveFlag"))
 
 
-def board_subtypes(board_id: int) -> ReferenceList:
+def board_subtypes(board_id: int) -> ReferenceList[NamedRecord]:
     return ReferenceList(endpoints.board_subtypes(board_id), NamedRecord, ("id", "name", "inactiveFlag"))
 
 
-def board_items(board_id: int) -> ReferenceList:
+def board_items(board_id: int) -> ReferenceList[NamedRecord]:
     return ReferenceList(endpoints.board_items(board_id), NamedRecord, ("id", "name", "inactiveFlag"))
 
 
@@ -86,19 +84,21 @@ class Catalog:
         self._client = client
         self._ttl = ttl
         self._clock = clock
-        self._entries: dict[str, tuple[float, list]] = {}
+        # Keyed by path. Every ReferenceList of one path has the same model, so the list cached under
+        # `kind.path` holds `kind.model` records: what `load` casts it back to.
+        self._entries: dict[str, tuple[float, Sequence[Record]]] = {}
 
-    async def load(self, kind: ReferenceList, *, refresh: bool = False) -> tuple[list, bool]:
+    async def load(self, kind: ReferenceList[R], *, refresh: bool = False) -> tuple[list[R], bool]:
         """The whole list and whether it was fetched just now (False: served from the cache)."""
         entry = self._entries.get(kind.path)
         if entry is not None and not refresh and self._clock() < entry[0]:
-            return entry[1], False
+            return cast(list[R], entry[1]), False
         rows = await self._client.list_all(kind.path, fields=kind.fields)
         items = [kind.model.model_validate(row) for row in rows]
         self._entries[kind.path] = (self._clock() + self._ttl, items)
         return items, True
 
-    async def find(self, kind: ReferenceList, matches: Callable[[T], bool]) -> tuple[T | None, list[T]]:
+    async def find(self, kind: ReferenceList[R], matches: Callable[[R], bool]) -> tuple[R | None, list[R]]:
         """The first item that `matches`, refreshing a stale list once on a miss; also the list searched."""
         items, fresh = await self.load(kind)
         found = next((item for item in items if matches(item)), None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from typing import TypeVar
 
 from mcp_server_connectwise.connectwise.models import Board, BoardStatus, Member, Priority, Record, WorkType
 from mcp_server_connectwise.services import catalog
@@ -27,6 +28,8 @@ MAX_NAME_CHARS = 100
 # ConnectWise keeps date-times in SQL Server `datetime`, which holds 1753-01-01 to 9999-12-31.
 EARLIEST = datetime(1753, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+
+R = TypeVar("R", bound=Record)
 
 
 def collapse(text: str) -> str:
@@ -87,12 +90,12 @@ def moment(argument: str, value: datetime) -> datetime:
     return value
 
 
-def _by_name_or_id(value: str | int, *names: Callable[[Record], str | None]) -> Callable[[Record], bool]:
+def _by_name_or_id(value: str | int, *names: Callable[[R], str | None]) -> Callable[[R], bool]:
     wanted = normalise(str(value))
     wanted_id = _as_id(value)
 
-    def matches(item: Record) -> bool:
-        if any((name(item) is not None and normalise(name(item)) == wanted) for name in names):
+    def matches(item: R) -> bool:
+        if any(((text := name(item)) is not None and normalise(text) == wanted) for name in names):
             return True
         return wanted_id is not None and item.id == wanted_id
 
@@ -105,7 +108,7 @@ def name_list(names: Sequence[str | None]) -> str:
     return ", ".join(listed) + (f" and {more} more" if more > 0 else "")
 
 
-def _active(items: Sequence[Record]) -> list[Record]:
+def _active(items: Sequence[R]) -> list[R]:
     return [item for item in items if not (getattr(item, "inactive_flag", None) or getattr(item, "inactive", None))]
 
 
@@ -184,7 +187,7 @@ async def work_type(session: TenantSession, value: str | int) -> WorkType:
 
 
 async def board_named(
-    session: TenantSession, kind: ReferenceList, what: str, board_name: str | None, value: str | int
+    session: TenantSession, kind: ReferenceList[NamedRecord], what: str, board_name: str | None, value: str | int
 ) -> NamedRecord:
     """A board's type, subtype or item (`what` names which, for the message)."""
     found, items = await session.catalog.find(kind, _by_name_or_id(value, lambda i: i.name))

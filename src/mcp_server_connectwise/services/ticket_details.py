@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import BaseModel, Field
 
@@ -163,7 +163,7 @@ def _time_entry_conditions(ticket_id: int) -> cw.Expr | None:
     )
 
 
-def _configurations_refused(answer: object) -> bool:
+def _configurations_refused(answer: object) -> TypeGuard[ConnectWiseError]:
     """Whether the configurations request was refused for what it asked, rather than failing for a reason that
     fails the whole read (keys, permissions, throttling, ConnectWise down or unreachable)."""
     return (
@@ -206,20 +206,21 @@ async def get_ticket_details(session: TenantSession, request: TicketDetailsReque
     if isinstance(answers["ticket"], NotFoundError):
         raise ticket_not_found(session, ticket_id)
     configurations_unavailable = None
-    if _configurations_refused(answers.get("configurations")):
+    if _configurations_refused(refused := answers.get("configurations")):
         # The ticket was readable, so it is this endpoint that is refused (not every ConnectWise, nor every
         # double of it, serves it): leave the configurations out rather than fail the whole read.
         configurations_unavailable = (
-            f"ConnectWise would not list the ticket's configurations (HTTP {answers['configurations'].status}); "
-            "they are left out."
+            f"ConnectWise would not list the ticket's configurations (HTTP {refused.status}); they are left out."
         )
         answers["configurations"] = None
-    for answer in answers.values():
+    results: dict[str, Any] = {}
+    for name, answer in answers.items():
         if isinstance(answer, BaseException):
             raise answer
+        results[name] = answer
 
-    ticket = Ticket.model_validate(answers["ticket"])
-    notes = [ServiceNote.model_validate(item) for item in answers["notes"].items]
+    ticket = Ticket.model_validate(results["ticket"])
+    notes = [ServiceNote.model_validate(item) for item in results["notes"].items]
     # ConnectWise keeps the initial description as the first discussion note: shown once, as description.
     description_note = next((note for note in notes if note.detail_description_flag), None)
     if description_note is not None:
@@ -251,15 +252,15 @@ async def get_ticket_details(session: TenantSession, request: TicketDetailsReque
         budget_hours=ticket.budget_hours,
         actual_hours=ticket.actual_hours,
         notes=[NoteView.from_note(note) for note in notes] if include_notes else None,
-        more_notes=answers["notes"].has_next,
-        time_entries=[TimeEntryView.from_entry(TimeEntry.model_validate(item)) for item in answers["time"].items]
+        more_notes=results["notes"].has_next,
+        time_entries=[TimeEntryView.from_entry(TimeEntry.model_validate(item)) for item in results["time"].items]
         if include_time
         else None,
         configurations=[
             ConfigurationView.from_configuration(Configuration.model_validate(item))
-            for item in answers["configurations"].items
+            for item in results["configurations"].items
         ]
-        if answers.get("configurations")
+        if results.get("configurations")
         else None,
         configurations_unavailable=configurations_unavailable,
     )

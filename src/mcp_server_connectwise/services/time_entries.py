@@ -88,6 +88,7 @@ def work_period(request: TimeEntryRequest) -> tuple[datetime, datetime]:
     if request.end is not None:
         end = request.end.astimezone(timezone.utc).replace(microsecond=0)
     else:
+        assert request.hours is not None  # exactly one of end and hours is given: refused above otherwise
         end = (start + timedelta(hours=request.hours)).replace(microsecond=0)
     if end <= start:
         raise Refused(f"end ({utc_text(end)}) must be after start ({utc_text(start)}).")
@@ -112,10 +113,9 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
             f"Tenant {session.name} has no default member; give member (the ConnectWise member identifier to log the time for)."
         )
     ticket = await read_ticket(session, request.ticket_id)
-    if ticket.board is not None and ticket.status is not None:
-        status, _ = await session.catalog.find(
-            catalog.board_statuses(ticket.board.id), lambda s: s.id == ticket.status.id
-        )
+    if ticket.board is not None and ticket.board.id is not None and ticket.status is not None:
+        status_id = ticket.status.id
+        status, _ = await session.catalog.find(catalog.board_statuses(ticket.board.id), lambda s: s.id == status_id)
         if status is not None and status.time_entry_not_allowed:
             raise Refused(
                 f"Ticket {ticket.id} is in status {status.name!r}, which does not allow time entries on board "
@@ -182,7 +182,9 @@ async def _time_entries_like(
 
 
 def _same_entry(entry: dict, body: dict, end: datetime) -> bool:
-    work_type = entry.get("workType") if isinstance(entry.get("workType"), dict) else {}
+    work_type = entry.get("workType")
+    if not isinstance(work_type, dict):
+        work_type = {}
     stored_end = read_moment(entry.get("timeEnd"))
     return (
         stored_end is not None

@@ -227,6 +227,8 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
     if board_id is None and (changes.status or changes.type or changes.subtype or changes.item):
         raise Refused(f"Ticket {ticket.id} has no board; give board as well.")
     if changes.status is not None or plan.moved:
+        # Refused above otherwise: _check refused an empty status, and a moved ticket has its new board's id.
+        assert board_id is not None
         if changes.status is not None:
             status = await resolve.status_on_board(session, board_id, board_name, changes.status)
         else:  # statuses belong to a board: a moved ticket needs one of its new board's
@@ -245,6 +247,7 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
     ):
         value = getattr(changes, argument)
         if value is not None:
+            assert board_id is not None  # refused above otherwise: _check refused an empty type, subtype or item
             found = await resolve.board_named(session, kind(board_id), argument, board_name, value)
             plan.set(argument, {"id": found.id}, found.name)
     if changes.summary is not None:

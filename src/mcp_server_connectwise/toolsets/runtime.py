@@ -225,6 +225,7 @@ class ToolRuntime:
         self._audit(caller, definition, tenant_name, arguments, outcome, error, started, requests, call)
         if error is not None:
             raise ToolError(error)
+        assert result is not None  # no error: the handler returned its result
         next_steps = self._offer_for(tenant_name).next_steps(definition, result)
         answer = with_next_steps(type(result)).model_construct(**dict(result), next_steps=next_steps)
         return to_result(answer, untrusted=definition.untrusted_output)
