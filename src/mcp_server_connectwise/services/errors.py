@@ -100,10 +100,9 @@ def _retry_in(seconds: float | None) -> str:
     return f"retry in {max(1, math.ceil(seconds))} s" if seconds is not None else "retry in a minute"
 
 
-def _out_of_time(exc: DeadlineError, tenant: str) -> ServiceError:
+def _out_of_time(exc: DeadlineError, tenant: str, unsent: str) -> ServiceError:
     """The sentence for a request the call's deadline did not leave time for: what to do, and for a write
-    that this write was not sent."""
-    unsent = " The change was not sent." if exc.method not in (None, "GET") else ""
+    that it was not sent."""
     if exc.reason == "budget":
         return Failed(
             f"Tenant {tenant}'s request budget is taken by other calls right now; {_retry_in(exc.retry_in)}.{unsent}"
@@ -123,8 +122,10 @@ def _out_of_time(exc: DeadlineError, tenant: str) -> ServiceError:
     )
 
 
-def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
-    """The sentence for a ConnectWise failure in `tenant` that the service did not handle itself."""
+def explain(exc: ConnectWiseError, tenant: str, *, write_unsent: bool = False) -> ServiceError:
+    """The sentence for a ConnectWise failure in `tenant` that the service did not handle itself.
+    `write_unsent`: the call was to write, and had sent no write when this happened (it failed reading)."""
+    unsent = " The change was not sent." if write_unsent or exc.method not in (None, "GET") else ""
     if isinstance(exc, AmbiguousWriteError):
         return OutcomeUnknown(
             f"The change was sent to ConnectWise (tenant {tenant}) but no answer came back, so it is unknown whether "
@@ -158,16 +159,16 @@ def explain(exc: ConnectWiseError, tenant: str) -> ServiceError:
             f"The ConnectWise site of tenant {tenant} could not be found; check its site and company_id in the config."
         )
     if isinstance(exc, DeadlineError):
-        return _out_of_time(exc, tenant)
+        return _out_of_time(exc, tenant, unsent)
     if isinstance(exc, TransportError):
         if not exc.reached:
             return Failed(
                 f"ConnectWise for tenant {tenant} could not be reached (the connection was refused or the host is "
-                "unknown); check the network and the tenant's site or base_url, then try again."
+                f"unknown); check the network and the tenant's site or base_url, then try again.{unsent}"
             )
         return Failed(
             f"ConnectWise for tenant {tenant} accepted the connection but did not answer in time; it may be "
-            "overloaded: try again in a minute."
+            f"overloaded: try again in a minute.{unsent}"
         )
     if isinstance(exc, ServerError):
         return Failed(f"ConnectWise failed on its side (HTTP {exc.status}) for tenant {tenant}; try again later.")

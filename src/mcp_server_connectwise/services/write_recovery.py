@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -69,8 +71,40 @@ class PlannedWrite:
     find: Callable[[datetime], Awaitable[list[dict]]]
 
 
+@dataclass
+class EarlierAttempt:
+    """An identical earlier call whose outcome was never reported as done (unknown, timed out, cancelled,
+    interrupted by a restart): what it may have created is looked for before anything is sent again."""
+
+    started: datetime
+    found: dict | None = None  # the record it had created, once found
+
+
+_earlier_attempt: ContextVar[EarlierAttempt | None] = ContextVar("earlier_attempt", default=None)
+
+
+@contextmanager
+def repeating(started: datetime) -> Iterator[EarlierAttempt]:
+    """Writes inside this block repeat a call first made at `started` whose outcome is not known."""
+    attempt = EarlierAttempt(started)
+    token = _earlier_attempt.set(attempt)
+    try:
+        yield attempt
+    finally:
+        _earlier_attempt.reset(token)
+
+
 async def create_once(session: TenantSession, write: PlannedWrite) -> dict:
-    """POST `write.body` and return the created record: sent at most twice, and never created twice."""
+    """POST `write.body` and return the created record: sent at most twice, and never created twice. A repeat of
+    a call whose outcome was not known looks for that call's record first, and returns it if it is there."""
+    earlier = _earlier_attempt.get()
+    if earlier is not None:
+        found = await _look(session, write, earlier.started - CLOCK_SKEW, "an earlier identical call got no answer")
+        if found is not None:
+            logger.warning("%s found from an earlier call whose outcome was unknown: id %s", write.kind, found["id"])
+            earlier.found = found
+            _remember(session, write.kind, found.get("id"))
+            return found
     since = datetime.now(timezone.utc) - CLOCK_SKEW
     created = await _send_or_find(session, write, since)
     _remember(session, write.kind, created.get("id"))

@@ -13,13 +13,16 @@ log cannot be written.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from contextlib import nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Annotated, Any, get_args, get_origin
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -38,6 +41,7 @@ from mcp_server_connectwise.connectwise.scope import call_scope
 from mcp_server_connectwise.http_auth import TenantNotAllowed, check_tenant_allowed, principal_tenants
 from mcp_server_connectwise.services.errors import Look, Refused, ServiceError, explain, sentence, shown
 from mcp_server_connectwise.services.tenancy import Tenants, collect_requests
+from mcp_server_connectwise.services.write_recovery import EarlierAttempt, repeating
 from mcp_server_connectwise.toolsets.arguments import ARGUMENT_ERROR, SentencedArguments, argument_refusal
 from mcp_server_connectwise.toolsets.definition import Offer, Registry, ToolCall, ToolDefinition, with_next_steps
 
@@ -53,6 +57,10 @@ TenantArgument = Annotated[
 TENANT_PARAMETER = inspect.Parameter("tenant", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TenantArgument)
 # Where the SDK hands the bound function the request (for the arguments as sent); left out of the input schema.
 CONTEXT_PARAMETER = inspect.Parameter("sdk_context", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+# A repeat whose earlier call's record was found says so in its next steps.
+ALREADY_SAVED = "An earlier identical call had already saved this (its answer was lost); nothing new was written."
+# Unsettled write calls remembered, at most (the oldest is forgotten first).
+_MAX_UNSETTLED = 1024
 # Past its deadline a call is stopped after this much more, in case something did not keep to the deadline.
 _BACKSTOP_SECONDS = 1.0
 # Unknown argument names quoted in a refusal, at most: the rest are counted.
@@ -141,6 +149,17 @@ class ToolRuntime:
         self.principal = principal
         self.offer = offer  # the tools listed; a call's answer names those its tenant can run
         self.deadline = deadline  # seconds a call may take before it answers
+        # Write calls whose outcome was never reported as done, by `_call_key`: when each was first made. An
+        # identical call looks for what that one may have written before it sends anything.
+        self._unsettled: dict[str, datetime] = {}
+
+    def _settle(self, key: str, outcome: str, called_at: datetime) -> None:
+        if outcome == "unknown":
+            self._unsettled.setdefault(key, called_at)
+            while len(self._unsettled) > _MAX_UNSETTLED:
+                del self._unsettled[next(iter(self._unsettled))]
+        elif outcome == "ok":
+            self._unsettled.pop(key, None)
 
     def caller(self) -> Caller:
         access = get_access_token()
@@ -165,7 +184,7 @@ class ToolRuntime:
 
         Every request the call makes shares one deadline (`connectwise.scope`); past it, plus a moment for the
         answer, the call is stopped and answered with what is known."""
-        started = time.perf_counter()
+        started, called_at = time.perf_counter(), datetime.now(timezone.utc)
         caller = self.caller()
         invalid: PydanticValidationError | None = arguments.pop(ARGUMENT_ERROR, None)
         tenant_name = arguments.pop("tenant", None)
@@ -173,9 +192,11 @@ class ToolRuntime:
             tenant_name = self.tenants.config.default_tenant  # so that a refusal's audit line names it too
         call: ToolCall | None = None
         outcome, error, result = "ok", None, None
+        repeat = self._unsettled.get(key := _call_key(definition, tenant_name, arguments))
+        earlier: EarlierAttempt | None = None
         with (
             collect_requests() as requests,
-            call_scope(self.deadline, caller=(caller.principal, id(session) if session is not None else None)),
+            call_scope(self.deadline, caller=(caller.principal, session)),
         ):
             try:
                 if callable(unknown):
@@ -188,7 +209,8 @@ class ToolRuntime:
                 tenant_name = tenant.name
                 async with asyncio.timeout(self.deadline + _BACKSTOP_SECONDS):
                     call = ToolCall(await self.tenants.open_session(tenant))
-                    result = await _call_handler(definition, call, arguments)
+                    with repeating(repeat) if repeat is not None else nullcontext() as earlier:
+                        result = await _call_handler(definition, call, arguments)
             except TimeoutError:
                 sent = [request for request in requests if request.method != "GET"]
                 outcome, error = (
@@ -200,7 +222,8 @@ class ToolRuntime:
             except ServiceError as exc:
                 outcome, error = exc.outcome, str(exc) + self._offer_for(tenant_name).look(exc.look)
             except ConnectWiseError as exc:
-                explained = explain(exc, tenant_name)
+                write_unsent = not definition.read_only and all(request.method == "GET" for request in requests)
+                explained = explain(exc, tenant_name, write_unsent=write_unsent)
                 outcome, error = explained.outcome, str(explained) + self._offer_for(tenant_name).look(explained.look)
             except BaseException as exc:
                 # A bug (the SDK logs the traceback and tells the model nothing more) or a cancelled call (the
@@ -210,6 +233,7 @@ class ToolRuntime:
                 may_have_written = not definition.read_only and (
                     any(request.method != "GET" for request in requests) or (cancelled and call is not None)
                 )
+                self._settle(key, "unknown" if may_have_written else "error", called_at)
                 self._audit(
                     caller,
                     definition,
@@ -222,11 +246,15 @@ class ToolRuntime:
                     call,
                 )
                 raise
+        if not definition.read_only:
+            self._settle(key, outcome, called_at)
         self._audit(caller, definition, tenant_name, arguments, outcome, error, started, requests, call)
         if error is not None:
             raise ToolError(error)
         assert result is not None  # no error: the handler returned its result
         next_steps = self._offer_for(tenant_name).next_steps(definition, result)
+        if earlier is not None and earlier.found is not None:
+            next_steps = f"{ALREADY_SAVED} {next_steps}"
         answer = with_next_steps(type(result)).model_construct(**dict(result), next_steps=next_steps)
         return to_result(answer, untrusted=definition.untrusted_output)
 
@@ -390,6 +418,12 @@ def _taken_as_sent(annotation: Any) -> Any:
     return Annotated[(str, _TEXT_OR_NOTHING, *metadata)]
 
 
+def _call_key(definition: ToolDefinition, tenant: str | None, arguments: dict[str, Any]) -> str:
+    """What makes two write calls the same call: the tool, the tenant and every argument."""
+    canonical = json.dumps([definition.name, tenant, arguments], sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _ran_out_of_time(tenant: str | None, deadline: float) -> str:
     return (
         f"The call did not finish within its {deadline:g} s (tenant {tenant}); ConnectWise is slow to answer: "
@@ -416,10 +450,18 @@ async def _call_handler(definition: ToolDefinition, call: ToolCall, arguments: d
 
 
 def _session_of(sdk_context: Context) -> object:
+    """What tells the caller's MCP sessions apart, where the protocol keeps sessions: the transport's session id
+    (streamable HTTP), else the connection's handshake (one per client connection). From 2026-07-28 on there
+    are no sessions, and the principal alone says who is asking."""
     try:
-        return sdk_context.request_context.session
+        context = sdk_context.request_context
     except Exception:  # no request context (a direct call): one caller
         return None
+    headers = sdk_context.headers or {}
+    if session_id := headers.get("mcp-session-id"):
+        return session_id
+    handshake = context.session.client_params  # the connection's, the same object for all its requests
+    return id(handshake) if handshake is not None else None
 
 
 def sdk_tool(definition: ToolDefinition, runtime: ToolRuntime) -> Tool:
