@@ -1,4 +1,4 @@
-"""The audit line format and the append-only writer: fsync, refusing when the log cannot be written."""
+"""The audit line format and the append-only writer: fsync, refusing when the log cannot be written (or locked)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
+import sys
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -18,7 +21,9 @@ from mcp_server_connectwise.audit import (
     AuditUnavailable,
     audit_arguments,
     fingerprint,
+    lock_path,
     read_audit,
+    rotated_files,
     utc_timestamp,
     verify_audit,
 )
@@ -175,6 +180,45 @@ def test_a_write_that_fills_the_disk_leaves_no_torn_line_and_refuses_until_a_wri
     with pytest.raises(AuditUnavailable, match="the disk is full"):
         log.check_writable()  # the failure stands until a line is written again
     log.write(_entry(outcome="refused"), durable=False)
+    log.check_writable()
+    log.close()
+    assert verify_audit(path).intact and len(read_audit(path)) == 2
+
+
+# Holds the log's lock, as a writer stuck mid-line would, until killed.
+LOCK_HOLDER = """
+import sys, time
+from filelock import FileLock
+from mcp_server_connectwise.audit import lock_path
+
+with FileLock(lock_path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_write_waits_for_another_process_holding_the_lock_then_refuses_without_a_path(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, lock_timeout=0.3)
+    log.write(_entry(), durable=True)
+    assert stat.S_IMODE(os.stat(lock_path(path)).st_mode) == 0o600 and rotated_files(path) == []
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        started = time.monotonic()
+        with pytest.raises(AuditUnavailable) as refused:
+            log.write(_entry(), durable=True)
+        assert time.monotonic() - started >= 0.3
+        assert str(refused.value) == (
+            "The audit log cannot be written: another process has held its lock for over 0.3 seconds."
+        )
+        with pytest.raises(AuditUnavailable, match="held its lock"):
+            log.check_writable()
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+        holder.stdout.close()
+    log.write(_entry(), durable=True)  # the lock of a dead process is free again
     log.check_writable()
     log.close()
     assert verify_audit(path).intact and len(read_audit(path)) == 2

@@ -1,14 +1,19 @@
 """The audit hash chain on real files: it continues across reopening and rotation, stays linear under concurrent
-writers, and `verify_audit` names the first deleted, edited, reordered, torn or missing line or file."""
+writers (tasks, threads and separate processes), and `verify_audit` names the first deleted, edited, reordered, torn or missing line or file."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from mcp_server_connectwise.audit import (
+    DEFAULT_MAX_BYTES,
     GENESIS,
     AuditEntry,
     AuditLog,
@@ -264,3 +269,80 @@ async def test_concurrent_writers_produce_one_linear_chain(tmp_path):
     assert result.intact and result.lines == 250 and len(result.files) > 3
     written = sorted(record["args"]["ticket_id"] for file in result.files for record in read_audit(file))
     assert written == list(range(250))
+
+
+# Run by each writer process: say it is ready, wait for the go file (so both start together), append COUNT lines.
+WRITER = """
+import sys, time
+from pathlib import Path
+from mcp_server_connectwise.audit import AuditEntry, AuditLog
+
+path, name, count, max_bytes, go = sys.argv[1:]
+log = AuditLog(path, max_bytes=int(max_bytes))
+Path(go + "." + name.replace(":", "-")).touch()
+while not Path(go).exists():
+    time.sleep(0.0005)
+for number in range(int(count)):
+    entry = AuditEntry(
+        tenant="acme", principal=name, tool="get_ticket_details", args={"ticket_id": number},
+        outcome="ok", error=None, duration_ms=1.0,
+    )
+    log.write(entry, durable=number % 10 == 0)
+log.close()
+"""
+
+
+def write_from_two_processes(path: Path, count: int, max_bytes: int) -> list[dict]:
+    go = path.with_name("go")
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), name, str(count), str(max_bytes), str(go)])
+        for name in ("http:alice", "stdio:bob")
+    ]
+    deadline = time.monotonic() + 60
+    while not all(go.with_name(f"go.{name.replace(':', '-')}").exists() for name in ("http:alice", "stdio:bob")):
+        assert time.monotonic() < deadline and all(writer.poll() is None for writer in writers)
+        time.sleep(0.001)
+    go.touch()
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    return [record for file in verify_audit(path).files for record in read_audit(file)]
+
+
+def verify_command(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_server_connectwise", "audit", "verify", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def interleavings(records: list[dict]) -> int:
+    return sum(1 for before, after in itertools.pairwise(records) if before["principal"] != after["principal"])
+
+
+def test_two_processes_writing_500_lines_each_to_one_log_keep_one_chain(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    records = write_from_two_processes(path, 500, DEFAULT_MAX_BYTES)
+    run = verify_command(path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout == f"audit log {path}: intact, 1000 line(s) in 1 file(s)\n"
+    for name in ("http:alice", "stdio:bob"):  # each process's lines are all there, in its own order
+        assert [r["args"]["ticket_id"] for r in records if r["principal"] == name] == list(range(500))
+    assert interleavings(records) > 10  # the two really wrote at the same time
+
+
+def test_two_processes_rotating_one_log_keep_one_chain(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    records = write_from_two_processes(path, 500, 20_000)
+    result = verify_audit(path)
+    assert result.intact and result.lines == 1000, result.findings
+    rotated = rotated_files(path)
+    assert [number for number, _ in rotated] == list(range(1, len(rotated) + 1)) and len(rotated) >= 10
+    assert all(file.stat().st_size <= 20_000 for _, file in rotated)
+    assert sorted((r["principal"], r["args"]["ticket_id"]) for r in records) == sorted(
+        (name, number) for name in ("http:alice", "stdio:bob") for number in range(500)
+    )
+    assert interleavings(records) > 10
+    run = verify_command(path)
+    assert run.returncode == 0 and "intact, 1000 line(s)" in run.stdout, run.stdout + run.stderr

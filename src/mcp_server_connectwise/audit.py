@@ -1,17 +1,42 @@
-"""The audit trail: one JSON line per tool call (success, failure or refusal), written before the tool answers.
+"""The audit trail: one JSON line per tool call (success, failure or refusal), written before the tool answers,
+and for each write to ConnectWise an intent line written before the write is sent.
 
-Line format (version 2), one JSON object per line, keys in this order:
+Line format (version 2), one JSON object per line, keys in this order. A call line (an `AuditEntry`):
 
     {"v": 2, "prev": "<64 hex>", "ts": "2026-01-31T09:00:00.123Z", "tenant": "acme", "principal": "stdio:alice",
      "tool": "update_ticket", "args": {"ticket_id": 123, "status": "Closed", "summary": {"len": 12, "sha256": "..."}},
      "outcome": "ok" | "refused" | "error" | "unknown", "error": null | "one sentence",
      "duration_ms": 41.2, "requests": [{"method": "GET", "path": "/service/tickets/123", "status": 200, "ms": 12.5}],
-     "written": [{"record": "ticket", "id": 123, "fields": ["status"]}]}
+     "written": [{"record": "ticket", "id": 123, "fields": ["status"]}], "intents": ["<16 hex>", ...]}
+
+`intents` (only present when not empty) names the intent lines this call line settles. An intent line
+(`AuditLog.intent`), written and fsynced before a write request is sent:
+
+    {"v": 2, "prev": "...", "ts": "...", "kind": "intent", "id": "<16 hex>", "tenant": "acme", "principal": "local",
+     "tool": "add_ticket_note", "args": {"ticket_id": 1001, "text": {"len": 22, "sha256": "..."}},
+     "method": "POST", "path": "/service/tickets/1001/notes", "body": {"text": {"len": 22, "sha256": "..."}},
+     "check": "ticket 1001's notes"}
+
+and an acknowledgement line (`AuditLog.acknowledge`, the `audit ack` command), which settles intents whose
+outcome a person has checked in ConnectWise after a crash:
+
+    {"v": 2, "prev": "...", "ts": "...", "kind": "ack", "principal": "local", "intents": ["<16 hex>", ...]}
+
+A line without `kind` is a call line. An intent no call or ack line names is unsettled (`unsettled_intents`):
+the process died between announcing the write and recording its outcome, so whether it reached ConnectWise
+is unknown; `verify_audit` reports each one until it is acknowledged.
 
 Version 2 adds `prev` to version 1 (and the outcome "unknown": a write whose result could not be learnt).
 `prev` is the SHA-256 (hex) of the previous line's exact bytes without its newline, so the lines form a hash
 chain; the first line of a new log has `prev` = GENESIS (64 zeros). `prev` comes right after `v` so that even a
-line torn by a crash mid-write still says which line it followed. Readers must ignore keys they do not know.
+line torn by a crash mid-write still says which line it followed. Readers must ignore keys they do not know;
+`kind`, `intents` and the intent and ack lines were added within version 2 (the chain covers every line the
+same way, so logs written before them still verify).
+
+Several processes may append to one log (an HTTP server and a stdio server on the default path): every append
+takes an exclusive lock on `<name>.lock` next to the log (the `filelock` library: flock on POSIX) and, under
+it, re-reads the chain head (the live file's last line, or after a rotation the newest rotated file's) and
+decides on rotation, so their lines form one chain. A lock held by a process that dies is released by the OS.
 
 Rotation: when a line would take the live file past `max_bytes`, the file is renamed to `<name>.N`, N one more
 than the highest existing (numbers never shift: `.1` is the oldest), and a new live file is started whose first
@@ -36,19 +61,25 @@ import itertools
 import json
 import os
 import re
+import secrets
 import threading
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 FORMAT_VERSION = 2
 GENESIS = "0" * 64  # `prev` of the very first line
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # check_writable refuses below this much free space: a write tool must not run if its line may not fit.
 MIN_FREE_BYTES = 1024 * 1024
+# How long an append waits for another process's lock on the log before it fails (a holder keeps it for one line).
+LOCK_TIMEOUT_SECONDS = 10.0
 Outcome = Literal["ok", "refused", "error", "unknown"]
 
 
@@ -77,6 +108,36 @@ def audit_arguments(arguments: Mapping[str, Any], free_text: Iterable[str]) -> d
     return recorded
 
 
+def _field_name(name: str) -> str:
+    """A field's name for matching free-text names: `internal_notes`, `internalNotes` and `/internalNotes` agree."""
+    return name.rsplit("/", 1)[-1].replace("_", "").lower()
+
+
+def audit_body(body: Any, free_text: Iterable[str]) -> Any:
+    """A request body for the audit: as it will be sent, but every string under a free-text field name (at any
+    depth, and as the `value` of a JSON Patch operation whose `path` names one) fingerprinted. Names match
+    ignoring case, underscores and a leading path, so a tool's `free_text` (`internal_notes`) also covers the
+    body's `internalNotes`."""
+    hidden = {_field_name(name) for name in free_text}
+
+    def redact(value: Any, free: bool) -> Any:
+        if isinstance(value, str):
+            return fingerprint(value) if free else value
+        if isinstance(value, Mapping):
+            patched = isinstance(value.get("path"), str) and _field_name(value["path"]) in hidden
+            return {
+                key: redact(item, free or _field_name(str(key)) in hidden or (patched and key == "value"))
+                for key, item in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [redact(item, free) for item in value]
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return value
+
+    return redact(body, False)
+
+
 def utc_timestamp(moment: datetime | None = None) -> str:
     moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -94,10 +155,13 @@ class AuditEntry:
     requests: list[dict[str, Any]] = field(default_factory=list)
     written: list[dict[str, Any]] = field(default_factory=list)
     ts: str = field(default_factory=utc_timestamp)
+    # The ids of the intent lines (`AuditLog.intent`) this call settles: the write announced before it was sent
+    # and, for a retry after a crash, the interrupted one it recognised (`unsettled_intents`).
+    intents: list[str] = field(default_factory=list)
 
     def to_line(self, prev: str) -> bytes:
         """The line's bytes without its newline; `prev` is the hash of the line before it."""
-        record = {
+        record: dict[str, Any] = {
             "v": FORMAT_VERSION,
             "prev": prev,
             "ts": self.ts,
@@ -111,8 +175,35 @@ class AuditEntry:
             "requests": self.requests,
             "written": self.written,
         }
-        # ensure_ascii keeps one record on one line whatever the names contain.
-        return json.dumps(record, separators=(",", ":"), ensure_ascii=True, default=str).encode("ascii")
+        if self.intents:  # left out otherwise: a call line without intents is byte for byte what it always was
+            record["intents"] = list(self.intents)
+        return _encode(record)
+
+
+def _encode(record: Mapping[str, Any]) -> bytes:
+    # ensure_ascii keeps one record on one line whatever the names contain.
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=True, default=str).encode("ascii")
+
+
+def _singular(plural: str) -> str:
+    if plural.endswith("ies"):
+        return plural[:-3] + "y"
+    if plural.endswith(("sses", "uses", "xes")):
+        return plural[:-2]
+    return plural.removesuffix("s")
+
+
+def default_check(method: str, path: str) -> str:
+    """What to look at in ConnectWise to learn whether `method path` took effect, from the path alone:
+    `/service/tickets/1001/notes` gives "ticket 1001's notes", `/service/tickets/1001` "ticket 1001",
+    `/time/entries` "time entries"; anything else the request itself."""
+    parts = [part for part in path.split("?", 1)[0].split("/") if part]
+    if len(parts) >= 3 and parts[2].isdigit():
+        record = f"{_singular(parts[1])} {parts[2]}"
+        return f"{record}'s {' '.join(parts[3:])}" if len(parts) > 3 else record
+    if len(parts) == 2 and method.upper() == "POST":
+        return f"{parts[0]} {parts[1]}"
+    return f"the result of {method.upper()} {'/' + '/'.join(parts)}"
 
 
 def line_hash(line: bytes) -> str:
@@ -187,35 +278,74 @@ def _unavailable(exc: OSError) -> str:
     return f"The audit log cannot be written: {reason}."
 
 
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file every writer of the log at `path` takes for each append: `<name>.lock` next to it."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.lock")
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return os.path.samestat(os.fstat(fd), current)
+
+
 class AuditLog:
     """An append-only, hash-chained JSON-lines file, rotated by size (see the module docstring).
 
-    One process writes it. A line is built and appended under one lock together with the chain state (the hash
-    of the last line), so lines never interleave and the chain stays linear whether the callers are asyncio tasks
-    or threads. Opening an existing log continues its chain from its last line (or the newest rotated file's).
+    Several processes may write it, each with its own AuditLog. Every append holds this object's thread lock
+    (asyncio tasks and threads of one process) and the log's cross-process file lock, and under both re-reads
+    the chain head from the file, decides on rotation and appends the whole line, so lines never interleave and
+    the chain stays linear however many writers there are. The cost is a lock and a read of the file's tail per
+    line (a few kilobytes, not the whole log). An append that cannot get the file lock within
+    `lock_timeout` seconds fails with AuditUnavailable, like any other failed write.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
+        self.lock_timeout = lock_timeout
         self._fd: int | None = None
-        self._size = 0  # bytes in the live file, every one of them in whole lines
-        self._prev = GENESIS  # hash of the last line
+        self._size = 0  # bytes in the live file, every one of them in whole lines (valid under the file lock)
+        self._prev = GENESIS  # hash of the last line (valid under the file lock)
         self._failure: str | None = None  # why the last write failed, until a write succeeds
         self._lock = threading.Lock()
+        self._file_lock: BaseFileLock | None = None
 
     def _open(self) -> int:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # 0600: the audit names tenants, tickets and people. Readable too: the tail continues the chain.
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                self._size, self._prev = self._chain_end(fd)
-            except OSError:
-                os.close(fd)
-                raise
-            self._fd = fd
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         return self._fd
+
+    def _locked(self) -> BaseFileLock:
+        if self._file_lock is None:
+            # Imported here: the CLI and the server's start-up import this module, and only writers need it.
+            from filelock import FileLock
+
+            # Polled briefly: another writer holds the lock for one line, and every call waits on its line.
+            self._file_lock = FileLock(lock_path(self.path), timeout=self.lock_timeout, mode=0o600, poll_interval=0.001)
+        return self._file_lock
+
+    def _head(self) -> int:
+        """Under the file lock: the live file's descriptor, with the chain state read from the file as it is now
+        (another process may have appended, or rotated the file this descriptor still points at)."""
+        fd = self._open()
+        if not _same_file(fd, self.path):
+            os.close(fd)
+            self._fd = None
+            fd = self._open()
+        self._size, self._prev = self._chain_end(fd)
+        return fd
 
     def _chain_end(self, fd: int) -> tuple[int, str]:
         """The live file's size and the hash the next line's `prev` must hold."""
@@ -251,36 +381,120 @@ class AuditLog:
         _fsync_directory(self.path.parent)  # the rename and the new file survive a crash too
         return self._fd
 
-    def _fail(self, exc: OSError) -> AuditUnavailable:
+    def _fail(self, reason: str) -> AuditUnavailable:
         """Forget the open file (the next call reopens it and rereads its tail) and say why writing failed."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        self._failure = _unavailable(exc)
-        return AuditUnavailable(self._failure)
+        self._failure = reason
+        return AuditUnavailable(reason)
+
+    def _append(self, line_for: Callable[[str], bytes], *, durable: bool) -> None:
+        """Append the line `line_for(prev)` builds; raise AuditUnavailable if it could not be written."""
+        from filelock import Timeout
+
+        with self._lock:
+            try:
+                self._open()  # creates the directory the lock file goes in
+                with self._locked():
+                    fd = self._head()
+                    line = line_for(self._prev)
+                    if self._size and self._size + len(line) + 1 > self.max_bytes:
+                        fd = self._rotate()
+                    try:
+                        _write_all(fd, line + b"\n")
+                    except OSError:
+                        # E.g. the disk filled mid-line: leave no torn line behind. Safe under the file lock:
+                        # no other writer can have appended after this line's start.
+                        os.ftruncate(fd, self._size)
+                        raise
+                    self._size += len(line) + 1
+                    self._prev = line_hash(line)
+                    if durable:
+                        os.fsync(fd)
+            except Timeout:
+                raise self._fail(
+                    f"The audit log cannot be written: another process has held its lock for over "
+                    f"{self.lock_timeout:g} seconds."
+                ) from None
+            except OSError as exc:
+                raise self._fail(_unavailable(exc)) from None
+            self._failure = None
 
     def write(self, entry: AuditEntry, *, durable: bool) -> None:
         """Append `entry`; with `durable` (writes to ConnectWise) also fsync, so the line survives a crash.
 
         Raises AuditUnavailable if the line could not be written; a partly written line is removed again."""
-        with self._lock:
-            try:
-                fd = self._open()
-                line = entry.to_line(self._prev)
-                if self._size and self._size + len(line) + 1 > self.max_bytes:
-                    fd = self._rotate()
-                try:
-                    _write_all(fd, line + b"\n")
-                except OSError:
-                    os.ftruncate(fd, self._size)  # e.g. the disk filled mid-line: leave no torn line behind
-                    raise
-                self._size += len(line) + 1
-                self._prev = line_hash(line)
-                if durable:
-                    os.fsync(fd)
-            except OSError as exc:
-                raise self._fail(exc) from None
-            self._failure = None
+        self._append(entry.to_line, durable=durable)
+
+    def intent(
+        self,
+        *,
+        tenant: str,
+        principal: str,
+        tool: str,
+        arguments: Mapping[str, Any],
+        method: str,
+        path: str,
+        body: Any = None,
+        free_text: Iterable[str] = (),
+        check: str | None = None,
+    ) -> str:
+        """Announce a write before it is sent: append and fsync an intent line, and return its id.
+
+        Call it right before sending the request `method path` with `body` (None: no body) to ConnectWise for a
+        call of `tool` in `tenant` by `principal`, then name the id in the call's `AuditEntry(intents=[...])`.
+        If this raises AuditUnavailable, send nothing: the write could not be audited. `arguments` are the
+        tool's validated arguments (recorded like an AuditEntry's, through `audit_arguments`, so a retry can
+        be matched against `Intent.args`); `free_text` names the free-text fields of the arguments and of the
+        body (matched as `audit_body` says), which are recorded as length and hash only. `path` is recorded
+        without its query string. `check` says what a person should look at in ConnectWise if the process dies
+        before the outcome is recorded, as a noun phrase without free text ("ticket 1001's notes"; default:
+        `default_check(method, path)`)."""
+        hidden = frozenset(free_text)
+        intent_id = secrets.token_hex(8)
+        path = path.split("?", 1)[0]
+
+        def line_for(prev: str) -> bytes:
+            return _encode(
+                {
+                    "v": FORMAT_VERSION,
+                    "prev": prev,
+                    "ts": utc_timestamp(),
+                    "kind": "intent",
+                    "id": intent_id,
+                    "tenant": tenant,
+                    "principal": principal,
+                    "tool": tool,
+                    "args": audit_arguments(arguments, hidden),
+                    "method": method.upper(),
+                    "path": path,
+                    "body": audit_body(body, hidden),
+                    "check": check or default_check(method, path),
+                }
+            )
+
+        self._append(line_for, durable=True)
+        return intent_id
+
+    def acknowledge(self, intent_ids: Sequence[str], *, principal: str = "local") -> None:
+        """Append and fsync an acknowledgement line settling `intent_ids`: unsettled intents whose outcome
+        `principal` has checked in ConnectWise (what `audit ack` writes). Raises AuditUnavailable like `write`."""
+        ids = list(intent_ids)
+
+        def line_for(prev: str) -> bytes:
+            return _encode(
+                {
+                    "v": FORMAT_VERSION,
+                    "prev": prev,
+                    "ts": utc_timestamp(),
+                    "kind": "ack",
+                    "principal": principal,
+                    "intents": ids,
+                }
+            )
+
+        self._append(line_for, durable=True)
 
     def check_writable(self) -> None:
         """Raise AuditUnavailable if a line cannot be written now: the directory or the file cannot be created or
@@ -288,8 +502,17 @@ class AuditLog:
         with self._lock:
             if self._failure is not None:
                 raise AuditUnavailable(self._failure)
+            from filelock import Timeout
+
             try:
                 space = os.fstatvfs(self._open())
+                with self._locked():  # the lock file can be created and no other process is stuck holding it
+                    pass
+            except Timeout:
+                raise AuditUnavailable(
+                    f"The audit log cannot be written: another process has held its lock for over "
+                    f"{self.lock_timeout:g} seconds."
+                ) from None
             except OSError as exc:
                 raise AuditUnavailable(_unavailable(exc)) from None
             if space.f_bavail * space.f_frsize < MIN_FREE_BYTES:
@@ -315,15 +538,45 @@ class AuditFinding:
     reason: str
 
 
+@dataclass(frozen=True)
+class Intent:
+    """An intent line (`AuditLog.intent`): a write announced before it was sent to ConnectWise."""
+
+    id: str
+    ts: str  # when it was announced, as `utc_timestamp` writes it (`time` parses it)
+    tenant: str | None
+    principal: str
+    tool: str
+    args: dict[str, Any]  # as `audit_arguments` recorded them: ids and names as given, free text as length + hash
+    method: str
+    path: str
+    body: Any  # as `audit_body` recorded it
+    check: str  # what to look at in ConnectWise, a noun phrase ("ticket 1001's notes")
+    file: Path  # where the line was when the log was read
+    line: int
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromisoformat(self.ts)
+
+
 @dataclass
 class AuditVerification:
     files: list[Path]  # the files of the chain that exist, oldest first
     lines: int = 0  # lines checked
     findings: list[AuditFinding] = field(default_factory=list)
+    # Intents no call or ack line settles, in every file present (even past a break in the chain), oldest first.
+    unsettled: list[Intent] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
+        """The hash chain is whole (unsettled intents do not break it)."""
         return not self.findings
+
+    @property
+    def passed(self) -> bool:
+        """Intact, and no write is left whose outcome is unknown: what `audit verify` exits 0 for."""
+        return self.intact and not self.unsettled
 
 
 @dataclass(frozen=True)
@@ -337,12 +590,119 @@ class _Line:
         return f"{self.file.name} line {self.number}"
 
 
-def _lines(files: Iterable[Path]) -> Generator[_Line, None, None]:
-    for file in files:
-        with open(file, "rb") as handle:
-            for number, raw in enumerate(handle, 1):
+@dataclass
+class _Snapshot:
+    """The log's files as they were at one moment, open: what `lines` reads is what was there then, even while
+    other processes append to the live file or rotate it."""
+
+    rotated: list[tuple[int, Path]]  # the rotated files that were there, oldest first
+    live: Path | None  # None: there was no live file
+    opened: dict[Path, tuple[BinaryIO, int]]  # each file, open, and its size then
+
+    @property
+    def files(self) -> list[Path]:
+        return [file for _, file in self.rotated] + ([self.live] if self.live else [])
+
+    def lines(self, files: Iterable[Path]) -> Generator[_Line]:
+        for file in files:
+            handle, remaining = self.opened[file]
+            handle.seek(0)
+            number = 0
+            while remaining > 0:
+                raw = handle.readline(remaining)
+                if not raw:
+                    break
+                remaining -= len(raw)
+                number += 1
                 terminated = raw.endswith(b"\n")
                 yield _Line(file, number, raw[:-1] if terminated else raw, terminated)
+
+
+@contextlib.contextmanager
+def _snapshot(live: Path) -> Iterator[_Snapshot]:
+    """Open the log's files under its lock (when a writer has made one), so that no rotation or line is seen
+    half done, and note their sizes; then release the lock, and read without holding writers up."""
+    with contextlib.ExitStack() as handles:
+        opened: dict[Path, tuple[BinaryIO, int]] = {}
+
+        def keep(file: Path) -> bool:
+            try:
+                handle = handles.enter_context(open(file, "rb"))
+            except FileNotFoundError:  # removed since it was listed (only possible without the lock)
+                return False
+            opened[file] = (handle, os.fstat(handle.fileno()).st_size)
+            return True
+
+        with contextlib.ExitStack() as locked:
+            if lock_path(live).exists():  # not created by a reader: verifying a copied log leaves it as it was
+                from filelock import FileLock
+
+                # A lock that cannot be had (a read-only copy, a writer stuck) leaves the read unlocked.
+                with contextlib.suppress(OSError):
+                    locked.enter_context(FileLock(lock_path(live), timeout=LOCK_TIMEOUT_SECONDS, poll_interval=0.001))
+            rotated = [(number, file) for number, file in rotated_files(live) if keep(file)]
+            present = live.exists() and keep(live)
+        yield _Snapshot(rotated, live if present else None, opened)
+
+
+def _intent_of(record: Mapping[str, Any], line: _Line) -> Intent | None:
+    intent_id = record.get("id")
+    if not isinstance(intent_id, str):
+        return None
+    text: dict[str, str] = {}
+    for key in ("ts", "principal", "tool", "method", "path", "check"):
+        value = record.get(key)
+        text[key] = value if isinstance(value, str) else "?"
+    tenant = record.get("tenant")
+    args = record.get("args")
+    return Intent(
+        id=intent_id,
+        ts=text["ts"],
+        tenant=tenant if isinstance(tenant, str) else None,
+        principal=text["principal"],
+        tool=text["tool"],
+        args=args if isinstance(args, dict) else {},
+        method=text["method"],
+        path=text["path"],
+        body=record.get("body"),
+        check=text["check"],
+        file=line.file,
+        line=line.number,
+    )
+
+
+def _unsettled(lines: Iterable[_Line]) -> list[Intent]:
+    intents: dict[str, Intent] = {}
+    settled: set[str] = set()
+    for line in lines:
+        # Most lines are neither: skip parsing them. (Inside a JSON string these bytes would be escaped.)
+        if b'"kind":"intent"' not in line.data and b'"intents":' not in line.data:
+            continue
+        try:
+            record = json.loads(line.data)
+        except ValueError:
+            continue  # a torn line: an intent torn in writing was never confirmed, so its write was not sent
+        if not isinstance(record, dict):
+            continue
+        if record.get("kind") == "intent":
+            if (intent := _intent_of(record, line)) is not None:
+                intents.setdefault(intent.id, intent)
+        elif isinstance(record.get("intents"), list):  # a call line or an ack line
+            settled.update(name for name in record["intents"] if isinstance(name, str))
+    return [intent for intent_id, intent in intents.items() if intent_id not in settled]
+
+
+def unsettled_intents(path: str | os.PathLike[str]) -> list[Intent]:
+    """The intents in the log at `path` (its rotated files and the live file) that no call line
+    (`AuditEntry.intents`) or ack line settles, oldest first: writes announced whose outcome was never recorded,
+    because the process died in between (or, for another process's, is still sending them).
+
+    A server can call this at start-up to recognise a retry of an interrupted write: compare an intent's
+    `tool`, `tenant` and `args` with `audit_arguments` of the new call's arguments, check ConnectWise, and name
+    the old intent's id in the new call's `AuditEntry.intents` too. Reads the whole log (a few lines parsed per
+    write); cache the answer rather than calling it per request. A missing log has none."""
+    with _snapshot(Path(path)) as snapshot:
+        return _unsettled(snapshot.lines(snapshot.files))
 
 
 # The writer puts `prev` first, so a torn line keeps it unless it was torn within its first 80 bytes.
@@ -395,21 +755,28 @@ def verify_audit(path: str | os.PathLike[str], *, window: int = 1000) -> AuditVe
     Stops at the first broken link (what follows it cannot be placed in the chain); a torn line the chain
     continues across (a crash, then the writer carried on) is reported and passed. `window` bounds how many lines
     before and after a break are searched to recognise reordered lines. Deleting lines from the very end of the
-    live file cannot be detected by the chain itself."""
+    live file cannot be detected by the chain itself. The result also lists the unsettled intents
+    (`unsettled_intents`); `passed` is False while there are any. Files are opened under the log's lock and read
+    as they were then, so writers in other processes cause no false alarm."""
     live = Path(path)
-    rotated = rotated_files(live)
+    with _snapshot(live) as snapshot:
+        return _verify(snapshot, live, window)
+
+
+def _verify(snapshot: _Snapshot, live: Path, window: int) -> AuditVerification:
+    rotated = snapshot.rotated
     gap = next((expected for expected, (number, _) in enumerate(rotated, 1) if number != expected), None)
     chained = [file for number, file in rotated if gap is None or number < gap]
-    if gap is None and live.exists():
-        chained.append(live)
-    result = AuditVerification(chained)
+    if gap is None and snapshot.live is not None:
+        chained.append(snapshot.live)
+    result = AuditVerification(chained, unsettled=_unsettled(snapshot.lines(snapshot.files)))
 
     def report(line: _Line, reason: str) -> None:
         result.findings.append(AuditFinding(line.file, line.number, reason))
 
     expected, previous = GENESIS, None
     recent: deque[tuple[str, _Line]] = deque(maxlen=window)
-    with contextlib.closing(_lines(chained)) as lines:
+    with contextlib.closing(snapshot.lines(chained)) as lines:
         for line in lines:
             result.lines += 1
             prev, whole = _prev_of(line.data)
