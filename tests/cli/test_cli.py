@@ -64,7 +64,9 @@ def test_importing_the_cli_and_building_its_parser_is_cheap() -> None:
 
 def test_tenants_list_does_not_import_the_mcp_sdk(tmp_path: Path) -> None:
     config = tmp_path / "tenants.toml"
-    config.write_text('[tenants.acme]\ncompany_id = "acme"\nclient_id = "x"\nsite = "api-na.myconnectwise.net"\n')
+    config.write_text(
+        '[tenants.acme]\ncompany_id = "acme"\nclient_id = "0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11"\nsite = "api-na.myconnectwise.net"\n'
+    )
     code = (
         "import keyring\nfrom keyring.backends.fail import Keyring\nkeyring.set_keyring(Keyring())\n"
         "from mcp_server_connectwise.cli import main\n"

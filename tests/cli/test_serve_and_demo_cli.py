@@ -4,7 +4,9 @@ transports for real, with bearer tokens."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_server_connectwise.cli import main
 from mcp_server_connectwise.cli.demo import banner as _demo_banner
 from mcp_server_connectwise.cli.demo import run as run_demo
 from mcp_server_connectwise.cli.serve import run as run_serve
@@ -52,7 +55,7 @@ def test_the_demo_refuses_a_non_loopback_host_in_one_line(host, capsys):
 def write_config(tmp_path: Path, http: str = "") -> Path:
     config = tmp_path / "tenants.toml"
     config.write_text(
-        f'{http}\n[tenants.acme]\ncompany_id = "acme"\nclient_id = "x"\nsite = "api-na.myconnectwise.net"\n'
+        f'{http}\n[tenants.acme]\ncompany_id = "acme"\nclient_id = "0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11"\nsite = "api-na.myconnectwise.net"\n'
     )
     return config
 
@@ -78,7 +81,9 @@ def test_serve_beyond_loopback_needs_allowed_hosts_and_origins(tmp_path, host):
 
 def test_serve_names_an_unknown_default_tenant_at_start(tmp_path):
     config = tmp_path / "tenants.toml"
-    config.write_text('[tenants.acme]\ncompany_id = "acme"\nclient_id = "x"\nsite = "api-na.myconnectwise.net"\n')
+    config.write_text(
+        '[tenants.acme]\ncompany_id = "acme"\nclient_id = "0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11"\nsite = "api-na.myconnectwise.net"\n'
+    )
     with pytest.raises(ConfigError, match="unknown tenant 'globex'; known tenants: acme"):
         run_serve(args(config=str(config), tenant="globex"))
 
@@ -198,3 +203,168 @@ def test_serve_refuses_an_unknown_toolset_naming_the_file(tmp_path):
     with pytest.raises(ConfigError) as refused:
         run_serve(args(config=str(config)))
     assert str(refused.value) == (f"{config}: 'alerts' is not a toolset; the toolsets are: tickets, time, boards")
+
+
+# --- the demo on a terminal, and its temporary audit log ------------------------------------------------------
+
+
+class _FakeDemoServer:
+    """Stands in for the stdio server: records the audit path it was given and whether it existed while it ran."""
+
+    def __init__(self, outcome: type[BaseException] | None = None) -> None:
+        self.outcome = outcome
+        self.audit_path: Path | None = None
+        self.existed_while_running = False
+
+    def build(self, audit_path: Path, *, principal: str) -> _FakeDemoServer:
+        self.audit_path = audit_path
+        return self
+
+    def run(self) -> None:
+        assert self.audit_path is not None
+        self.existed_while_running = self.audit_path.exists()
+        if self.outcome is not None:
+            raise self.outcome
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("on_a_terminal", [True, False])
+def test_the_demo_on_a_terminal_says_it_waits_and_removes_its_temporary_audit_log(
+    monkeypatch, capsys, on_a_terminal
+) -> None:
+    fake = _FakeDemoServer()
+    monkeypatch.setattr("mcp_server_connectwise.server.build_demo_server", fake.build)
+    monkeypatch.setattr(sys, "stdin", _Terminal() if on_a_terminal else io.StringIO())
+    assert run_demo(args()) == 0
+    err = capsys.readouterr().err
+    waiting = (
+        "mcp-server-connectwise demo: waiting for an MCP client on stdin (a stdio server: let a client start it, "
+        "as shown above); Ctrl-C stops."
+    )
+    assert (waiting in err.splitlines()) is on_a_terminal
+    assert fake.existed_while_running and not fake.audit_path.exists()
+    assert f"Audit log: {fake.audit_path} (temporary: removed when the demo stops)" in err
+
+
+def test_ctrl_c_still_removes_the_temporary_audit_log(monkeypatch, capsys) -> None:
+    fake = _FakeDemoServer(KeyboardInterrupt)
+    monkeypatch.setattr("mcp_server_connectwise.server.build_demo_server", fake.build)
+    with pytest.raises(SystemExit) as exited:
+        main(["demo"])
+    assert exited.value.code == 130
+    assert fake.existed_while_running and not fake.audit_path.exists()
+
+
+def test_an_audit_path_given_is_kept(tmp_path, monkeypatch, capsys) -> None:
+    fake = _FakeDemoServer()
+    monkeypatch.setattr("mcp_server_connectwise.server.build_demo_server", fake.build)
+    audit = tmp_path / "audit.jsonl"
+    audit.write_text("")
+    assert run_demo(args(audit_path=str(audit))) == 0
+    assert fake.audit_path == audit and audit.exists()
+    assert "temporary" not in capsys.readouterr().err
+
+
+def _demo_process(stdin: int) -> tuple[subprocess.Popen, Path]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_server_connectwise", "demo"], stdin=stdin, stderr=subprocess.PIPE, text=True
+    )
+    for line in process.stderr:
+        if line.startswith("Audit log: "):
+            return process, Path(line.split()[2])
+    raise AssertionError(f"no audit log line; exit {process.wait(10)}")
+
+
+def test_a_real_demo_removes_its_temporary_audit_log_on_eof_and_on_sigterm() -> None:
+    process, audit = _demo_process(subprocess.DEVNULL)  # a client that closes stdin
+    assert process.wait(30) == 0
+    assert not audit.exists()
+
+    process, audit = _demo_process(subprocess.PIPE)
+    try:
+        assert audit.exists()
+        process.terminate()  # a client that stops it with SIGTERM
+        assert process.wait(30) == -signal.SIGTERM
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+    assert not audit.exists()
+
+
+# --- serve: the API keys in a plaintext keyring ---------------------------------------------------------------
+
+
+def test_serve_refuses_keys_from_a_plaintext_keyring_unless_the_config_allows_it(tmp_path) -> None:
+    import anyio
+    import keyrings.alt.file
+    from mcp import StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    from mcp_server_connectwise.sandbox.settings import API_ROOT, SandboxSettings
+
+    port = free_port()
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "mcp_server_connectwise", "sandbox", "--port", str(port), "--tickets", "5"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    # What `pip install keyrings.alt` gives: the keys in a base64 file (here under tmp_path), stored in-process.
+    data_home = tmp_path / "data"
+    plaintext = keyrings.alt.file.PlaintextKeyring()
+    plaintext.file_path = str(data_home / "python_keyring" / "keyring_pass.cfg")
+    settings = SandboxSettings()
+    plaintext.set_password("mcp-server-connectwise", "acme/public_key", settings.public_key)
+    plaintext.set_password("mcp-server-connectwise", "acme/private_key", settings.private_key)
+    config = tmp_path / "tenants.toml"
+    tenant = (
+        f'[audit]\npath = "audit.jsonl"\n[tenants.acme]\ncompany_id = "{settings.company}"\n'
+        f'client_id = "0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11"\nbase_url = "http://127.0.0.1:{port}{API_ROOT}"\n'
+    )
+    env = {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring", "XDG_DATA_HOME": str(data_home)}
+
+    async def search(stderr: Path):
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "mcp_server_connectwise", "serve", "--config", str(config)], env=env
+        )
+        with stderr.open("w") as errlog:
+            async with Client(stdio_client(params, errlog=errlog)) as client:
+                return await client.call_tool("search_tickets", {"limit": 1})
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and sandbox.poll() is None, "the sandbox did not start"
+                time.sleep(0.1)
+
+        config.write_text(tenant)
+        refused = anyio.run(search, tmp_path / "refused.err")
+        config.write_text(tenant + "[secrets]\nallow_plaintext_keyring = true\n")
+        allowed = anyio.run(search, tmp_path / "allowed.err")
+    finally:
+        sandbox.terminate()
+        sandbox.communicate(timeout=10)
+
+    refusal = (
+        "keyrings.alt.file.PlaintextKeyring keeps API keys unencrypted on disk, so it is refused: use the OS keychain"
+    )
+    assert refused.is_error is True
+    (text,) = [content.text for content in refused.content]
+    assert text.startswith(
+        f"Error executing tool search_tickets: The API keys of tenant acme cannot be read: the keyring backend {refusal}"
+    )
+    assert text.endswith(f"set `[secrets] allow_plaintext_keyring = true` in {config}.") and "\n" not in text
+    assert refusal in (tmp_path / "refused.err").read_text()  # said at start-up as well
+
+    assert allowed.is_error is False and len(allowed.structured_content["tickets"]) == 1
+    warnings = [line for line in (tmp_path / "allowed.err").read_text().splitlines() if "unencrypted" in line]
+    assert len(warnings) == 1 and "allowed by `[secrets] allow_plaintext_keyring = true`" in warnings[0]
+    for stderr in ("refused.err", "allowed.err"):
+        assert settings.private_key not in (tmp_path / stderr).read_text()

@@ -1,4 +1,4 @@
-"""`mcp-server-connectwise tenants set-keys | list | remove`, through the real CLI entry point."""
+"""`mcp-server-connectwise tenants init | set-keys | list | remove`, through the real CLI entry point."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 
 import keyring
 import keyring.backends.fail
+import keyrings.alt.file
 import pytest
 
 from mcp_server_connectwise.cli import main
+from mcp_server_connectwise.config import example_config
 from mcp_server_connectwise.connectwise import ApiCredentials
 from mcp_server_connectwise.secrets import SERVICE_NAME, KeyStore
 
@@ -137,7 +139,7 @@ def test_set_keys_without_a_keyring_fails_before_reading_keys(config_file, monke
     code, out, err = run(["tenants", "--config", str(config_file), "set-keys", "acme"], capsys)
     assert (code, out) == (2, "")
     assert err.startswith("mcp-server-connectwise: no usable keyring backend") and err.count("\n") == 1
-    assert "keyrings.alt" in err
+    assert "keyrings.cryptfile" in err and "keyrings.alt" not in err  # the advice is an encrypted keyring
     assert stdin.tell() == 0
 
 
@@ -147,6 +149,7 @@ def test_missing_config_file(tmp_path, capsys) -> None:
     assert (code, out) == (2, "")
     assert err.startswith(f"mcp-server-connectwise: no config file at {missing}")
     assert "tenants.example.toml" in err and err.count("\n") == 1
+    assert f"`mcp-server-connectwise --config {missing} tenants init`" in err
 
 
 # --- list ---------------------------------------------------------------------------------------------------
@@ -180,11 +183,107 @@ def test_list_shows_tenants_and_key_presence_never_keys(config_file, memory_keyr
     assert lines[3] == "Store missing keys with: mcp-server-connectwise tenants set-keys NAME"
 
 
-def test_list_without_a_keyring(config_file, capsys) -> None:
+def test_list_without_a_keyring_still_lists_the_tenants(config_file, capsys) -> None:
     keyring.set_keyring(keyring.backends.fail.Keyring())
     code, out, err = run(["tenants", "--config", str(config_file), "list"], capsys)
-    assert (code, out) == (2, "")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"Tenants in {config_file}:" and len(lines) == 3
+    assert [line.split()[-2:] for line in lines[1:]] == [["keys:", "unknown"], ["keys:", "unknown"]]
+    assert err.startswith("mcp-server-connectwise: keys unknown: no usable keyring backend")
     assert "PYTHON_KEYRING_BACKEND" in err and err.count("\n") == 1
+
+
+# --- plaintext keyrings -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def plaintext_keyring(tmp_path: Path) -> keyrings.alt.file.PlaintextKeyring:
+    """What following "pip install keyrings.alt" gives: a base64 file, here in tmp_path."""
+    backend = keyrings.alt.file.PlaintextKeyring()
+    backend.file_path = str(tmp_path / "keyring_pass.cfg")
+    keyring.set_keyring(backend)
+    return backend
+
+
+def test_set_keys_refuses_a_plaintext_keyring_before_reading_keys(config_file, plaintext_keyring, monkeypatch, capsys):
+    stdin = io.StringIO(f"{PUBLIC}\n{PRIVATE}\n")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    code, out, err = run(["tenants", "--config", str(config_file), "set-keys", "acme"], capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith(
+        "mcp-server-connectwise: the keyring backend keyrings.alt.file.PlaintextKeyring keeps API keys unencrypted "
+        "on disk, so it is refused: use the OS keychain"
+    )
+    assert err.endswith(f"set `[secrets] allow_plaintext_keyring = true` in {config_file}\n")
+    assert err.count("\n") == 1 and "keyrings.cryptfile" in err
+    assert stdin.tell() == 0  # no key was read
+    assert not Path(plaintext_keyring.file_path).exists()
+
+
+def test_set_keys_into_a_plaintext_keyring_the_config_allows(config_file, plaintext_keyring, monkeypatch, capsys):
+    config_file.write_text(CONFIG + "[secrets]\nallow_plaintext_keyring = true\n", encoding="utf-8")
+    pipe_stdin(monkeypatch, f"{PUBLIC}\n{PRIVATE}\n")
+    code, out, err = run(["tenants", "--config", str(config_file), "set-keys", "acme"], capsys)
+    assert code == 0
+    # Never "in the OS keyring": it says what the keys are in.
+    assert out == "stored the API keys of tenant 'acme' in the UNENCRYPTED keyring keyrings.alt.file.PlaintextKeyring\n"
+    assert err == (
+        "mcp-server-connectwise: warning: the keyring backend keyrings.alt.file.PlaintextKeyring keeps API keys "
+        f"unencrypted on disk; allowed by `[secrets] allow_plaintext_keyring = true` in {config_file}, which is for "
+        "test rigs and throwaway machines only\n"
+    )
+    assert plaintext_keyring.get_password(SERVICE_NAME, "acme/private_key") == PRIVATE
+
+    code, out, err = run(["tenants", "--config", str(config_file), "list"], capsys)
+    assert code == 0 and "keys: present" in out and err.count("warning:") == 1
+
+
+def test_list_with_a_refused_plaintext_keyring(config_file, plaintext_keyring, capsys) -> None:
+    code, out, err = run(["tenants", "--config", str(config_file), "list"], capsys)
+    assert code == 0 and out.count("keys: unknown") == 2
+    assert err.startswith(
+        "mcp-server-connectwise: keys unknown: the keyring backend keyrings.alt.file.PlaintextKeyring"
+    )
+    assert err.count("\n") == 1
+
+
+# --- init ---------------------------------------------------------------------------------------------------
+
+
+def test_init_writes_the_example_where_the_config_belongs(tmp_path, capsys) -> None:
+    path = tmp_path / "new" / "dir" / "tenants.toml"
+    code, out, err = run(["tenants", "--config", str(path), "init"], capsys)
+    assert (code, err) == (0, "")
+    assert path.read_text(encoding="utf-8") == example_config()
+    assert out.splitlines()[0] == f"wrote an example config to {path}"
+    assert "tenants set-keys NAME" in out
+    # What to fill in, the next command says, on one line.
+    code, out, err = run(["tenants", "--config", str(path), "list"], capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"mcp-server-connectwise: {path}: tenant 'acme': key 'client_id': is a placeholder")
+    assert err.count("\n") == 1
+
+
+def test_init_follows_the_environment_and_the_default_location(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CONNECTWISE_MCP_CONFIG", str(tmp_path / "from-env.toml"))
+    assert run(["tenants", "init"], capsys)[0] == 0
+    assert (tmp_path / "from-env.toml").read_text(encoding="utf-8") == example_config()
+    if sys.platform == "linux":  # XDG variables steer platformdirs on Linux only
+        monkeypatch.delenv("CONNECTWISE_MCP_CONFIG")
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+        assert run(["tenants", "init"], capsys)[0] == 0
+        assert (tmp_path / "xdg" / "mcp-server-connectwise" / "tenants.toml").is_file()
+
+
+def test_init_never_overwrites_a_config(config_file, capsys) -> None:
+    code, out, err = run(["--config", str(config_file), "tenants", "init"], capsys)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"mcp-server-connectwise: {config_file} already exists, so it was left as it is: edit it, or give --config "
+        "another path to write a new one\n"
+    )
+    assert config_file.read_text(encoding="utf-8") == CONFIG
 
 
 # --- remove -------------------------------------------------------------------------------------------------
@@ -226,7 +325,7 @@ def test_remove_when_nothing_is_stored(config_file, memory_keyring, capsys) -> N
 def test_broken_config_is_one_line_and_exit_2_in_a_real_process(tmp_path: Path) -> None:
     broken = tmp_path / "tenants.toml"
     broken.write_text(
-        '[tenants.acme]\ncompany_id = "acme"\nclient_id = "c"\nbase_url = "http://cw.example.com/apis/3.0"\n'
+        '[tenants.acme]\ncompany_id = "acme"\nclient_id = "0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11"\nbase_url = "http://cw.example.com/apis/3.0"\n'
     )
     result = subprocess.run(
         [sys.executable, "-m", "mcp_server_connectwise", "--config", str(broken), "tenants", "list"],

@@ -233,3 +233,108 @@ def test_through_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "mcp-server-connectwise: unknown tenant 'initech'; known tenants: acme, globex\n"
+
+
+# --- list ---------------------------------------------------------------------------------------------------
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exited.value.code, out, err
+
+
+def test_list_shows_principals_and_their_tenants_never_a_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path)
+    assert cli(["tokens", "--config", str(path), "list"], capsys) == (
+        0,
+        f"No principals in {path}: create one with `mcp-server-connectwise tokens create NAME --tenants a,b`\n",
+        "",
+    )
+    alice, _ = create(path, "alice", "globex,acme", capsys)
+    bob, _ = create(path, "ops.bot", "acme", capsys)
+    code, out, err = cli(["tokens", "--config", str(path), "list"], capsys)
+    assert (code, err) == (0, "")
+    assert out == (f"Principals in {path}:\n  alice    tenants: globex, acme\n  ops.bot  tenants: acme\n")
+    for token in (alice, bob):
+        assert token not in out and hash_token(token) not in out
+
+
+def test_list_refuses_a_broken_config_like_every_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, CONFIG.replace('client_id = "0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11"', 'client_id = "x"', 1))
+    errors = {
+        command: cli([*command.split(), "--config", str(path), *rest], capsys)
+        for command, rest in (("tokens", ["list"]), ("tenants", ["list"]), ("serve", ["--transport", "http"]))
+    }
+    lines = {err for code, out, err in errors.values() if code == 2 and out == ""}
+    assert len(lines) == 1  # the same one line from every command
+    (line,) = lines
+    assert line.startswith(f"mcp-server-connectwise: {path}: tenant 'acme': key 'client_id': must be your")
+    assert line.count("\n") == 1
+
+
+# --- revoke -------------------------------------------------------------------------------------------------
+
+
+def test_revoke_removes_only_the_principals_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path)
+    alice, _ = create(path, "alice", "acme", capsys)
+    bob, _ = create(path, "bob", "globex", capsys)
+    before = path.read_bytes()
+    start = before.index(b"[http.principals.alice]")
+    end = before.index(b"[http.principals.bob]")
+
+    code, out, err = cli(["tokens", "--config", str(path), "revoke", "alice"], capsys)
+    assert (code, err) == (0, "")
+    assert out == f"revoked principal 'alice' in {path}; its token stops working when the server restarts\n"
+    assert path.read_bytes() == before[:start] + before[end:]  # everything else byte for byte
+    config = load_config(path)
+    assert list(config.http.principals) == ["bob"]
+    assert hash_token(alice) not in path.read_text() and hash_token(bob) in path.read_text()
+    assert [file.name for file in tmp_path.iterdir()] == ["tenants.toml"]
+
+
+def test_create_then_revoke_gives_the_file_back_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = CONFIG.replace("\n", "\r\n")  # a CRLF file stays one
+    path = write(tmp_path, text)
+    create(path, "alice", "acme", capsys)
+    assert cli(["tokens", "--config", str(path), "revoke", "alice"], capsys)[0] == 0
+    assert path.read_bytes() == text.encode()
+
+
+def test_revoking_a_hand_written_table_keeps_its_neighbours_and_their_comments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = "ab" * 32
+    block = f'[ http.principals."alice" ]   # laptop\ntoken_sha256 = "{stale}"\ntenants = [\n  "acme",\n]\n\n'
+    text = CONFIG.replace("[tenants.acme]", block + "# The main client.\n[tenants.acme]")
+    path = write(tmp_path, text)
+    assert cli(["tokens", "--config", str(path), "revoke", "alice"], capsys)[0] == 0
+    assert path.read_text(encoding="utf-8") == text.replace(block, "")
+
+
+def test_revoking_an_unknown_principal_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path)
+    create(path, "alice", "acme", capsys)
+    before = path.read_bytes()
+    code, out, err = cli(["tokens", "--config", str(path), "revoke", "alcie"], capsys)
+    assert (code, out) == (1, "")
+    assert err == f"mcp-server-connectwise: no principal 'alcie' in {path} (did you mean 'alice'?); principals: alice\n"
+    assert path.read_bytes() == before
+
+
+def test_revoking_a_principal_not_written_as_its_own_table_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = CONFIG + f"\n[http.principals]\nbob = {INLINE_BOB}\n"
+    path = write(tmp_path, text)
+    code, out, err = cli(["tokens", "--config", str(path), "revoke", "bob"], capsys)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"mcp-server-connectwise: {path}: cannot remove principal 'bob' without changing other settings, so the file "
+        "was left as it was; it is not written as its own [http.principals.bob] table: delete it by hand\n"
+    )
+    assert path.read_text(encoding="utf-8") == text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -13,13 +14,17 @@ from mcp_server_connectwise.config import (
     ConfigError,
     HttpConfig,
     Principal,
+    SecretsConfig,
     ServerConfig,
     TenantConfig,
     config_path,
+    example_config,
     load_config,
 )
 
-from support.paths import REPO_ROOT
+from support.paths import EXAMPLE_CONFIG, REPO_ROOT
+
+PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
 ACME = """
 [tenants.acme]
@@ -67,8 +72,23 @@ def error_for(tmp_path: Path, text: str) -> str:
 # --- happy path ---------------------------------------------------------------------------------------------
 
 
-def test_loads_the_example_file_from_the_repo() -> None:
-    config = load_config(REPO_ROOT / "tenants.example.toml")
+def filled_in_example(tmp_path: Path) -> Path:
+    """tenants.example.toml with its placeholder client ids replaced, as a user's first edit does."""
+    return write(tmp_path, EXAMPLE_CONFIG.read_text().replace(PLACEHOLDER, "0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11"))
+
+
+def test_the_example_file_as_shipped_asks_for_a_real_client_id() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(EXAMPLE_CONFIG)
+    assert str(caught.value) == (
+        f"{EXAMPLE_CONFIG}: tenant 'acme': key 'client_id': is a placeholder (a GUID of zeros, as in "
+        "tenants.example.toml): replace it with your integration's clientId from https://developer.connectwise.com/ClientID"
+    )
+    assert EXAMPLE_CONFIG.read_text().count(f'client_id = "{PLACEHOLDER}"') == 2  # nothing else to fill in there
+
+
+def test_loads_the_example_file_from_the_repo(tmp_path: Path) -> None:
+    config = load_config(filled_in_example(tmp_path))
     assert config.default_tenant == "acme"
     assert set(config.tenants) == {"acme", "globex"}
     assert config.tenants["acme"].site == "api-na.myconnectwise.net"
@@ -77,8 +97,27 @@ def test_loads_the_example_file_from_the_repo() -> None:
 
 
 def test_example_file_holds_no_secret_key() -> None:
-    text = (REPO_ROOT / "tenants.example.toml").read_text()
+    text = EXAMPLE_CONFIG.read_text()
     assert "public_key =" not in text and "private_key =" not in text
+
+
+def test_the_example_ships_in_the_package_as_its_one_copy() -> None:
+    assert example_config() == EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    assert not (REPO_ROOT / "tenants.example.toml").exists()  # one copy only: the packaged one
+    # Every path of it the README names is where it says.
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    named = re.findall(r"`([\w./-]*tenants\.example\.toml)`", readme)
+    assert "src/mcp_server_connectwise/config/tenants.example.toml" in named
+    for path in named:
+        assert path == "tenants.example.toml" or (REPO_ROOT / path).is_file(), path
+
+
+def test_the_example_documents_every_table_and_key() -> None:
+    text = EXAMPLE_CONFIG.read_text()
+    for table, model in (("secrets", SecretsConfig), ("server", ServerConfig), ("http", HttpConfig)):
+        assert f"[{table}]" in text
+        for key in set(model.model_fields) - {"principals"}:
+            assert f"{key} = " in text, (table, key)
 
 
 def test_loads_every_key(tmp_path: Path) -> None:
@@ -157,7 +196,12 @@ def test_config_client_and_http_transports_agree_on_loopback(host: str) -> None:
     from mcp_server_connectwise.http_auth import transport_security
 
     try:
-        TenantConfig(name="acme", company_id="acme", client_id="c", base_url=f"http://{host}:8080/apis/3.0")
+        TenantConfig(
+            name="acme",
+            company_id="acme",
+            client_id="0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11",
+            base_url=f"http://{host}:8080/apis/3.0",
+        )
         config_allows_http = True
     except ValueError:
         config_allows_http = False
@@ -170,7 +214,9 @@ def test_config_client_and_http_transports_agree_on_loopback(host: str) -> None:
 
 
 def test_tenant_config_is_frozen() -> None:
-    tenant = TenantConfig(name="a", company_id="a", client_id="c", site="api-na.myconnectwise.net")
+    tenant = TenantConfig(
+        name="a", company_id="a", client_id="0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11", site="api-na.myconnectwise.net"
+    )
     with pytest.raises(PydanticValidationError, match="frozen"):
         tenant.read_only = True  # type: ignore[misc]
 
@@ -208,7 +254,12 @@ def test_unknown_tenant_names_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_config_built_in_code() -> None:
-    demo = TenantConfig(name="demo", company_id="demo", client_id="demo", base_url="http://127.0.0.1:9000/apis/3.0")
+    demo = TenantConfig(
+        name="demo",
+        company_id="demo",
+        client_id="0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11",
+        base_url="http://127.0.0.1:9000/apis/3.0",
+    )
     config = AppConfig(tenants={"demo": demo})
     assert config.path is None
     assert config.tenant(None) is demo
@@ -260,8 +311,8 @@ def test_missing_file_says_where_it_looked_and_points_at_the_example(tmp_path: P
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value) == (
-        f"no config file at {path} (given with --config): "
-        "copy tenants.example.toml from the project to that path and edit it"
+        f"no config file at {path} (given with --config): create it with "
+        f"`mcp-server-connectwise --config {path} tenants init` (a copy of tenants.example.toml) and edit it"
     )
 
 
@@ -274,6 +325,7 @@ def test_missing_file_at_the_default_location(tmp_path: Path, monkeypatch: pytes
     message = str(caught.value)
     assert str(config_path(None)) in message
     assert "default location" in message and "CONNECTWISE_MCP_CONFIG" in message and "tenants.example.toml" in message
+    assert "`mcp-server-connectwise tenants init`" in message
 
 
 def test_toml_syntax_error_gives_the_line(tmp_path: Path) -> None:
@@ -515,7 +567,12 @@ def test_principal_tenants_must_be_configured(tmp_path: Path) -> None:
 
 
 def test_principal_tenants_checked_for_a_config_built_in_code() -> None:
-    acme = TenantConfig(name="acme", company_id="acme", client_id="c", site="api-na.myconnectwise.net")
+    acme = TenantConfig(
+        name="acme",
+        company_id="acme",
+        client_id="0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11",
+        site="api-na.myconnectwise.net",
+    )
     alice = Principal(name="alice", token_sha256=SHA_A, tenants=("globex",))
     with pytest.raises(ValueError, match="'globex' is not a configured tenant"):
         AppConfig(tenants={"acme": acme}, http=HttpConfig(principals={"alice": alice}))
@@ -681,8 +738,82 @@ def test_every_toolset_without_a_server_table(tmp_path: Path) -> None:
     assert AppConfig(tenants=load_config(write(tmp_path, ACME)).tenants).server == ServerConfig()
 
 
-def test_the_example_file_serves_every_toolset() -> None:
-    assert load_config(REPO_ROOT / "tenants.example.toml").server == ServerConfig()
+def test_the_example_file_serves_every_toolset(tmp_path: Path) -> None:
+    assert load_config(filled_in_example(tmp_path)).server == ServerConfig()
+
+
+# --- [secrets] and client_id --------------------------------------------------------------------------------
+
+
+def test_plaintext_keyrings_are_refused_unless_the_secrets_table_allows_them(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ACME)).secrets == SecretsConfig(allow_plaintext_keyring=False)
+    allowed = load_config(write(tmp_path, "[secrets]\nallow_plaintext_keyring = true\n" + ACME))
+    assert allowed.secrets.allow_plaintext_keyring is True
+    assert load_config(filled_in_example(tmp_path)).secrets.allow_plaintext_keyring is False
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            '[secrets]\nallow_plaintext_keyring = "yes"\n',
+            "[secrets]: key 'allow_plaintext_keyring': must be true or false",
+        ),
+        (
+            "[secrets]\nallow_plaintext = true\n",
+            "[secrets]: key 'allow_plaintext': unknown key (did you mean 'allow_plaintext_keyring'?)",
+        ),
+        ("secrets = true\n", "key 'secrets': must be a table ([secrets])"),
+        (
+            '[secrets]\nprivate_key = "k"\n',
+            "[secrets]: key 'private_key': API keys are never read from the config: store them in the OS keyring "
+            "with `mcp-server-connectwise tenants set-keys NAME`",
+        ),
+    ],
+)
+def test_bad_secrets_tables(tmp_path: Path, text: str, problem: str) -> None:
+    assert error_for(tmp_path, text + ACME) == f"{tmp_path / 'tenants.toml'}: {problem}"
+
+
+GUID_PROBLEM = (
+    "must be your integration's clientId: a GUID, 32 hexadecimal digits grouped 8-4-4-4-12 "
+    "(get one at https://developer.connectwise.com/ClientID)"
+)
+PLACEHOLDER_PROBLEM = (
+    "is a placeholder (a GUID of zeros, as in tenants.example.toml): replace it with your integration's clientId "
+    "from https://developer.connectwise.com/ClientID"
+)
+
+
+@pytest.mark.parametrize(
+    ("client_id", "problem"),
+    [
+        ("x", GUID_PROBLEM),
+        ("my-integration", GUID_PROBLEM),
+        ("0f6b5a2e1c1d4e8f9a446d2f0c3b7e11", GUID_PROBLEM),
+        ("{0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11}", GUID_PROBLEM),
+        ("0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e1", GUID_PROBLEM),
+        ("0g6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11", GUID_PROBLEM),
+        (PLACEHOLDER, PLACEHOLDER_PROBLEM),
+        ("00000000-0000-4000-8000-000000000000", PLACEHOLDER_PROBLEM),
+    ],
+)
+def test_a_client_id_must_be_a_real_guid(tmp_path: Path, client_id: str, problem: str) -> None:
+    path = tmp_path / "tenants.toml"
+    assert error_for(tmp_path, tenant_toml(client_id=client_id)) == f"{path}: tenant 'acme': key 'client_id': {problem}"
+
+
+@pytest.mark.parametrize("client_id", ["0F6B5A2E-1C1D-4E8F-9A44-6D2F0C3B7E11", "00000000-0000-4000-8000-000000000001"])
+def test_any_other_guid_is_a_client_id(tmp_path: Path, client_id: str) -> None:
+    assert load_config(write(tmp_path, tenant_toml(client_id=client_id))).tenants["acme"].client_id == client_id
+
+
+def test_the_demo_and_sandbox_tenant_has_a_real_looking_client_id() -> None:
+    from mcp_server_connectwise.sandbox.tenant import CLIENT_ID, sandbox_tenant
+
+    assert sandbox_tenant("demo").config.client_id == CLIENT_ID
+    with pytest.raises(PydanticValidationError, match="placeholder"):
+        TenantConfig(name="a", company_id="a", client_id=PLACEHOLDER, site="api-na.myconnectwise.net")
 
 
 @pytest.mark.parametrize(

@@ -269,7 +269,12 @@ async def test_a_server_bound_to_every_interface_advertises_its_public_url(tmp_p
         audit=AuditConfig(path=tmp_path / "audit.jsonl"),
         http=http_config(allowed_hosts=["mcp.example.com"], allowed_origins=["https://mcp.example.com"]),
         tenants={
-            name: TenantConfig(name=name, company_id=name, client_id="c", site="api-na.myconnectwise.net")
+            name: TenantConfig(
+                name=name,
+                company_id=name,
+                client_id="0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11",
+                site="api-na.myconnectwise.net",
+            )
             for name in ("acme", "globex", "initech")
         },
     )

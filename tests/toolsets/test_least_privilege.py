@@ -19,7 +19,7 @@ from mcp_server_connectwise.toolsets.definition import Offer, ToolCall, ToolDefi
 from mcp_server_connectwise.toolsets.runtime import ToolRuntime
 
 from support.harness import make_harness, tenant_config
-from support.paths import REPO_ROOT
+from support.paths import EXAMPLE_CONFIG, REPO_ROOT
 from support.registry import TOOLS
 
 ALL_NAMES = ", ".join(sorted(TOOLS))
@@ -98,7 +98,7 @@ def test_an_unknown_tool_in_an_allowlist_stops_the_server_at_start_up(tmp_path):
 def test_an_unknown_tool_in_the_config_file_is_reported_with_the_file(tmp_path):
     path = tmp_path / "tenants.toml"
     path.write_text(
-        '[tenants.acme]\ncompany_id = "acme"\nclient_id = "x"\nsite = "api-na.myconnectwise.net"\n'
+        '[tenants.acme]\ncompany_id = "acme"\nclient_id = "0f6b5a2e-1c1d-4e8f-9a44-6d2f0c3b7e11"\nsite = "api-na.myconnectwise.net"\n'
         'tools = ["search_tickets", "delete_everything"]\n'
     )
     with pytest.raises(ConfigError) as caught:
@@ -111,7 +111,7 @@ def test_an_unknown_tool_in_the_config_file_is_reported_with_the_file(tmp_path):
 def test_the_readme_tools_table_names_every_tool_with_its_toolset():
     # The example config points at this table for the names a `tools` allowlist takes.
     readme = (REPO_ROOT / "README.md").read_text()
-    assert 'README\'s "Tools" table' in (REPO_ROOT / "tenants.example.toml").read_text()
+    assert 'README\'s "Tools" table' in EXAMPLE_CONFIG.read_text()
     for definition in REGISTRY.tools:
         assert f"| `{definition.name}` | {REGISTRY.toolset_of[definition.name]} |" in readme
 

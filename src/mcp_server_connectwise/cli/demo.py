@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shlex
 import shutil
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mcp_server_connectwise.cli.arguments import PROGRAM, add_transport_options
 from mcp_server_connectwise.cli.serve import listen, os_user
 
+WAITING = (
+    f"{PROGRAM} demo: waiting for an MCP client on stdin (a stdio server: let a client start it, as shown above); "
+    "Ctrl-C stops."
+)
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("demo", help="serve one tenant 'demo' backed by the embedded sandbox (no keys needed)")
     add_transport_options(parser)
-    parser.add_argument("--audit-path", metavar="PATH", help="audit log for the demo (default: a temp file)")
+    parser.add_argument(
+        "--audit-path", metavar="PATH", help="audit log for the demo, kept (default: a temp file, removed on exit)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -36,22 +48,63 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    temporary = not args.audit_path
     if args.audit_path:
         audit_path = Path(args.audit_path).expanduser().absolute()
     else:
-        audit_path = Path(tempfile.mkstemp(prefix="connectwise-demo-audit-", suffix=".jsonl")[1])
-    if args.transport == "stdio":
-        server = build_demo_server(audit_path, principal=f"stdio:{os_user()}")
-        print(banner(args, audit_path), file=sys.stderr, flush=True)
-        server.run()
+        fd, name = tempfile.mkstemp(prefix="connectwise-demo-audit-", suffix=".jsonl")
+        os.close(fd)
+        audit_path = Path(name)
+    try:
+        if args.transport == "stdio":
+            # A client may stop it with SIGTERM rather than by closing stdin: clean up then too.
+            with _on_sigterm(lambda: _remove_audit(audit_path) if temporary else None):
+                server = build_demo_server(audit_path, principal=f"stdio:{os_user()}")
+                print(banner(args, audit_path, temporary=temporary), file=sys.stderr, flush=True)
+                if sys.stdin is not None and sys.stdin.isatty():
+                    # Started by hand: without this, a silent terminal looks like a hang.
+                    print(WAITING, file=sys.stderr, flush=True)
+                server.run()
+            return 0
+        listener = Listener(args.transport, args.host, args.port)
+        token = new_token()
+        app = build_demo_app(audit_path, listener, token)
+        print(banner(args, audit_path, temporary=temporary), file=sys.stderr, flush=True)
+        print(token, flush=True)
+        listen(app, listener)
         return 0
-    listener = Listener(args.transport, args.host, args.port)
-    token = new_token()
-    app = build_demo_app(audit_path, listener, token)
-    print(banner(args, audit_path), file=sys.stderr, flush=True)
-    print(token, flush=True)
-    listen(app, listener)
-    return 0
+    finally:
+        if temporary:
+            _remove_audit(audit_path)
+
+
+@contextlib.contextmanager
+def _on_sigterm(on_exit: Callable[[], None]) -> Iterator[None]:
+    """Run `on_exit` on SIGTERM, then let SIGTERM end the process as it would have. (Raising from the handler would
+    not end the stdio server: its stdin reader thread blocks the exit.)"""
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        on_exit()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may handle signals
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _remove_audit(path: Path) -> None:
+    """The temporary audit log and any file it was rotated to."""
+    from mcp_server_connectwise.audit import rotated_files  # loaded already, by the server
+
+    for _, rotated in rotated_files(path):
+        rotated.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
 
 
 def _launch_command() -> list[str]:
@@ -59,12 +112,12 @@ def _launch_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "mcp_server_connectwise"]
 
 
-def banner(args: argparse.Namespace, audit_path: Path) -> str:
+def banner(args: argparse.Namespace, audit_path: Path, *, temporary: bool = False) -> str:
     command = _launch_command()
     lines = [
         f"{PROGRAM} demo: tenant 'demo' is the built-in ConnectWise SANDBOX (made-up data, in-process, "
         "no network, no keys); writes change only this process's copy.",
-        f"Audit log: {audit_path}",
+        f"Audit log: {audit_path}" + (" (temporary: removed when the demo stops)" if temporary else ""),
     ]
     if args.transport == "stdio":
         desktop = {"mcpServers": {"connectwise-demo": {"command": command[0], "args": [*command[1:], "demo"]}}}

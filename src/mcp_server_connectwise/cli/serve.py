@@ -34,11 +34,16 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from mcp_server_connectwise.config import load_config
+    from mcp_server_connectwise.secrets import KeyStore
     from mcp_server_connectwise.server import Listener, build_network_app, build_server
 
     logger = logging.getLogger(__name__)
     config = load_config(args.config)
-    options: dict[str, Any] = dict(read_only=args.read_only, default_tenant=args.tenant, toolsets=args.toolsets)
+    key_store = KeyStore.for_config(config)  # keys are read on first use; a plaintext keyring is named now
+    key_store.warn_at_start()
+    options: dict[str, Any] = dict(
+        read_only=args.read_only, default_tenant=args.tenant, toolsets=args.toolsets, key_store=key_store
+    )
     if args.transport == "stdio":
         server = build_server(config, principal=f"stdio:{os_user()}", **options)
         logger.info("serving %d tenant(s) over stdio; audit log %s", len(config.tenants), config.audit.path)

@@ -1,7 +1,8 @@
-"""`tenants set-keys NAME | list | remove NAME`: tenants' API keys in the OS keyring.
+"""`tenants init | set-keys NAME | list | remove NAME`: the config file, and tenants' API keys in the OS keyring.
 
 Keys are read without echo (or from two piped lines, for scripts) and go straight to the keyring; no
-output of these commands ever contains a key.
+output of these commands ever contains a key. `init` writes the packaged tenants.example.toml where the config
+is read from, and never over an existing file.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import getpass
 import sys
 from typing import TYPE_CHECKING
 
-from mcp_server_connectwise.cli.arguments import UsageError, add_config_option
+from mcp_server_connectwise.cli.arguments import PROGRAM, UsageError, add_config_option
 
 if TYPE_CHECKING:
     from mcp_server_connectwise.config import AppConfig
@@ -19,9 +20,10 @@ if TYPE_CHECKING:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("tenants", help="manage tenants' API keys in the OS keyring")
+    parser = commands.add_parser("tenants", help="write the config file; manage tenants' API keys in the OS keyring")
     add_config_option(parser)
     actions = parser.add_subparsers(dest="tenants_command", metavar="ACTION", required=True)
+    actions.add_parser("init", help="write an example config (tenants.example.toml) where the config is read from")
     set_keys = actions.add_parser("set-keys", help="store a tenant's public and private API keys in the keyring")
     set_keys.add_argument("name")
     actions.add_parser("list", help="list tenants and whether their keys are present (never the keys)")
@@ -34,14 +36,42 @@ def run(args: argparse.Namespace) -> int:
     from mcp_server_connectwise.config import load_config
     from mcp_server_connectwise.secrets import KeyStore
 
-    if args.tenants_command == "set-keys":
-        return _set_keys(args.name, load_config(args.config), KeyStore())
-    if args.tenants_command == "list":
-        return _list(load_config(args.config), KeyStore())
+    if args.tenants_command == "init":
+        return _init(args.config)
+    if args.tenants_command in ("set-keys", "list"):
+        config = load_config(args.config)
+        store = KeyStore.for_config(config, warn=_warn)
+        if args.tenants_command == "set-keys":
+            return _set_keys(args.name, config, store)
+        return _list(config, store)
     if args.tenants_command == "remove":
         # No config needed: removing the keys of a tenant already deleted from the config is the cleanup case.
-        return _remove(args.name, KeyStore())
+        return _remove(args.name, KeyStore(warn=_warn))
     raise AssertionError(f"unhandled tenants command {args.tenants_command}")
+
+
+def _warn(message: str) -> None:
+    print(f"{PROGRAM}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _init(config_arg: str | None) -> int:
+    from mcp_server_connectwise.config import config_path, example_config
+
+    path = config_path(config_arg)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="utf-8", newline="") as file:  # "x": never over an existing file
+            file.write(example_config())
+    except FileExistsError:
+        raise UsageError(
+            f"{path} already exists, so it was left as it is: edit it, or give --config another path to write a new one"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
+    print(f"wrote an example config to {path}")
+    print("Fill in each tenant's company_id, client_id and site (or base_url), then store its API keys with:")
+    print(f"  {PROGRAM} tenants set-keys NAME")
+    return 0
 
 
 def _set_keys(name: str, config: AppConfig, store: KeyStore) -> int:
@@ -53,7 +83,9 @@ def _set_keys(name: str, config: AppConfig, store: KeyStore) -> int:
     public_key, private_key = _read_keys(tenant.name)
     store.set(tenant.name, ApiCredentials(public_key=public_key, private_key=private_key))
     verb = "replaced" if replacing else "stored"
-    print(f"{verb} the API keys of tenant '{tenant.name}' in the OS keyring")
+    plaintext = store.plaintext_backend()
+    where = "the OS keyring" if plaintext is None else f"the UNENCRYPTED keyring {plaintext}"
+    print(f"{verb} the API keys of tenant '{tenant.name}' in {where}")
     return 0
 
 
@@ -85,12 +117,20 @@ def _checked_key(which: str, value: str) -> str:
 
 
 def _list(config: AppConfig, store: KeyStore) -> int:
+    from mcp_server_connectwise.secrets import KeyringUnavailable
+
     rows = []
+    unavailable: KeyringUnavailable | None = None
     for tenant in config.tenants.values():
         label = f"{tenant.name} (default)" if tenant.name == config.default_tenant else tenant.name
         location = f"site={tenant.site}" if tenant.site is not None else f"base_url={tenant.base_url}"
         access = "read-only" if tenant.read_only else "read-write"
-        keys = "present" if store.has(tenant.name) else "missing"
+        keys = "unknown"
+        if unavailable is None:
+            try:
+                keys = "present" if store.has(tenant.name) else "missing"
+            except KeyringUnavailable as exc:  # the config is still worth listing; say once why keys are unknown
+                unavailable = exc
         rows.append((label, f"company={tenant.company_id}", location, access, f"keys: {keys}"))
 
     print(f"Tenants in {config.path}:")
@@ -101,6 +141,8 @@ def _list(config: AppConfig, store: KeyStore) -> int:
         )
     if any(row[-1] == "keys: missing" for row in rows):
         print("Store missing keys with: mcp-server-connectwise tenants set-keys NAME")
+    if unavailable is not None:
+        print(f"{PROGRAM}: keys unknown: {unavailable}", file=sys.stderr)
     return 0
 
 
@@ -108,5 +150,5 @@ def _remove(name: str, store: KeyStore) -> int:
     if store.remove(name):
         print(f"removed the API keys of tenant '{name}' from the OS keyring")
         return 0
-    print(f"mcp-server-connectwise: no API keys stored for tenant '{name}'", file=sys.stderr)
+    print(f"{PROGRAM}: no API keys stored for tenant '{name}'", file=sys.stderr)
     return 1

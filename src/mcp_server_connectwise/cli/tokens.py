@@ -1,9 +1,10 @@
-"""`tokens create NAME --tenants a,b`: a bearer token for the HTTP and SSE transports.
+"""`tokens create NAME --tenants a,b | list | revoke NAME`: bearer tokens for the HTTP and SSE transports.
 
-The token is printed once and never written anywhere; the config gets only its SHA-256. Python has no
-TOML writer in our dependencies, so the file is edited as text: the principal's table is replaced in place
-or appended, and the result must parse to exactly the old config plus that principal, and load cleanly,
-before it atomically replaces the file. Comments and layout elsewhere are left as they were.
+The token is printed once and never written anywhere; the config gets only its SHA-256, and `list` shows
+principals and their tenants, never a hash. Python has no TOML writer in our dependencies, so the file is edited
+as text: the principal's table is replaced in place, appended or (revoke) cut out, and the result must parse to
+exactly the old config with that one change, and load cleanly, before it atomically replaces the file. Comments and
+layout elsewhere are left byte for byte as they were.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from mcp_server_connectwise.cli.arguments import UsageError, add_config_option
+from mcp_server_connectwise.cli.arguments import PROGRAM, UsageError, add_config_option
 
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -31,13 +32,65 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     create = actions.add_parser("create", help="create a principal's token: printed once, only its hash is stored")
     create.add_argument("name", help="the principal's name, as it will appear in the audit log")
     create.add_argument("--tenants", required=True, metavar="A,B", help="comma-separated tenants it may use")
+    actions.add_parser("list", help="list the principals and their tenants (never a token or its hash)")
+    revoke = actions.add_parser("revoke", help="remove a principal from the config: its token stops working")
+    revoke.add_argument("name", help="the principal's name")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.tokens_command == "create":
         return _create(args.name, args.tenants, args.config)
+    if args.tokens_command == "list":
+        return _list(args.config)
+    if args.tokens_command == "revoke":
+        return _revoke(args.name, args.config)
     raise AssertionError(f"unhandled tokens command {args.tokens_command}")
+
+
+def _list(config_arg: str | None) -> int:
+    from mcp_server_connectwise.config import TOKENS_CREATE_HINT, load_config
+
+    config = load_config(config_arg)
+    principals = sorted(config.http.principals.values(), key=lambda principal: principal.name)
+    if not principals:
+        print(f"No principals in {config.path}: create one with {TOKENS_CREATE_HINT}")
+        return 0
+    print(f"Principals in {config.path}:")
+    width = max(len(principal.name) for principal in principals)
+    for principal in principals:
+        print(f"  {principal.name.ljust(width)}  tenants: {', '.join(principal.tenants)}")
+    return 0
+
+
+def _revoke(name: str, config_arg: str | None) -> int:
+    import sys
+
+    from mcp_server_connectwise.config import ConfigError, did_you_mean, load_config
+
+    config = load_config(config_arg)
+    assert config.path is not None  # load_config always records where it read from
+    if name not in config.http.principals:
+        known = ", ".join(sorted(config.http.principals)) or "none"
+        print(
+            f"{PROGRAM}: no principal {name[:80]!r} in {config.path}{did_you_mean(name, config.http.principals)}; "
+            f"principals: {known}",
+            file=sys.stderr,
+        )
+        return 1
+    path = config.path.resolve()
+    text, status = _read(path)
+    edited = _without_table(text, name)
+    expected = copy.deepcopy(tomllib.loads(text))
+    del expected["http"]["principals"][name]
+    if edited is None or _without_empty_http(_parsed(edited)) != _without_empty_http(expected):
+        raise ConfigError(
+            f"{path}: cannot remove principal '{name}' without changing other settings, so the file was left as it "
+            f"was; it is not written as its own [http.principals.{name}] table: delete it by hand"
+        )
+    _replace_file(path, edited, status)
+    print(f"revoked principal '{name}' in {config.path}; its token stops working when the server restarts")
+    return 0
 
 
 def _create(name: str, tenants_arg: str, config_arg: str | None) -> int:
@@ -77,12 +130,7 @@ def _create(name: str, tenants_arg: str, config_arg: str | None) -> int:
 def _write_principal(path: Path, name: str, token_sha256: str, tenants: list[str]) -> None:
     from mcp_server_connectwise.config import ConfigError
 
-    try:
-        with path.open(encoding="utf-8", newline="") as file:  # newline="": keep CRLF files CRLF
-            text = file.read()
-        status = path.stat()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    text, status = _read(path)
     newline = "\r\n" if "\r\n" in text else "\n"
     table = _principal_table(name, token_sha256, tenants, newline)
     edited = _with_table(text, name, table, newline)
@@ -99,6 +147,16 @@ def _write_principal(path: Path, name: str, token_sha256: str, tenants: list[str
     _replace_file(path, edited, status)
 
 
+def _read(path: Path) -> tuple[str, os.stat_result]:
+    from mcp_server_connectwise.config import ConfigError
+
+    try:
+        with path.open(encoding="utf-8", newline="") as file:  # newline="": keep CRLF files CRLF
+            return file.read(), path.stat()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+
+
 def _principal_table(name: str, token_sha256: str, tenants: list[str], newline: str) -> str:
     key = name if BARE_KEY.fullmatch(name) else f'"{name}"'  # names are plain: no escaping needed
     lines = [
@@ -110,9 +168,8 @@ def _principal_table(name: str, token_sha256: str, tenants: list[str], newline: 
     return newline.join(lines) + newline
 
 
-def _with_table(text: str, name: str, table: str, newline: str) -> str:
-    """`text` with the principal's table block replaced by `table`, or with `table` appended."""
-    lines = text.splitlines(keepends=True)
+def _table_block(lines: list[str], name: str) -> tuple[int, int] | None:
+    """The lines [start, end) of the principal's `[http.principals.NAME]` table, or None when it has none."""
     headers = [(index, _header_path(line)) for index, line in enumerate(lines)]
     headers = [(index, header) for index, header in headers if header is not None]
     target = ["http", "principals", name]
@@ -123,10 +180,33 @@ def _with_table(text: str, name: str, table: str, newline: str) -> str:
         # Comments and blank lines just above the next header introduce that table: keep them.
         while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
             end -= 1
+        return start, end
+    return None
+
+
+def _with_table(text: str, name: str, table: str, newline: str) -> str:
+    """`text` with the principal's table block replaced by `table`, or with `table` appended."""
+    lines = text.splitlines(keepends=True)
+    block = _table_block(lines, name)
+    if block is not None:
+        start, end = block
         return "".join(lines[:start]) + table + "".join(lines[end:])
     if text and not text.endswith(("\n", "\r")):
         text += newline
     return text + (newline if text else "") + table
+
+
+def _without_table(text: str, name: str) -> str | None:
+    """`text` without the principal's table block and the blank lines just above it, which set it apart (as
+    `_with_table` puts them there: create then revoke gives the file back as it was); None when it has no block."""
+    lines = text.splitlines(keepends=True)
+    block = _table_block(lines, name)
+    if block is None:
+        return None
+    start, end = block
+    while start > 0 and not lines[start - 1].strip():
+        start -= 1
+    return "".join(lines[:start]) + "".join(lines[end:])
 
 
 def _header_path(line: str) -> list[str] | None:
@@ -147,6 +227,20 @@ def _header_path(line: str) -> list[str] | None:
     return path
 
 
+def _without_empty_http(parsed: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`parsed` without an empty http.principals or http table: the last principal's table may have been all that
+    made them."""
+    if parsed is None:
+        return None
+    http = parsed.get("http")
+    if isinstance(http, dict) and http.get("principals") == {}:
+        http = {key: value for key, value in http.items() if key != "principals"}
+        parsed = {**parsed, "http": http}
+    if parsed.get("http") == {}:
+        parsed = {key: value for key, value in parsed.items() if key != "http"}
+    return parsed
+
+
 def _parsed(text: str) -> dict[str, Any] | None:
     try:
         return tomllib.loads(text)
@@ -155,9 +249,10 @@ def _parsed(text: str) -> dict[str, Any] | None:
 
 
 def _replace_file(path: Path, text: str, status: os.stat_result) -> None:
-    """Write beside the file, prove the result loads, then swap it in atomically with the same permissions."""
-    from mcp_server_connectwise.config import ConfigError, load_config
+    """Prove the text loads, write it beside the file, then swap it in atomically with the same permissions."""
+    from mcp_server_connectwise.config import ConfigError, check_config_text
 
+    check_config_text(text, path)  # the same validation, and the same words, the server will apply
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     temp = Path(temp_name)
     try:
@@ -170,7 +265,6 @@ def _replace_file(path: Path, text: str, status: os.stat_result) -> None:
             # Root editing another user's file keeps it theirs; anyone else cannot, like any editor.
             with contextlib.suppress(PermissionError):
                 os.chown(temp, status.st_uid, status.st_gid)
-        load_config(temp)  # the same validation the server will apply
         os.replace(temp, path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the file: {exc.strerror or exc}") from None

@@ -1,6 +1,13 @@
 """`tenants.toml`: its models (`models`), how it is read (`loader`) and its rules for hosts and URLs (`network`)."""
 
-from mcp_server_connectwise.config.loader import CONFIG_ENV, config_path, did_you_mean, load_config
+from mcp_server_connectwise.config.loader import (
+    CONFIG_ENV,
+    check_config_text,
+    config_path,
+    did_you_mean,
+    example_config,
+    load_config,
+)
 from mcp_server_connectwise.config.models import (
     PRINCIPAL_NAME,
     PRINCIPAL_NAME_RULE,
@@ -10,6 +17,7 @@ from mcp_server_connectwise.config.models import (
     ConfigError,
     HttpConfig,
     Principal,
+    SecretsConfig,
     ServerConfig,
     TenantConfig,
 )
@@ -26,9 +34,12 @@ __all__ = [
     "ConfigError",
     "HttpConfig",
     "Principal",
+    "SecretsConfig",
     "ServerConfig",
     "TenantConfig",
+    "check_config_text",
     "config_path",
     "did_you_mean",
+    "example_config",
     "load_config",
 ]

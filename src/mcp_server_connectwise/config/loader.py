@@ -1,13 +1,16 @@
 """Reading `tenants.toml`: where it lives, and one clear line when it says something wrong.
 
 Every problem becomes a `ConfigError`: one line naming the file, the table or tenant, and the key (never a
-pydantic dump).
+pydantic dump). Every command reads the config through `load_config`, and a command that edits it checks the
+new text with `check_config_text` before writing, so the same file gets the same verdict everywhere.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.resources
 import os
+import shlex
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,12 +31,14 @@ from mcp_server_connectwise.config.models import (
     ConfigError,
     HttpConfig,
     Principal,
+    SecretsConfig,
     ServerConfig,
     TenantConfig,
 )
 
 CONFIG_ENV = "CONNECTWISE_MCP_CONFIG"
 CONFIG_FILENAME = "tenants.toml"
+EXAMPLE_FILENAME = "tenants.example.toml"  # shipped inside this package: `tenants init` writes it out
 SECRET_KEYS = frozenset({"public_key", "private_key"})
 KEYS_BELONG_IN_KEYRING = (
     "API keys are never read from the config: store them in the OS keyring with "
@@ -51,12 +56,29 @@ def config_path(explicit: str | os.PathLike[str] | None) -> Path:
     return platformdirs.user_config_path(APP_NAME, appauthor=False) / CONFIG_FILENAME
 
 
+def example_config() -> str:
+    """The text of tenants.example.toml, as shipped in the package."""
+    return (importlib.resources.files("mcp_server_connectwise.config") / EXAMPLE_FILENAME).read_text(encoding="utf-8")
+
+
 def load_config(explicit: str | os.PathLike[str] | None = None) -> AppConfig:
     """Read and validate the config. Every problem becomes a `ConfigError`."""
     path = config_path(explicit)
-    raw = _read_toml(path, explicit)
+    return _validated(_read_toml(path, explicit), path)
+
+
+def check_config_text(text: str, path: Path) -> AppConfig:
+    """Validate `text` as the config at `path`, exactly as `load_config` would once it is written there."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return _validated(raw, path)
+
+
+def _validated(raw: dict[str, Any], path: Path) -> AppConfig:
     where = str(path)
-    _refuse_unknown(where, raw, {"default_tenant", "audit", "http", "server", "tenants"}, tenant=None)
+    _refuse_unknown(where, raw, {"default_tenant", "audit", "http", "server", "secrets", "tenants"}, tenant=None)
 
     default_tenant = raw.get("default_tenant")
     if default_tenant is not None and not isinstance(default_tenant, str):
@@ -64,6 +86,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> AppConfig:
     audit = _load_audit(where, path, raw.get("audit", {}))
     http = _load_http(where, raw.get("http", {}))
     server = _load_server(where, raw.get("server", {}))
+    secrets = _load_secrets(where, raw.get("secrets", {}))
 
     tenant_tables = raw.get("tenants", {})
     if not isinstance(tenant_tables, dict):
@@ -72,7 +95,13 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> AppConfig:
 
     try:
         return AppConfig(
-            path=path, default_tenant=default_tenant, audit=audit, http=http, server=server, tenants=tenants
+            path=path,
+            default_tenant=default_tenant,
+            audit=audit,
+            http=http,
+            server=server,
+            secrets=secrets,
+            tenants=tenants,
         )
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_first_message(exc)}") from None
@@ -89,8 +118,13 @@ def _read_toml(path: Path, explicit: str | os.PathLike[str] | None) -> dict[str,
             source = f"from ${CONFIG_ENV}"
         else:
             source = f"the default location; use --config or ${CONFIG_ENV} for another"
+        init = (
+            f"{APP_NAME} --config {shlex.quote(str(path))} tenants init"
+            if explicit is not None
+            else f"{APP_NAME} tenants init"
+        )
         raise ConfigError(
-            f"no config file at {path} ({source}): copy tenants.example.toml from the project to that path and edit it"
+            f"no config file at {path} ({source}): create it with `{init}` (a copy of tenants.example.toml) and edit it"
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
@@ -161,6 +195,16 @@ def _load_server(where: str, table: Any) -> ServerConfig:
         return ServerConfig(**table)
     except ValidationError as exc:
         raise ConfigError(f"{where}: [server]: {_first_message(exc)}") from None
+
+
+def _load_secrets(where: str, table: Any) -> SecretsConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: key 'secrets': must be a table ([secrets])")
+    _refuse_unknown(f"{where}: [secrets]", table, set(SecretsConfig.model_fields), tenant=None)
+    try:
+        return SecretsConfig(**table)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: [secrets]: {_first_message(exc)}") from None
 
 
 def _load_principal(where: str, name: str, table: Any) -> Principal:

@@ -1,7 +1,7 @@
 """What `tenants.toml` may say, as validated models: tenants, the audit log, the HTTP transports, the server.
 
 API keys are deliberately absent: they live in the OS keyring (see `secrets.py`), never in this file or
-the environment. HTTP bearer tokens are absent too: `[http.principals.NAME]` holds only a token's SHA-256.
+the environment; `[secrets]` only says which keyrings may hold them. HTTP bearer tokens are absent too: `[http.principals.NAME]` holds only a token's SHA-256.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 TENANT_NAME_RULE = "a tenant name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 # company_id goes into the Basic auth user ("{company}+{public}") and a URL path: no separators allowed.
 COMPANY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# client_id is the integration's clientId from the ConnectWise developer portal: a GUID.
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+CLIENT_ID_SOURCE = "https://developer.connectwise.com/ClientID"
 API_VERSION = re.compile(r"\d{4}\.\d{1,2}")
 # Principal names appear in audit lines and TOML table headers: the same plain shape as tenant names.
 PRINCIPAL_NAME = TENANT_NAME
@@ -76,7 +79,23 @@ class TenantConfig(BaseModel):
             raise ValueError("must be the ConnectWise login company: letters, digits, '_', '.' or '-'")
         return value
 
-    @field_validator("client_id", "member")
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, value: str) -> str:
+        check_header_safe(value)
+        if not GUID.fullmatch(value):
+            raise ValueError(
+                "must be your integration's clientId: a GUID, 32 hexadecimal digits grouped 8-4-4-4-12 "
+                f"(get one at {CLIENT_ID_SOURCE})"
+            )
+        if is_placeholder_guid(value):
+            raise ValueError(
+                "is a placeholder (a GUID of zeros, as in tenants.example.toml): replace it with your "
+                f"integration's clientId from {CLIENT_ID_SOURCE}"
+            )
+        return value
+
+    @field_validator("member")
     @classmethod
     def _header_safe(cls, value: str | None) -> str | None:
         return None if value is None else check_header_safe(value)
@@ -127,6 +146,13 @@ class TenantConfig(BaseModel):
         return self
 
 
+def is_placeholder_guid(value: str) -> bool:
+    """All zeros, apart perhaps from the version and variant digits (the 13th and 17th): a value to fill in, such as
+    tenants.example.toml's 00000000-0000-0000-0000-000000000000, not a clientId."""
+    digits = value.replace("-", "")
+    return set(digits[:12] + digits[13:16] + digits[17:]) == {"0"}
+
+
 def default_audit_path() -> Path:
     return platformdirs.user_data_path(APP_NAME, appauthor=False) / "audit.jsonl"
 
@@ -175,6 +201,15 @@ class Principal(BaseModel):
         if not value:
             raise ValueError("must name at least one tenant: a principal without tenants could do nothing")
         return tuple(dict.fromkeys(value))
+
+
+class SecretsConfig(BaseModel):
+    """Which keyrings may hold the API keys. A plaintext keyring (keyrings.alt's PlaintextKeyring and the like) is
+    refused unless `allow_plaintext_keyring`: for test rigs and throwaway machines only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    allow_plaintext_keyring: bool = False
 
 
 class HttpConfig(BaseModel):
@@ -267,6 +302,7 @@ class AppConfig(BaseModel):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
     tenants: dict[str, TenantConfig]
 
     @model_validator(mode="after")

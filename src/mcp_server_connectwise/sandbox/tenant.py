@@ -13,7 +13,8 @@ from mcp_server_connectwise.connectwise import ApiCredentials
 from mcp_server_connectwise.sandbox.app import create_app
 from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL
 
-CLIENT_ID = "00000000-0000-4000-8000-000000000000"  # the sandbox accepts any clientId
+# The sandbox accepts any clientId; the config refuses what is no GUID, or a placeholder of zeros.
+CLIENT_ID = "6f1d3c2a-8b4e-4f7a-9c5d-2e8b7a1f0c93"
 MEMBER = "jsmith"  # a technician in the sandbox's seed data, so that time entries have someone to log them
 
 
