@@ -134,3 +134,57 @@ def test_a_created_time_entry_may_have_no_member():
     moment = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
     created = TimeEntryCreated(tenant="acme", time_entry_id=1, ticket_id=2, start=moment, end=moment, hours=1.0)
     assert created.member is None
+
+
+async def test_an_identical_entry_is_refused_as_a_duplicate_naming_it_unless_allowed():
+    app = sandbox_app()
+    session = sandbox_session(app)
+    ticket = ticket_in(app, time_allowed=True)
+    first = await create_time_entry(session, entry(ticket["id"], START, hours=1, notes="Swapped the toner."))
+    app.state.request_log.clear()
+    # Same ticket, member, start and end (other notes): the same time would be billed twice.
+    with pytest.raises(Refused) as refused:
+        await create_time_entry(session, entry(ticket["id"], START, end=START + timedelta(hours=1), notes="Again."))
+    assert str(refused.value) == (
+        f"Ticket {ticket['id']} already has time entry {first.time_entry_id} for jsmith from 2026-11-02T08:00:00Z to "
+        "2026-11-02T09:00:00Z, so this would log the same time twice; give allow_duplicate=true if it really is "
+        "other work."
+    )
+    # One request looked: the ticket's entries for the member starting within a minute of the start.
+    [read_ticket, look] = app.state.request_log
+    assert (look["method"], look["path"]) == ("GET", "/time/entries")
+    assert (
+        "member/id = 2" in look["query"]["conditions"] and f"chargeToId = {ticket['id']}" in look["query"]["conditions"]
+    )
+    # Another end is other work; allow_duplicate logs the same again, without looking.
+    other = await create_time_entry(session, entry(ticket["id"], START, hours=2))
+    app.state.request_log.clear()
+    again = await create_time_entry(session, entry(ticket["id"], START, hours=1, allow_duplicate=True))
+    assert len({first.time_entry_id, other.time_entry_id, again.time_entry_id}) == 3
+    assert [r["method"] for r in app.state.request_log] == ["GET", "POST"]  # the ticket, then the entry
+
+
+async def test_a_start_in_the_future_is_refused_beyond_a_small_clock_skew():
+    now = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
+    assert work_period(entry(1, now + timedelta(minutes=4), hours=1), now=now)[0] == now + timedelta(minutes=4)
+    with pytest.raises(
+        Refused, match=r"start \(2026-11-02T12:06:00Z\) is in the future \(it is now 2026-11-02T12:00:00Z\)"
+    ):
+        work_period(entry(1, now + timedelta(minutes=6), hours=1), now=now)
+    # Against the clock, before any request.
+    app = sandbox_app()
+    soon = datetime.now(timezone.utc) + timedelta(hours=1)
+    with pytest.raises(Refused, match="is in the future"):
+        await create_time_entry(sandbox_session(app), entry(ticket_in(app, time_allowed=True)["id"], soon, hours=1))
+    assert app.state.request_log == []
+
+
+def test_billable_option_is_taken_in_any_case():
+    from mcp_server_connectwise.services.time_entries import TimeEntryRequest
+
+    request = TimeEntryRequest.model_validate(
+        {"ticket_id": 1, "start": "2026-11-02T09:00:00Z", "hours": 1, "billable_option": "donotbill"}
+    )
+    assert request.billable_option == "DoNotBill"
+    schema = TimeEntryRequest.model_json_schema()["properties"]["billable_option"]
+    assert schema["anyOf"][0]["enum"] == ["Billable", "DoNotBill", "NoCharge", "NoDefault"]

@@ -324,7 +324,8 @@ async def test_an_identical_time_entry_an_earlier_call_wrote_is_not_taken_for_th
     first = await create_time_entry(session, request)
     second_requests_from = len(app.state.request_log)
     script_faults(app, post=["drop_before"])
-    second = await create_time_entry(session, request)
+    # The same work logged again on purpose: without allow_duplicate it is refused as a duplicate.
+    second = await create_time_entry(session, request.model_copy(update={"allow_duplicate": True}))
     assert first.time_entry_id != second.time_entry_id
     assert len(entries_saying(app, "On site.")) == 2
     assert requests(app)[second_requests_from:] == [
@@ -444,6 +445,7 @@ async def test_a_lost_time_entry_is_looked_for_when_the_list_shows_work_types_as
             hours=1.0,
             notes=notes,
             work_type=work_type,
+            allow_duplicate=True,  # the same entry twice, on purpose
         )
 
     earlier = await create_time_entry(session, request("Patched the server."))  # a candidate the look compares

@@ -23,6 +23,7 @@ Lone surrogates are left out of generated text: the SDK's JSON parser refuses th
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
@@ -32,7 +33,8 @@ from hypothesis import strategies as st
 
 from mcp_server_connectwise.connectwise.conditions import Comparison, In, Or, and_, parse
 from mcp_server_connectwise.connectwise.models import read_moment
-from mcp_server_connectwise.services.time_entries import STORED_TIME_TOLERANCE
+from mcp_server_connectwise.services.notes import MAX_NOTE_CHARS
+from mcp_server_connectwise.services.time_entries import CLOCK_SKEW, STORED_TIME_TOLERANCE
 from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.untrusted import strip_invisible
 
@@ -316,20 +318,22 @@ TOOL_ARGUMENTS = {
         "entered_before": dates,
         "updated_after": dates,
         "open_only": st.booleans(),
-        "order_by": st.sampled_from(["newest", "oldest", "x"]),
+        "order_by": st.sampled_from(["newest", "oldest", "Newest", " RECENTLY_UPDATED ", "x"]),
         "limit": st.integers(-1, 102),
         "page": st.one_of(st.integers(-1, 3), st.sampled_from(EDGE_IDS)),
     },
     "get_ticket_details": {
         "ticket_id": ids,
         "include_notes": st.booleans(),
+        "notes_limit": st.one_of(st.integers(-1, 102), st.sampled_from([True, "5"])),
+        "notes_page": st.one_of(st.integers(-1, 3), st.sampled_from(EDGE_IDS)),
         "include_time": st.booleans(),
         "include_configurations": st.booleans(),
     },
     "add_ticket_note": {
         "ticket_id": ids,
         "text": nasty_text,
-        "note_type": st.sampled_from(["internal", "discussion", "resolution", "x"]),
+        "note_type": st.sampled_from(["internal", "discussion", "resolution", "Internal", "x"]),
         "notify": st.booleans(),
     },
     "update_ticket": {
@@ -357,6 +361,7 @@ TOOL_ARGUMENTS = {
         "work_type": names,
         "billable_option": st.sampled_from(["Billable", "DoNotBill", "NoCharge", "NoDefault", "billable"]),
         "internal_notes": nasty_text,
+        "allow_duplicate": st.booleans(),
     },
     "list_board_statuses": {"board": names},
 }
@@ -464,6 +469,43 @@ def listed(value: str | list[str] | None) -> list[str]:
     return [] if value is None else [value] if isinstance(value, str) else value
 
 
+def written_control(text: str) -> bool:
+    """Whether text to write holds a control character other than a line break (LF or CRLF) or a tab: refused
+    (add_ticket_note, create_time_entry's notes, update_ticket's summary)."""
+    text = text.replace("\r\n", "\n")
+    return any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text)
+
+
+def unknown_names(harness, filters: dict) -> list[str]:
+    """The board, status, priority and owner values of a search that exist nowhere in the tenant's store: names
+    compared in any case with whitespace collapsed, an owner as part of a member's identifier or full name."""
+    store = harness.store()
+
+    def names(table: str) -> set[str]:
+        return {normal(record["name"]).casefold() for record in store[table].values() if record.get("name")}
+
+    known = {"board": names("boards"), "status": names("statuses"), "priority": names("priorities")}
+    unknown = [
+        value
+        for argument, table_names in known.items()
+        for value in listed(filters.get(argument))
+        if normal(value) and normal(value).casefold() not in table_names
+    ]
+    owner = normal(filters.get("owner") or "").casefold()
+    members = [
+        normal(text).casefold()
+        for member in store["members"].values()
+        for text in (member.get("identifier") or "", f"{member.get('firstName', '')} {member.get('lastName', '')}")
+    ]
+    if owner and not any(owner in text for text in members):
+        unknown.append(filters["owner"])
+    return unknown
+
+
+UNKNOWN_NAME_REFUSALS = ("There is no board ", "No board in tenant ", "There is no priority ", "No member of tenant ")
+REFERENCE_LISTS = ("/service/boards", "/service/priorities", "/system/members")
+
+
 def unsafe(text: str) -> bool:
     """What conditions cannot express (connectwise/conditions.py): a control character, both quote kinds,
     a final backslash."""
@@ -521,15 +563,25 @@ async def test_search_text_is_only_ever_a_literal_in_the_conditions(harness, fil
     reason = check(result, requests, "search_tickets")
     values = [normal(v) for argument in TEXT_FILTERS for v in listed(filters.get(argument))]
     values += [normal(v) for argument in NAME_FILTERS for v in listed(filters.get(argument))]
+    unknown = unknown_names(harness, filters)
+    if reason is not None and reason.startswith(UNKNOWN_NAME_REFUSALS):
+        # A search on a name the tenant has nowhere: refused having only read (its lists, perhaps the search).
+        assert unknown, reason
+        assert {r["method"] for r in requests} <= {"GET"}, reason
+        assert all(r["path"] == "/service/tickets" or r["path"].startswith(REFERENCE_LISTS) for r in requests)
+        return
     if reason is not None:
-        # A refused search sends nothing, and only for a documented reason.
+        # Any other refused search sends nothing, and only for a documented reason.
         assert requests == [], reason
         assert (
             any(unsafe(v) for v in values) or any(len(v) > 100 for v in values) or "too long for ConnectWise" in reason
         ), reason
         return
     assert not any(unsafe(v) for v in values), "text conditions cannot express was sent"
-    [request] = requests
+    assert not unknown, f"a search on {unknown}, which the tenant has nowhere, answered as if it were empty"
+    # One search; the tenant's reference lists besides, while they are not cached.
+    [request] = [r for r in requests if r["path"] == "/service/tickets"]
+    assert all(r["method"] == "GET" and r["path"].startswith(REFERENCE_LISTS) for r in requests if r is not request)
     assert (request["method"], request["path"]) == ("GET", "/service/tickets")
     assert parse(request["query"]["conditions"]) == intended_conditions(filters)
     assert len(URL_PREFIX) + len(urlencode(request["query"])) < MAX_URL
@@ -706,7 +758,7 @@ async def test_a_note_is_stored_exactly_as_cleaned_once_or_refused(harness, text
     )
     reason = check(result, requests, "add_ticket_note")
     added = {note_id: note for note_id, note in ticket_notes(harness, ticket_id).items() if note_id not in before}
-    if not cleaned(text):
+    if written_control(text) or not cleaned(text):
         assert reason is not None and requests == [] and added == {}
         return
     assert reason is None, reason
@@ -759,7 +811,7 @@ async def test_an_update_writes_exactly_the_fields_asked_once_or_nothing(
     invalid = not asked
     if summary is not None:
         wanted["summary"] = normal(strip_invisible(summary))
-        invalid |= not 0 < len(wanted["summary"]) <= 100 or len(summary) > 100
+        invalid |= not 0 < len(wanted["summary"]) <= 100 or len(summary) > 100 or written_control(summary)
     if required_date is not None:
         in_range = required_date.tzinfo is not None and datetime(1753, 1, 1, tzinfo=timezone.utc) <= _utc(required_date)
         invalid |= not in_range
@@ -800,9 +852,24 @@ def _utc(moment: datetime) -> datetime:
         return datetime.min.replace(tzinfo=timezone.utc)
 
 
-time_starts = st.datetimes(min_value=datetime(1753, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets).map(
-    lambda moment: moment.replace(microsecond=0)
-)
+time_starts = st.one_of(
+    # Mostly work already begun (a start in the future is refused), some of it any time ConnectWise can store.
+    st.datetimes(min_value=datetime(1753, 1, 2), max_value=datetime(2026, 11, 30), timezones=offsets),
+    st.datetimes(min_value=datetime(1753, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets),
+).map(lambda moment: moment.replace(microsecond=0))
+
+
+def same_entry_logged(harness, ticket_id: int, start: datetime, end: datetime) -> bool:
+    """Whether the store has an entry on the ticket for the default member (jsmith) with this start and end."""
+    member = next(m["id"] for m in harness.store()["members"].values() if m["identifier"] == "jsmith")
+    return any(
+        entry.get("chargeToId") == ticket_id
+        and (entry.get("member") or {}).get("id") == member
+        and abs(read_moment(entry["timeStart"]) - start) <= STORED_TIME_TOLERANCE
+        and abs(read_moment(entry["timeEnd"]) - end) <= STORED_TIME_TOLERANCE
+        for entry in harness.store()["timeEntries"].values()
+        if entry.get("timeStart") and entry.get("timeEnd")
+    )
 
 
 @settings(FUZZ, max_examples=100)
@@ -824,12 +891,19 @@ async def test_a_time_entry_is_stored_as_asked_once_or_refused(
         arguments["end"] = (start + timedelta(minutes=minutes)).isoformat()
     arguments = {key: value for key, value in arguments.items() if value is not None}
     before = set(harness.store()["timeEntries"])
+    storable = _utc(start + timedelta(minutes=minutes)) <= datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+    future = _utc(start) > datetime.now(timezone.utc) + CLOCK_SKEW
+    written = any(written_control(text) for text in (notes, internal_notes) if text)
+    duplicate = storable and same_entry_logged(
+        harness, ticket_id, _utc(start), _utc(start + timedelta(minutes=minutes))
+    )
     result, requests = await call(harness, "create_time_entry", arguments)
     reason = check(result, requests, "create_time_entry")
     added = [entry for entry_id, entry in harness.store()["timeEntries"].items() if entry_id not in before]
-    storable = _utc(start + timedelta(minutes=minutes)) <= datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
-    if not (0 < minutes <= 24 * 60 and storable):
+    if not (0 < minutes <= 24 * 60 and storable) or future or written or duplicate:
         assert reason is not None and writes(requests) == [] and added == [], reason
+        if duplicate and 0 < minutes <= 24 * 60 and not (future or written):
+            assert "give allow_duplicate=true" in reason, reason
         return
     assert reason is None, reason
     [post] = applied(requests)
@@ -1003,7 +1077,6 @@ async def test_100_kb_of_text_is_refused_with_a_short_sentence_before_any_reques
 @pytest.mark.parametrize(
     ("tool", "argument", "field"),
     [
-        ("add_ticket_note", "text", "text"),
         ("create_time_entry", "notes", "notes"),
         ("create_time_entry", "internal_notes", "internalNotes"),
     ],
@@ -1013,6 +1086,19 @@ async def test_100_kb_of_note_text_is_written_once_and_whole(harness, tool, argu
     assert result.is_error is False, result.content[0].text[:300]
     [post] = applied(requests)
     assert post["json"][field] == cleaned(HUNDRED_KB)
+
+
+async def test_a_ticket_note_is_written_whole_up_to_its_maximum_and_refused_past_it(harness):
+    # add_ticket_note documents its maximum ([I] 20,000 characters): 100 KB is refused, not cut.
+    result, requests = await call(harness, "add_ticket_note", VALID_CALLS["add_ticket_note"] | {"text": HUNDRED_KB})
+    assert result.is_error and requests == []
+    reason = sentence(result, "add_ticket_note")
+    assert f"more than the {MAX_NOTE_CHARS:,} a note can have" in reason and len(reason) < 300
+    longest = cleaned(HUNDRED_KB)[:MAX_NOTE_CHARS].strip()
+    result, requests = await call(harness, "add_ticket_note", VALID_CALLS["add_ticket_note"] | {"text": longest})
+    assert result.is_error is False, result.content[0].text[:300]
+    [post] = applied(requests)
+    assert post["json"]["text"] == longest
 
 
 async def test_100_kb_of_tenant_is_refused_with_a_short_sentence(harness):
@@ -1052,9 +1138,10 @@ async def test_a_search_too_long_for_a_url_is_refused_and_one_that_fits_is_sent(
     many = [f"Board {n:02} " + "x" * 50 for n in range(30)]
     result, requests = await call(harness, "search_tickets", {"board": many})
     assert result.is_error and "too long for ConnectWise" in sentence(result, "search_tickets") and requests == []
-    result, [request] = await call(harness, "search_tickets", {"board": many[:8], "summary_contains": "é" * 100})
-    assert result.is_error is False
-    assert len(URL_PREFIX) + len(urlencode(request["query"])) < MAX_URL
+    result, requests = await call(harness, "search_tickets", {"board": many[:8], "summary_contains": "é" * 100})
+    request = requests[0]  # the search fits and is sent; no ticket shows these boards, which do not exist
+    assert request["path"] == "/service/tickets" and len(URL_PREFIX) + len(urlencode(request["query"])) < MAX_URL
+    assert result.is_error and sentence(result, "search_tickets").startswith("There is no board 'Board 00 xxx")
 
 
 async def test_json_sent_as_text_is_read_as_the_json_it_spells(harness):
@@ -1136,9 +1223,15 @@ async def test_free_text_that_looks_like_json_stays_text(harness, argument, fiel
 @pytest.mark.parametrize("text", JSON_LOOKING_TEXT)
 @pytest.mark.parametrize("argument", TEXT_FILTERS)
 async def test_search_text_that_looks_like_json_is_searched_for(harness, argument, text):
-    result, [request] = await call(harness, "search_tickets", {argument: text})
-    assert result.is_error is False, result.content[0].text[:300]
+    result, requests = await call(harness, "search_tickets", {argument: text})
+    request = requests[0]
     assert parse(request["query"]["conditions"]) == intended_conditions({argument: text})
+    if argument == "owner":  # no member is called that: searched for, found nowhere, so refused, not "empty"
+        assert sentence(result, "search_tickets").startswith(f"No member of tenant acme has {text!r}")
+        assert [r["path"] for r in requests] == ["/service/tickets", "/system/members"]
+        return
+    assert result.is_error is False, result.content[0].text[:300]
+    assert len(requests) == 1
 
 
 @pytest.mark.parametrize("text", JSON_LOOKING_TEXT)

@@ -13,6 +13,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -77,7 +78,8 @@ def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
         "update_ticket": lambda n: {"ticket_id": tickets[0], "status": ("Scheduled", "In Progress")[n % 2]},
         "create_time_entry": lambda n: {
             "ticket_id": tickets[n % len(tickets)],
-            "start": "2026-11-02T09:00:00Z",
+            # A start of its own per call: the same entry twice is refused as a duplicate.
+            "start": (datetime(2026, 11, 2, 9, tzinfo=timezone.utc) + timedelta(minutes=15 * n)).isoformat(),
             "hours": 0.25,
         },
         "list_board_statuses": lambda n: {"board": "Service Desk"},

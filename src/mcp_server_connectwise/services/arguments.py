@@ -8,12 +8,18 @@ sentence quotes them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from mcp_server_connectwise.services.errors import Refused
+from mcp_server_connectwise.untrusted import strip_invisible
+
 _NUMBER = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
+# Unicode category Cc (C0, DEL, C1) except tab and newline; a carriage return only outside a CRLF line break.
+_CONTROL = re.compile("\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def not_a_yes_no(value: Any) -> Any:
@@ -28,6 +34,30 @@ def iso_text(value: Any) -> Any:
     if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
         raise ValueError("must be an ISO 8601 date-time with a time zone, e.g. 2026-01-31T09:00:00Z, not a number")
     return value
+
+
+def any_case(literal: Any) -> Callable[[Any], Any]:
+    """A before-validator for a `Literal` of words: a value in any case and spacing ("Internal", " NEWEST ")
+    becomes the word it spells; anything else is left for the literal to refuse. The schema's enum stays."""
+    words = {" ".join(word.split()).casefold(): word for word in get_args(literal)}
+
+    def canonical(value: Any) -> Any:
+        return words.get(" ".join(value.split()).casefold(), value) if isinstance(value, str) else value
+
+    return canonical
+
+
+def written_text(argument: str, text: str) -> str:
+    """`text` to write into ConnectWise (a note, a summary): line breaks as newlines, invisible characters
+    stripped (they would reach readers unseen). A control character other than a line break or a tab is
+    refused: it is not text a person wrote, and dropping it silently would change what was asked."""
+    control = _CONTROL.search(text)
+    if control is not None:
+        raise Refused(
+            f"{argument} contains the control character U+{ord(control.group()):04X} at character "
+            f"{control.start() + 1}; remove it (line breaks and tabs are the only control characters text can hold)."
+        )
+    return strip_invisible(text.replace("\r\n", "\n"))
 
 
 # ConnectWise ids are 32-bit integers (int32 in its OpenAPI export).

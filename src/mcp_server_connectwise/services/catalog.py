@@ -98,6 +98,11 @@ class Catalog:
         self._entries[kind.path] = (self._clock() + self._ttl, items)
         return items, True
 
+    def cached(self, kind: ReferenceList[R]) -> list[R] | None:
+        """The list as cached and still within its TTL, or None: what `load` would answer without a request."""
+        entry = self._entries.get(kind.path)
+        return cast(list[R], entry[1]) if entry is not None and self._clock() < entry[0] else None
+
     async def find(self, kind: ReferenceList[R], matches: Callable[[R], bool]) -> tuple[R | None, list[R]]:
         """The first item that `matches`, refreshing a stale list once on a miss; also the list searched."""
         items, fresh = await self.load(kind)

@@ -5,17 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from mcp_server_connectwise.connectwise import NotFoundError, endpoints
-from mcp_server_connectwise.services.arguments import TicketId
+from mcp_server_connectwise.services.arguments import TicketId, any_case, written_text
 from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import ticket_not_found
 from mcp_server_connectwise.services.write_recovery import PlannedWrite, create_once, entered_since, same_text
-from mcp_server_connectwise.untrusted import strip_invisible
 
-NoteType = Literal["internal", "discussion", "resolution"]
+_NoteType = Literal["internal", "discussion", "resolution"]
+NoteType = Annotated[_NoteType, BeforeValidator(any_case(_NoteType))]
+# [I] ConnectWise publishes no limit on a note's text (its schema has no maxLength); a ticket's notes are read
+# back by people and agents, so a note is kept to what a person writes. Longer text belongs in an attachment.
+MAX_NOTE_CHARS = 20_000
 
 # ConnectWise files a note under sections by three flags; exactly one is set per note type.
 SECTION_FLAGS: dict[str, str] = {
@@ -30,11 +33,19 @@ _MAX_RECENT_NOTES = 100
 
 class NoteRequest(BaseModel):
     ticket_id: TicketId
-    text: Annotated[str, Field(min_length=1, description="The note's text.")]
+    text: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description=f"The note's text, at most {MAX_NOTE_CHARS:,} characters; line breaks and tabs are the only "
+            "control characters it can hold.",
+        ),
+    ]
     note_type: Annotated[
         NoteType,
         Field(
-            description="internal (default; staff only), discussion (customer-visible) or resolution (customer-visible)."
+            description="internal (default; staff only), discussion (customer-visible) or resolution "
+            "(customer-visible); any case."
         ),
     ] = "internal"
     notify: Annotated[bool, Field(description="Let ConnectWise send its notification emails for this note.")] = False
@@ -60,9 +71,14 @@ def note_body(text: str, note_type: NoteType, notify: bool) -> dict:
 async def add_ticket_note(session: TenantSession, request: NoteRequest) -> NoteAdded:
     ticket_id, note_type, notify = request.ticket_id, request.note_type, request.notify
     # Hidden characters in an agent's note would reach people (and other agents) unseen.
-    text = strip_invisible(request.text).strip()
+    text = written_text("text", request.text).strip()
     if not text:
         raise Refused("The note is empty; put the note's words in text.")
+    if len(text) > MAX_NOTE_CHARS:
+        raise Refused(
+            f"The note is {len(text):,} characters long, more than the {MAX_NOTE_CHARS:,} a note can have; "
+            "shorten it or split it into several notes."
+        )
     path = endpoints.ticket_notes(ticket_id)
     body = note_body(text, note_type, notify)
 

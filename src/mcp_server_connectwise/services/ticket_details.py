@@ -1,17 +1,27 @@
-"""One ticket in full: the ticket, its notes, time entries and configurations in one round of parallel requests."""
+"""One ticket in full: the ticket, a page of its notes (newest first), its time entries and configurations in
+one round of parallel requests, bounded in size.
+
+The description is ConnectWise's `initialDescription` when the ticket shows it, else the ticket's first
+discussion note: found on the page of notes read when that page holds the oldest notes, else by one more
+request for that note alone. Each text is cut to a length a reader can take in (a note says it was cut, and how
+long it is), and the whole answer to `MAX_RESULT_BYTES` of JSON: the oldest notes of the page go first, then
+the earliest time entries, then configurations, and `left_out` says what went and how to page to it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeGuard
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from mcp_server_connectwise.connectwise import (
     AuthenticationError,
     ConnectWiseError,
     NotFoundError,
+    Page,
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
@@ -25,14 +35,22 @@ from mcp_server_connectwise.connectwise.models import (
     TimeEntry,
     label,
 )
-from mcp_server_connectwise.services.arguments import TicketId
+from mcp_server_connectwise.services.arguments import MAX_ID, TicketId, not_a_yes_no
+from mcp_server_connectwise.services.errors import Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import info_date, ticket_not_found
-from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
+from mcp_server_connectwise.untrusted import UntrustedText, clean_untrusted, untrusted_notice
 
-NOTES_PER_TICKET = 100
+NOTES_PER_PAGE = 20
+MAX_NOTES_PER_PAGE = 100
 TIME_ENTRIES_PER_TICKET = 100
 CONFIGURATIONS_PER_TICKET = 50
+# What one answer shows of a text: a note pasted from a log can be megabytes.
+MAX_NOTE_CHARS = 2_000
+MAX_DESCRIPTION_CHARS = 4_000
+# The whole answer, as compact JSON; the tool layer adds its next steps and stays under 32 KB.
+MAX_RESULT_BYTES = 30 * 1024
+SHOWN_LIMIT = "32 KB of JSON"
 
 
 NoteSection = Literal["discussion", "internal", "resolution", "other"]
@@ -56,18 +74,26 @@ class NoteView(BaseModel):
     author: UntrustedText | None = None
     created: datetime | None = None
     text: UntrustedText
+    truncated: bool | None = Field(
+        None, description=f"Present (true) when text is cut to its first {MAX_NOTE_CHARS:,} characters."
+    )
+    length: int | None = Field(None, description="The whole text's length in characters, when truncated.")
 
     @classmethod
     def from_note(cls, note: ServiceNote) -> NoteView:
         author = note.member.identifier or note.member.name if note.member else None
         if author is None and note.contact is not None:
             author = note.contact.name
+        text = clean_untrusted(note.text or "", max_chars=len(note.text or ""))
+        cut = len(text) > MAX_NOTE_CHARS
         return cls(
             id=note.id,
             section=note_section(note),
             author=author or note.created_by,
             created=note.date_created,
-            text=note.text or "",
+            text=text[:MAX_NOTE_CHARS],
+            truncated=True if cut else None,
+            length=len(text) if cut else None,
         )
 
 
@@ -91,7 +117,7 @@ class TimeEntryView(BaseModel):
             hours=entry.actual_hours,
             billable=entry.billable_option,
             work_type=label(entry.work_type),
-            notes=entry.notes,
+            notes=clean_untrusted(entry.notes, MAX_NOTE_CHARS) if entry.notes else None,
         )
 
 
@@ -117,7 +143,12 @@ class TicketDetails(BaseModel):
     id: int
     summary: UntrustedText | None = None
     description: UntrustedText | None = Field(
-        None, description="The ticket's initial description (its first discussion note)."
+        None,
+        description=f"The ticket's initial description (its first discussion note), at most "
+        f"{MAX_DESCRIPTION_CHARS:,} characters.",
+    )
+    description_length: int | None = Field(
+        None, description=f"The whole description's length in characters, when it is cut to {MAX_DESCRIPTION_CHARS:,}."
     )
     board: str | None = None
     status: str | None = None
@@ -139,17 +170,22 @@ class TicketDetails(BaseModel):
     budget_hours: float | None = None
     actual_hours: float | None = None
     notes: list[NoteView] | None = Field(
-        None, description="Oldest first, after the description; None when not requested."
+        None,
+        description="Newest first: page notes_page of the ticket's notes, notes_limit to a page (the description is "
+        "not repeated here); None when not requested.",
     )
-    more_notes: bool = Field(
-        False, description=f"The ticket has more than {NOTES_PER_TICKET} notes; only the oldest are shown."
-    )
+    notes_page: int | None = None
+    more_notes: bool = Field(False, description="Older notes exist beyond this page: see next_notes_page.")
+    next_notes_page: int | None = None
     time_entries: list[TimeEntryView] | None = None
     configurations: list[ConfigurationView] | None = Field(
         None, description="None when not requested or not available."
     )
     configurations_unavailable: str | None = Field(
         None, description="Why the configurations asked for are left out: ConnectWise would not list them."
+    )
+    left_out: str | None = Field(
+        None, description=f"What was left out to keep the answer under {SHOWN_LIMIT}, and where to find it."
     )
     notice: str = untrusted_notice(
         "summary, description, company, contact, notes[].text and author, time_entries[].notes, configurations[].name"
@@ -176,21 +212,68 @@ def _configurations_refused(answer: object) -> TypeGuard[ConnectWiseError]:
 class TicketDetailsRequest(BaseModel):
     ticket_id: TicketId
     include_notes: bool = True
+    notes_limit: Annotated[
+        int,
+        Field(ge=1, le=MAX_NOTES_PER_PAGE, description="Notes per page, newest first."),
+        BeforeValidator(not_a_yes_no),
+    ] = NOTES_PER_PAGE
+    notes_page: Annotated[
+        int,
+        Field(ge=1, description="Page of notes: 1 is the newest; next_notes_page of an answer for older ones."),
+        BeforeValidator(not_a_yes_no),
+    ] = 1
     include_time: Annotated[bool, Field(description="Include the ticket's time entries.")] = True
     include_configurations: Annotated[bool, Field(description="Include the configurations (devices) attached.")] = True
 
 
+def _check(request: TicketDetailsRequest) -> None:
+    """Refused before any request: a notes page no ticket has, or a page size ConnectWise is not asked for."""
+    if not 1 <= request.notes_limit <= MAX_NOTES_PER_PAGE:
+        raise Refused(f"notes_limit must be 1 to {MAX_NOTES_PER_PAGE}; got {shown(request.notes_limit)}.")
+    if not 1 <= request.notes_page <= MAX_ID:
+        raise Refused(f"notes_page {shown(request.notes_page)} is past any ticket's notes; use next_notes_page.")
+
+
+def _first_discussion_note(session: TenantSession, ticket_id: int) -> Any:
+    """One request for the ticket's first discussion note: ConnectWise keeps the initial description so."""
+    return session.client.get_page(
+        endpoints.ticket_notes(ticket_id),
+        conditions=cw.eq("detailDescriptionFlag", True),
+        order_by="id asc",
+        page_size=1,
+    )
+
+
+def _description_on_page(notes: list[ServiceNote], page: Page, page_number: int) -> tuple[ServiceNote | None, bool]:
+    """The description note if this page of notes (newest first) shows which it is, and whether it does: a page
+    that holds the oldest notes holds the first discussion note if any page does, unless it is a later page
+    without one (an earlier, newer page may have it)."""
+    if page.has_next:
+        return None, False
+    discussion = [note for note in notes if note.detail_description_flag]
+    if discussion:
+        return min(discussion, key=lambda note: note.id), True
+    return None, page_number == 1
+
+
 async def get_ticket_details(session: TenantSession, request: TicketDetailsRequest) -> TicketDetails:
-    """The ticket and what hangs off it, fetched in one round of concurrent requests."""
+    """The ticket and what hangs off it, fetched in one round of concurrent requests (and, for a page of notes
+    without the oldest, one more for the description)."""
+    _check(request)
     ticket_id = request.ticket_id
     include_notes, include_time = request.include_notes, request.include_time
     include_configurations = request.include_configurations
     client = session.client
-    # Notes are always read: the description is the first discussion note.
-    requests: dict[str, Any] = {
-        "ticket": client.get(endpoints.ticket(ticket_id)),
-        "notes": client.get_page(endpoints.ticket_notes(ticket_id), order_by="id asc", page_size=NOTES_PER_TICKET),
-    }
+    requests: dict[str, Any] = {"ticket": client.get(endpoints.ticket(ticket_id))}
+    if include_notes:
+        requests["notes"] = client.get_page(
+            endpoints.ticket_notes(ticket_id),
+            order_by="id desc",
+            page=request.notes_page,
+            page_size=request.notes_limit,
+        )
+    else:  # the description is a note even when the notes are not wanted
+        requests["description"] = _first_discussion_note(session, ticket_id)
     if include_time:
         requests["time"] = client.get_page(
             endpoints.TIME_ENTRIES,
@@ -202,7 +285,9 @@ async def get_ticket_details(session: TenantSession, request: TicketDetailsReque
         requests["configurations"] = client.get_page(
             endpoints.ticket_configurations(ticket_id), page_size=CONFIGURATIONS_PER_TICKET
         )
-    answers = dict(zip(requests, await asyncio.gather(*requests.values(), return_exceptions=True), strict=True))
+    answers: dict[str, Any] = dict(
+        zip(requests, await asyncio.gather(*requests.values(), return_exceptions=True), strict=True)
+    )
     if isinstance(answers["ticket"], NotFoundError):
         raise ticket_not_found(session, ticket_id)
     configurations_unavailable = None
@@ -220,16 +305,28 @@ async def get_ticket_details(session: TenantSession, request: TicketDetailsReque
         results[name] = answer
 
     ticket = Ticket.model_validate(results["ticket"])
-    notes = [ServiceNote.model_validate(item) for item in results["notes"].items]
+    notes: list[ServiceNote] = []
+    notes_page = results.get("notes")
+    if notes_page is not None:
+        notes = [ServiceNote.model_validate(item) for item in notes_page.items]
+        description_note, known = _description_on_page(notes, notes_page, request.notes_page)
+        if not known and not ticket.initial_description:
+            first = await _first_discussion_note(session, ticket_id)
+            description_note = ServiceNote.model_validate(first.items[0]) if first.items else None
+    else:
+        first = results["description"]
+        description_note = ServiceNote.model_validate(first.items[0]) if first.items else None
     # ConnectWise keeps the initial description as the first discussion note: shown once, as description.
-    description_note = next((note for note in notes if note.detail_description_flag), None)
     if description_note is not None:
-        notes.remove(description_note)
-    return TicketDetails(
+        notes = [note for note in notes if note.id != description_note.id]
+    description = ticket.initial_description or (description_note.text if description_note else None)
+    description = clean_untrusted(description, max_chars=len(description)) if description else None
+    details = TicketDetails(
         tenant=session.name,
         id=ticket.id,
         summary=ticket.summary,
-        description=ticket.initial_description or (description_note.text if description_note else None),
+        description=description[:MAX_DESCRIPTION_CHARS] if description else None,
+        description_length=len(description) if description and len(description) > MAX_DESCRIPTION_CHARS else None,
         board=label(ticket.board),
         status=label(ticket.status),
         priority=label(ticket.priority),
@@ -252,7 +349,9 @@ async def get_ticket_details(session: TenantSession, request: TicketDetailsReque
         budget_hours=ticket.budget_hours,
         actual_hours=ticket.actual_hours,
         notes=[NoteView.from_note(note) for note in notes] if include_notes else None,
-        more_notes=results["notes"].has_next,
+        notes_page=request.notes_page if include_notes else None,
+        more_notes=bool(notes_page and notes_page.has_next),
+        next_notes_page=request.notes_page + 1 if notes_page and notes_page.has_next else None,
         time_entries=[TimeEntryView.from_entry(TimeEntry.model_validate(item)) for item in results["time"].items]
         if include_time
         else None,
@@ -264,3 +363,84 @@ async def get_ticket_details(session: TenantSession, request: TicketDetailsReque
         else None,
         configurations_unavailable=configurations_unavailable,
     )
+    page_ids = [item.get("id") for item in notes_page.items] if notes_page is not None else []
+    return within_size(details, request, page_ids)
+
+
+def _json_bytes(value: BaseModel) -> int:
+    """The size of `value` as the tool layer sends it: compact JSON, None left out."""
+    payload = value.model_dump(mode="json", exclude_none=True)
+    return len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def within_size(details: TicketDetails, request: TicketDetailsRequest, page_ids: list[Any]) -> TicketDetails:
+    """`details` cut to `MAX_RESULT_BYTES`: the oldest notes of the page first, then the earliest time entries,
+    then configurations, with `left_out` saying what went and where to find it."""
+    if _json_bytes(details) <= MAX_RESULT_BYTES:
+        return details
+    notes, times = list(details.notes or []), list(details.time_entries or [])
+    configurations = list(details.configurations or [])
+    dropped_notes: list[NoteView] = []
+    dropped_times = dropped_configurations = 0
+    # Each item's share of the answer, to cut in one pass; the answer is measured again after.
+    excess = _json_bytes(details) - MAX_RESULT_BYTES + 600  # room for left_out
+    while excess > 0 and notes:
+        dropped_notes.insert(0, notes.pop())
+        excess -= _json_bytes(dropped_notes[0]) + 1
+    while excess > 0 and times:
+        excess -= _json_bytes(times.pop(0)) + 1
+        dropped_times += 1
+    while excess > 0 and configurations:
+        excess -= _json_bytes(configurations.pop()) + 1
+        dropped_configurations += 1
+    while True:
+        cut = details.model_copy(
+            update={
+                "notes": notes if details.notes is not None else None,
+                "time_entries": times if details.time_entries is not None else None,
+                "configurations": configurations if details.configurations is not None else None,
+                "left_out": _left_out(
+                    request, page_ids, len(notes), dropped_notes, dropped_times, dropped_configurations
+                ),
+            }
+        )
+        if _json_bytes(cut) <= MAX_RESULT_BYTES or not (notes or times or configurations):
+            return cut
+        if notes:
+            dropped_notes.insert(0, notes.pop())
+        elif times:
+            times.pop(0)
+            dropped_times += 1
+        else:
+            configurations.pop()
+            dropped_configurations += 1
+
+
+def _left_out(
+    request: TicketDetailsRequest,
+    page_ids: list[Any],
+    kept_notes: int,
+    notes: list[NoteView],
+    times: int,
+    configurations: int,
+) -> str | None:
+    parts = []
+    if notes:
+        # Where the first note left out sits among all the ticket's notes, newest first, and the page that
+        # holds it when pages are as small as what fitted here.
+        index = page_ids.index(notes[0].id) if notes[0].id in page_ids else kept_notes
+        position = (request.notes_page - 1) * request.notes_limit + index
+        limit = max(1, kept_notes)
+        ids = f"id {notes[0].id}" if len(notes) == 1 else f"ids {notes[0].id} to {notes[-1].id}"
+        parts.append(
+            f"the {len(notes)} oldest note{'s' if len(notes) > 1 else ''} of this page ({ids}) "
+            f"{'are' if len(notes) > 1 else 'is'} left out; with notes_limit={limit}, notes_page={position // limit + 1} "
+            "holds the newest of them"
+        )
+    if times:
+        parts.append(f"the {times} earliest time entr{'ies are' if times > 1 else 'y is'} left out")
+    if configurations:
+        parts.append(f"{configurations} configuration{'s are' if configurations > 1 else ' is'} left out")
+    if not parts:
+        return None
+    return f"To keep the answer under {SHOWN_LIMIT}, " + "; ".join(parts) + "."

@@ -1,10 +1,18 @@
-"""Searching tickets: names and text as conditions ConnectWise can take, one request per call."""
+"""Searching tickets: names and text as conditions ConnectWise can take, one request per call.
+
+A board, status, priority or owner that exists nowhere in the tenant would make ConnectWise answer "no ticket",
+which reads as an empty queue: such a search is refused with the names there are. Names are checked against the
+tenant's cached reference lists (`catalog`) before the search when those are cached (no request), else after
+it, and then only the names the rows found do not show (on a cold cache a search that finds tickets costs no
+more than itself).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, BeforeValidator, Field
@@ -12,17 +20,22 @@ from pydantic import BaseModel, BeforeValidator, Field
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.models import (
+    Board,
+    BoardStatus,
+    Member,
+    Priority,
     Ticket,
     label,
 )
-from mcp_server_connectwise.services import resolve
-from mcp_server_connectwise.services.arguments import MAX_ID, NameOrNames, When, not_a_yes_no
+from mcp_server_connectwise.services import catalog, resolve
+from mcp_server_connectwise.services.arguments import MAX_ID, NameOrNames, When, any_case, not_a_yes_no
 from mcp_server_connectwise.services.errors import Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import info_date
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
-OrderBy = Literal["newest", "oldest", "recently_updated", "least_recently_updated"]
+_OrderBy = Literal["newest", "oldest", "recently_updated", "least_recently_updated"]
+OrderBy = Annotated[_OrderBy, BeforeValidator(any_case(_OrderBy))]
 # Entry order is id order, and every ConnectWise sorts by id (the entry date is kept under `_info`).
 ORDER_BY: dict[str, str] = {
     "newest": "id desc",
@@ -110,7 +123,7 @@ class TicketQuery(BaseModel):
     entered_before: When = None
     updated_after: When = None
     open_only: Annotated[bool, Field(description="Only tickets that are not closed.")] = True
-    order_by: OrderBy = "newest"
+    order_by: Annotated[OrderBy, Field(description="Any case.")] = "newest"
     limit: Annotated[int, Field(ge=1, le=100, description="Rows per page."), BeforeValidator(not_a_yes_no)] = 25
     page: Annotated[
         int, Field(ge=1, description="Page number, from next_page of an earlier call."), BeforeValidator(not_a_yes_no)
@@ -173,6 +186,12 @@ def _checked_conditions(query: TicketQuery) -> cw.Expr | None:
     for argument in ("entered_after", "entered_before", "updated_after"):
         if getattr(query, argument) is not None:
             resolve.moment(argument, getattr(query, argument))
+    if query.entered_after is not None and query.entered_before is not None:
+        if query.entered_after >= query.entered_before:
+            raise Refused(
+                f"entered_after ({query.entered_after.isoformat()}) is not before entered_before "
+                f"({query.entered_before.isoformat()}), so no ticket can match; swap them or widen the range."
+            )
     if query.page > MAX_ID:
         raise Refused(f"page {shown(query.page)} is past any result; use next_page from an earlier search.")
     try:
@@ -187,8 +206,134 @@ def _checked_conditions(query: TicketQuery) -> cw.Expr | None:
     return conditions
 
 
+# --- names that exist nowhere in the tenant ------------------------------------------------------------
+
+NameArgument = Literal["board", "status", "priority", "owner"]
+
+
+def _named(query: TicketQuery) -> list[tuple[NameArgument, str]]:
+    """Each name the search filters on, as sent (whitespace collapsed); blank names are no filter."""
+    named: list[tuple[NameArgument, str]] = []
+    for argument in ("board", "status", "priority"):
+        named += [(argument, resolve.collapse(name)) for name in query.names(argument) if name.strip()]
+    if owner := _text(query.owner):
+        named.append(("owner", owner))
+    return named
+
+
+def _cached(session: TenantSession, argument: NameArgument) -> bool:
+    """Whether the lists `argument` is checked against are all cached: checking it costs no request."""
+    if argument != "status":
+        return session.catalog.cached(_LISTS[argument]) is not None
+    boards = session.catalog.cached(catalog.BOARDS)
+    return boards is not None and all(
+        session.catalog.cached(catalog.board_statuses(board.id)) is not None for board in boards
+    )
+
+
+_LISTS: dict[str, catalog.ReferenceList[Any]] = {
+    "board": catalog.BOARDS,
+    "priority": catalog.PRIORITIES,
+    "owner": catalog.MEMBERS,
+}
+
+
+async def _statuses(session: TenantSession, *, refresh: bool) -> tuple[list[BoardStatus], bool]:
+    """The statuses of every board (inactive ones too), board by board in board order; whether all of them
+    were fetched just now."""
+    boards, fresh = await session.catalog.load(catalog.BOARDS, refresh=refresh)
+    loaded = await asyncio.gather(
+        *(session.catalog.load(catalog.board_statuses(board.id), refresh=refresh) for board in boards)
+    )
+    statuses = [
+        status
+        for items, _ in loaded
+        for status in sorted(items, key=lambda s: (s.sort_order is None, s.sort_order or 0, s.id))
+    ]
+    return statuses, fresh and all(fetched for _, fetched in loaded)
+
+
+def _member_names(member: Member) -> tuple[str, ...]:
+    full = " ".join(part for part in (member.first_name, member.last_name) if part)
+    return tuple(resolve.normalise(name) for name in (member.identifier, full) if name)
+
+
+def _matches(argument: NameArgument, name: str, items: list) -> bool:
+    """Whether `name` can match one of `items` as the search compares it: names equal in any case, an owner
+    as (part of) a member's identifier or name."""
+    wanted = resolve.normalise(name)
+    if argument == "owner":
+        return any(wanted in known for member in items for known in _member_names(member))
+    return any(item.name is not None and resolve.normalise(item.name) == wanted for item in items)
+
+
+async def _known_items(session: TenantSession, argument: NameArgument, *, refresh: bool = False) -> tuple[list, bool]:
+    if argument == "status":
+        return await _statuses(session, refresh=refresh)
+    return await session.catalog.load(_LISTS[argument], refresh=refresh)
+
+
+def _distinct(names: Sequence[str | None]) -> list[str]:
+    seen: dict[str, str] = {}
+    for name in names:
+        if name:
+            seen.setdefault(resolve.normalise(name), name)
+    return list(seen.values())
+
+
+def _unknown(session: TenantSession, argument: NameArgument, name: str, items: list) -> Refused:
+    tenant = session.name
+    if argument == "owner":
+        identifiers = [m.identifier for m in items if isinstance(m, Member) and not m.inactive_flag]
+        return Refused(
+            f"No member of tenant {tenant} has {shown(name)} in their identifier or name, so no ticket can match; "
+            f"members: {resolve.name_list(identifiers)}."
+        )
+    if argument == "status":
+        names = _distinct([s.name for s in items if isinstance(s, BoardStatus) and not s.inactive])
+        return Refused(
+            f"No board in tenant {tenant} has a status {shown(name)}, so no ticket can match; statuses: "
+            f"{resolve.name_list(names)}."
+        )
+    if argument == "board":
+        names = _distinct([b.name for b in items if isinstance(b, Board) and not b.inactive_flag])
+        return Refused(
+            f"There is no board {shown(name)} in tenant {tenant}, so no ticket can match; boards: "
+            f"{resolve.name_list(names)}."
+        )
+    names = _distinct([p.name for p in items if isinstance(p, Priority)])
+    return Refused(
+        f"There is no priority {shown(name)} in tenant {tenant}, so no ticket can match; priorities: "
+        f"{resolve.name_list(names)}."
+    )
+
+
+async def _check_known(session: TenantSession, argument: NameArgument, name: str) -> None:
+    """Refused if `name` exists nowhere in the tenant; a list served from the cache is fetched again once first
+    (it may predate the name)."""
+    items, fresh = await _known_items(session, argument)
+    if not _matches(argument, name, items) and not fresh:
+        items, _ = await _known_items(session, argument, refresh=True)
+    if not _matches(argument, name, items):
+        raise _unknown(session, argument, name, items)
+
+
+def _shown(rows: list[TicketRow], argument: NameArgument, name: str) -> bool:
+    """Whether the rows found show that `name` exists: a row has it (every row matched the one owner filter)."""
+    if argument == "owner":
+        return bool(rows)
+    wanted = resolve.normalise(name)
+    return any((value := getattr(row, argument)) is not None and resolve.normalise(value) == wanted for row in rows)
+
+
 async def search_tickets(session: TenantSession, query: TicketQuery) -> TicketSearchResult:
     conditions = _checked_conditions(query)
+    after_search = []
+    for argument, name in _named(query):
+        if _cached(session, argument):
+            await _check_known(session, argument, name)
+        else:
+            after_search.append((argument, name))
     page = await session.client.get_page(
         endpoints.TICKETS,
         conditions=conditions,
@@ -198,6 +343,9 @@ async def search_tickets(session: TenantSession, query: TicketQuery) -> TicketSe
         page_size=query.limit,
     )
     rows = [TicketRow.from_ticket(Ticket.model_validate(item)) for item in page.items]
+    for argument, name in after_search:
+        if not _shown(rows, argument, name):
+            await _check_known(session, argument, name)
     return TicketSearchResult(
         tenant=session.name,
         tickets=rows,

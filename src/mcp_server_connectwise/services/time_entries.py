@@ -12,18 +12,23 @@ from mcp_server_connectwise.connectwise.conditions import and_, eq, ge, le
 from mcp_server_connectwise.connectwise.models import TimeEntry, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, resolve
-from mcp_server_connectwise.services.arguments import TicketId, iso_text, not_a_yes_no
+from mcp_server_connectwise.services.arguments import TicketId, any_case, iso_text, not_a_yes_no, written_text
 from mcp_server_connectwise.services.errors import Look, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import read_ticket
 from mcp_server_connectwise.services.write_recovery import PlannedWrite, create_once, entered_since, same_text
-from mcp_server_connectwise.untrusted import strip_invisible
 
-BillableOption = Literal["Billable", "DoNotBill", "NoCharge", "NoDefault"]
+_BillableOption = Literal["Billable", "DoNotBill", "NoCharge", "NoDefault"]
+BillableOption = Annotated[_BillableOption, BeforeValidator(any_case(_BillableOption))]
 MAX_DURATION = timedelta(hours=24)
-# How far a stored start or end may be from the one sent and still be the entry whose answer was lost:
-# ConnectWise may keep times to the minute.
+# How far a stored start or end may be from the one sent and still be the entry whose answer was lost (or an
+# entry already logged): ConnectWise may keep times to the minute.
 STORED_TIME_TOLERANCE = timedelta(seconds=60)
+# Time is logged for work done or begun: a start later than this past the server's clock is a mistake (a wrong
+# date or time zone), less than this is clocks that disagree.
+CLOCK_SKEW = timedelta(minutes=5)
+# The entries a member logged on one ticket starting within two minutes of each other: 50 is far beyond that.
+_MAX_ENTRIES_STARTING_NEAR = 50
 
 
 class TimeEntryRequest(BaseModel):
@@ -48,8 +53,15 @@ class TimeEntryRequest(BaseModel):
         str | None, Field(description="Member identifier to log for; default: the tenant's configured member.")
     ] = None
     work_type: Annotated[str | None, Field(description='Work type name, e.g. "Remote Support".')] = None
-    billable_option: BillableOption | None = None
+    billable_option: Annotated[BillableOption | None, Field(description="Any case, e.g. billable.")] = None
     internal_notes: Annotated[str | None, Field(description="Notes for staff only.")] = None
+    allow_duplicate: Annotated[
+        bool,
+        Field(
+            description="Log it even if the ticket already has an entry for the same member, start and end "
+            "(refused as a duplicate otherwise)."
+        ),
+    ] = False
 
 
 class TimeEntryCreated(BaseModel):
@@ -64,9 +76,10 @@ class TimeEntryCreated(BaseModel):
     billable_option: str | None = None
 
 
-def work_period(request: TimeEntryRequest) -> tuple[datetime, datetime]:
+def work_period(request: TimeEntryRequest, now: datetime | None = None) -> tuple[datetime, datetime]:
     """Start and end in UTC at whole seconds, or a refusal saying what is wrong with the times: each needs a
-    time zone and must fall within the dates ConnectWise stores (`resolve.moment`)."""
+    time zone and must fall within the dates ConnectWise stores (`resolve.moment`), and the work must have
+    begun by `now` (default: the clock), give or take `CLOCK_SKEW`."""
     resolve.moment("start", request.start)
     if request.end is not None:
         resolve.moment("end", request.end)
@@ -94,11 +107,17 @@ def work_period(request: TimeEntryRequest) -> tuple[datetime, datetime]:
         raise Refused(f"end ({utc_text(end)}) must be after start ({utc_text(start)}).")
     if end - start > MAX_DURATION:
         raise Refused("A time entry can cover at most 24 hours; split longer work into several entries.")
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    if start > now + CLOCK_SKEW:
+        raise Refused(
+            f"start ({utc_text(start)}) is in the future (it is now {utc_text(now)}); time is logged for work "
+            "already begun, so check the date and the time zone."
+        )
     return start, end
 
 
-def _clean(text: str | None) -> str | None:
-    text = strip_invisible(text).strip() if text else None
+def _clean(argument: str, text: str | None) -> str | None:
+    text = written_text(argument, text).strip() if text else None
     return text or None
 
 
@@ -107,6 +126,7 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
     for argument, value in (("member", request.member), ("work_type", request.work_type)):
         if value is not None:
             resolve.name_or_id(argument, value)
+    notes, internal_notes = _clean("notes", request.notes), _clean("internal_notes", request.internal_notes)
     member_name = request.member if request.member is not None else session.config.member
     if member_name is None:
         raise Refused(
@@ -130,12 +150,14 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         "member": {"id": member.id},
         "timeStart": utc_text(start),
         "timeEnd": utc_text(end),
-        "notes": _clean(request.notes),
-        "internalNotes": _clean(request.internal_notes),
+        "notes": notes,
+        "internalNotes": internal_notes,
         "workType": {"id": work_type.id} if work_type else None,
         "billableOption": request.billable_option,
     }
     body = {key: value for key, value in body.items() if value is not None}
+    if not request.allow_duplicate:
+        await _refuse_a_duplicate(session, body, member.identifier or str(member.id), start, end)
 
     async def find(since: datetime) -> list[dict]:
         return await _time_entries_like(session, body, start, end, since)
@@ -164,11 +186,9 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
     )
 
 
-async def _time_entries_like(
-    session: TenantSession, body: dict, start: datetime, end: datetime, since: datetime
-) -> list[dict]:
-    """The time entries equal to `body` (same ticket, member, notes, work type and billing; start and end
-    within `STORED_TIME_TOLERANCE`), entered at or after `since`, newest first."""
+async def _entries_starting_near(session: TenantSession, body: dict, start: datetime) -> list[dict]:
+    """The ticket's entries for the member of `body` starting within `STORED_TIME_TOLERANCE` of `start`,
+    newest first: one request."""
     conditions = and_(
         eq("chargeToType", body["chargeToType"]),
         eq("chargeToId", body["chargeToId"]),
@@ -176,19 +196,45 @@ async def _time_entries_like(
         ge("timeStart", start - STORED_TIME_TOLERANCE),
         le("timeStart", start + STORED_TIME_TOLERANCE),
     )
-    # One member rarely logs two entries starting within two minutes on one ticket; 50 is far beyond that.
-    entries = await session.client.list_all(endpoints.TIME_ENTRIES, conditions=conditions, order_by="id desc", limit=50)
+    return await session.client.list_all(
+        endpoints.TIME_ENTRIES, conditions=conditions, order_by="id desc", limit=_MAX_ENTRIES_STARTING_NEAR
+    )
+
+
+async def _refuse_a_duplicate(session: TenantSession, body: dict, member: str, start: datetime, end: datetime) -> None:
+    """Refused when the ticket already has an entry for the same member, start and end (each within
+    `STORED_TIME_TOLERANCE`): the same work logged twice is billed twice."""
+    same = sorted(entry["id"] for entry in await _entries_starting_near(session, body, start) if _ends_at(entry, end))
+    if same:
+        others = f" (and {len(same) - 1} more)" if len(same) > 1 else ""
+        raise Refused(
+            f"Ticket {body['chargeToId']} already has time entry {same[0]}{others} for {member} from "
+            f"{utc_text(start)} to {utc_text(end)}, so this would log the same time twice; give allow_duplicate=true "
+            "if it really is other work.",
+            look=Look.READ_TICKET,
+        )
+
+
+async def _time_entries_like(
+    session: TenantSession, body: dict, start: datetime, end: datetime, since: datetime
+) -> list[dict]:
+    """The time entries equal to `body` (same ticket, member, notes, work type and billing; start and end
+    within `STORED_TIME_TOLERANCE`), entered at or after `since`, newest first."""
+    entries = await _entries_starting_near(session, body, start)
     return [entry for entry in entries if _same_entry(entry, body, end) and entered_since(entry, "dateEntered", since)]
+
+
+def _ends_at(entry: dict, end: datetime) -> bool:
+    stored_end = read_moment(entry.get("timeEnd"))
+    return stored_end is not None and abs(stored_end - end) <= STORED_TIME_TOLERANCE
 
 
 def _same_entry(entry: dict, body: dict, end: datetime) -> bool:
     work_type = entry.get("workType")
     if not isinstance(work_type, dict):
         work_type = {}
-    stored_end = read_moment(entry.get("timeEnd"))
     return (
-        stored_end is not None
-        and abs(stored_end - end) <= STORED_TIME_TOLERANCE
+        _ends_at(entry, end)
         and same_text(entry.get("notes"), body.get("notes"))
         and ("workType" not in body or work_type.get("id") == body["workType"]["id"])
         and ("billableOption" not in body or entry.get("billableOption") == body["billableOption"])

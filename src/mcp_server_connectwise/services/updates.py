@@ -29,14 +29,15 @@ from mcp_server_connectwise.connectwise import (
 from mcp_server_connectwise.connectwise.models import Reference, Ticket, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, resolve, write_recovery
-from mcp_server_connectwise.services.arguments import NameOrId, TicketId, When, not_a_yes_no
+from mcp_server_connectwise.services.arguments import NameOrId, TicketId, When, any_case, not_a_yes_no, written_text
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import read_ticket, ticket_not_found
 from mcp_server_connectwise.services.time_entries import STORED_TIME_TOLERANCE
 from mcp_server_connectwise.untrusted import UntrustedText, one_line, untrusted_notice
 
-Level = Literal["Low", "Medium", "High"]
+_Level = Literal["Low", "Medium", "High"]
+Level = Annotated[_Level, BeforeValidator(any_case(_Level))]
 MAX_SUMMARY_CHARS = 100  # ConnectWise's limit on a ticket summary
 
 
@@ -57,8 +58,8 @@ class TicketChanges(BaseModel):
     type: Annotated[NameOrId, Field(description="Type name on the board.")] = None
     subtype: Annotated[NameOrId, Field(description="Subtype name on the board.")] = None
     item: Annotated[NameOrId, Field(description="Item name on the board.")] = None
-    severity: Level | None = None
-    impact: Level | None = None
+    severity: Annotated[Level | None, Field(description="Low, Medium or High (any case).")] = None
+    impact: Annotated[Level | None, Field(description="Low, Medium or High (any case).")] = None
     required_date: When = None
     budget_hours: Annotated[float | None, Field(ge=0, description="Budgeted hours."), BeforeValidator(not_a_yes_no)] = (
         None
@@ -190,8 +191,9 @@ class _Plan:
 
 
 def _summary(text: str) -> str:
-    """The summary as written: hidden characters removed, whitespace collapsed; refused unless 1 to 100 characters."""
-    summary = one_line(text)
+    """The summary as written: hidden characters removed, whitespace collapsed; refused unless 1 to 100 characters
+    or with a control character other than a line break or a tab."""
+    summary = one_line(written_text("summary", text))
     if not 0 < len(summary) <= MAX_SUMMARY_CHARS:
         raise Refused(f"A summary must be 1 to {MAX_SUMMARY_CHARS} characters; this one has {len(summary)}.")
     return summary

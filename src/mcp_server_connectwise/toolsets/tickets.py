@@ -14,9 +14,10 @@ from mcp_server_connectwise.toolsets.definition import Hint, ToolCall, ToolDefin
 async def search_tickets(call: ToolCall, query: TicketQuery) -> TicketSearchResult:
     """Find service tickets by board, status, company, contact, owner, priority, summary text and dates.
 
-    Filters take names, not ids, and combine with AND. Returns compact rows (id, summary, board, status,
+    Filters take names, not ids, and combine with AND; a board, status, priority or owner that exists nowhere
+    in the tenant is refused with the valid names. Returns compact rows (id, summary, board, status,
     priority, company, contact, owner, last update, due date) and has_more/next_page; one ConnectWise
-    request per call.
+    request per call, plus any reference list not yet cached that a name must be checked against.
     """
     return await ticket_search.search_tickets(call.session, query)
 
@@ -31,8 +32,15 @@ def _search_hint(result: TicketSearchResult) -> Hint:
 
 async def get_ticket_details(call: ToolCall, request: TicketDetailsRequest) -> TicketDetails:
     """Read one service ticket in full: summary, description, status, company, contact, owner, dates, notes
-    (section, author, date), time entries and configurations."""
+    (section, author, date; newest first, notes_limit to a page, notes_page for older ones), time entries and
+    configurations. Long texts are cut and the answer is kept under 32 KB."""
     return await ticket_details.get_ticket_details(call.session, request)
+
+
+def _details_hint(result: TicketDetails) -> Hint:
+    if result.more_notes:
+        return Hint(f"Older notes: call again with notes_page={result.next_notes_page}.")
+    return Hint()
 
 
 async def add_ticket_note(call: ToolCall, note: NoteRequest) -> NoteAdded:
@@ -83,6 +91,7 @@ TOOLSET = Toolset(
             idempotent=True,
             purpose="read a ticket in full",
             provides=Look.READ_TICKET,
+            hint=_details_hint,
             examples=({"ticket_id": 1003},),
             next_tools=("update_ticket", "add_ticket_note", "create_time_entry", "list_board_statuses"),
         ),
