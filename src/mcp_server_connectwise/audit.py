@@ -531,6 +531,12 @@ def read_audit(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return [json.loads(line) for line in file if line.strip()]
 
 
+def read_calls(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The call lines of an audit file (one per tool call), oldest first: its entries without the intent and
+    acknowledgement lines."""
+    return [entry for entry in read_audit(path) if "kind" not in entry]
+
+
 @dataclass(frozen=True)
 class AuditFinding:
     file: Path

@@ -23,7 +23,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 
-from mcp_server_connectwise.audit import read_audit
+from mcp_server_connectwise.audit import read_calls
 from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal
 from mcp_server_connectwise.http_auth import hash_token, new_token
 from mcp_server_connectwise.sandbox import SandboxSettings, create_app
@@ -82,7 +82,7 @@ class Served:
         return self.sandboxes[tenant].state.request_log
 
     def audit(self) -> list[dict[str, Any]]:
-        return read_audit(self.audit_path) if self.audit_path.exists() else []
+        return read_calls(self.audit_path) if self.audit_path.exists() else []
 
     @asynccontextmanager
     async def client(self, principal: str) -> AsyncIterator[Client]:

@@ -6,7 +6,7 @@ see conftest) keyring, so the server finds them exactly as in production. Nothin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +17,7 @@ from mcp import Client
 from mcp.server import MCPServer
 from starlette.applications import Starlette
 
-from mcp_server_connectwise.audit import read_audit
+from mcp_server_connectwise.audit import read_calls
 from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
 from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, ConnectWiseClient
 from mcp_server_connectwise.sandbox import SandboxSettings, create_app
@@ -50,7 +50,7 @@ class Harness:
     calls: list[str] = field(default_factory=list)
 
     def audit(self) -> list[dict]:
-        return read_audit(self.audit_path) if self.audit_path.exists() else []
+        return read_calls(self.audit_path) if self.audit_path.exists() else []
 
     def requests(self, tenant: str = "acme") -> list[dict]:
         """The sandbox's log of every HTTP request it answered for `tenant`."""
@@ -72,10 +72,12 @@ def make_harness(
     *,
     default_tenant: str | None = "acme",
     sandbox_settings: dict[str, SandboxSettings] | None = None,
+    wrap: Callable[[httpx2.AsyncBaseTransport], httpx2.AsyncBaseTransport] | None = None,
     **build_options: Any,
 ) -> Harness:
     """A server over one sandbox per tenant (default: one tenant `acme`); `tenants` maps names to config overrides,
-    `sandbox_settings` names to their sandbox's settings (default: SANDBOX)."""
+    `sandbox_settings` names to their sandbox's settings (default: SANDBOX); `wrap` puts a transport of the test's
+    in front of each sandbox."""
     tenants = tenants if tenants is not None else {"acme": {}}
     settings_of = sandbox_settings or {}
     sandboxes = {
@@ -89,7 +91,7 @@ def make_harness(
         audit=AuditConfig(path=tmp_path / "audit.jsonl"),
         tenants={name: sandbox.config for name, sandbox in sandboxes.items()},
     )
-    transports = {name: sandbox.transport for name, sandbox in sandboxes.items()}
+    transports = {name: wrap(sandbox.transport) if wrap else sandbox.transport for name, sandbox in sandboxes.items()}
     server = build_server(config, transports=transports, **build_options)
     return Harness(server, {name: sandbox.app for name, sandbox in sandboxes.items()}, tmp_path / "audit.jsonl")
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from mcp import Client
 
-from mcp_server_connectwise.audit import read_audit
+from mcp_server_connectwise.audit import read_calls
 from mcp_server_connectwise.config import AppConfig, AuditConfig
 from mcp_server_connectwise.connectwise import (
     AmbiguousWriteError,
@@ -147,7 +147,7 @@ async def test_a_stream_of_writes_under_faults_loses_and_doubles_nothing(tmp_pat
 
     lines = [
         line
-        for line in read_audit(tmp_path / "audit.jsonl")
+        for line in read_calls(tmp_path / "audit.jsonl")
         if line["tool"] in ("add_ticket_note", "create_time_entry")
     ]
     assert len(lines) == len(calls)

@@ -8,7 +8,7 @@ import logging
 import pytest
 from pydantic import BaseModel
 
-from mcp_server_connectwise.audit import AuditLog, read_audit
+from mcp_server_connectwise.audit import AuditLog, read_calls
 from mcp_server_connectwise.config import AppConfig, AuditConfig, ConfigError, load_config
 from mcp_server_connectwise.connectwise import ApiCredentials
 from mcp_server_connectwise.server import build_server
@@ -155,5 +155,5 @@ async def test_a_write_of_unknown_outcome_is_audited_as_unknown(tmp_path):
     runtime = ToolRuntime(tenants, AuditLog(config.audit.path), "stdio:tester", Offer.of([definition]))
     with pytest.raises(Exception, match="no answer came back"):
         await runtime.run(definition, {})
-    [line] = read_audit(config.audit.path)
+    [line] = read_calls(config.audit.path)
     assert (line["outcome"], line["principal"], line["tenant"]) == ("unknown", "stdio:tester", "acme")

@@ -6,11 +6,15 @@ import hashlib
 import logging
 
 import anyio
+import httpx2
 import pytest
 
+from mcp_server_connectwise.audit import read_audit
+from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.toolsets import runtime as base
 
 from support.harness import SANDBOX, make_harness
+from support.registry import WRITES
 
 
 def an_open_ticket(harness):
@@ -98,7 +102,44 @@ async def test_the_line_is_on_disk_before_the_answer_and_writes_are_fsynced(tmp_
         await client.call_tool("list_board_statuses", {"board": "Alerts"})
         await client.call_tool("add_ticket_note", {"ticket_id": ticket["id"], "text": "x"})
     assert seen == [("line", 1), ("line", 2)]
-    assert len(fsyncs) == 1  # the write only
+    assert len(fsyncs) == 2  # the write's intent and its outcome; never a read
+
+
+class ChecksTheIntentFirst(httpx2.AsyncBaseTransport):
+    """In front of the sandbox: each write that arrives must already have its intent line on disk."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, audit_path) -> None:
+        self.inner, self.audit_path, self.seen = inner, audit_path, []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.method != "GET":
+            intents = [line for line in read_audit(self.audit_path) if line.get("kind") == "intent"]
+            self.seen.append((request.method, intents[-1]["path"] if intents else None))
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize("tool", sorted(WRITES))
+async def test_every_write_is_announced_on_disk_before_it_is_sent_and_its_outcome_names_it(tmp_path, tool):
+    transports: list[ChecksTheIntentFirst] = []
+
+    def wrap(inner: httpx2.AsyncBaseTransport) -> ChecksTheIntentFirst:
+        transports.append(ChecksTheIntentFirst(inner, tmp_path / "audit.jsonl"))
+        return transports[-1]
+
+    harness = make_harness(tmp_path, wrap=wrap)
+    [transport] = transports
+    async with harness.client() as client:
+        result = await client.call_tool(tool, REGISTRY.by_name[tool].examples[0])
+    assert result.is_error is False, result.content[0].text
+    writes = [r for r in harness.requests() if r["method"] != "GET"]
+    assert transport.seen and [path for _, path in transport.seen] == [r["path"] for r in writes]
+    intents = [line for line in read_audit(harness.audit_path) if line.get("kind") == "intent"]
+    [call] = harness.audit()
+    assert call["intents"] == [intent["id"] for intent in intents]
+    assert all(intent["tool"] == tool and intent["principal"] == "local" for intent in intents)
+    for name in REGISTRY.by_name[tool].free_text:  # free text only as length and hash, in args and body
+        text = REGISTRY.by_name[tool].examples[0].get(name)
+        assert text is None or text not in harness.audit_path.read_text()
 
 
 async def test_no_secret_in_the_audit_or_the_logs(tmp_path, caplog):
@@ -185,7 +226,7 @@ async def test_an_internal_error_in_a_write_tool_before_any_write_is_audited_as_
 
 
 async def test_a_failure_finding_the_unknown_arguments_is_audited_like_any_other(tmp_path):
-    from mcp_server_connectwise.audit import AuditLog, read_audit
+    from mcp_server_connectwise.audit import AuditLog, read_calls
     from mcp_server_connectwise.config import AppConfig, AuditConfig
     from mcp_server_connectwise.connectwise import ApiCredentials
     from mcp_server_connectwise.services.tenancy import Tenants
@@ -207,5 +248,5 @@ async def test_a_failure_finding_the_unknown_arguments_is_audited_like_any_other
     tool = base.bind(definition, runtime)
     with pytest.raises(RuntimeError):
         await tool(BrokenContext(), ticket_id=1001, text="Hi.")
-    [line] = read_audit(config.audit.path)
+    [line] = read_calls(config.audit.path)
     assert (line["tool"], line["outcome"], line["error"]) == ("add_ticket_note", "error", "internal error")

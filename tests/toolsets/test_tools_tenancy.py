@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from mcp_server_connectwise.audit import read_audit
+from mcp_server_connectwise.audit import read_calls
 
 from support.harness import SANDBOX, make_harness, store_keys
 from support.registry import READS, TOOLS
@@ -104,7 +104,7 @@ async def test_rejected_keys_point_to_set_keys_and_never_show_a_secret(tmp_path,
     assert result.is_error
     assert "rejected the API keys of tenant acme" in result.content[0].text
     assert "tenants set-keys acme" in result.content[0].text
-    line = read_audit(harness.audit_path)[-1]
+    line = read_calls(harness.audit_path)[-1]
     assert line["outcome"] == "error" and {r["status"] for r in line["requests"]} == {401}
     for text in (harness.audit_path.read_text(), caplog.text, result.content[0].text):
         assert "wrong-private-key-0123" not in text and SANDBOX.private_key not in text

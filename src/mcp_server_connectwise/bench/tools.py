@@ -22,7 +22,7 @@ from mcp import Client
 from mcp.server import MCPServer
 from mcp.types import CallToolResult, TextContent
 
-from mcp_server_connectwise.audit import read_audit
+from mcp_server_connectwise.audit import read_calls
 from mcp_server_connectwise.config import AppConfig, AuditConfig
 from mcp_server_connectwise.sandbox import SandboxSettings, create_app
 from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
@@ -153,7 +153,7 @@ async def _measure_tool(
                 raise RuntimeError(f"{name} failed in the benchmark: {_text(result)}")
             if n >= 2:  # the first two calls measure the cold and warm request counts
                 beyond_sandbox_ms.append((elapsed - transport.busy_seconds()) * 1000)
-    cold, warm = (len(line["requests"]) for line in read_audit(audit_path)[:2])
+    cold, warm = (len(line["requests"]) for line in read_calls(audit_path)[:2])
     size = len(_text(result).encode("utf-8"))
     sdk_ms = await _sdk_round_trip_ms(name, result, calls)
     added_ms = [sample - sdk_ms for sample in beyond_sandbox_ms]

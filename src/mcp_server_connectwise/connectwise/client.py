@@ -197,11 +197,14 @@ class ConnectWiseClient:
         *,
         transport: httpx2.AsyncBaseTransport | None = None,
         on_request: Callable[[RequestRecord], None] | None = None,
+        before_write: Callable[[str, str, Any], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._on_request = on_request
+        # Told (method, path, body) before a write is first sent; if it raises, the write is not sent.
+        self._before_write = before_write
         self._sleep = sleep
         self._base_url = settings.base_url.rstrip("/") if settings.base_url else None
         self._discovery_lock = asyncio.Lock()  # concurrent first calls discover once
@@ -410,6 +413,8 @@ class ConnectWiseClient:
     ) -> httpx2.Response:
         _check_path(path)
         url = await self.base_url() + path
+        if method != "GET" and self._before_write is not None:
+            self._before_write(method, path, json)
         return await self._send(
             method, url, path, idempotent=idempotent, headers=self._api_headers, params=params, json=json
         )

@@ -8,10 +8,11 @@ attempts to `collect_requests`, so a tool call can list the requests it caused i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx2
 
@@ -31,6 +32,27 @@ def _record_request(record: RequestRecord) -> None:
     records = _requests_of_this_call.get()
     if records is not None:
         records.append(record)
+
+
+WriteAnnouncer = Callable[[str, str, Any], None]
+_announce_write: ContextVar[WriteAnnouncer | None] = ContextVar("announce_write", default=None)
+
+
+def _before_write(method: str, path: str, body: Any) -> None:
+    announce = _announce_write.get()
+    if announce is not None:
+        announce(method, path, body)
+
+
+@contextmanager
+def announcing_writes(announce: WriteAnnouncer) -> Iterator[None]:
+    """Inside this block, `announce(method, path, body)` runs before each write is first sent (an audit intent
+    line); if it raises, the write is not sent."""
+    token = _announce_write.set(announce)
+    try:
+        yield
+    finally:
+        _announce_write.reset(token)
 
 
 @contextmanager
@@ -153,7 +175,11 @@ class Tenants:
             requests_per_minute=tenant.requests_per_minute,
         )
         client = ConnectWiseClient(
-            settings, credentials, transport=self._transports.get(tenant.name), on_request=_record_request
+            settings,
+            credentials,
+            transport=self._transports.get(tenant.name),
+            on_request=_record_request,
+            before_write=_before_write,
         )
         session = self._sessions[tenant.name] = TenantSession(tenant, client, Catalog(client, ttl=self._cache_ttl))
         return session

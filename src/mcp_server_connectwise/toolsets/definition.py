@@ -38,6 +38,7 @@ class ToolCall:
 
     session: TenantSession
     written: list[dict[str, Any]] = field(default_factory=list)
+    intents: list[str] = field(default_factory=list)  # the audit intent lines this call's writes settle
 
     def wrote(self, record: str, record_id: int, **details: Any) -> None:
         """Note a record created or changed, for the audit line."""

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import nullcontext
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Annotated, Any, get_args, get_origin
 
@@ -33,14 +33,14 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, GetPydanticSchema
 from pydantic import ValidationError as PydanticValidationError
 
-from mcp_server_connectwise.audit import AuditEntry, AuditLog, AuditUnavailable, audit_arguments
+from mcp_server_connectwise.audit import AuditEntry, AuditLog, AuditUnavailable, audit_arguments, unsettled_intents
 from mcp_server_connectwise.config import ConfigError, TenantConfig, did_you_mean
 from mcp_server_connectwise.config.models import DEFAULT_CALL_DEADLINE_SECONDS
 from mcp_server_connectwise.connectwise import ConnectWiseError, RequestRecord
 from mcp_server_connectwise.connectwise.scope import call_scope
 from mcp_server_connectwise.http_auth import TenantNotAllowed, check_tenant_allowed, principal_tenants
-from mcp_server_connectwise.services.errors import Look, Refused, ServiceError, explain, sentence, shown
-from mcp_server_connectwise.services.tenancy import Tenants, collect_requests
+from mcp_server_connectwise.services.errors import Failed, Look, Refused, ServiceError, explain, sentence, shown
+from mcp_server_connectwise.services.tenancy import Tenants, announcing_writes, collect_requests
 from mcp_server_connectwise.services.write_recovery import EarlierAttempt, repeating
 from mcp_server_connectwise.toolsets.arguments import ARGUMENT_ERROR, SentencedArguments, argument_refusal
 from mcp_server_connectwise.toolsets.definition import Offer, Registry, ToolCall, ToolDefinition, with_next_steps
@@ -149,17 +149,47 @@ class ToolRuntime:
         self.principal = principal
         self.offer = offer  # the tools listed; a call's answer names those its tenant can run
         self.deadline = deadline  # seconds a call may take before it answers
-        # Write calls whose outcome was never reported as done, by `_call_key`: when each was first made. An
-        # identical call looks for what that one may have written before it sends anything.
-        self._unsettled: dict[str, datetime] = {}
+        # Write calls whose outcome was never reported as done, by `_call_key`: an identical call looks for what
+        # that one may have written before it sends anything. Writes a crash interrupted (intents in the audit
+        # without an outcome) count too.
+        self._unsettled: dict[str, Unsettled] = {}
+        for intent in unsettled_intents(audit.path):
+            unsettled = self._unsettled.setdefault(
+                _key(intent.tool, intent.tenant, intent.args), Unsettled(intent.time)
+            )
+            unsettled.intents.append(intent.id)
 
-    def _settle(self, key: str, outcome: str, called_at: datetime) -> None:
+    def _settle(self, key: str, outcome: str, called_at: datetime, call: ToolCall | None) -> None:
         if outcome == "unknown":
-            self._unsettled.setdefault(key, called_at)
+            unsettled = self._unsettled.setdefault(key, Unsettled(called_at))
+            unsettled.intents = [*dict.fromkeys([*unsettled.intents, *(call.intents if call else ())])]
             while len(self._unsettled) > _MAX_UNSETTLED:
                 del self._unsettled[next(iter(self._unsettled))]
         elif outcome == "ok":
             self._unsettled.pop(key, None)
+
+    def _announcer(
+        self, call: ToolCall, caller: Caller, definition: ToolDefinition, tenant: str, arguments: dict[str, Any]
+    ) -> Callable[[str, str, Any], None]:
+        """What writes the audit's intent line, fsynced, before each write the call sends."""
+
+        def announce(method: str, path: str, body: Any) -> None:
+            try:
+                intent = self.audit.intent(
+                    tenant=tenant,
+                    principal=caller.principal,
+                    tool=definition.name,
+                    arguments=arguments,
+                    method=method,
+                    path=path,
+                    body=body,
+                    free_text=definition.free_text,
+                )
+            except AuditUnavailable as exc:
+                raise Failed(f"{exc} The write could not be audited, so it was not sent.") from None
+            call.intents.append(intent)
+
+        return announce
 
     def caller(self) -> Caller:
         access = get_access_token()
@@ -192,7 +222,9 @@ class ToolRuntime:
             tenant_name = self.tenants.config.default_tenant  # so that a refusal's audit line names it too
         call: ToolCall | None = None
         outcome, error, result = "ok", None, None
-        repeat = self._unsettled.get(key := _call_key(definition, tenant_name, arguments))
+        repeat = self._unsettled.get(
+            key := _key(definition.name, tenant_name, audit_arguments(arguments, definition.free_text))
+        )
         earlier: EarlierAttempt | None = None
         with (
             collect_requests() as requests,
@@ -209,7 +241,12 @@ class ToolRuntime:
                 tenant_name = tenant.name
                 async with asyncio.timeout(self.deadline + _BACKSTOP_SECONDS):
                     call = ToolCall(await self.tenants.open_session(tenant))
-                    with repeating(repeat) if repeat is not None else nullcontext() as earlier:
+                    if repeat is not None:
+                        call.intents.extend(repeat.intents)  # settled by this call, if it finds out
+                    with (
+                        announcing_writes(self._announcer(call, caller, definition, tenant.name, arguments)),
+                        repeating(repeat.started) if repeat is not None else nullcontext() as earlier,
+                    ):
                         result = await _call_handler(definition, call, arguments)
             except TimeoutError:
                 sent = [request for request in requests if request.method != "GET"]
@@ -233,7 +270,7 @@ class ToolRuntime:
                 may_have_written = not definition.read_only and (
                     any(request.method != "GET" for request in requests) or (cancelled and call is not None)
                 )
-                self._settle(key, "unknown" if may_have_written else "error", called_at)
+                self._settle(key, "unknown" if may_have_written else "error", called_at, call)
                 self._audit(
                     caller,
                     definition,
@@ -247,7 +284,7 @@ class ToolRuntime:
                 )
                 raise
         if not definition.read_only:
-            self._settle(key, outcome, called_at)
+            self._settle(key, outcome, called_at, call)
         self._audit(caller, definition, tenant_name, arguments, outcome, error, started, requests, call)
         if error is not None:
             raise ToolError(error)
@@ -315,6 +352,7 @@ class ToolRuntime:
             duration_ms=(time.perf_counter() - started) * 1000,
             requests=[_audited_request(r) for r in requests],
             written=call.written if call else [],
+            intents=call.intents if call else [],
         )
         # Writes are fsynced: the trail of what changed in ConnectWise must survive a crash.
         self._write_line(entry, durable=not definition.read_only)
@@ -418,9 +456,18 @@ def _taken_as_sent(annotation: Any) -> Any:
     return Annotated[(str, _TEXT_OR_NOTHING, *metadata)]
 
 
-def _call_key(definition: ToolDefinition, tenant: str | None, arguments: dict[str, Any]) -> str:
-    """What makes two write calls the same call: the tool, the tenant and every argument."""
-    canonical = json.dumps([definition.name, tenant, arguments], sort_keys=True, default=str, ensure_ascii=False)
+@dataclass
+class Unsettled:
+    """A write call whose outcome was never reported as done: when it was first made, and its intent lines."""
+
+    started: datetime
+    intents: list[str] = field(default_factory=list)
+
+
+def _key(tool: str, tenant: str | None, audited_arguments: dict[str, Any]) -> str:
+    """What makes two write calls the same call: the tool, the tenant and every argument, as the audit records
+    them (free text as length and hash), so that a call after a restart matches an intent line too."""
+    canonical = json.dumps([tool, tenant, audited_arguments], sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
