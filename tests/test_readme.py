@@ -20,6 +20,7 @@ def test_every_test_the_readme_cites_exists():
         name = name.removeprefix("::") or bare
         if name:
             assert current is not None and re.search(rf"def {name}\(", current.read_text(encoding="utf-8")), (
-                f"README cites {name} in {current}, which has no such test")
+                f"README cites {name} in {current}, which has no such test"
+            )
         cited += 1
     assert cited > 20
