@@ -29,6 +29,7 @@ from mcp_server_connectwise.http_auth import (
     hash_token,
     transport_security,
 )
+from mcp_server_connectwise.http_sessions import SessionLimits
 from mcp_server_connectwise.secrets import KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS
 from mcp_server_connectwise.services.tenancy import Tenants
@@ -159,20 +160,40 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
 
     Bearer tokens are required (no [http.principals]: ConfigError); Host and Origin are checked, and a
     non-loopback bind needs [http] allowed_hosts and allowed_origins (else ConfigError); bodies are capped.
+    Each principal may hold [http] max_sessions_per_principal MCP sessions, and a session without a client
+    message for [http] session_idle_timeout_seconds is ended (`http_sessions.SessionLimits`). Run it with
+    `http_guard.uvicorn_config` for the connection limits.
     """
     server = build_server(app_config, listener=listener, **options)
-    security = transport_security(listener.host, app_config.http, config_path=app_config.path)
-    body_cap = app_config.http.max_request_body_bytes
+    http = app_config.http
+    security = transport_security(listener.host, http, config_path=app_config.path)
     if listener.transport == "http":
-        return server.streamable_http_app(
+        app = server.streamable_http_app(
             streamable_http_path=listener.path,
             host=listener.host,
             transport_security=security,
-            max_request_body_size=body_cap,
+            max_request_body_size=http.max_request_body_bytes,
+            session_idle_timeout=http.session_idle_timeout_seconds,
         )
-    return server.sse_app(
-        sse_path=listener.path, host=listener.host, transport_security=security, max_request_body_size=body_cap
+        sessions = server.session_manager
+    else:
+        app = server.sse_app(
+            sse_path=listener.path,
+            host=listener.host,
+            transport_security=security,
+            max_request_body_size=http.max_request_body_bytes,
+        )
+        sessions = None
+    app.add_middleware(
+        SessionLimits,
+        transport=listener.transport,
+        path=listener.path,
+        verifier=PrincipalTokenVerifier(http, config_path=app_config.path),
+        max_sessions=http.max_sessions_per_principal,
+        idle_timeout=http.session_idle_timeout_seconds,
+        sessions=sessions,
     )
+    return app
 
 
 # --- the demo: tenant 'demo' on the in-process sandbox -------------------------------------------------

@@ -4,6 +4,7 @@ transports for real, with bearer tokens."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import signal
@@ -29,6 +30,7 @@ from mcp_server_connectwise.config import ConfigError
 from mcp_server_connectwise.http_auth import hash_token, new_token
 
 from support.registry import READS, TOOLS
+from support.slow_clients import slow_client
 
 
 def args(**values) -> argparse.Namespace:
@@ -105,12 +107,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(tmp_path: Path, transport: str, *command: str) -> tuple[subprocess.Popen, int]:
+def start(tmp_path: Path, transport: str, *command: str, file_limit: int | None = None) -> tuple[subprocess.Popen, int]:
+    """Start the server; with `file_limit`, under that soft limit of open files (`ulimit -n`)."""
     port = free_port()
+
+    def limit_files() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (file_limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
     process = subprocess.Popen(
         [sys.executable, "-m", "mcp_server_connectwise", *command, "--transport", transport, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=limit_files if file_limit else None,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -368,3 +378,51 @@ def test_serve_refuses_keys_from_a_plaintext_keyring_unless_the_config_allows_it
     assert len(warnings) == 1 and "allowed by `[secrets] allow_plaintext_keyring = true`" in warnings[0]
     for stderr in ("refused.err", "allowed.err"):
         assert settings.private_key not in (tmp_path / stderr).read_text()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no ulimit -n on Windows")
+async def test_serve_under_a_256_file_limit_cuts_off_300_slow_clients_and_keeps_serving(tmp_path):
+    """The hostile tester's run: 300 unauthenticated connections sending a byte a second, under `ulimit -n 256`."""
+    token = new_token()
+    principal = f'[http.principals.alice]\ntoken_sha256 = "{hash_token(token)}"\ntenants = ["acme"]\n'
+    limits = "[http]\nheader_timeout_seconds = 3\nlog_repeat_burst = 3\n"
+    config = write_config(tmp_path, f'[audit]\npath = "audit.jsonl"\n{limits}{principal}')
+    process, port = start(tmp_path, "http", "serve", "--config", str(config), file_limit=256)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        head = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+        slow = []
+        for _ in range(10):  # 300 in one second (all in one go, most would wait in the kernel, costing nothing)
+            slow += [asyncio.create_task(slow_client(port, head, timeout=15)) for _ in range(30)]
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        calls = []
+        for _ in range(3):  # each on a new connection, while the slow ones hold every other one
+            started = time.monotonic()
+            async with connected("http", url, token) as client:
+                tools = (await asyncio.wait_for(client.list_tools(), 5)).tools
+            calls.append((len(tools), time.monotonic() - started))
+        still_held = sum(not task.done() for task in slow)
+        held = await asyncio.gather(*slow)
+    finally:
+        stderr = stop(process)
+    assert [count for count, _ in calls] == [len(TOOLS)] * 3 and max(seconds for _, seconds in calls) < 3
+    assert still_held > 100  # the calls went through while the slow clients were still connected
+    assert max(held) < 3 + 3  # none outlived the header timeout by much
+    assert "max_connections = 200 lowered to 144: this process may open only 256 files" in stderr
+    assert "Too many open files" not in stderr and "Traceback" not in stderr
+    # Each kind of line at most 3 times, then one summary; the whole log stays small.
+    # 300 slow clients, 144 connections: each slow one is cut off, by the header timeout or to admit another,
+    # or refused; of each kind of line the log holds 3, then one saying how many more there were.
+    counted = 0
+    for kind in ["no complete request head within", "to admit another", "refused a connection"]:
+        lines = [line for line in stderr.splitlines() if kind in line]
+        assert len(lines) <= 4, kind
+        if len(lines) == 4:
+            more, summary = lines[3].split(" more lines like this in the last ", 1)
+            assert summary.split(": ", 1)[0].endswith("s were not logged"), kind
+            counted += int(more) + 3
+        else:
+            counted += len(lines)
+    assert counted >= 300
+    assert len(stderr) < 20_000, stderr

@@ -21,6 +21,7 @@ from mcp_server_connectwise.config import (
     example_config,
     load_config,
 )
+from mcp_server_connectwise.config.models import HTTP_LIMIT_RANGES
 
 from support.paths import EXAMPLE_CONFIG, REPO_ROOT
 
@@ -552,6 +553,36 @@ def test_http_defaults(tmp_path: Path) -> None:
     assert AppConfig(tenants=config.tenants).http == HttpConfig()
 
 
+def test_loads_the_http_limits(tmp_path: Path) -> None:
+    text = (
+        "[http]\nheader_timeout_seconds = 2.5\nbody_timeout_seconds = 20\nmax_connections = 50\n"
+        "max_sessions_per_principal = 3\nsession_idle_timeout_seconds = 120\nlog_repeat_burst = 10\n"
+        "log_repeat_interval_seconds = 30\n" + ACME
+    )
+    http = load_config(write(tmp_path, text)).http
+    assert (http.header_timeout_seconds, http.body_timeout_seconds, http.max_connections) == (2.5, 20.0, 50)
+    assert (http.max_sessions_per_principal, http.session_idle_timeout_seconds) == (3, 120.0)
+    assert (http.log_repeat_burst, http.log_repeat_interval_seconds) == (10, 30.0)
+
+
+def test_http_limits_default_to_cutting_off_slow_clients_and_idle_sessions(tmp_path: Path) -> None:
+    http = load_config(write(tmp_path, ACME)).http
+    assert (http.header_timeout_seconds, http.body_timeout_seconds) == (10.0, 30.0)
+    assert (http.max_connections, http.max_sessions_per_principal) == (200, 10)
+    assert http.session_idle_timeout_seconds == 600.0  # well under the SDK's 30 minutes
+    assert (http.log_repeat_burst, http.log_repeat_interval_seconds) == (5, 60.0)
+
+
+def test_the_example_file_documents_every_http_key_and_each_limits_default(tmp_path: Path) -> None:
+    text = EXAMPLE_CONFIG.read_text()
+    table = text[text.index("# [http]\n") : text.index("# [http.principals.")]
+    keys = [line.removeprefix("# ") for line in table.splitlines() if re.fullmatch(r"# [a-z_]+ = .+", line)]
+    http = load_config(write(tmp_path, "[http]\n" + "\n".join(keys) + "\n" + ACME)).http
+    assert {key.split(" = ")[0] for key in keys} == set(HttpConfig.model_fields) - {"principals"}
+    for name in [*HTTP_LIMIT_RANGES, "max_request_body_bytes"]:
+        assert getattr(http, name) == getattr(HttpConfig(), name), name
+
+
 def test_principal_repr_hides_the_hash() -> None:
     principal = Principal(name="alice", token_sha256=SHA_A, tenants=("acme",))
     assert SHA_A not in repr(principal) and SHA_A not in str(principal)
@@ -651,6 +682,39 @@ def test_bad_principal_name(tmp_path: Path) -> None:
         ),
         ("[http]\nmax_request_body_bytes = 1e9\n", "[http]: key 'max_request_body_bytes': must be a whole number"),
         ("[http]\nmax_request_body_bytes = true\n", "[http]: key 'max_request_body_bytes': must be a whole number"),
+        (
+            "[http]\nheader_timeout_seconds = 0\n",
+            "[http]: key 'header_timeout_seconds': must be between 1 and 300 seconds",
+        ),
+        (
+            "[http]\nbody_timeout_seconds = nan\n",
+            "[http]: key 'body_timeout_seconds': must be between 1 and 3600 seconds",
+        ),
+        (
+            "[http]\nbody_timeout_seconds = inf\n",
+            "[http]: key 'body_timeout_seconds': must be between 1 and 3600 seconds",
+        ),
+        ('[http]\nheader_timeout_seconds = "5"\n', "[http]: key 'header_timeout_seconds': must be a number"),
+        ("[http]\nheader_timeout_seconds = true\n", "[http]: key 'header_timeout_seconds': must be a number"),
+        ("[http]\nmax_connections = 0\n", "[http]: key 'max_connections': must be between 1 and 100000"),
+        ("[http]\nmax_connections = 1.5\n", "[http]: key 'max_connections': must be a whole number"),
+        (
+            "[http]\nmax_sessions_per_principal = 100000\n",
+            "[http]: key 'max_sessions_per_principal': must be between 1 and 10000",
+        ),
+        (
+            "[http]\nsession_idle_timeout_seconds = 0.5\n",
+            "[http]: key 'session_idle_timeout_seconds': must be between 1 and 86400 seconds",
+        ),
+        ("[http]\nlog_repeat_burst = -1\n", "[http]: key 'log_repeat_burst': must be between 1 and 10000"),
+        (
+            "[http]\nlog_repeat_interval_seconds = []\n",
+            "[http]: key 'log_repeat_interval_seconds': must be a number",
+        ),
+        (
+            "[http]\nheader_timeout = 5\n",
+            "[http]: key 'header_timeout': unknown key (did you mean 'header_timeout_seconds'?)",
+        ),
     ],
 )
 def test_bad_http_table(tmp_path: Path, text: str, problem: str) -> None:

@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 from mcp_server_connectwise.audit import read_calls
 from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal
 from mcp_server_connectwise.http_auth import hash_token, new_token
+from mcp_server_connectwise.http_guard import uvicorn_config
 from mcp_server_connectwise.sandbox import SandboxSettings, create_app
 from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.secrets import KeyStore
@@ -118,7 +119,7 @@ async def serving(tmp_path: Path, transport: str = "http", **options: Any) -> As
     listener = Listener(transport, "127.0.0.1", free_port())  # type: ignore[arg-type]
     transports = {name: sandbox.transport for name, sandbox in sandboxes.items()}
     app = build_network_app(config, listener, transports=transports, **options)
-    server = uvicorn.Server(uvicorn.Config(app, host=listener.host, port=listener.port, log_config=None))
+    server = uvicorn.Server(uvicorn_config(app, listener.host, listener.port, config.http))  # as `serve` runs it
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:

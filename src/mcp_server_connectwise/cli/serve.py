@@ -11,6 +11,7 @@ from mcp_server_connectwise.cli.arguments import add_config_option, add_transpor
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from mcp_server_connectwise.config import HttpConfig
     from mcp_server_connectwise.server import Listener
 
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         len(config.http.principals),
         config.audit.path,
     )
-    listen(app, listener)
+    listen(app, listener, config.http)
     return 0
 
 
@@ -73,10 +74,26 @@ def os_user() -> str:
         return "unknown"
 
 
-def listen(app: Starlette, listener: Listener) -> None:
+def listen(app: Starlette, listener: Listener, http: HttpConfig | None = None) -> None:
+    """Serve `app` until interrupted, with the connection limits of `http` and the log kept bounded (see
+    http_guard and log_limits)."""
     import anyio
     import uvicorn
 
-    # log_config=None: uvicorn's lines go through our (stderr) logging rather than its own stdout handler.
-    config = uvicorn.Config(app, host=listener.host, port=listener.port, log_config=None, log_level="info")
-    anyio.run(uvicorn.Server(config).serve)
+    from mcp_server_connectwise.config import HttpConfig
+    from mcp_server_connectwise.http_guard import uvicorn_config
+    from mcp_server_connectwise.log_limits import install_log_limits
+
+    http = http or HttpConfig()
+    log_limits = install_log_limits(http)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, *args: Any, **kwargs: Any) -> None:
+            await super().shutdown(*args, **kwargs)
+            # uvicorn re-raises SIGTERM once it has shut down: say now what the log left out.
+            log_limits.flush()
+
+    try:
+        anyio.run(Server(uvicorn_config(app, listener.host, listener.port, http)).serve)
+    finally:
+        log_limits.remove()

@@ -242,6 +242,8 @@ _TYPE_MESSAGES = {
     "string_type": "must be a string",
     "bool_type": "must be true or false",
     "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
     "missing": "required key is missing",
     "dict_type": "must be a table",
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from mcp_server_connectwise.config.network import (
     check_allowed_host,
@@ -43,6 +43,17 @@ DEFAULT_MAX_REQUEST_BODY_BYTES = 1024 * 1024
 # Tool arguments are small JSON (the longest is a note's text); bigger bodies are abuse, not work.
 MAX_REQUEST_BODY_BYTES = 16 * 1024 * 1024
 MIN_REQUEST_BODY_BYTES = 1024
+# The allowed range of each [http] limit. http_guard.py enforces the connection limits, http_sessions.py the
+# session limits, log_limits.py the repeated-log-line limit.
+HTTP_LIMIT_RANGES: dict[str, tuple[float, float]] = {
+    "header_timeout_seconds": (1, 300),
+    "body_timeout_seconds": (1, 3600),
+    "max_connections": (1, 100_000),
+    "max_sessions_per_principal": (1, 10_000),
+    "session_idle_timeout_seconds": (1, 86_400),
+    "log_repeat_burst": (1, 10_000),
+    "log_repeat_interval_seconds": (1, 86_400),
+}
 
 
 class ConfigError(Exception):
@@ -213,7 +224,7 @@ class SecretsConfig(BaseModel):
 
 
 class HttpConfig(BaseModel):
-    """The streamable HTTP and SSE transports: who may call them, and from which Host/Origin."""
+    """The streamable HTTP and SSE transports: who may call them, from which Host/Origin, and what they may hold."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -221,6 +232,20 @@ class HttpConfig(BaseModel):
     allowed_origins: tuple[str, ...] = ()
     max_request_body_bytes: int = DEFAULT_MAX_REQUEST_BODY_BYTES
     principals: dict[str, Principal] = Field(default_factory=dict)
+    # Slow or stuck clients are cut off: the request head must arrive within header_timeout_seconds (of the
+    # connection, or of the previous response), the whole body within body_timeout_seconds of the head.
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    # Open connections beyond this are answered 503 at once (lowered to fit the process's file limit).
+    max_connections: int = 200
+    # Open MCP sessions (streamable HTTP Mcp-Session-Id sessions, SSE streams) per principal; more get 429.
+    max_sessions_per_principal: int = 10
+    # A session no client message has reached for this long is ended (an open stream alone does not keep it).
+    session_idle_timeout_seconds: float = 600.0
+    # Of log lines alike (same logger, level and message; warnings and errors), the first log_repeat_burst
+    # per log_repeat_interval_seconds are written, then one line saying how many more were not.
+    log_repeat_burst: int = 5
+    log_repeat_interval_seconds: float = 60.0
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
@@ -244,6 +269,15 @@ class HttpConfig(BaseModel):
     def _max_request_body_bytes(cls, value: int) -> int:
         if not MIN_REQUEST_BODY_BYTES <= value <= MAX_REQUEST_BODY_BYTES:
             raise ValueError(f"must be between {MIN_REQUEST_BODY_BYTES} and {MAX_REQUEST_BODY_BYTES}")
+        return value
+
+    @field_validator(*HTTP_LIMIT_RANGES)
+    @classmethod
+    def _limit(cls, value: float, info: ValidationInfo) -> float:
+        low, high = HTTP_LIMIT_RANGES[str(info.field_name)]
+        if not low <= value <= high:  # also refuses nan and inf
+            unit = " seconds" if str(info.field_name).endswith("_seconds") else ""
+            raise ValueError(f"must be between {low:g} and {high:g}{unit}")
         return value
 
     @model_validator(mode="after")
