@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from mcp_server_connectwise.untrusted import (
     MAX_UNTRUSTED_CHARS,
     TRUNCATION_MARK,
-    UNTRUSTED_DESCRIPTION,
+    UNTRUSTED_MARK,
     UntrustedText,
     clean_untrusted,
     one_line,
@@ -56,7 +56,7 @@ def test_untrusted_fields_clean_on_construction_and_are_labelled_in_the_schema()
     row = Row(summary="VPN down\u200b\U000e0041")
     assert row.summary == "VPN down"
     schema = Row.model_json_schema()
-    assert schema["properties"]["summary"]["description"] == UNTRUSTED_DESCRIPTION
+    assert schema["properties"]["summary"][UNTRUSTED_MARK] is True
 
 
 @given(st.text())

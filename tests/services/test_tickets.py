@@ -20,7 +20,7 @@ from mcp_server_connectwise.services.ticket_details import (
     get_ticket_details,
 )
 from mcp_server_connectwise.services.ticket_search import SEARCH_FIELDS, TicketQuery, search_conditions, search_tickets
-from mcp_server_connectwise.untrusted import UNTRUSTED_DESCRIPTION
+from mcp_server_connectwise.untrusted import UNTRUSTED_MARK
 
 from support.harness import sandbox_app, sandbox_session
 from support.requests import details as details_of
@@ -159,8 +159,8 @@ def test_customer_text_is_labelled_untrusted_in_the_schema():
     from mcp_server_connectwise.services.ticket_details import TicketDetails
 
     schema = TicketDetails.model_json_schema()
-    assert UNTRUSTED_DESCRIPTION in str(schema["properties"]["summary"])
-    assert UNTRUSTED_DESCRIPTION in str(schema["$defs"]["NoteView"]["properties"]["text"])
+    assert f"'{UNTRUSTED_MARK}': True" in str(schema["properties"]["summary"])
+    assert schema["$defs"]["NoteView"]["properties"]["text"][UNTRUSTED_MARK] is True
 
 
 @pytest.mark.parametrize(("order_by", "sent"), [("newest", "id desc"), ("oldest", "id asc")])

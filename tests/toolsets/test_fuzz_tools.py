@@ -381,6 +381,8 @@ def strategy_for(schema: dict) -> st.SearchStrategy:
     without a table entry above is fuzzed with these, so a new tool is fuzzed the day it is registered."""
     if "anyOf" in schema:
         return st.one_of(*[strategy_for(option) for option in schema["anyOf"]])
+    if isinstance(schema.get("type"), list):  # one schema for several types: each type's values
+        return st.one_of(*[strategy_for({**schema, "type": kind}) for kind in schema["type"]])
     if "enum" in schema or "const" in schema:
         return st.one_of(st.sampled_from(schema.get("enum") or [schema.get("const")]), names)
     kind = schema.get("type")

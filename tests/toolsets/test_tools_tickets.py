@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mcp_server_connectwise.untrusted import UNTRUSTED_DESCRIPTION
+from mcp_server_connectwise.untrusted import UNTRUSTED_MARK
 
 from support.harness import make_harness, sandbox_session
 
@@ -61,7 +61,7 @@ async def test_details_mark_customer_text_and_strip_hidden_characters(tmp_path):
     assert "untrusted" in details["notice"] and "notes[].text" in details["notice"]
     assert result.meta["ifc"] == {"integrity": "untrusted", "confidentiality": "private"}
     tools = {tool.name: tool for tool in (await _list(harness))}
-    assert UNTRUSTED_DESCRIPTION in json.dumps(tools["get_ticket_details"].output_schema)
+    assert f'"{UNTRUSTED_MARK}": true' in json.dumps(tools["get_ticket_details"].output_schema)
 
 
 async def _list(harness):

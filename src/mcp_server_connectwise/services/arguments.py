@@ -81,6 +81,6 @@ NameOrNames = str | list[str] | None
 NameOrId = Annotated[str | int | None, BeforeValidator(not_a_yes_no)]
 When = Annotated[
     datetime | None,
-    Field(description="ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),
+    Field(description="With a time zone, e.g. 2026-01-31T09:00:00Z."),
     BeforeValidator(iso_text),
 ]

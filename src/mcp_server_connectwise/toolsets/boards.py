@@ -14,8 +14,8 @@ from mcp_server_connectwise.toolsets.definition import ToolCall, ToolDefinition,
 
 
 async def list_boards(call: ToolCall) -> Boards:
-    """List every active service board with its id, name and default status: the board names other tools
-    accept (boards are often called something other than one guesses, e.g. "Service Desk", not "Helpdesk")."""
+    """List every active service board with its default status: the board names the other tools accept
+    (rarely the ones guessed, e.g. "Service Desk", not "Helpdesk")."""
     return await boards.list_boards(call.session)
 
 

@@ -44,6 +44,7 @@ from mcp_server_connectwise.services.tenancy import Tenants, announcing_writes, 
 from mcp_server_connectwise.services.write_recovery import EarlierAttempt, repeating
 from mcp_server_connectwise.toolsets.arguments import ARGUMENT_ERROR, SentencedArguments, argument_refusal
 from mcp_server_connectwise.toolsets.definition import Offer, Registry, ToolCall, ToolDefinition, with_next_steps
+from mcp_server_connectwise.toolsets.schemas import compact
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ _audited_marker: ContextVar[list[bool] | None] = ContextVar("audited_marker", de
 
 TenantArgument = Annotated[
     str | None,
-    Field(description='Tenant (ConnectWise company) to work in, e.g. "acme". Default: the server\'s default tenant.'),
+    Field(description='Tenant to work in, e.g. "acme"; default: the server\'s default tenant.'),
 ]
 TENANT_PARAMETER = inspect.Parameter("tenant", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TenantArgument)
 # Where the SDK hands the bound function the request (for the arguments as sent); left out of the input schema.
@@ -517,6 +518,8 @@ def sdk_tool(definition: ToolDefinition, runtime: ToolRuntime) -> Tool:
         bind(definition, runtime), name=definition.name, title=definition.title, annotations=definition.annotations
     )
     tool.fn_metadata = SentencedArguments.replacing(tool.fn_metadata)
+    tool.parameters = compact(tool.parameters)
+    tool.fn_metadata.output_schema = compact(tool.fn_metadata.output_schema, output=True)
     return tool
 
 

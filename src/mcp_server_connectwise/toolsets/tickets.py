@@ -12,13 +12,9 @@ from mcp_server_connectwise.toolsets.definition import Hint, ToolCall, ToolDefin
 
 
 async def search_tickets(call: ToolCall, query: TicketQuery) -> TicketSearchResult:
-    """Find service tickets by board, status, company, contact, owner, priority, summary text and dates.
-
-    Filters take names, not ids, and combine with AND; a board, status, priority or owner that exists nowhere
-    in the tenant is refused with the valid names. Returns compact rows (id, summary, board, status,
-    priority, company, contact, owner, last update, due date) and has_more/next_page; one ConnectWise
-    request per call, plus any reference list not yet cached that a name must be checked against.
-    """
+    """Find service tickets. Filters take names (any case), not ids, and combine with AND; a name that exists
+    nowhere in the tenant is refused with the valid ones. One ConnectWise request per call, plus reference
+    lists not yet cached."""
     return await ticket_search.search_tickets(call.session, query)
 
 
@@ -31,9 +27,8 @@ def _search_hint(result: TicketSearchResult) -> Hint:
 
 
 async def get_ticket_details(call: ToolCall, request: TicketDetailsRequest) -> TicketDetails:
-    """Read one service ticket in full: summary, description, status, company, contact, owner, dates, notes
-    (section, author, date; newest first, notes_limit to a page, notes_page for older ones), time entries and
-    configurations. Long texts are cut and the answer is kept under 32 KB."""
+    """Read one service ticket in full: its fields, notes (newest first; notes_page for older ones), time
+    entries and configurations. Long texts are cut; the answer stays under 32 KB."""
     return await ticket_details.get_ticket_details(call.session, request)
 
 
@@ -52,12 +47,8 @@ async def add_ticket_note(call: ToolCall, note: NoteRequest) -> NoteAdded:
 
 
 async def update_ticket(call: ToolCall, changes: TicketChanges) -> TicketUpdated:
-    """Change fields of a service ticket: status, priority, board, owner, summary, type, subtype, item,
-    severity, impact, required date, budget hours.
-
-    Names are checked against the ticket's board before anything is sent; an invalid status is refused with
-    the valid ones. Only changed fields are written; the answer shows each change before -> after.
-    """
+    """Change a service ticket's fields. Names are checked against its board before anything is sent (an
+    invalid status is refused with the valid ones); only changed fields are written, each shown before -> after."""
     updated = await updates.update_ticket(call.session, changes)
     if updated.patched:
         call.wrote("ticket", changes.ticket_id, fields=[change.field for change in updated.changes])

@@ -8,11 +8,9 @@ from mcp_server_connectwise.toolsets.definition import ToolCall, ToolDefinition,
 
 
 async def create_time_entry(call: ToolCall, entry: TimeEntryRequest) -> TimeEntryCreated:
-    """Log time worked on a service ticket (charged to the ticket), at most 24 hours per entry.
-
-    Refused when the ticket's status does not allow time entries, when start is in the future, and when the
-    ticket already has an entry for the same member, start and end (unless allow_duplicate). Give end or hours.
-    """
+    """Log time worked on a service ticket, at most 24 hours per entry; give end or hours. Refused on a
+    status that forbids time, for a start in the future, and when the same member, start and end are already
+    logged (unless allow_duplicate)."""
     created = await time_entries.create_time_entry(call.session, entry)
     call.wrote("time_entry", created.time_entry_id, ticket_id=entry.ticket_id, hours=created.hours)
     return created
