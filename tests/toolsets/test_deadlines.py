@@ -169,3 +169,42 @@ async def test_a_retry_after_a_client_timeout_writes_one_note(tmp_path):
     assert again.is_error is False and len(saved) == 2
     posts = [r for r in app.state.request_log if r["method"] == "POST"]
     assert len(posts) == 2  # the cancelled call's and the deliberate second note's; the retry sent none
+
+
+async def test_a_write_a_crash_interrupted_is_found_by_its_retry_after_a_restart(tmp_path):
+    from mcp_server_connectwise.audit import AuditLog, read_calls, verify_audit
+
+    app = create_app(SANDBOX)
+    note = {"ticket_id": 1003, "text": "Swapped the failing disk."}
+    # The process that sent this note died before it could record the outcome: its intent line is all there is.
+    crashed = AuditLog(tmp_path / "audit.jsonl")
+    intent = crashed.intent(
+        tenant="acme",
+        principal="local",
+        tool="add_ticket_note",
+        arguments={**note, "note_type": "internal", "notify": False},
+        method="POST",
+        path="/service/tickets/1003/notes",
+        free_text=("text",),
+    )
+    crashed.close()
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://sandbox") as raw:
+        landed = await raw.post(
+            "/v4_6_release/apis/3.0/service/tickets/1003/notes",
+            json={"text": note["text"], "internalAnalysisFlag": True},
+            auth=(f"{SANDBOX.company}+{SANDBOX.public_key}", SANDBOX.private_key),
+            headers={"clientId": "x"},
+        )
+    assert landed.status_code == 201
+    assert verify_audit(tmp_path / "audit.jsonl").passed is False  # an intent without an outcome
+
+    server = server_over(tmp_path, app=app, deadline=30.0)  # the restarted server reads the audit
+    posts_before = sum(r["method"] == "POST" for r in app.state.request_log)
+    async with Client(server, raise_exceptions=True) as client:
+        retry = await client.call_tool("add_ticket_note", note)
+    assert retry.is_error is False and retry.structured_content["next_steps"].startswith(ALREADY_SAVED)
+    assert retry.structured_content["note_id"] == landed.json()["id"]
+    assert sum(r["method"] == "POST" for r in app.state.request_log) == posts_before  # nothing sent again
+    [line] = read_calls(tmp_path / "audit.jsonl")
+    assert intent in line["intents"]
+    assert verify_audit(tmp_path / "audit.jsonl").passed  # the retry settled it
