@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mcp_server_connectwise.cli import main
+from mcp_server_connectwise.toolsets import REGISTRY
 
 
 def test_bench_quick_reports_every_section(capsys):
@@ -11,7 +12,13 @@ def test_bench_quick_reports_every_section(capsys):
     except SystemExit as exit_:
         assert exit_.code == 0
     report = capsys.readouterr().out
-    for section in ("### Sandbox", "### Tools", "### Cold start"):
+    for section in (
+        "### Sandbox",
+        "### Tools",
+        "### Call latency under the rate budget",
+        "### tools/list bytes",
+        "### Cold start",
+    ):
         assert section in report
     for tool in (
         "search_tickets",
@@ -23,3 +30,21 @@ def test_bench_quick_reports_every_section(capsys):
     ):
         assert f"| {tool}: ConnectWise requests per call, cold / warm cache |" in report
     assert "| stdio demo: spawn to first tools/list answer, median |" in report
+
+    rows = dict(line.strip("|").split(" | ", 1) for line in report.splitlines() if line.startswith("| "))
+    rows = {name.strip(): value.strip() for name, value in rows.items()}
+    calls = int(rows["calls made (search_tickets / get_ticket_details)"].split()[0].replace(",", ""))
+    assert calls > 0
+    assert rows["calls answered with an error"].startswith("0")
+    assert rows["calls over the deadline (30 s)"].startswith("0 ")
+    accuracy = next(value for name, value in rows.items() if name.startswith("rate-budget accuracy"))
+    assert "within the bound" in accuracy and int(accuracy.split()[0]) > 0
+    p50, p99, slowest = (float(v) for v in rows["call latency p50 / p99 / max"].removesuffix(" ms").split(" / "))
+    assert 0 < p50 <= p99 <= slowest
+
+    assert int(rows["tools listed"]) == len(REGISTRY.by_name)
+    total = int(rows["tools/list result, JSON bytes"].replace(",", ""))
+    average = next(value for name, value in rows.items() if name.startswith("average per tool"))
+    assert total > 0 and 0 < float(average.split()[0].replace(",", "")) <= total
+    largest_name, largest = rows["largest tool"].split(": ")
+    assert largest_name in REGISTRY.by_name and 0 < int(largest.replace(",", "")) <= total

@@ -1,7 +1,9 @@
 """`mcp-server-connectwise bench`: the benchmarks whose numbers the README records.
 
 Speed and size targets live here, never in timed unit tests. Sections: the sandbox (requests/second, seeding),
-the tools (ConnectWise requests per call, bytes to the model, added latency) and the stdio server's cold start.
+the tools (ConnectWise requests per call, bytes to the model, added latency), call latency under the rate budget
+(concurrent sessions, a sandbox latency, the token bucket), tools/list bytes per tool and the stdio server's
+cold start.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import asyncio
 import sys
 
 from mcp_server_connectwise import __version__
+from mcp_server_connectwise.bench.budget import bench_budget
 from mcp_server_connectwise.bench.cold_start import bench_cold_start
+from mcp_server_connectwise.bench.listing import bench_listing
 from mcp_server_connectwise.bench.sandbox import bench_sandbox
 from mcp_server_connectwise.bench.tools import bench_tools
 
@@ -27,4 +31,6 @@ def run_bench(quick: bool) -> None:
     print(f"mcp-server-connectwise {__version__} benchmarks (python {sys.version.split()[0]}, quick={quick})")
     _print_section("Sandbox", asyncio.run(bench_sandbox(quick)))
     _print_section("Tools", asyncio.run(bench_tools(quick)))
+    _print_section("Call latency under the rate budget", asyncio.run(bench_budget(quick)))
+    _print_section("tools/list bytes", asyncio.run(bench_listing()))
     _print_section("Cold start", bench_cold_start(runs=3 if quick else 5))
