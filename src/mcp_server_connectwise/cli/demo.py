@@ -37,9 +37,11 @@ def run(args: argparse.Namespace) -> int:
     does): there is no unauthenticated network mode, even for made-up data."""
     import tempfile
 
+    from mcp_server_connectwise.config.models import DEFAULT_CALL_DEADLINE_SECONDS
     from mcp_server_connectwise.connectwise.hosts import is_loopback_host
     from mcp_server_connectwise.http_auth import new_token
     from mcp_server_connectwise.server import Listener, build_demo_app, build_demo_server
+    from mcp_server_connectwise.shutdown import grace_seconds, run_stdio
 
     if args.transport != "stdio" and not is_loopback_host(args.host):
         print(
@@ -57,14 +59,15 @@ def run(args: argparse.Namespace) -> int:
         audit_path = Path(name)
     try:
         if args.transport == "stdio":
-            # A client may stop it with SIGTERM rather than by closing stdin: clean up then too.
+            # A client may stop it with SIGTERM rather than by closing stdin: while it serves, that is a graceful
+            # shutdown (`shutdown`), after which the finally below cleans up; before and after, clean up then too.
             with _on_sigterm(lambda: _remove_audit(audit_path) if temporary else None):
                 server = build_demo_server(audit_path, principal=f"stdio:{os_user()}")
                 print(banner(args, audit_path, temporary=temporary), file=sys.stderr, flush=True)
                 if sys.stdin is not None and sys.stdin.isatty():
                     # Started by hand: without this, a silent terminal looks like a hang.
                     print(WAITING, file=sys.stderr, flush=True)
-                server.run()
+                run_stdio(server, grace=grace_seconds(DEFAULT_CALL_DEADLINE_SECONDS))
             return 0
         listener = Listener(args.transport, args.host, args.port)
         token = new_token()
@@ -80,13 +83,12 @@ def run(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _on_sigterm(on_exit: Callable[[], None]) -> Iterator[None]:
-    """Run `on_exit` on SIGTERM, then let SIGTERM end the process as it would have. (Raising from the handler would
-    not end the stdio server: its stdin reader thread blocks the exit.)"""
+    """Run `on_exit` on SIGTERM, then exit 0. While the server runs, SIGTERM is its graceful shutdown instead
+    (`shutdown`); this covers the moments before and after, when no call can be in flight."""
 
     def on_sigterm(signum: int, frame: object) -> None:
         on_exit()
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+        raise SystemExit(0)
 
     if threading.current_thread() is not threading.main_thread():  # only the main thread may handle signals
         yield

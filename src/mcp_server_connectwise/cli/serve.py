@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from mcp_server_connectwise.config import load_config
     from mcp_server_connectwise.secrets import KeyStore
     from mcp_server_connectwise.server import Listener, build_network_app, build_server
+    from mcp_server_connectwise.shutdown import grace_seconds, run_stdio
 
     logger = logging.getLogger(__name__)
     config = load_config(args.config)
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.transport == "stdio":
         server = build_server(config, principal=f"stdio:{os_user()}", **options)
         logger.info("serving %d tenant(s) over stdio; audit log %s", len(config.tenants), config.audit.path)
-        server.run()
+        run_stdio(server, grace=grace_seconds(config.server.call_deadline_seconds))
         return 0
     listener = Listener(args.transport, args.host, args.port)
     app = build_network_app(config, listener, **options)
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         len(config.http.principals),
         config.audit.path,
     )
-    listen(app, listener, config.http)
+    listen(app, listener, config.http, grace=grace_seconds(config.server.call_deadline_seconds))
     return 0
 
 
@@ -74,26 +75,54 @@ def os_user() -> str:
         return "unknown"
 
 
-def listen(app: Starlette, listener: Listener, http: HttpConfig | None = None) -> None:
+def listen(app: Starlette, listener: Listener, http: HttpConfig | None = None, *, grace: float | None = None) -> None:
     """Serve `app` until interrupted, with the connection limits of `http` and the log kept bounded (see
-    http_guard and log_limits)."""
+    http_guard and log_limits). On SIGTERM or SIGINT uvicorn stops accepting connections and waits up to
+    `grace` seconds (default: the default call deadline plus `shutdown.GRACE_MARGIN_SECONDS`) for the requests
+    in flight to be answered; then the process exits 0 (see `shutdown`)."""
+    import logging
+    import math
+    import socket
+
     import anyio
     import uvicorn
 
     from mcp_server_connectwise.config import HttpConfig
+    from mcp_server_connectwise.config.models import DEFAULT_CALL_DEADLINE_SECONDS
     from mcp_server_connectwise.http_guard import uvicorn_config
     from mcp_server_connectwise.log_limits import install_log_limits
+    from mcp_server_connectwise.shutdown import RequestsInFlight, end_event_streams, event_streams_held, grace_seconds
 
+    logger = logging.getLogger(__name__)
     http = http or HttpConfig()
+    wait = grace if grace is not None else grace_seconds(DEFAULT_CALL_DEADLINE_SECONDS)
     log_limits = install_log_limits(http)
+    in_flight = RequestsInFlight(app)
 
     class Server(uvicorn.Server):
-        async def shutdown(self, *args: Any, **kwargs: Any) -> None:
-            await super().shutdown(*args, **kwargs)
-            # uvicorn re-raises SIGTERM once it has shut down: say now what the log left out.
-            log_limits.flush()
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # What uvicorn's shutdown does first - stop listening, close the idle connections, let the busy ones
+            # finish their response - then wait for the requests in flight to be answered before the event
+            # streams are ended (see shutdown.event_streams_held).
+            for server in self.servers:
+                server.close()
+            for connection in list(self.server_state.connections):
+                connection.shutdown()
+            if in_flight.count:
+                logger.info("finishing %d request(s) in flight (up to %g s) before exiting", in_flight.count, wait)
+            if not await in_flight.settled(wait):
+                logger.warning("%d request(s) still running after %g s: stopping them", in_flight.count, wait)
+            end_event_streams()
+            await super().shutdown(sockets)
+            log_limits.flush()  # say now what the log left out
+            # uvicorn would re-raise the signal once it has shut down, and die of it: the shutdown was graceful,
+            # the requests in flight were answered, so the process exits 0 instead.
+            self._captured_signals.clear()
 
+    config = uvicorn_config(in_flight, listener.host, listener.port, http)
+    config.timeout_graceful_shutdown = math.ceil(wait)  # the backstop: then uvicorn cancels what is left
     try:
-        anyio.run(Server(uvicorn_config(app, listener.host, listener.port, http)).serve)
+        with event_streams_held():
+            anyio.run(Server(config).serve)
     finally:
         log_limits.remove()
