@@ -150,7 +150,7 @@ class ToolRuntime:
         self.principal = principal
         self.offer = offer  # the tools listed; a call's answer names those its tenant can run
         self.deadline = deadline  # seconds a call may take before it answers
-        # Write calls whose outcome was never reported as done, by `_call_key`: an identical call looks for what
+        # Write calls whose outcome was never reported as done, by `_key`: an identical call looks for what
         # that one may have written before it sends anything. Writes a crash interrupted (intents in the audit
         # without an outcome) count too.
         self._unsettled: dict[str, Unsettled] = {}
@@ -242,13 +242,13 @@ class ToolRuntime:
                 tenant_name = tenant.name
                 async with asyncio.timeout(self.deadline + _BACKSTOP_SECONDS):
                     call = ToolCall(await self.tenants.open_session(tenant))
-                    if repeat is not None:
-                        call.intents.extend(repeat.intents)  # settled by this call, if it finds out
                     with (
                         announcing_writes(self._announcer(call, caller, definition, tenant.name, arguments)),
                         repeating(repeat.started) if repeat is not None else nullcontext() as earlier,
                     ):
                         result = await _call_handler(definition, call, arguments)
+                    if repeat is not None:  # done, having looked for what the earlier call wrote: it is settled
+                        call.intents.extend(repeat.intents)
             except TimeoutError:
                 sent = [request for request in requests if request.method != "GET"]
                 outcome, error = (
