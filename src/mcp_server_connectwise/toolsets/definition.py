@@ -98,6 +98,7 @@ class ToolDefinition:
         )
 
 
+@cache  # read on every call: inspecting the signature (eval_str) once is enough
 def request_model(handler: Callable[..., Any]) -> type[BaseModel] | None:
     parameters = list(inspect.signature(handler, eval_str=True).parameters.values())[1:]
     if (
