@@ -223,9 +223,13 @@ class ToolRuntime:
             tenant_name = self.tenants.config.default_tenant  # so that a refusal's audit line names it too
         call: ToolCall | None = None
         outcome, error, result = "ok", None, None
-        repeat = self._unsettled.get(
-            key := _key(definition.name, tenant_name, audit_arguments(arguments, definition.free_text))
+        # Only a write can repeat one whose outcome is not known; a read needs no key.
+        key = (
+            None
+            if definition.read_only
+            else _key(definition.name, tenant_name, audit_arguments(arguments, definition.free_text))
         )
+        repeat = self._unsettled.get(key) if key is not None else None
         earlier: EarlierAttempt | None = None
         with (
             collect_requests() as requests,
@@ -271,7 +275,8 @@ class ToolRuntime:
                 may_have_written = not definition.read_only and (
                     any(request.method != "GET" for request in requests) or (cancelled and call is not None)
                 )
-                self._settle(key, "unknown" if may_have_written else "error", called_at, call)
+                if key is not None:
+                    self._settle(key, "unknown" if may_have_written else "error", called_at, call)
                 self._audit(
                     caller,
                     definition,
@@ -284,7 +289,7 @@ class ToolRuntime:
                     call,
                 )
                 raise
-        if not definition.read_only:
+        if key is not None:
             self._settle(key, outcome, called_at, call)
         self._audit(caller, definition, tenant_name, arguments, outcome, error, started, requests, call)
         if error is not None:
