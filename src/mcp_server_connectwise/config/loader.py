@@ -14,7 +14,7 @@ import shlex
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import platformdirs
 from pydantic import ValidationError
@@ -44,6 +44,9 @@ KEYS_BELONG_IN_KEYRING = (
     "API keys are never read from the config: store them in the OS keyring with "
     "`mcp-server-connectwise tenants set-keys {tenant}`"
 )
+
+
+PlainTable = TypeVar("PlainTable", ServerConfig, SecretsConfig)
 
 
 def config_path(explicit: str | os.PathLike[str] | None) -> Path:
@@ -85,8 +88,8 @@ def _validated(raw: dict[str, Any], path: Path) -> AppConfig:
         raise ConfigError(f"{where}: key 'default_tenant': must be a string")
     audit = _load_audit(where, path, raw.get("audit", {}))
     http = _load_http(where, raw.get("http", {}))
-    server = _load_server(where, raw.get("server", {}))
-    secrets = _load_secrets(where, raw.get("secrets", {}))
+    server = _load_plain_table(where, "server", raw.get("server", {}), ServerConfig)
+    secrets = _load_plain_table(where, "secrets", raw.get("secrets", {}), SecretsConfig)
 
     tenant_tables = raw.get("tenants", {})
     if not isinstance(tenant_tables, dict):
@@ -187,24 +190,15 @@ def _load_http(where: str, table: Any) -> HttpConfig:
         raise ConfigError(f"{where}: [http]: {_first_message(exc)}") from None
 
 
-def _load_server(where: str, table: Any) -> ServerConfig:
+def _load_plain_table(where: str, key: str, table: Any, model: type[PlainTable]) -> PlainTable:
+    """A table whose keys are its model's fields, checked like every other: `[server]`, `[secrets]`."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{where}: key 'server': must be a table ([server])")
-    _refuse_unknown(f"{where}: [server]", table, set(ServerConfig.model_fields), tenant=None)
+        raise ConfigError(f"{where}: key '{key}': must be a table ([{key}])")
+    _refuse_unknown(f"{where}: [{key}]", table, set(model.model_fields), tenant=None)
     try:
-        return ServerConfig(**table)
+        return model(**table)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: [server]: {_first_message(exc)}") from None
-
-
-def _load_secrets(where: str, table: Any) -> SecretsConfig:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: key 'secrets': must be a table ([secrets])")
-    _refuse_unknown(f"{where}: [secrets]", table, set(SecretsConfig.model_fields), tenant=None)
-    try:
-        return SecretsConfig(**table)
-    except ValidationError as exc:
-        raise ConfigError(f"{where}: [secrets]: {_first_message(exc)}") from None
+        raise ConfigError(f"{where}: [{key}]: {_first_message(exc)}") from None
 
 
 def _load_principal(where: str, name: str, table: Any) -> Principal:

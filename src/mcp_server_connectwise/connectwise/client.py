@@ -62,12 +62,10 @@ def _passes(delay: float, scope: CallScope) -> bool:
     return remaining is not None and delay + _MIN_ATTEMPT_SECONDS > remaining
 
 
-def _out_of_time(method: str, path: str, status: int | None, maybe_applied: bool) -> ConnectWiseError:
+def _out_of_time(method: str, path: str, maybe_applied: bool) -> ConnectWiseError:
     if method != "GET" and maybe_applied:
         return AmbiguousWriteError("the request was sent but no answer came back in time", method=method, path=path)
-    return DeadlineError(
-        "no time was left for another attempt", reason="no_answer", method=method, path=path, status=status
-    )
+    return DeadlineError("no time was left for another attempt", reason="no_answer", method=method, path=path)
 
 
 # ConnectWise advises few parallel calls per tenant (API.md, rate limits).
@@ -321,7 +319,7 @@ class ConnectWiseClient:
                 ) from None
             remaining = scope.remaining()
             if remaining is not None and remaining < _MIN_ATTEMPT_SECONDS:
-                raise _out_of_time(method, path, None, maybe_applied)
+                raise _out_of_time(method, path, maybe_applied)
             started = time.perf_counter()
             try:
                 response = await self._http.request(
