@@ -13,7 +13,7 @@ from mcp_server_connectwise.services import write_recovery
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.updates import update_ticket
 
-from support.faults import Rewriting, script_faults
+from support.faults import Rewriting, recorded_settle_waits, script_faults
 from support.harness import sandbox_app, sandbox_session
 from support.requests import changes
 
@@ -265,12 +265,7 @@ async def test_a_patch_without_an_answer_that_was_applied_is_read_back_and_repor
 async def test_a_patch_without_an_answer_is_read_back_after_the_settle_wait_and_a_miss_is_unknown(monkeypatch):
     no_backoff(monkeypatch)
     monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.25)
-    waits = []
-
-    async def recorded(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr(write_recovery.asyncio, "sleep", recorded)
+    waits = recorded_settle_waits(monkeypatch)
     app = sandbox_app()
     ticket = open_ticket(app)
     script_faults(app, patch=["drop_before"] * RetryPolicy().max_attempts)

@@ -20,7 +20,7 @@ from mcp_server_connectwise.services.notes import add_ticket_note
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.time_entries import TimeEntryRequest, create_time_entry
 
-from support.faults import Rewriting, script_faults
+from support.faults import Rewriting, recorded_settle_waits, script_faults
 from support.harness import sandbox_app, sandbox_client
 from support.requests import entry as entry_of
 from support.requests import note as note_of
@@ -121,12 +121,7 @@ async def test_a_note_still_committing_at_the_first_look_is_found_at_the_second_
 async def test_the_waits_before_each_look_are_the_module_constants(monkeypatch):
     monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.25)
     monkeypatch.setattr(write_recovery, "RECHECK_SECONDS", 0.5)
-    waits = []
-
-    async def recorded(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr(write_recovery.asyncio, "sleep", recorded)
+    waits = recorded_settle_waits(monkeypatch)
     app = sandbox_app()
     script_faults(app, post=["drop_before", "error_500"])
     with pytest.raises(Failed):
@@ -396,12 +391,7 @@ async def test_a_2xx_without_a_readable_record_that_cannot_be_found_is_unknown_a
 
 async def test_the_wait_before_looking_for_a_2xx_without_a_record_is_the_settle_time(monkeypatch):
     monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.25)
-    waits = []
-
-    async def recorded(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr(write_recovery.asyncio, "sleep", recorded)
+    waits = recorded_settle_waits(monkeypatch)
     app = sandbox_app()
     await add_ticket_note(session_over(app, AnswersFirstPostWith(app, b"")), note_of(TICKET, "Rebooted the NAS."))
     assert waits == [0.25]

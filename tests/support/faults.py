@@ -43,3 +43,16 @@ def script_faults(app, **modes_by_method: list[str | None]) -> None:
         return queue.popleft() if queue else None
 
     app.state.faults.pick = pick
+
+
+def recorded_settle_waits(monkeypatch) -> list[float]:
+    """The waits write recovery sleeps before it looks (or reads back), recorded instead of slept."""
+    from mcp_server_connectwise.services import write_recovery
+
+    waits: list[float] = []
+
+    async def recorded(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(write_recovery.asyncio, "sleep", recorded)
+    return waits
