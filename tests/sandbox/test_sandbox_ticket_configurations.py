@@ -139,8 +139,8 @@ async def test_attach_errors(app, client):
     device = company_configurations(app, ticket["company"]["id"])[0]
     assert (await client.post(url, json={"id": device["id"]})).status_code == 201
     twice = await client.post(url, json={"id": device["id"]})
-    assert twice.status_code == 400
-    assert [(e["code"], e["field"]) for e in twice.json()["errors"]] == [("ObjectExists", "id")]
+    assert twice.status_code == 409 and twice.json()["code"] == "ObjectExists"
+    assert app.state.store.ticket_configurations[ticket["id"]].count(device["id"]) == 1
     for body in ([{"id": 1}], "1"):
         refused = await client.post(url, json=body)
         assert refused.status_code == 400 and refused.json()["code"] == "InvalidObject"

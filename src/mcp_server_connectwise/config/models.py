@@ -71,6 +71,7 @@ class TenantConfig(BaseModel):
     site: str | None = None
     base_url: str | None = None
     member: str | None = None
+    default_board: str | None = None  # the board create_ticket uses when a call names none
     read_only: bool = False
     api_version: str = "2025.1"
     requests_per_minute: int = 600
@@ -110,6 +111,13 @@ class TenantConfig(BaseModel):
     @classmethod
     def _header_safe(cls, value: str | None) -> str | None:
         return None if value is None else check_header_safe(value)
+
+    @field_validator("default_board")
+    @classmethod
+    def _default_board(cls, value: str | None) -> str | None:
+        if value is not None and not 0 < len(value.strip()) <= 50:
+            raise ValueError("must be a board name as ConnectWise shows it (1 to 50 characters)")
+        return value
 
     @field_validator("site")
     @classmethod

@@ -13,6 +13,9 @@ PRIORITIES = "/service/priorities"
 MEMBERS = "/system/members"
 TIME_ENTRIES = "/time/entries"
 WORK_TYPES = "/time/workTypes"
+COMPANIES = "/company/companies"
+CONTACTS = "/company/contacts"
+CONFIGURATIONS = "/company/configurations"
 
 
 def ticket(ticket_id: int) -> str:
@@ -25,6 +28,19 @@ def ticket_notes(ticket_id: int) -> str:
 
 def ticket_configurations(ticket_id: int) -> str:
     return f"{ticket(ticket_id)}/configurations"
+
+
+def ticket_configuration(ticket_id: int, configuration_id: int) -> str:
+    """A configuration attached to a ticket: DELETE detaches it."""
+    return f"{ticket_configurations(ticket_id)}/{configuration_id}"
+
+
+def contact(contact_id: int) -> str:
+    return f"{CONTACTS}/{contact_id}"
+
+
+def configuration(configuration_id: int) -> str:
+    return f"{CONFIGURATIONS}/{configuration_id}"
 
 
 def board_statuses(board_id: int) -> str:

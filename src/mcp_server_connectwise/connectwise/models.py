@@ -82,6 +82,11 @@ def _object_or_empty(value: object) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _list_or_empty(value: object) -> list:
+    """A list of objects, without what is not one: a model of each item must not fail on the others."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 CWDateTime = Annotated[datetime | None, BeforeValidator(read_moment)]
 CWNumber = Annotated[float | None, BeforeValidator(_number)]
 CWWholeNumber = Annotated[int | None, BeforeValidator(_whole_number)]
@@ -189,6 +194,42 @@ class WorkType(Record):
     inactive_flag: CWFlag = None
 
 
+class Company(Record):
+    identifier: CWText = None
+    name: CWText = None
+    deleted_flag: CWFlag = None
+
+
+class CommunicationItem(CWModel):
+    communication_type: CWText = None  # Email, Phone, Fax
+    value: CWText = None
+    default_flag: CWFlag = None
+
+
+class Contact(Record):
+    first_name: CWText = None
+    last_name: CWText = None
+    company: CWReference = None
+    inactive_flag: CWFlag = None
+    communication_items: Annotated[list[CommunicationItem], BeforeValidator(_list_or_empty)] = Field(
+        default_factory=list
+    )
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def email(self) -> str | None:
+        """The contact's default email, else its first one."""
+        emails = [item for item in self.communication_items if item.communication_type == "Email" and item.value]
+        default = next((item for item in emails if item.default_flag), emails[0] if emails else None)
+        return default.value if default else None
+
+
 class Configuration(Record):
     name: CWText = None
     type: CWReference = None
+    company: CWReference = None
+    serial_number: CWText = None
+    active_flag: CWFlag = None

@@ -16,6 +16,7 @@ from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL
 # The sandbox accepts any clientId; the config refuses what is no GUID, or a placeholder of zeros.
 CLIENT_ID = "6f1d3c2a-8b4e-4f7a-9c5d-2e8b7a1f0c93"
 MEMBER = "jsmith"  # a technician in the sandbox's seed data, so that time entries have someone to log them
+DEFAULT_BOARD = "Service Desk"  # a board of the seed data, for tickets created without one
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,14 @@ def sandbox_tenant(name: str, app: Starlette | None = None, **overrides: Any) ->
     replace TenantConfig fields."""
     app = app or create_app()
     settings = app.state.settings
-    fields = dict(name=name, company_id=settings.company, client_id=CLIENT_ID, base_url=SANDBOX_BASE_URL, member=MEMBER)
+    fields = dict(
+        name=name,
+        company_id=settings.company,
+        client_id=CLIENT_ID,
+        base_url=SANDBOX_BASE_URL,
+        member=MEMBER,
+        default_board=DEFAULT_BOARD,
+    )
     return SandboxTenant(
         config=TenantConfig(**(fields | overrides)),
         app=app,

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
-from mcp_server_connectwise.sandbox.errors import bad_request, field_error, invalid_object, not_found
+from mcp_server_connectwise.sandbox.errors import ApiError, bad_request, field_error, invalid_object, not_found
 from mcp_server_connectwise.sandbox.store import MODEL_FIELDS, Record, Store, iso, now_iso, parse_iso
 from mcp_server_connectwise.sandbox.tables import TABLES, TICKET_CHARGE_TYPES, Parent, Table
 
@@ -175,8 +175,8 @@ class Writer:
         """POST /service/tickets/{id}/configurations with `{"id": N}` or `{"deviceIdentifier": "..."}`.
 
         The missing-key error is ConnectWise's own (examples/error_bodies.json). [I] An unknown configuration
-        is a 400 with a NotFound field error (as ConnectWise reports references inside a body), attaching one
-        twice is a 400 ObjectExists, and a configuration of another company may be attached."""
+        is a 400 with a NotFound field error (as ConnectWise reports references inside a body), and a configuration
+        of another company may be attached. Attaching one twice answers 409 (API.md)."""
         self.store.get("tickets", ticket_id)
         if not isinstance(body, dict):
             raise bad_request("The request body must be a JSON object.")
@@ -207,16 +207,14 @@ class Writer:
             )
         attached = self.store.ticket_configurations.setdefault(ticket_id, [])
         if configuration["id"] in attached:
-            raise invalid_object(
-                "configuration",
-                [
-                    field_error(
-                        "ObjectExists",
-                        f"Configuration {configuration['id']} is already attached to ticket {ticket_id}.",
-                        "configuration",
-                        "id",
-                    )
-                ],
+            # 409 is ConnectWise's (API.md); [I] its body, in ConnectWise's error shape.
+            raise ApiError(
+                409,
+                {
+                    "code": "ObjectExists",
+                    "message": f"Configuration {configuration['id']} is already attached to ticket {ticket_id}.",
+                    "errors": None,
+                },
             )
         bisect.insort(attached, configuration["id"])
         return self.store.configuration_reference(configuration["id"])

@@ -85,7 +85,7 @@ async def add_ticket_note(session: TenantSession, request: NoteRequest) -> NoteA
     async def find(since: datetime) -> list[dict]:
         return await _notes_like(session, path, body, since)
 
-    write = PlannedWrite("note", path, body, ticket_id, check="the ticket's notes", find=find)
+    write = PlannedWrite("note", path, body, f"on ticket {ticket_id}", check="the ticket's notes", find=find)
     try:
         created = await create_once(session, write)
     except NotFoundError:

@@ -41,7 +41,7 @@ def normalise(name: str) -> str:
     return collapse(name).casefold()
 
 
-def _as_id(value: str | int) -> int | None:
+def as_id(value: str | int) -> int | None:
     if isinstance(value, int):
         return value
     text = value.strip()
@@ -92,7 +92,7 @@ def moment(argument: str, value: datetime) -> datetime:
 
 def _by_name_or_id(value: str | int, *names: Callable[[R], str | None]) -> Callable[[R], bool]:
     wanted = normalise(str(value))
-    wanted_id = _as_id(value)
+    wanted_id = as_id(value)
 
     def matches(item: R) -> bool:
         if any(((text := name(item)) is not None and normalise(text) == wanted) for name in names):

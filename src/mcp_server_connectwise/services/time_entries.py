@@ -166,7 +166,7 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         "time entry",
         endpoints.TIME_ENTRIES,
         body,
-        request.ticket_id,
+        f"on ticket {request.ticket_id}",
         check="the ticket's time entries",
         find=find,
     )

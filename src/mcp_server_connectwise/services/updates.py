@@ -190,7 +190,7 @@ class _Plan:
         self.shown_after[ticket_field.path] = shown
 
 
-def _summary(text: str) -> str:
+def summary_text(text: str) -> str:
     """The summary as written: hidden characters removed, whitespace collapsed; refused unless 1 to 100 characters
     or with a control character other than a line break or a tab."""
     summary = one_line(written_text("summary", text))
@@ -210,7 +210,7 @@ def _check(changes: TicketChanges) -> None:
         if ticket_field.reference is not None and value is not None:
             resolve.name_or_id(ticket_field.argument, value)
     if changes.summary is not None:
-        _summary(changes.summary)
+        summary_text(changes.summary)
     if changes.required_date is not None:
         resolve.moment("required_date", changes.required_date)
     if changes.budget_hours is not None and not (math.isfinite(changes.budget_hours) and changes.budget_hours >= 0):
@@ -253,7 +253,7 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
             found = await resolve.board_named(session, kind(board_id), argument, board_name, value)
             plan.set(argument, {"id": found.id}, found.name)
     if changes.summary is not None:
-        summary = _summary(changes.summary)
+        summary = summary_text(changes.summary)
         plan.set("summary", summary, summary)
     for argument in ("severity", "impact"):
         if (value := getattr(changes, argument)) is not None:

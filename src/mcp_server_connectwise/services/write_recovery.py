@@ -62,13 +62,14 @@ _REMEMBERED_IDS = 4096
 class PlannedWrite:
     """A record to create, and how to recognise it in ConnectWise if the answer to its POST is lost."""
 
-    kind: str  # "note", "time entry": the words of every sentence, and the key of the remembered ids
+    kind: str  # "note", "time entry", "ticket": the words of every sentence, and the key of the remembered ids
     path: str
     body: dict
-    ticket_id: int
+    place: str  # where the record goes, as the sentences say it: "on ticket 1003", "for company ACME"
     check: str  # what a person should look at when the outcome is unknown, e.g. "the ticket's notes"
     # The records equal to `body` entered at or after the given moment, newest first.
     find: Callable[[datetime], Awaitable[list[dict]]]
+    look: Look = Look.READ_TICKET  # the check a sentence about an unknown outcome asks for
 
 
 @dataclass
@@ -97,14 +98,26 @@ def repeating(started: datetime) -> Iterator[EarlierAttempt]:
 async def create_once(session: TenantSession, write: PlannedWrite) -> dict:
     """POST `write.body` and return the created record: sent at most twice, and never created twice. A repeat of
     a call whose outcome was not known looks for that call's record first, and returns it if it is there."""
+    found = await recover_earlier(session, write)
+    return found if found is not None else await send_once(session, write)
+
+
+async def recover_earlier(session: TenantSession, write: PlannedWrite) -> dict | None:
+    """The record an identical earlier call with an unknown outcome created, if this call repeats one and the
+    record is there; None otherwise (nothing is looked for when the call repeats none)."""
     earlier = _earlier_attempt.get()
-    if earlier is not None:
-        found = await _look(session, write, earlier.started - CLOCK_SKEW, "an earlier identical call got no answer")
-        if found is not None:
-            logger.warning("%s found from an earlier call whose outcome was unknown: id %s", write.kind, found["id"])
-            earlier.found = found
-            _remember(session, write.kind, found.get("id"))
-            return found
+    if earlier is None:
+        return None
+    found = await _look(session, write, earlier.started - CLOCK_SKEW, "an earlier identical call got no answer")
+    if found is not None:
+        logger.warning("%s found from an earlier call whose outcome was unknown: id %s", write.kind, found["id"])
+        earlier.found = found
+        _remember(session, write.kind, found.get("id"))
+    return found
+
+
+async def send_once(session: TenantSession, write: PlannedWrite) -> dict:
+    """POST `write.body` and return the created record, looking for it before any re-send (see the module)."""
     since = datetime.now(timezone.utc) - CLOCK_SKEW
     created = await _send_or_find(session, write, since)
     _remember(session, write.kind, created.get("id"))
@@ -122,10 +135,10 @@ async def settle(wait: float, out_of_time: Callable[[], OutcomeUnknown]) -> None
 
 def _no_time_to_look(session: TenantSession, write: PlannedWrite, why: str) -> OutcomeUnknown:
     return OutcomeUnknown(
-        f"The {write.kind} may have been saved on ticket {write.ticket_id} (tenant {session.name}): the write failed "
+        f"The {write.kind} may have been saved {write.place} (tenant {session.name}): the write failed "
         f"({why}) and this call had no time left to look for it. Check {write.check} before retrying; a retry of "
         "this same call looks for it first.",
-        look=Look.READ_TICKET,
+        look=write.look,
     )
 
 
@@ -180,7 +193,7 @@ async def _send_or_find(session: TenantSession, write: PlannedWrite, since: date
         else "neither request reached ConnectWise"
     )
     raise Failed(
-        f"The {write.kind} was not saved on ticket {write.ticket_id} (tenant {session.name}): both attempts failed "
+        f"The {write.kind} was not saved {write.place} (tenant {session.name}): both attempts failed "
         f"({attempts}) and {seen}; nothing was written. Try again later."
     )
 
@@ -194,9 +207,9 @@ async def _find_created(session: TenantSession, write: PlannedWrite, since: date
         logger.warning("POST %s: %s; found the %s: id %s", write.path, answered, write.kind, found.get("id"))
         return found
     raise OutcomeUnknown(
-        f"The {write.kind} was probably saved on ticket {write.ticket_id} (tenant {session.name}), but {answered} "
+        f"The {write.kind} was probably saved {write.place} (tenant {session.name}), but {answered} "
         f"and it could not be found; check {write.check} before sending it again.",
-        look=Look.READ_TICKET,
+        look=write.look,
     )
 
 
@@ -210,10 +223,10 @@ async def _look(session: TenantSession, write: PlannedWrite, since: datetime, wh
             logger.exception("looking for the %s POST %s created failed", write.kind, write.path)
             looking = "an internal error"
         raise OutcomeUnknown(
-            f"It is unknown whether the {write.kind} was saved on ticket {write.ticket_id} (tenant {session.name}): "
+            f"It is unknown whether the {write.kind} was saved {write.place} (tenant {session.name}): "
             f"the write failed ({why}) and looking for it failed too ({looking}). "
             f"It may or may not have been written; check {write.check} before sending it again.",
-            look=Look.READ_TICKET,
+            look=write.look,
         ) from None
     reported = session.reported_ids.get(write.kind, {})
     return next((record for record in candidates if _has_id(record) and record["id"] not in reported), None)

@@ -1,11 +1,13 @@
-"""Toolset `tickets`: find, read, note and update service tickets."""
+"""Toolset `tickets`: find, read, create, note and update service tickets, and the devices on them."""
 
 from __future__ import annotations
 
-from mcp_server_connectwise.services import notes, ticket_details, ticket_search, updates
+from mcp_server_connectwise.services import notes, ticket_create, ticket_details, ticket_devices, ticket_search, updates
 from mcp_server_connectwise.services.errors import Look
 from mcp_server_connectwise.services.notes import NoteAdded, NoteRequest
+from mcp_server_connectwise.services.ticket_create import NewTicket, TicketCreated
 from mcp_server_connectwise.services.ticket_details import TicketDetails, TicketDetailsRequest
+from mcp_server_connectwise.services.ticket_devices import DeviceChange, DeviceOnTicket
 from mcp_server_connectwise.services.ticket_search import TicketQuery, TicketSearchResult
 from mcp_server_connectwise.services.updates import TicketChanges, TicketUpdated
 from mcp_server_connectwise.toolsets.definition import Hint, ToolCall, ToolDefinition, Toolset
@@ -59,6 +61,44 @@ def _update_hint(result: TicketUpdated) -> Hint:
     return Hint() if result.patched else Hint("The ticket already had these values; nothing was sent.")
 
 
+async def create_ticket(call: ToolCall, ticket: NewTicket) -> TicketCreated:
+    """Open a service ticket for a company. Every name is checked before anything is sent; notifications are
+    off unless notify. Similar open tickets of the company from the last 14 days stop it (possible_duplicates)
+    unless allow_duplicate."""
+    created = await ticket_create.create_ticket(call.session, ticket)
+    if created.ticket_id is not None:
+        call.wrote("ticket", created.ticket_id, created=True, company=created.company_identifier)
+    return created
+
+
+def _create_hint(result: TicketCreated) -> Hint:
+    if not result.created:
+        # The next tools (reading a ticket, noting on it) are what a duplicate calls for.
+        return Hint(
+            "Nothing was created: similar open tickets exist (possible_duplicates). Work on the right one, or call "
+            "again with allow_duplicate=true if this is a different problem."
+        )
+    return Hint()
+
+
+async def attach_configuration(call: ToolCall, device: DeviceOnTicket) -> DeviceChange:
+    """Attach a configuration (device) of the ticket's company to the ticket; one already attached is left as it
+    is (changed=false)."""
+    changed = await ticket_devices.attach_configuration(call.session, device)
+    if changed.changed:
+        call.wrote("ticket_configuration", changed.configuration_id, ticket_id=device.ticket_id)
+    return changed
+
+
+async def detach_configuration(call: ToolCall, device: DeviceOnTicket) -> DeviceChange:
+    """Detach a configuration (device) from the ticket; the configuration itself stays. One not attached is
+    reported as changed=false."""
+    changed = await ticket_devices.detach_configuration(call.session, device)
+    if changed.changed:
+        call.wrote("ticket_configuration", changed.configuration_id, ticket_id=device.ticket_id, detached=True)
+    return changed
+
+
 TOOLSET = Toolset(
     "tickets",
     "find, read, note and update service tickets",
@@ -109,6 +149,42 @@ TOOLSET = Toolset(
             examples=({"ticket_id": 1003, "status": "In Progress", "priority": "Priority 3 - Normal Response"},),
             next_tools=("add_ticket_note", "create_time_entry"),
             free_text=frozenset({"summary"}),
+        ),
+        ToolDefinition(
+            create_ticket,
+            title="Create a service ticket",
+            read_only=False,
+            purpose="open a ticket",
+            hint=_create_hint,
+            examples=(
+                {
+                    "company": "ACME",
+                    "summary": "Front-desk printer is jammed",
+                    "contact": "bjorn.angstrom@acme.example",
+                    "configurations": ["ACME-WS-014"],
+                },
+            ),
+            next_tools=("get_ticket_details", "add_ticket_note", "attach_configuration"),
+            free_text=frozenset({"summary", "description", "internal_note"}),
+        ),
+        ToolDefinition(
+            attach_configuration,
+            title="Attach a device to a ticket",
+            read_only=False,
+            idempotent=True,
+            purpose="attach a device to it",
+            examples=({"ticket_id": 1003, "configuration": "SMITHJON-PRN01"},),
+            next_tools=("get_ticket_details",),
+        ),
+        ToolDefinition(
+            detach_configuration,
+            title="Detach a device from a ticket",
+            read_only=False,
+            destructive=True,
+            idempotent=True,
+            purpose="detach a device from it",
+            examples=({"ticket_id": 1005, "configuration": "TOKYOTRA-WS-014"},),
+            next_tools=("get_ticket_details",),
         ),
     ),
 )
