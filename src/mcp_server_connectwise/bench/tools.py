@@ -74,10 +74,44 @@ def _open_tickets(app: Any, *, time_allowed: bool) -> list[int]:
     ]
 
 
+def _devices(app: Any, *, attached: bool) -> list[tuple[int, int]]:
+    """(ticket, configuration of its company) pairs, attached or not."""
+    store = app.state.store
+    links = store.ticket_configurations
+    by_company: dict[int, list[int]] = {}
+    for device in store["configurations"].values():
+        by_company.setdefault(device["company"]["id"], []).append(device["id"])
+    if attached:
+        return [(ticket, device) for ticket, devices in sorted(links.items()) for device in devices]
+    return [
+        (ticket["id"], devices[0])
+        for ticket in store["tickets"].values()
+        if (devices := [d for d in by_company.get(ticket["company"]["id"], []) if d not in links.get(ticket["id"], [])])
+    ]
+
+
+def _acme_contact_email(app: Any) -> str:
+    store = app.state.store
+    acme = next(c["id"] for c in store["companies"].values() if c["identifier"] == "ACME")
+    contact = next(c for c in store["contacts"].values() if c["company"]["id"] == acme)
+    return next(i["value"] for i in contact["communicationItems"] if i["communicationType"] == "Email")
+
+
 def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
     """Arguments for the n-th call of each tool; writes vary so that every call changes something."""
     tickets = _open_tickets(app, time_allowed=True)
+    unattached, attached, email = _devices(app, attached=False), _devices(app, attached=True), _acme_contact_email(app)
     return {
+        # Summaries share too few words to be duplicates of each other: every call is checked, then created.
+        "create_ticket": lambda n: {"company": "ACME", "contact": email, "summary": f"Benchmark {n} alpha{n} beta{n}"},
+        "attach_configuration": lambda n: {
+            "ticket_id": unattached[n % len(unattached)][0],
+            "configuration": unattached[n % len(unattached)][1],
+        },
+        "detach_configuration": lambda n: {
+            "ticket_id": attached[n % len(attached)][0],
+            "configuration": attached[n % len(attached)][1],
+        },
         "search_tickets": lambda n: {"status": ["New", "Assigned", "In Progress"]},
         "get_ticket_details": lambda n: {"ticket_id": tickets[n % len(tickets)]},
         "add_ticket_note": lambda n: {"ticket_id": tickets[n % len(tickets)], "text": f"Benchmark note {n}."},
@@ -196,6 +230,9 @@ async def bench_tools(quick: bool) -> list[tuple[str, str]]:
             "update_ticket",
             "create_time_entry",
             "list_board_statuses",
+            "create_ticket",
+            "attach_configuration",
+            "detach_configuration",
         ):
             rows += await _bench_tool(Path(directory), name, calls, tickets)
     return rows
