@@ -63,6 +63,17 @@ async def test_post_ticket_validation(client):
     assert field_errors(await client.post("/service/tickets", json={"company": {"id": 2}, "board": {"id": 1}})) == [
         ("MissingRequiredField", "summary")
     ]
+    errors = field_errors(await client.post("/service/tickets", json={**NEW_TICKET, "externalXRef": "k" * 101}))
+    assert errors == [("InvalidField", "externalXRef")]
+
+
+async def test_post_ticket_keeps_what_integrations_set(client):
+    body = {**NEW_TICKET, "externalXRef": "nagios:disk-c:srv01", "integratorTags": ["alerts", "nagios"]}
+    ticket = (await client.post("/service/tickets", json=body)).json()
+    stored = (await client.get(f"/service/tickets/{ticket['id']}")).json()
+    assert (stored["externalXRef"], stored["integratorTags"]) == ("nagios:disk-c:srv01", ["alerts", "nagios"])
+    found = await client.get("/service/tickets", params={"conditions": 'externalXRef = "nagios:disk-c:srv01"'})
+    assert [t["id"] for t in found.json()] == [ticket["id"]]
 
 
 async def test_status_must_be_on_the_tickets_board(app, client):

@@ -103,7 +103,7 @@ TABLES: dict[str, Table] = {
             ref_fields=(("summary", "summary"),),
             natural_keys=(),
             required=("summary", "company", "board"),
-            max_lengths={"summary": 100},
+            max_lengths={"summary": 100, "externalXRef": 100},
             references={
                 "status": "statuses",
                 "type": "types",
