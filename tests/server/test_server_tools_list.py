@@ -11,6 +11,8 @@ import os
 
 import pytest
 
+from mcp_server_connectwise.bench.listing import TARGET_BYTES_PER_TOOL, listing_bytes
+
 from support.harness import make_harness
 from support.paths import REPO_ROOT
 from support.registry import READS, TOOLS
@@ -59,6 +61,21 @@ async def test_annotations_are_honest(tmp_path):
     assert annotations["update_ticket"]["destructiveHint"] and annotations["update_ticket"]["idempotentHint"]
     for name in ("add_ticket_note", "create_time_entry"):
         assert not annotations[name]["destructiveHint"] and not annotations[name]["idempotentHint"]
+
+
+async def test_a_write_states_every_hint_and_a_read_only_those_the_spec_gives_it(tmp_path):
+    # The spec: destructiveHint and idempotentHint mean something only when readOnlyHint is false, and a tool's
+    # own title comes before annotations.title.
+    for name, tool in (await listed_tools(tmp_path)).items():
+        hints = {"readOnlyHint", "openWorldHint"} | (set() if name in READS else {"destructiveHint", "idempotentHint"})
+        assert set(tool["annotations"]) == hints, name
+
+
+async def test_tools_list_takes_at_most_2_kb_per_tool_on_average(tmp_path):
+    async with make_harness(tmp_path).client() as client:
+        total, sizes = listing_bytes(await client.list_tools())
+    assert set(sizes) == TOOLS
+    assert total / len(sizes) <= TARGET_BYTES_PER_TOOL, f"{total / len(sizes):,.0f} bytes per tool: {sizes}"
 
 
 async def test_every_tool_has_a_title_an_example_a_tenant_and_an_output_schema(tmp_path):

@@ -56,7 +56,7 @@ async def test_a_note_longer_than_its_maximum_is_refused_and_one_at_it_is_writte
     assert app.state.request_log == []
     added = await add_ticket_note(session, note(TICKET, "x" * MAX_NOTE_CHARS + "\u200b"))  # counted once cleaned
     assert len(app.state.store["notes"][added.note_id]["text"]) == MAX_NOTE_CHARS
-    assert "at most 20,000 characters" in NoteRequest.model_json_schema()["properties"]["text"]["description"]
+    assert "at most 20,000 characters" in NoteRequest.model_json_schema()["properties"]["text"]["description"].lower()
 
 
 @pytest.mark.parametrize("argument", ["notes", "internal_notes"])

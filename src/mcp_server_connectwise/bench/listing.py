@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from mcp import Client
+from mcp.types import ListToolsResult
 
 from mcp_server_connectwise.server import build_demo_server
 
+# A size budget, not a speed: `tests/server/test_server_tools_list.py` holds the registry's tools to it.
 TARGET_BYTES_PER_TOOL = 2048
 
 
@@ -20,12 +22,16 @@ def _json_bytes(model: Any) -> int:
     return len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
+def listing_bytes(listed: ListToolsResult) -> tuple[int, dict[str, int]]:
+    """The tools/list result's JSON bytes, and each tool's."""
+    return _json_bytes(listed), {tool.name: _json_bytes(tool) for tool in listed.tools}
+
+
 async def bench_listing() -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="connectwise-bench-") as directory:
         async with Client(build_demo_server(Path(directory) / "audit.jsonl")) as client:
             listed = await client.list_tools()
-    sizes = {tool.name: _json_bytes(tool) for tool in listed.tools}
-    total = _json_bytes(listed)
+    total, sizes = listing_bytes(listed)
     average = total / len(sizes)
     largest = max(sizes, key=sizes.__getitem__)
     return [

@@ -73,14 +73,12 @@ def within_id_range(value: int) -> int:
 
 TicketId = Annotated[
     int,
-    Field(ge=1, description="The ticket number, e.g. 123456."),
+    Field(ge=1),  # the ticket's number: its name says it
     BeforeValidator(not_a_yes_no),
     AfterValidator(within_id_range),
 ]
 NameOrNames = str | list[str] | None
 NameOrId = Annotated[str | int | None, BeforeValidator(not_a_yes_no)]
-When = Annotated[
-    datetime | None,
-    Field(description="With a time zone, e.g. 2026-01-31T09:00:00Z."),
-    BeforeValidator(iso_text),
-]
+# A date-time argument needs a time zone: JSON Schema's `date-time` format (RFC 3339) says so, the server
+# instructions say it in words, and the refusal of one without says it with an example.
+When = Annotated[datetime | None, BeforeValidator(iso_text)]

@@ -38,7 +38,7 @@ class BoardStatuses(BaseModel):
     tenant: str
     board: str
     board_id: int
-    statuses: list[StatusView] = Field(description="In board order.")
+    statuses: list[StatusView]
 
 
 async def list_board_statuses(session: TenantSession, board: str | int) -> BoardStatuses:
@@ -57,12 +57,12 @@ async def list_board_statuses(session: TenantSession, board: str | int) -> Board
 class BoardView(BaseModel):
     id: int
     name: str
-    default_status: str | None = Field(None, description="The status a new ticket on the board gets.")
+    default_status: str | None = Field(None, description="A new ticket's status.")
 
 
 class Boards(BaseModel):
     tenant: str
-    boards: list[BoardView] = Field(description="Active service boards, by name.")
+    boards: list[BoardView] = Field(description="By name.")
 
 
 async def list_boards(session: TenantSession) -> Boards:

@@ -37,18 +37,14 @@ class NoteRequest(BaseModel):
         str,
         Field(
             min_length=1,
-            description=f"The note's text, at most {MAX_NOTE_CHARS:,} characters; line breaks and tabs are the only "
-            "control characters it can hold.",
+            description=f"At most {MAX_NOTE_CHARS:,} characters; no control characters but line breaks and tabs.",
         ),
     ]
     note_type: Annotated[
         NoteType,
-        Field(
-            description="internal (default; staff only), discussion (customer-visible) or resolution "
-            "(customer-visible); any case."
-        ),
+        Field(description="discussion and resolution are customer-visible."),
     ] = "internal"
-    notify: Annotated[bool, Field(description="Let ConnectWise send its notification emails for this note.")] = False
+    notify: Annotated[bool, Field(description="Let ConnectWise send its notification emails.")] = False
 
 
 class NoteAdded(BaseModel):
@@ -56,8 +52,8 @@ class NoteAdded(BaseModel):
     ticket_id: int
     note_id: int
     note_type: NoteType
-    visible_to_customer: bool = Field(description="Discussion and resolution notes show on the customer portal.")
-    notified: bool = Field(description="ConnectWise was asked to send its notifications (processNotifications).")
+    visible_to_customer: bool
+    notified: bool
 
 
 def note_body(text: str, note_type: NoteType, notify: bool) -> dict:

@@ -68,16 +68,14 @@ def note_section(note: ServiceNote) -> NoteSection:
 
 class NoteView(BaseModel):
     id: int
-    section: NoteSection = Field(
-        description="discussion and resolution notes are visible to the customer; internal ones are not."
-    )
+    section: NoteSection = Field(description="discussion and resolution notes are customer-visible.")
     author: UntrustedText | None = None
     created: datetime | None = None
     text: UntrustedText
     truncated: bool | None = Field(
-        None, description=f"Present (true) when text is cut to its first {MAX_NOTE_CHARS:,} characters."
+        None, description=f"Present (true) when text is cut to {MAX_NOTE_CHARS:,} characters."
     )
-    length: int | None = Field(None, description="The whole text's length in characters, when truncated.")
+    length: int | None = None
 
     @classmethod
     def from_note(cls, note: ServiceNote) -> NoteView:
@@ -144,12 +142,9 @@ class TicketDetails(BaseModel):
     summary: UntrustedText | None = None
     description: UntrustedText | None = Field(
         None,
-        description=f"The ticket's initial description (its first discussion note), at most "
-        f"{MAX_DESCRIPTION_CHARS:,} characters.",
+        description=f"The first discussion note, cut to {MAX_DESCRIPTION_CHARS:,} characters.",
     )
-    description_length: int | None = Field(
-        None, description=f"The whole description's length in characters, when it is cut to {MAX_DESCRIPTION_CHARS:,}."
-    )
+    description_length: int | None = None
     board: str | None = None
     status: str | None = None
     priority: str | None = None
@@ -169,24 +164,15 @@ class TicketDetails(BaseModel):
     closed: bool | None = None
     budget_hours: float | None = None
     actual_hours: float | None = None
-    notes: list[NoteView] | None = Field(
-        None,
-        description="Newest first: page notes_page of the ticket's notes, notes_limit to a page (the description is "
-        "not repeated here); None when not requested.",
-    )
+    notes: list[NoteView] | None = Field(None, description="Without the description's note.")
     notes_page: int | None = None
-    more_notes: bool = Field(False, description="Older notes exist beyond this page: see next_notes_page.")
+    more_notes: bool = False
     next_notes_page: int | None = None
     time_entries: list[TimeEntryView] | None = None
-    configurations: list[ConfigurationView] | None = Field(
-        None, description="None when not requested or not available."
-    )
-    configurations_unavailable: str | None = Field(
-        None, description="Why the configurations asked for are left out: ConnectWise would not list them."
-    )
-    left_out: str | None = Field(
-        None, description=f"What was left out to keep the answer under {SHOWN_LIMIT}, and where to find it."
-    )
+    configurations: list[ConfigurationView] | None = None
+    # Sentences: each says what it means.
+    configurations_unavailable: str | None = None
+    left_out: str | None = None
     notice: str = untrusted_notice(
         "summary, description, company, contact, notes[].text and author, time_entries[].notes, configurations[].name"
     )
@@ -214,16 +200,12 @@ class TicketDetailsRequest(BaseModel):
     include_notes: bool = True
     notes_limit: Annotated[
         int,
-        Field(ge=1, le=MAX_NOTES_PER_PAGE, description="Notes per page, newest first."),
+        Field(ge=1, le=MAX_NOTES_PER_PAGE, description="Notes per page."),
         BeforeValidator(not_a_yes_no),
     ] = NOTES_PER_PAGE
-    notes_page: Annotated[
-        int,
-        Field(ge=1, description="Page of notes: 1 is the newest; next_notes_page of an answer for older ones."),
-        BeforeValidator(not_a_yes_no),
-    ] = 1
-    include_time: Annotated[bool, Field(description="Include the ticket's time entries.")] = True
-    include_configurations: Annotated[bool, Field(description="Include the configurations (devices) attached.")] = True
+    notes_page: Annotated[int, Field(ge=1), BeforeValidator(not_a_yes_no)] = 1
+    include_time: bool = True
+    include_configurations: Annotated[bool, Field(description="Configurations: the devices attached.")] = True
 
 
 def _check(request: TicketDetailsRequest) -> None:

@@ -72,9 +72,9 @@ class TicketRow(BaseModel):
     priority: str | None = None
     company: UntrustedText | None = None
     contact: UntrustedText | None = None
-    owner: str | None = Field(None, description="Owner's member identifier.")
+    owner: str | None = None
     updated: datetime | None = None
-    due: datetime | None = Field(None, description="Required date (due date) of the ticket.")
+    due: datetime | None = None
     closed: bool | None = Field(None, description="Present (true) only for closed tickets.")
 
     @classmethod
@@ -98,7 +98,7 @@ class TicketSearchResult(BaseModel):
     tenant: str
     tickets: list[TicketRow]
     page: int
-    has_more: bool = Field(description="More tickets match: ask for next_page.")
+    has_more: bool
     next_page: int | None = None
     notice: str = untrusted_notice("summary, company and contact")
 
@@ -106,28 +106,20 @@ class TicketSearchResult(BaseModel):
 class TicketQuery(BaseModel):
     """A ticket search: names, not ids, combined with AND."""
 
-    board: Annotated[NameOrNames, Field(description='Board name or list of names, e.g. "Service Desk" (any case).')] = (
-        None
-    )
-    status: Annotated[
-        NameOrNames, Field(description='Status name or list, e.g. ["New", "In Progress"] (any case).')
-    ] = None
-    company: Annotated[str | None, Field(description="Company name (or part of it) or company identifier.")] = None
-    contact: Annotated[str | None, Field(description="Contact name or part of it.")] = None
-    owner: Annotated[str | None, Field(description='Owner: member identifier, e.g. "jsmith", or part of a name.')] = (
-        None
-    )
-    priority: Annotated[NameOrNames, Field(description='Priority name or list, e.g. "Priority 1 - Critical".')] = None
-    summary_contains: Annotated[str | None, Field(description="Text the summary contains.")] = None
+    board: NameOrNames = None
+    status: NameOrNames = None
+    company: Annotated[str | None, Field(description="Name, part of one, or identifier.")] = None
+    contact: Annotated[str | None, Field(description="Name or part of one.")] = None
+    owner: Annotated[str | None, Field(description='Member identifier, e.g. "jsmith", or part of a name.')] = None
+    priority: Annotated[NameOrNames, Field(description='e.g. "Priority 1 - Critical".')] = None
+    summary_contains: str | None = None
     entered_after: When = None
     entered_before: When = None
     updated_after: When = None
-    open_only: Annotated[bool, Field(description="Only tickets that are not closed.")] = True
-    order_by: Annotated[OrderBy, Field(description="Any case.")] = "newest"
+    open_only: bool = True
+    order_by: OrderBy = "newest"
     limit: Annotated[int, Field(ge=1, le=100, description="Rows per page."), BeforeValidator(not_a_yes_no)] = 25
-    page: Annotated[
-        int, Field(ge=1, description="Page number, from next_page of an earlier call."), BeforeValidator(not_a_yes_no)
-    ] = 1
+    page: Annotated[int, Field(ge=1), BeforeValidator(not_a_yes_no)] = 1
 
     def names(self, argument: Literal["board", "status", "priority"]) -> tuple[str, ...]:
         value = getattr(self, argument)

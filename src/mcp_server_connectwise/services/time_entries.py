@@ -35,33 +35,20 @@ class TimeEntryRequest(BaseModel):
     ticket_id: TicketId
     start: Annotated[
         datetime,
-        Field(description="When the work started, ISO 8601 with a time zone, e.g. 2026-01-31T09:00:00Z."),
         BeforeValidator(iso_text),
     ]
-    end: Annotated[
-        datetime | None,
-        Field(description="When it ended, with a time zone. Give end or hours."),
-        BeforeValidator(iso_text),
-    ] = None
+    end: Annotated[datetime | None, BeforeValidator(iso_text)] = None
     hours: Annotated[
-        float | None,
-        Field(gt=0, le=24, description="Hours worked from start, instead of end."),
-        BeforeValidator(not_a_yes_no),
+        float | None, Field(gt=0, le=24, description="Worked from start."), BeforeValidator(not_a_yes_no)
     ] = None
     notes: Annotated[str | None, Field(description="What was done (customer-visible on invoices).")] = None
-    member: Annotated[
-        str | None, Field(description="Member identifier to log for; default: the tenant's configured member.")
-    ] = None
-    work_type: Annotated[str | None, Field(description='Work type name, e.g. "Remote Support".')] = None
-    billable_option: Annotated[BillableOption | None, Field(description="Any case, e.g. billable.")] = None
-    internal_notes: Annotated[str | None, Field(description="Notes for staff only.")] = None
-    allow_duplicate: Annotated[
-        bool,
-        Field(
-            description="Log it even if the ticket already has an entry for the same member, start and end "
-            "(refused as a duplicate otherwise)."
-        ),
-    ] = False
+    member: Annotated[str | None, Field(description="Member identifier; default: the tenant's configured member.")] = (
+        None
+    )
+    work_type: Annotated[str | None, Field(description='Name, e.g. "Remote Support".')] = None
+    billable_option: BillableOption | None = None
+    internal_notes: Annotated[str | None, Field(description="Staff only.")] = None
+    allow_duplicate: bool = False
 
 
 class TimeEntryCreated(BaseModel):

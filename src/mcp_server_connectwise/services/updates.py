@@ -45,25 +45,20 @@ class TicketChanges(BaseModel):
     """What to change on ticket `ticket_id`; None leaves a field as it is."""
 
     ticket_id: TicketId
-    status: Annotated[
-        NameOrId, Field(description='Status name on the ticket\'s board (or the new board), e.g. "Waiting on Client".')
-    ] = None
-    priority: Annotated[NameOrId, Field(description="Priority name.")] = None
-    board: Annotated[
-        NameOrId,
-        Field(description="Board name, to move the ticket; without status it gets the board's default status."),
-    ] = None
-    owner: Annotated[NameOrId, Field(description='Owner: member identifier, e.g. "jsmith".')] = None
-    summary: Annotated[str | None, Field(max_length=100, description="New summary (at most 100 characters).")] = None
-    type: Annotated[NameOrId, Field(description="Type name on the board.")] = None
-    subtype: Annotated[NameOrId, Field(description="Subtype name on the board.")] = None
-    item: Annotated[NameOrId, Field(description="Item name on the board.")] = None
-    severity: Annotated[Level | None, Field(description="Low, Medium or High (any case).")] = None
-    impact: Annotated[Level | None, Field(description="Low, Medium or High (any case).")] = None
-    required_date: When = None
-    budget_hours: Annotated[float | None, Field(ge=0, description="Budgeted hours."), BeforeValidator(not_a_yes_no)] = (
+    status: Annotated[NameOrId, Field(description="With board, a status of the new board.")] = None
+    priority: NameOrId = None
+    board: Annotated[NameOrId, Field(description="To move the ticket; without status it gets the board's default.")] = (
         None
     )
+    owner: Annotated[NameOrId, Field(description='Member identifier, e.g. "jsmith".')] = None
+    summary: Annotated[str | None, Field(max_length=MAX_SUMMARY_CHARS)] = None
+    type: NameOrId = None
+    subtype: NameOrId = None
+    item: NameOrId = None
+    severity: Level | None = None
+    impact: Level | None = None
+    required_date: Annotated[When, Field(description="Due date.")] = None
+    budget_hours: Annotated[float | None, Field(ge=0), BeforeValidator(not_a_yes_no)] = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in type(self).model_fields if name != "ticket_id")
@@ -78,8 +73,8 @@ class FieldChange(BaseModel):
 class TicketUpdated(BaseModel):
     tenant: str
     ticket_id: int
-    patched: bool = Field(description="False when the ticket already had every value asked for: nothing was sent.")
-    changes: list[FieldChange] = Field(description="Each changed field, before -> after.")
+    patched: bool
+    changes: list[FieldChange]
     notice: str = untrusted_notice("changes[] of summary")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator
 
 from mcp_server_connectwise.services import boards
 from mcp_server_connectwise.services.arguments import not_a_yes_no
@@ -14,19 +14,17 @@ from mcp_server_connectwise.toolsets.definition import ToolCall, ToolDefinition,
 
 
 async def list_boards(call: ToolCall) -> Boards:
-    """List every active service board with its default status: the board names the other tools accept
-    (rarely the ones guessed, e.g. "Service Desk", not "Helpdesk")."""
+    """List the active service boards: the names the other tools take (rarely the ones guessed, e.g.
+    "Service Desk", not "Helpdesk")."""
     return await boards.list_boards(call.session)
 
 
 async def list_board_statuses(
     call: ToolCall,
-    board: Annotated[
-        str | int, Field(description='Board name (any case) or id, e.g. "Service Desk".'), BeforeValidator(not_a_yes_no)
-    ],
+    board: Annotated[str | int, BeforeValidator(not_a_yes_no)],
 ) -> BoardStatuses:
-    """List every status of a service board in board order, with id, name, closed, timeEntryNotAllowed,
-    default and sort order: the names a ticket on that board can take. Closed statuses close the ticket."""
+    """List a service board's statuses in board order: the names a ticket on that board can take. A closed
+    status closes the ticket; the default one is a new ticket's."""
     return await boards.list_board_statuses(call.session, board)
 
 
@@ -38,7 +36,6 @@ TOOLSET = Toolset(
             list_boards,
             title="List the service boards",
             read_only=True,
-            idempotent=True,
             purpose="see the boards",
             examples=({},),
             next_tools=("list_board_statuses", "search_tickets"),
@@ -48,7 +45,6 @@ TOOLSET = Toolset(
             list_board_statuses,
             title="List a board's statuses",
             read_only=True,
-            idempotent=True,
             purpose="see a board's statuses",
             provides=Look.BOARD_STATUSES,
             examples=({"board": "Service Desk"},),

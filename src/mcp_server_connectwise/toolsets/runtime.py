@@ -51,10 +51,8 @@ logger = logging.getLogger(__name__)
 # Set around each tools/call by `AuditRejectedCalls`; `ToolRuntime` appends to it when it writes the call's line.
 _audited_marker: ContextVar[list[bool] | None] = ContextVar("audited_marker", default=None)
 
-TenantArgument = Annotated[
-    str | None,
-    Field(description='Tenant to work in, e.g. "acme"; default: the server\'s default tenant.'),
-]
+# What a tenant is, and that it is optional, the server instructions say once (`Offer.instructions`).
+TenantArgument = Annotated[str | None, Field(description="Omit for the default tenant.")]
 TENANT_PARAMETER = inspect.Parameter("tenant", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TenantArgument)
 # Where the SDK hands the bound function the request (for the arguments as sent); left out of the input schema.
 CONTEXT_PARAMETER = inspect.Parameter("sdk_context", inspect.Parameter.KEYWORD_ONLY, annotation=Context)

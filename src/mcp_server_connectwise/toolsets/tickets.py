@@ -14,9 +14,8 @@ from mcp_server_connectwise.toolsets.definition import Hint, ToolCall, ToolDefin
 
 
 async def search_tickets(call: ToolCall, query: TicketQuery) -> TicketSearchResult:
-    """Find service tickets. Filters take names (any case), not ids, and combine with AND; a name that exists
-    nowhere in the tenant is refused with the valid ones. One ConnectWise request per call, plus reference
-    lists not yet cached."""
+    """Find service tickets. Filters take names, not ids, and combine with AND; a name the tenant has nowhere is
+    refused with the valid ones. One ConnectWise request per call, plus reference lists not yet cached."""
     return await ticket_search.search_tickets(call.session, query)
 
 
@@ -29,8 +28,8 @@ def _search_hint(result: TicketSearchResult) -> Hint:
 
 
 async def get_ticket_details(call: ToolCall, request: TicketDetailsRequest) -> TicketDetails:
-    """Read one service ticket in full: its fields, notes (newest first; notes_page for older ones), time
-    entries and configurations. Long texts are cut; the answer stays under 32 KB."""
+    """Read a service ticket in full: fields, notes (newest first, by page), time entries, configurations.
+    Long texts are cut; the answer stays under 32 KB."""
     return await ticket_details.get_ticket_details(call.session, request)
 
 
@@ -41,16 +40,15 @@ def _details_hint(result: TicketDetails) -> Hint:
 
 
 async def add_ticket_note(call: ToolCall, note: NoteRequest) -> NoteAdded:
-    """Add a note to a service ticket. Notes are internal unless note_type says otherwise, so nothing reaches
-    the customer by accident."""
+    """Add a note to a service ticket: internal (staff only) unless note_type says otherwise."""
     added = await notes.add_ticket_note(call.session, note)
     call.wrote("note", added.note_id, ticket_id=note.ticket_id, note_type=note.note_type, notify=note.notify)
     return added
 
 
 async def update_ticket(call: ToolCall, changes: TicketChanges) -> TicketUpdated:
-    """Change a service ticket's fields. Names are checked against its board before anything is sent (an
-    invalid status is refused with the valid ones); only changed fields are written, each shown before -> after."""
+    """Change a service ticket's fields. Names are checked against its board first (an invalid status is refused
+    with the valid ones); only changed fields are written, each shown before -> after."""
     updated = await updates.update_ticket(call.session, changes)
     if updated.patched:
         call.wrote("ticket", changes.ticket_id, fields=[change.field for change in updated.changes])
@@ -107,7 +105,6 @@ TOOLSET = Toolset(
             search_tickets,
             title="Search service tickets",
             read_only=True,
-            idempotent=True,
             purpose="find tickets",
             provides=Look.FIND_TICKET,
             hint=_search_hint,
@@ -119,7 +116,6 @@ TOOLSET = Toolset(
             get_ticket_details,
             title="Read a service ticket",
             read_only=True,
-            idempotent=True,
             purpose="read a ticket in full",
             provides=Look.READ_TICKET,
             hint=_details_hint,

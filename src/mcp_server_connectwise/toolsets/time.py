@@ -8,9 +8,9 @@ from mcp_server_connectwise.toolsets.definition import ToolCall, ToolDefinition,
 
 
 async def create_time_entry(call: ToolCall, entry: TimeEntryRequest) -> TimeEntryCreated:
-    """Log time worked on a service ticket, at most 24 hours per entry; give end or hours. Refused on a
-    status that forbids time, for a start in the future, and when the same member, start and end are already
-    logged (unless allow_duplicate)."""
+    """Log time on a service ticket: at most 24 hours an entry; give end or hours. Refused on a status that
+    forbids time, for a start in the future, and for the member, start and end of an entry already logged
+    (unless allow_duplicate)."""
     created = await time_entries.create_time_entry(call.session, entry)
     call.wrote("time_entry", created.time_entry_id, ticket_id=entry.ticket_id, hours=created.hours)
     return created
