@@ -13,7 +13,8 @@ from mcp_server_connectwise.toolsets.definition import Hint, ToolCall, ToolDefin
 
 async def search_tickets(call: ToolCall, query: TicketQuery) -> TicketSearchResult:
     """Find service tickets. Filters take names (any case), not ids, and combine with AND; a name that exists
-    nowhere in the tenant is refused with the valid ones. One ConnectWise request per call, plus reference
+    nowhere in the tenant is refused with the valid ones. Waiting on Customer for over 48 hours: status
+    "Waiting on Customer", updated_before now minus 48 h. One ConnectWise request per call, plus reference
     lists not yet cached."""
     return await ticket_search.search_tickets(call.session, query)
 
