@@ -107,4 +107,4 @@ async def test_at_most_three_pages_are_read_and_the_answer_says_more_matched():
     first = sorted(r[0] for r in running + paused)[:MAX_TICKETS]
     assert len(running) + len(paused) > MAX_TICKETS and not result.complete
     assert result.breached + result.paused == MAX_TICKETS and result.due_soon == 0
-    assert [t.id for t in result.tickets] == [r[0] for r in running if r[0] in set(first)][:20]
+    assert [t.id for t in result.tickets] == [r[0] for r in running if r[0] in set(first)][: SlaRiskRequest().limit]

@@ -135,15 +135,7 @@ class Ticket(Record):
     actual_hours: CWNumber = None
     initial_description: CWText = None  # POST-only field (API.md); read when a response echoes it
     closed_flag: CWFlag = None
-    closed_date: CWDateTime = None
     sla_status: CWText = None
-    date_responded: CWDateTime = None
-    date_resplan: CWDateTime = None
-    date_resolved: CWDateTime = None
-    # The SLA deadlines ConnectWise computed (its calendars included), absent from the 2025.8 export (API.md).
-    respond_by_goal: CWDateTime = Field(None, alias="respondByGoalUTC")
-    resplan_goal: CWDateTime = Field(None, alias="resplanGoalUTC")
-    resolution_goal: CWDateTime = Field(None, alias="resolutionGoalUTC")
 
 
 class BoardStatus(Record):

@@ -18,13 +18,12 @@ from pydantic import BaseModel, BeforeValidator, Field
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.client import MAX_PAGE_SIZE
-from mcp_server_connectwise.connectwise.models import Ticket
+from mcp_server_connectwise.connectwise.models import read_moment
 from mcp_server_connectwise.services import catalog, resolve
 from mcp_server_connectwise.services.arguments import When, iso_text
 from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.ticket_search import BoardNames, CompanyName, board_scope
-from mcp_server_connectwise.services.tickets import info_date
 
 MAX_PAGES = 5
 MAX_TIMED = MAX_PAGES * MAX_PAGE_SIZE
@@ -106,15 +105,15 @@ async def _closed_times(session: TenantSession, conditions: cw.Expr | None) -> t
             page=page,
             page_size=MAX_PAGE_SIZE,
         )
-        for item in found.items:
-            ticket = Ticket.model_validate(item)
-            entered = info_date(ticket, "dateEntered")
+        for item in found.items:  # read as sent: a model per row would cost more than the rest of the call
+            info = item.get("_info") if isinstance(item, dict) else None
+            entered = read_moment(info.get("dateEntered")) if isinstance(info, dict) else None
             if entered is None:
                 continue
-            if ticket.date_responded is not None:
-                responses.append((ticket.date_responded - entered).total_seconds())
-            if ticket.closed_date is not None:
-                resolutions.append((ticket.closed_date - entered).total_seconds())
+            if (responded := read_moment(item.get("dateResponded"))) is not None:
+                responses.append((responded - entered).total_seconds())
+            if (closed := read_moment(item.get("closedDate"))) is not None:
+                resolutions.append((closed - entered).total_seconds())
         if not found.has_next or not found.items:
             return responses, resolutions, True
     return responses, resolutions, False

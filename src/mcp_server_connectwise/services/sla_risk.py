@@ -1,8 +1,9 @@
 """SLA risk: the open tickets whose next SLA milestone is past or falls due within a window, by ConnectWise's
 own deadlines.
 
-ConnectWise computes a ticket's deadlines (`respondByGoalUTC`, `resplanGoalUTC`, `resolutionGoalUTC`) with
-its SLA's business hours and calendars: they are read, never recomputed. The next milestone is the response
+ConnectWise computes a ticket's deadlines (`respondByGoalUTC`, `resplanGoalUTC`, `resolutionGoalUTC`, fields
+its 2025.8 OpenAPI export lacks: API.md) with its SLA's business hours and calendars: they are read, never
+recomputed. The next milestone is the response
 until `dateResponded` is set, then the resolution plan until `dateResplan` is set, then the resolution; a
 ticket with `dateResolved` has none left. The conditions select exactly the tickets whose next deadline falls
 before the window ends, so every page read is a page of answers, ordered here by deadline (ConnectWise cannot
@@ -16,15 +17,16 @@ listed apart, with the deadline ConnectWise holds, and never counted as breached
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, Field
 
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.client import MAX_PAGE_SIZE
-from mcp_server_connectwise.connectwise.models import Ticket, label
+from mcp_server_connectwise.connectwise.models import Ticket, label, read_moment
 from mcp_server_connectwise.services.arguments import not_a_yes_no
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.ticket_search import BoardNames, CompanyName, board_scope
@@ -70,7 +72,7 @@ class SlaRiskRequest(BaseModel):
     ] = 2
     limit: Annotated[
         int, Field(ge=1, le=100, description="Rows per list, soonest first."), BeforeValidator(not_a_yes_no)
-    ] = 20
+    ] = 10
 
 
 class SlaTicket(BaseModel):
@@ -98,13 +100,14 @@ class SlaRisk(BaseModel):
     notice: str = untrusted_notice("summary and company")
 
 
-def next_milestone(ticket: Ticket) -> Milestone | None:
-    """The milestone ConnectWise measures the ticket against next; None once it is resolved."""
-    if ticket.date_resolved is not None:
+def next_milestone(ticket: Mapping[str, Any]) -> Milestone | None:
+    """The milestone ConnectWise measures a ticket (a row as sent) against next, reading its dates as the
+    conditions do (absent is null: not yet met); None once it is resolved."""
+    if ticket.get("dateResolved"):
         return None
-    if ticket.date_responded is None:
+    if not ticket.get("dateResponded"):
         return "respond"
-    return "plan" if ticket.date_resplan is None else "resolve"
+    return "resolve" if ticket.get("dateResplan") else "plan"
 
 
 def candidates(cutoff: datetime) -> cw.Expr | None:
@@ -121,20 +124,49 @@ def candidates(cutoff: datetime) -> cw.Expr | None:
     )
 
 
-def _deadline(ticket: Ticket, milestone: Milestone) -> datetime | None:
-    if milestone == "respond":
-        return ticket.respond_by_goal
-    return ticket.resplan_goal if milestone == "plan" else ticket.resolution_goal
+class _Found(NamedTuple):
+    """A ticket placed by its next deadline; only the ones shown become rows (a page is up to 1,000)."""
+
+    deadline: datetime
+    id: int
+    milestone: Milestone
+    item: dict[str, Any]
+
+
+def _placed(item: Any) -> _Found | None:
+    """The row's next milestone and its deadline; None for a row the conditions would not select or whose
+    deadline cannot be read."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), int):
+        return None
+    milestone = next_milestone(item)
+    deadline = read_moment(item.get(DEADLINES[milestone])) if milestone else None
+    return _Found(deadline, item["id"], milestone, item) if milestone and deadline else None
+
+
+def _row(found: _Found, now: datetime, *, waiting: bool) -> SlaTicket:
+    ticket = Ticket.model_validate(found.item)
+    return SlaTicket(
+        id=ticket.id,
+        summary=ticket.summary,
+        board=label(ticket.board),
+        status=label(ticket.status),
+        priority=label(ticket.priority),
+        company=label(ticket.company),
+        owner=ticket.owner.identifier if ticket.owner else None,
+        milestone=found.milestone,
+        deadline=found.deadline,
+        minutes_left=None if waiting else math.floor((found.deadline - now).total_seconds() / 60),
+    )
 
 
 async def find_sla_risk(session: TenantSession, request: SlaRiskRequest, *, now: datetime | None = None) -> SlaRisk:
     """One request per page of candidates (at most MAX_PAGES), plus the board lists not yet cached."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
     scope = await board_scope(session, request.board, request.company)
-    statuses = scope.statuses()
+    waiting_statuses = {status.id for status in scope.statuses().values() if status.escalation_status == WAITING}
     conditions = cw.and_(scope.conditions, candidates(now + timedelta(hours=request.within_hours)))
-    running: list[SlaTicket] = []
-    paused: list[SlaTicket] = []
+    running: list[_Found] = []
+    paused: list[_Found] = []
     page, complete = 1, False
     while page <= MAX_PAGES:
         found = await session.client.get_page(
@@ -146,39 +178,25 @@ async def find_sla_risk(session: TenantSession, request: SlaRiskRequest, *, now:
             page_size=MAX_PAGE_SIZE,
         )
         for item in found.items:
-            ticket = Ticket.model_validate(item)
-            milestone = next_milestone(ticket)
-            deadline = _deadline(ticket, milestone) if milestone else None
-            if milestone is None or deadline is None:
-                continue  # the conditions leave these out; an unreadable date cannot be placed
-            status = statuses.get(ticket.status.id) if ticket.status and ticket.status.id else None
-            waiting = status is not None and status.escalation_status == WAITING
-            row = SlaTicket(
-                id=ticket.id,
-                summary=ticket.summary,
-                board=label(ticket.board),
-                status=label(ticket.status),
-                priority=label(ticket.priority),
-                company=label(ticket.company),
-                owner=ticket.owner.identifier if ticket.owner else None,
-                milestone=milestone,
-                deadline=deadline,
-                minutes_left=None if waiting else math.floor((deadline - now).total_seconds() / 60),
-            )
-            (paused if waiting else running).append(row)
+            if (placed := _placed(item)) is not None:
+                status = item.get("status")
+                status_id = status.get("id") if isinstance(status, dict) else None
+                waits = isinstance(status_id, int) and status_id in waiting_statuses
+                (paused if waits else running).append(placed)
         if not found.has_next or not found.items:
             complete = True
             break
         page += 1
-    running.sort(key=lambda row: (row.deadline, row.id))
-    paused.sort(key=lambda row: (row.deadline, row.id))
+    running.sort(key=lambda found: (found.deadline, found.id))
+    paused.sort(key=lambda found: (found.deadline, found.id))
+    breached = sum(1 for found in running if found.deadline < now)
     return SlaRisk(
         tenant=session.name,
         now=now,
-        breached=sum(1 for row in running if row.deadline < now),
-        due_soon=sum(1 for row in running if row.deadline >= now),
-        tickets=running[: request.limit],
+        breached=breached,
+        due_soon=len(running) - breached,
+        tickets=[_row(found, now, waiting=False) for found in running[: request.limit]],
         paused=len(paused),
-        paused_tickets=paused[: request.limit],
+        paused_tickets=[_row(found, now, waiting=True) for found in paused[: request.limit]],
         complete=complete,
     )
