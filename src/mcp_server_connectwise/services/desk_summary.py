@@ -53,23 +53,23 @@ class PriorityCount(BaseModel):
 
 
 class Durations(BaseModel):
-    tickets: int = Field(description="Tickets measured.")
+    tickets: int
     median_minutes: float | None = None
-    p90_minutes: float | None = Field(None, description="90th percentile.")
+    p90_minutes: float | None = None
 
 
 class DeskSummary(BaseModel):
     tenant: str
     since: datetime
     until: datetime
-    opened: int = Field(description="Tickets entered in the period.")
-    closed: int = Field(description="Tickets closed in the period.")
+    opened: int = Field(description="Entered in the period.")
+    closed: int = Field(description="Closed in the period.")
     open_now: int
-    open_by_status: list[StatusCount] = Field(description="Board order; statuses with none left out.")
-    open_by_priority: list[PriorityCount] = Field(description="Priorities with none left out.")
-    first_response: Durations = Field(description="Entered to first response, of tickets closed in the period.")
-    resolution: Durations = Field(description="Entered to closed, of tickets closed in the period.")
-    times_complete: bool = Field(description=f"False: over {MAX_TIMED:,} tickets closed; times cover the first by id.")
+    open_by_status: list[StatusCount] = Field(description="Non-zero, in board order.")
+    open_by_priority: list[PriorityCount] = Field(description="Non-zero.")
+    first_response: Durations = Field(description="Entered to first response, tickets closed in the period.")
+    resolution: Durations = Field(description="Entered to closed, the same tickets.")
+    times_complete: bool = Field(description=f"False: over {MAX_TIMED:,} closed; times of the first by id.")
 
 
 def nearest_rank(ordered: list[float], percent: int) -> float:

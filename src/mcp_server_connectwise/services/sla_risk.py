@@ -85,18 +85,18 @@ class SlaTicket(BaseModel):
     owner: str | None = None
     milestone: Milestone
     deadline: datetime
-    minutes_left: int | None = Field(None, description="Negative: breached. Absent while the clock is paused.")
+    minutes_left: int | None = Field(None, description="Negative: breached; absent while paused.")
 
 
 class SlaRisk(BaseModel):
     tenant: str
     now: datetime
-    breached: int = Field(description="Tickets whose next deadline has passed.")
-    due_soon: int = Field(description="Tickets whose next deadline falls within the window.")
-    tickets: list[SlaTicket] = Field(description="Soonest deadline first, at most limit.")
-    paused: int = Field(description="Tickets in a waiting status (SLA clock stopped) with a deadline in range.")
-    paused_tickets: list[SlaTicket] = Field(description="Soonest first, at most limit.")
-    complete: bool = Field(description=f"False: over {MAX_TICKETS:,} tickets matched; these are the first by id.")
+    breached: int = Field(description="Next deadline passed.")
+    due_soon: int = Field(description="Next deadline within the window.")
+    tickets: list[SlaTicket] = Field(description="Soonest first, at most limit.")
+    paused: int = Field(description="In a waiting status: clock stopped.")
+    paused_tickets: list[SlaTicket]
+    complete: bool = Field(description=f"False: over {MAX_TICKETS:,} matched; these are the first by id.")
     notice: str = untrusted_notice("summary and company")
 
 

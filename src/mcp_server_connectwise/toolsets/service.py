@@ -9,10 +9,9 @@ from mcp_server_connectwise.toolsets.definition import Hint, ToolCall, ToolDefin
 
 
 async def find_sla_risk(call: ToolCall, request: SlaRiskRequest) -> SlaRisk:
-    """Open tickets whose next SLA milestone (respond, resolution plan, resolution) is past or due within
-    within_hours, soonest first, by ConnectWise's own deadlines; minutes_left < 0 is breached. Tickets in a
-    waiting status (clock stopped) are listed apart. One ConnectWise request per 1,000 tickets found, plus
-    board lists not yet cached."""
+    """Open tickets whose next SLA deadline (respond, then resolution plan, then resolution) is past or within
+    within_hours, soonest first, by ConnectWise's own deadlines. Waiting tickets (clock stopped) are listed
+    apart. One request per 1,000 tickets found."""
     return await sla_risk.find_sla_risk(call.session, request)
 
 
@@ -28,9 +27,9 @@ def _sla_hint(result: SlaRisk) -> Hint:
 
 
 async def service_desk_summary(call: ToolCall, request: DeskSummaryRequest) -> DeskSummary:
-    """A period's figures: tickets opened and closed, open now by status and by priority, and median and 90th
-    percentile first-response and resolution times of the tickets closed in it. Counts cost one request
-    each, sent together."""
+    """A period's figures: tickets opened and closed, open now by status and by priority, median and 90th
+    percentile first-response and resolution times of tickets closed in it. One request per count, sent
+    together."""
     return await desk_summary.service_desk_summary(call.session, request)
 
 
