@@ -27,8 +27,11 @@ def test_bench_quick_reports_every_section(capsys):
         "update_ticket",
         "create_time_entry",
         "list_board_statuses",
+        "find_sla_risk",
     ):
         assert f"| {tool}: ConnectWise requests per call, cold / warm cache |" in report
+    assert "| find_sla_risk: tickets found / requests that read them (warm) |" in report
+    assert "| service_desk_summary: wall time cold / warm, budget 600/min |" in report
     assert "| stdio demo: spawn to first tools/list answer, median |" in report
 
     rows = dict(line.strip("|").split(" | ", 1) for line in report.splitlines() if line.startswith("| "))

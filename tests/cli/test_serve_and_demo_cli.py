@@ -211,7 +211,9 @@ def test_serve_refuses_an_unknown_toolset_naming_the_file(tmp_path):
     config = write_config(tmp_path, '[server]\ntoolsets = ["tickets", "alerts"]\n')
     with pytest.raises(ConfigError) as refused:
         run_serve(args(config=str(config)))
-    assert str(refused.value) == (f"{config}: 'alerts' is not a toolset; the toolsets are: tickets, time, boards")
+    assert str(refused.value) == (
+        f"{config}: 'alerts' is not a toolset; the toolsets are: tickets, time, boards, service"
+    )
 
 
 # --- the demo on a terminal, and its temporary audit log ------------------------------------------------------

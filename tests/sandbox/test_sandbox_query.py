@@ -176,6 +176,28 @@ async def test_order_by_multiple_keys(app, client):
     assert bad.status_code == 400
 
 
+async def test_the_sla_deadlines_beyond_the_export_take_conditions_order_by_and_fields(app, client):
+    cutoff = "2026-11-02T19:00:00Z"
+    assert await ids(client, f"dateResponded = null and respondByGoalUTC <= [{cutoff}]") == expected(
+        app, lambda t: "dateResponded" not in t and "respondByGoalUTC" in t and t["respondByGoalUTC"] <= cutoff
+    )
+    response = await client.get(
+        "/service/tickets",
+        params={
+            "conditions": "resolutionGoalUTC != null",
+            "orderBy": "resolutionGoalUTC desc, id",
+            "pageSize": 1000,
+            "fields": "id,resolutionGoalUTC",
+        },
+    )
+    want = sorted((t for t in tickets(app) if "resolutionGoalUTC" in t), key=lambda t: t["id"])
+    want.sort(key=lambda t: t["resolutionGoalUTC"], reverse=True)
+    assert response.json() == [{"id": t["id"], "resolutionGoalUTC": t["resolutionGoalUTC"]} for t in want]
+    assert (
+        await client.get("/service/tickets", params={"conditions": "resolutionGoal < [2026-01-01]"})
+    ).status_code == 400
+
+
 async def test_fields_gives_partial_nested_records(client):
     response = await client.get("/service/tickets/1001", params={"fields": "id,summary,status/name,_info/lastUpdated"})
     body = response.json()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings
-from mcp_server_connectwise.sandbox.seed import seed_store
-from mcp_server_connectwise.sandbox.store import Store
+from mcp_server_connectwise.sandbox.seed import PRIORITIES, SEED_NOW, seed_store
+from mcp_server_connectwise.sandbox.store import Store, iso, parse_iso
 
 TABLES = (
     "tickets",
@@ -69,6 +69,38 @@ def test_tickets_are_plausible_and_consistent():
         assert abs(ticket.get("actualHours", 0) - hours) < 1e-9
     assert 0.3 < sum(t["closedFlag"] for t in tickets) / len(tickets) < 0.9
     assert [t["id"] for t in tickets] == sorted(t["id"] for t in tickets)
+
+
+def test_open_tickets_carry_the_sla_deadlines_of_their_priority_and_some_fall_due_at_seed_now():
+    store = seeded(tickets=200)  # the tests' sandbox (support.harness.SANDBOX)
+    hours = {name: (respond, plan, resolve) for name, *_rest, respond, plan, resolve, _share in PRIORITIES}
+    statuses = store["statuses"]
+    due: dict[str, int] = {"breached": 0, "within 2 h": 0, "later": 0, "paused": 0}
+    for ticket in store["tickets"].values():
+        if ticket["closedFlag"]:
+            assert ticket["dateResponded"] <= ticket["closedDate"]
+            continue
+        entered = parse_iso(ticket["_info"]["dateEntered"])
+        respond, plan, resolve = hours[ticket["priority"]["name"]]
+        waited = ticket.get("minutesWaiting", 0) * 60
+        assert parse_iso(ticket["respondByGoalUTC"]) == entered + respond * 3600
+        assert parse_iso(ticket["resplanGoalUTC"]) == entered + plan * 3600 + waited
+        assert parse_iso(ticket["resolutionGoalUTC"]) == entered + resolve * 3600 + waited
+        if "dateResplan" in ticket:
+            assert ticket["dateResponded"] <= ticket["dateResplan"] <= iso(SEED_NOW)
+        if "dateResponded" in ticket:
+            assert ticket["dateResponded"] <= iso(SEED_NOW)
+        milestone = (
+            "respondByGoalUTC"
+            if "dateResponded" not in ticket
+            else ("resolutionGoalUTC" if "dateResplan" in ticket else "resplanGoalUTC")
+        )
+        left = parse_iso(ticket[milestone]) - SEED_NOW
+        if statuses[ticket["status"]["id"]]["escalationStatus"] == "NoEscalation":
+            due["paused"] += 1
+        else:
+            due["breached" if left < 0 else "within 2 h" if left <= 7200 else "later"] += 1
+    assert due["breached"] > 10 and due["paused"] > 5 and due["within 2 h"] >= 3
 
 
 def test_hard_text_is_present():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import httpx2
 import pytest
@@ -24,6 +24,7 @@ from mcp_server_connectwise.untrusted import UNTRUSTED_MARK
 
 from support.harness import sandbox_app, sandbox_session
 from support.requests import details as details_of
+from support.transports import InFlight
 
 
 def test_conditions_are_built_from_names_and_never_concatenated():
@@ -103,22 +104,6 @@ async def test_filters_match_the_store_and_closed_tickets_need_open_only_false()
 async def test_last_page_has_no_next_page():
     result = await search_tickets(sandbox_session(), TicketQuery(open_only=False, limit=100, page=2))
     assert result.page == 2 and result.has_more is False and result.next_page is None
-
-
-class InFlight(httpx2.AsyncBaseTransport):
-    """Wraps the sandbox transport to measure how many requests overlap."""
-
-    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
-        self.inner, self.now, self.most = inner, 0, 0
-
-    async def handle_async_request(self, request):
-        self.now += 1
-        self.most = max(self.most, self.now)
-        await asyncio.sleep(0.01)
-        try:
-            return await self.inner.handle_async_request(request)
-        finally:
-            self.now -= 1
 
 
 async def test_details_come_from_one_round_of_concurrent_requests():
@@ -325,15 +310,40 @@ async def test_names_cost_no_request_on_a_warm_cache_and_a_search_that_shows_the
     assert [r["path"] for r in app.state.request_log] == ["/service/tickets"]
 
 
-async def test_entered_after_later_than_entered_before_is_refused_before_any_request():
+@pytest.mark.parametrize(
+    ("after", "before"), [("entered_after", "entered_before"), ("updated_after", "updated_before")]
+)
+async def test_an_after_later_than_its_before_is_refused_before_any_request(after, before):
     app = sandbox_app()
     query = TicketQuery(
-        entered_after=datetime(2026, 11, 2, tzinfo=timezone.utc),
-        entered_before=datetime(2026, 11, 1, tzinfo=timezone.utc),
+        **{after: datetime(2026, 11, 2, tzinfo=timezone.utc), before: datetime(2026, 11, 1, tzinfo=timezone.utc)}
     )
-    with pytest.raises(Refused, match="entered_after .* is not before entered_before .*, so no ticket can match"):
+    with pytest.raises(Refused, match=f"{after} .* is not before {before} .*, so no ticket can match"):
         await search_tickets(sandbox_session(app), query)
     assert app.state.request_log == []
+
+
+async def test_updated_before_and_due_before_select_the_tickets_the_store_has_before_them():
+    """ "Waiting on Customer for more than 48 hours" is one search; "due before" is the required date."""
+    app = sandbox_app()
+    session = sandbox_session(app)
+    store = app.state.store["tickets"].values()
+    now = datetime(2026, 11, 2, 17, tzinfo=timezone.utc)  # the sandbox's SEED_NOW
+    cutoff = "2026-10-31T17:00:00Z"  # now minus 48 hours
+    stale = await search_tickets(
+        session, TicketQuery(status="waiting on customer", updated_before=now - timedelta(hours=48), limit=100)
+    )
+    wanted = {
+        t["id"]
+        for t in store
+        if t["status"]["name"] == "Waiting on Customer" and not t["closedFlag"] and t["_info"]["lastUpdated"] < cutoff
+    }
+    assert wanted and {row.id for row in stale.tickets} == wanted
+    assert app.state.request_log[-1]["query"]["conditions"].endswith(f"lastUpdated < [{cutoff}] and closedFlag = false")
+    due = await search_tickets(session, TicketQuery(due_before=now, open_only=False, limit=100))
+    wanted = {t["id"] for t in store if t.get("requiredDate", "9999") < "2026-11-02T17:00:00Z"}
+    assert wanted and {row.id for row in due.tickets} == wanted
+    assert app.state.request_log[-1]["query"]["conditions"] == "requiredDate < [2026-11-02T17:00:00Z]"
 
 
 def test_enum_values_are_taken_in_any_case():

@@ -102,7 +102,12 @@ def sandbox_client(
     """A client of `sandbox`'s tenant straight onto its sandbox (or `transport`); `options` go to the client."""
     tenant = sandbox.config
     return ConnectWiseClient(
-        ClientSettings(company_id=tenant.company_id, client_id=tenant.client_id, base_url=tenant.base_url),
+        ClientSettings(
+            company_id=tenant.company_id,
+            client_id=tenant.client_id,
+            base_url=tenant.base_url,
+            requests_per_minute=tenant.requests_per_minute,
+        ),
         sandbox.credentials,
         transport=transport or sandbox.transport,
         **options,

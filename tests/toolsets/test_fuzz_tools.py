@@ -319,6 +319,8 @@ TOOL_ARGUMENTS = {
         "entered_after": dates,
         "entered_before": dates,
         "updated_after": dates,
+        "updated_before": dates,
+        "due_before": dates,
         "open_only": st.booleans(),
         "order_by": st.sampled_from(["newest", "oldest", "Newest", " RECENTLY_UPDATED ", "x"]),
         "limit": st.integers(-1, 102),
@@ -665,7 +667,7 @@ invalid_calls = st.one_of(
     st.builds(lambda v: ("create_time_entry", {"ticket_id": v, "start": START, "hours": 1}), bad_ticket_ids),
     st.builds(
         lambda a, v: ("search_tickets", {a: v}),
-        st.sampled_from(["entered_after", "entered_before", "updated_after"]),
+        st.sampled_from(["entered_after", "entered_before", "updated_after", "updated_before", "due_before"]),
         bad_dates,
     ),
     st.builds(lambda v: ("update_ticket", {"ticket_id": OPEN_TICKET, "required_date": v}), bad_dates),

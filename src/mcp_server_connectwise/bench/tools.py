@@ -26,8 +26,9 @@ from mcp.server import MCPServer
 from mcp.types import CallToolResult, TextContent
 
 from mcp_server_connectwise.audit import read_calls
-from mcp_server_connectwise.config import AppConfig, AuditConfig
+from mcp_server_connectwise.config import AppConfig, AuditConfig, TenantConfig
 from mcp_server_connectwise.config.models import MAX_REQUESTS_PER_MINUTE
+from mcp_server_connectwise.connectwise.ratelimit import default_burst
 from mcp_server_connectwise.sandbox import SandboxSettings, create_app
 from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.server import build_server
@@ -123,12 +124,16 @@ def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
             "hours": 0.25,
         },
         "list_board_statuses": lambda n: {"board": "Service Desk"},
+        # At the clock's now every seeded deadline has passed: every open ticket with one is found.
+        "find_sla_risk": lambda n: {},
     }
 
 
-def _server(directory: Path, tickets: int) -> tuple[Any, Any, TimedTransport, Path]:
+def _server(
+    directory: Path, tickets: int, requests_per_minute: int = REQUESTS_PER_MINUTE
+) -> tuple[Any, Any, TimedTransport, Path]:
     sandbox = sandbox_tenant(
-        TENANT, create_app(SandboxSettings(tickets=tickets)), requests_per_minute=REQUESTS_PER_MINUTE
+        TENANT, create_app(SandboxSettings(tickets=tickets)), requests_per_minute=requests_per_minute
     )
     transport = TimedTransport(sandbox.transport)
     audit_path = directory / f"audit-{time.perf_counter_ns()}.jsonl"
@@ -215,6 +220,58 @@ async def _measure_tool(
     ]
 
 
+async def _bench_sla_pages(directory: Path, tickets: int) -> list[tuple[str, str]]:
+    """How many tickets one find_sla_risk call found, and the requests that read them: one per page."""
+    server, _app, _transport, audit_path = _server(directory, tickets)
+    async with Client(server) as client:
+        await client.call_tool("find_sla_risk", {})  # the board lists, cached
+        result = await client.call_tool("find_sla_risk", {})
+    answer = result.structured_content or {}
+    found = answer["breached"] + answer["due_soon"] + answer["paused"]
+    [line] = read_calls(audit_path)[1:]
+    pages = sum(1 for request in line["requests"] if request["path"] == "/service/tickets")
+    return [("find_sla_risk: tickets found / requests that read them (warm)", f"{found:,} / {pages}")]
+
+
+async def _bench_summary(directory: Path, tickets: int) -> list[tuple[str, str]]:
+    """service_desk_summary over the sandbox's last 30 days: its requests, cold and warm, and its wall time at
+    the highest request budget and at the default one (where the budget paces its counts)."""
+    arguments = {"since": "2026-10-03T17:00:00Z", "until": "2026-11-02T17:00:00Z"}
+    default_budget = TenantConfig.model_fields["requests_per_minute"].default
+    rows: list[tuple[str, str]] = []
+    for budget in (REQUESTS_PER_MINUTE, default_budget):
+        server, _app, _transport, audit_path = _server(directory, tickets, budget)
+        wall_ms = []
+        async with Client(server) as client:
+            for _ in range(2):  # cold, then warm
+                await asyncio.sleep(default_burst(budget) / (budget / 60) * 1.1)  # the budget's bucket full again
+                started = time.perf_counter()
+                result = await client.call_tool("service_desk_summary", arguments)
+                wall_ms.append((time.perf_counter() - started) * 1000)
+                if result.is_error:
+                    raise RuntimeError(f"service_desk_summary failed in the benchmark: {_text(result)}")
+        cold, warm = (line["requests"] for line in read_calls(audit_path))
+        if budget == REQUESTS_PER_MINUTE:
+            counts = sum(1 for request in warm if request["path"].endswith("/count"))
+            rows += [
+                (
+                    "service_desk_summary (30 days): ConnectWise requests per call, cold / warm cache",
+                    f"{len(cold)} / {len(warm)} ({counts} counts, {len(warm) - counts} page of tickets closed)",
+                ),
+                (
+                    "service_desk_summary: bytes returned to the model (text content)",
+                    f"{len(_text(result).encode('utf-8')):,}",
+                ),
+            ]
+        rows.append(
+            (
+                f"service_desk_summary: wall time cold / warm, budget {budget:,}/min",
+                f"{wall_ms[0]:.0f} / {wall_ms[1]:.0f} ms",
+            )
+        )
+    return rows
+
+
 async def bench_tools(quick: bool) -> list[tuple[str, str]]:
     calls = 30 if quick else 300
     tickets = 200 if quick else 5_000
@@ -233,6 +290,9 @@ async def bench_tools(quick: bool) -> list[tuple[str, str]]:
             "create_ticket",
             "attach_configuration",
             "detach_configuration",
+            "find_sla_risk",
         ):
             rows += await _bench_tool(Path(directory), name, calls, tickets)
+        rows += await _bench_sla_pages(Path(directory), tickets)
+        rows += await _bench_summary(Path(directory), tickets)
     return rows

@@ -150,6 +150,7 @@ class BoardStatus(Record):
     closed_status: CWFlag = None
     time_entry_not_allowed: CWFlag = None
     default_flag: CWFlag = None
+    escalation_status: CWText = None  # the SLA milestone reaching it meets; NoEscalation: the clock waits
 
 
 class Board(Record):

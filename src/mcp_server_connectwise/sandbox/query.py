@@ -25,7 +25,7 @@ from mcp_server_connectwise.connectwise.conditions import (
     parse,
 )
 from mcp_server_connectwise.sandbox.errors import ApiError, bad_request
-from mcp_server_connectwise.sandbox.store import MODEL_FIELDS, Record
+from mcp_server_connectwise.sandbox.store import Record, query_fields
 
 Predicate = Callable[[Record], bool]
 Getter = Callable[[Record], Any]
@@ -73,7 +73,7 @@ class Query:
     """Compiles the query parameters of one request against one model (schema name, e.g. "Ticket")."""
 
     def __init__(self, model: str, fields: dict[str, str] | None = None) -> None:
-        self.fields = fields if fields is not None else MODEL_FIELDS.get(model, {})
+        self.fields = fields if fields is not None else query_fields(model)
         self._lower = {name.lower(): name for name in self.fields}
 
     # --- field paths -----------------------------------------------------------------------------------

@@ -120,6 +120,8 @@ _STATIC = {
 _SEVERITY_IMPACT = ("Low", "Medium", "Medium", "High")
 _BILLABLE = ("Billable", "Billable", "Billable", "NoCharge", "DoNotBill")
 _HOURS = (0.25, 0.5, 0.5, 0.75, 1.0, 1.0, 1.5, 2.0, 3.0)
+# Where the next deadline of a ticket back from a wait falls, in minutes after SEED_NOW (see _TicketSeeder.sla).
+_RESUMED_DUE_MINUTES = (-50, 15, 45, 80, 115, 200)
 
 
 def seed_store(store: Store, settings: SandboxSettings) -> None:
@@ -580,6 +582,7 @@ class _TicketSeeder:
     def build(self, count: int) -> _TicketSeeder:
         seeder, store, rand = self.seeder, self.store, self.seeder.rand
         statuses = store["statuses"]
+        escalation = {status_id: status["escalationStatus"] for status_id, status in statuses.items()}
         boards = []
         for board_id, first_type, end_type, issues, share, subtype_ids, item_ids in seeder.board_setup:
             if not share:
@@ -718,17 +721,20 @@ class _TicketSeeder:
             if owner is not None:
                 ticket["owner"] = owner
             last = entered + 600
-            if not is_new:
+            responded = None if is_new else entered + rand() * respond_h * 3600 * 1.4
+            if closed:
+                assert owner is not None  # a closed ticket is not new, so it has an owner
+                closed_at = min(entered + (0.2 + rand() * 1.3) * resolve_h * 3600, SEED_NOW - 60)
+            if responded is not None:
                 assert owner is not None  # only a new ticket has no owner
-                responded = entered + rand() * respond_h * 3600 * 1.4
+                responded = min(responded, closed_at if closed else SEED_NOW - 60)  # never after its close or now
                 ticket["dateResponded"] = iso(responded)
                 ticket["respondedBy"] = owner["identifier"]
                 ticket["respondMinutes"] = int((responded - entered) / 60)
                 ticket["respondedHours"] = round((responded - entered) / 3600, 2)
                 last = responded
             if closed:
-                assert owner is not None  # a closed ticket is not new, so it has an owner
-                closed_at = min(entered + (0.2 + rand() * 1.3) * resolve_h * 3600, SEED_NOW - 60)
+                assert owner is not None
                 last = max(last, closed_at)
                 ticket["closedDate"] = iso(closed_at)
                 ticket["closedBy"] = owner["identifier"]
@@ -739,10 +745,8 @@ class _TicketSeeder:
                 ticket["isInSla"] = closed_at - entered <= resolve_h * 3600
                 ticket["slaStatus"] = "Resolved"
             else:
-                due = entered + resolve_h * 3600
-                ticket["isInSla"] = due >= SEED_NOW
-                ticket["slaStatus"] = ("Respond by " if is_new else "Resolve by ") + iso(due)
-                ticket["requiredDate"] = iso(due)
+                ticket["requiredDate"] = iso(entered + resolve_h * 3600)
+                self.sla(ticket, entered, responded, (respond_h, plan_h, resolve_h), escalation[status_ref["id"]])
                 last = min(SEED_NOW - 60, last + rand() * 86400)
 
             hours = 0.0
@@ -777,6 +781,52 @@ class _TicketSeeder:
             }
             self.rows[ticket_id] = ticket
         return self
+
+    def sla(
+        self,
+        ticket: Record,
+        entered: float,
+        responded: float | None,
+        hours: tuple[float, float, float],
+        escalation: str,
+    ) -> None:
+        """An open ticket's SLA as ConnectWise holds it: the deadline it computed for each milestone (here
+        plain hours from entry: the sandbox has no business-hours calendar), the plan if one was given, and
+        the next milestone in `slaStatus`. Choices are by ticket id, not `rand()`, so the rest of the seed
+        is the same with or without them."""
+        ticket_id = ticket["id"]
+        respond_h, plan_h, resolve_h = hours
+        paused = escalation == "NoEscalation"  # a waiting status: the clock stands still
+        planned = responded is not None and (escalation == "ResolutionPlan" or (paused and ticket_id % 2 == 0))
+        respond_goal = entered + respond_h * 3600
+        plan_goal, resolution_goal = entered + plan_h * 3600, entered + resolve_h * 3600
+        if planned:
+            assert responded is not None
+            plan_at = min(responded + 600 + (ticket_id * 37 % 100) / 100 * plan_h * 3600, SEED_NOW - 60)
+            ticket["dateResplan"] = iso(plan_at)
+            ticket["resplanBy"] = ticket["respondedBy"]
+            ticket["resPlanMinutes"] = int((plan_at - entered) / 60)
+            ticket["resplanHours"] = round((plan_at - entered) / 3600, 2)
+        if responded is not None and not paused and ticket_id % 4 == 0:
+            # One in four responded tickets waited on the customer earlier: the wait pushed its later deadlines
+            # back, so that at SEED_NOW some fall due within hours, as on a real desk.
+            target = SEED_NOW + _RESUMED_DUE_MINUTES[ticket_id // 4 % len(_RESUMED_DUE_MINUTES)] * 60
+            waited = int((target - (resolution_goal if planned else plan_goal)) // 60)
+            if 0 < waited * 60 <= SEED_NOW - responded:
+                ticket["minutesWaiting"] = waited
+                plan_goal += waited * 60
+                resolution_goal += waited * 60
+        ticket["respondByGoalUTC"] = iso(respond_goal)
+        ticket["resplanGoalUTC"] = iso(plan_goal)
+        ticket["resolutionGoalUTC"] = iso(resolution_goal)
+        if responded is None:
+            milestone, goal = "Respond by ", respond_goal
+        elif not planned:
+            milestone, goal = "Plan by ", plan_goal
+        else:
+            milestone, goal = "Resolve by ", resolution_goal
+        ticket["isInSla"] = goal >= SEED_NOW
+        ticket["slaStatus"] = "Waiting" if paused else milestone + iso(goal)
 
     def plan_notes(
         self, ticket_id: int, entered: float, last: float, contact_ref: Record, owner: Record | None, closed: bool

@@ -27,6 +27,17 @@ Record = dict[str, Any]
 MODEL_FIELDS: dict[str, dict[str, str]] = json.loads(
     resources.files(__package__).joinpath("fields.json").read_text(encoding="utf-8")
 )
+# Fields ConnectWise serves beyond the 2025.8 export, per model ([C] in API.md, seen in several independent
+# client models): the SLA deadlines it computed for a ticket. Read-only: no write body takes them. [I] They
+# take conditions and orderBy like the exported fields do.
+UNEXPORTED_FIELDS: dict[str, dict[str, str]] = {
+    "Ticket": {"respondByGoalUTC": "datetime", "resplanGoalUTC": "datetime", "resolutionGoalUTC": "datetime"},
+}
+
+
+def query_fields(model: str) -> dict[str, str]:
+    """The fields a list of `model` can be filtered, ordered and projected on: the exported and the unexported."""
+    return {**MODEL_FIELDS.get(model, {}), **UNEXPORTED_FIELDS.get(model, {})}
 
 
 def iso(ts: float) -> str:

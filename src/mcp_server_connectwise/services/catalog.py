@@ -55,7 +55,16 @@ def board_statuses(board_id: int) -> ReferenceList[BoardStatus]:
     return ReferenceList(
         endpoints.board_statuses(board_id),
         BoardStatus,
-        ("id", "name", "sortOrder", "closedStatus", "timeEntryNotAllowed", "defaultFlag", "inactive"),
+        (
+            "id",
+            "name",
+            "sortOrder",
+            "closedStatus",
+            "timeEntryNotAllowed",
+            "defaultFlag",
+            "inactive",
+            "escalationStatus",
+        ),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -103,12 +104,16 @@ class TicketSearchResult(BaseModel):
     notice: str = untrusted_notice("summary, company and contact")
 
 
+BoardNames = NameOrNames
+CompanyName = Annotated[str | None, Field(description="Name, part of one, or identifier.")]
+
+
 class TicketQuery(BaseModel):
     """A ticket search: names, not ids, combined with AND."""
 
-    board: NameOrNames = None
+    board: BoardNames = None
     status: NameOrNames = None
-    company: Annotated[str | None, Field(description="Name, part of one, or identifier.")] = None
+    company: CompanyName = None
     contact: Annotated[str | None, Field(description="Name or part of one.")] = None
     owner: Annotated[str | None, Field(description='Member identifier, e.g. "jsmith", or part of a name.')] = None
     priority: Annotated[NameOrNames, Field(description='e.g. "Priority 1 - Critical".')] = None
@@ -116,6 +121,8 @@ class TicketQuery(BaseModel):
     entered_after: When = None
     entered_before: When = None
     updated_after: When = None
+    updated_before: Annotated[When, Field(description="e.g. now minus 48 hours.")] = None
+    due_before: Annotated[When, Field(description="Required date (due date) before this.")] = None
     open_only: bool = True
     order_by: OrderBy = "newest"
     limit: Annotated[int, Field(ge=1, le=100, description="Rows per page."), BeforeValidator(not_a_yes_no)] = 25
@@ -157,6 +164,8 @@ def search_conditions(query: TicketQuery) -> cw.Expr | None:
         cw.ge("dateEntered", query.entered_after) if query.entered_after else None,
         cw.lt("dateEntered", query.entered_before) if query.entered_before else None,
         cw.ge("lastUpdated", query.updated_after) if query.updated_after else None,
+        cw.lt("lastUpdated", query.updated_before) if query.updated_before else None,
+        cw.lt("requiredDate", query.due_before) if query.due_before else None,
         cw.eq("closedFlag", False) if query.open_only else None,
     )
 
@@ -175,14 +184,15 @@ def _checked_conditions(query: TicketQuery) -> cw.Expr | None:
                 f"{argument} is {len(text)} characters long; search text can have at most {MAX_SEARCH_TEXT} "
                 "(longer matches no ticket), so shorten it."
             )
-    for argument in ("entered_after", "entered_before", "updated_after"):
+    for argument in ("entered_after", "entered_before", "updated_after", "updated_before", "due_before"):
         if getattr(query, argument) is not None:
             resolve.moment(argument, getattr(query, argument))
-    if query.entered_after is not None and query.entered_before is not None:
-        if query.entered_after >= query.entered_before:
+    for after, before in (("entered_after", "entered_before"), ("updated_after", "updated_before")):
+        starts, ends = getattr(query, after), getattr(query, before)
+        if starts is not None and ends is not None and starts >= ends:
             raise Refused(
-                f"entered_after ({query.entered_after.isoformat()}) is not before entered_before "
-                f"({query.entered_before.isoformat()}), so no ticket can match; swap them or widen the range."
+                f"{after} ({starts.isoformat()}) is not before {before} ({ends.isoformat()}), so no ticket can "
+                "match; swap them or widen the range."
             )
     if query.page > MAX_ID:
         raise Refused(f"page {shown(query.page)} is past any result; use next_page from an earlier search.")
@@ -230,6 +240,10 @@ _LISTS: dict[str, catalog.ReferenceList[Any]] = {
 }
 
 
+def in_board_order(statuses: list[BoardStatus]) -> list[BoardStatus]:
+    return sorted(statuses, key=lambda s: (s.sort_order is None, s.sort_order or 0, s.id))
+
+
 async def _statuses(session: TenantSession, *, refresh: bool) -> tuple[list[BoardStatus], bool]:
     """The statuses of every board (inactive ones too), board by board in board order; whether all of them
     were fetched just now."""
@@ -237,11 +251,7 @@ async def _statuses(session: TenantSession, *, refresh: bool) -> tuple[list[Boar
     loaded = await asyncio.gather(
         *(session.catalog.load(catalog.board_statuses(board.id), refresh=refresh) for board in boards)
     )
-    statuses = [
-        status
-        for items, _ in loaded
-        for status in sorted(items, key=lambda s: (s.sort_order is None, s.sort_order or 0, s.id))
-    ]
+    statuses = [status for items, _ in loaded for status in in_board_order(items)]
     return statuses, fresh and all(fetched for _, fetched in loaded)
 
 
@@ -344,4 +354,37 @@ async def search_tickets(session: TenantSession, query: TicketQuery) -> TicketSe
         page=page.page,
         has_more=page.has_next,
         next_page=page.page + 1 if page.has_next else None,
+    )
+
+
+# --- the board and company part of a search, for the services that count and walk tickets ---------------
+
+
+@dataclass(frozen=True)
+class BoardScope:
+    """The tickets a board and company filter select, as conditions, and the boards they can be on, each with
+    its statuses (inactive ones too) in board order."""
+
+    conditions: cw.Expr | None
+    boards: list[tuple[Board, list[BoardStatus]]]
+
+    def statuses(self) -> dict[int, BoardStatus]:
+        return {status.id: status for _, statuses in self.boards for status in statuses}
+
+
+async def board_scope(session: TenantSession, board: NameOrNames, company: str | None) -> BoardScope:
+    """The scope of `board` (names; None: every board, inactive ones too) and `company`, checked as a search
+    checks them: text that conditions cannot carry is refused before any request, a board the tenant has
+    nowhere with the boards there are. The board lists come from the tenant's cached catalog."""
+    query = TicketQuery(board=board, company=company, open_only=False)
+    conditions = _checked_conditions(query)
+    named = [name for argument, name in _named(query) if argument == "board"]
+    for name in named:
+        await _check_known(session, "board", name)
+    boards, _ = await session.catalog.load(catalog.BOARDS)
+    wanted = {resolve.normalise(name) for name in named}
+    in_scope = [b for b in boards if not wanted or (b.name is not None and resolve.normalise(b.name) in wanted)]
+    loaded = await asyncio.gather(*(session.catalog.load(catalog.board_statuses(b.id)) for b in in_scope))
+    return BoardScope(
+        conditions, [(b, in_board_order(statuses)) for b, (statuses, _) in zip(in_scope, loaded, strict=True)]
     )

@@ -15,7 +15,8 @@ from mcp_server_connectwise.toolsets.definition import Hint, ToolCall, ToolDefin
 
 async def search_tickets(call: ToolCall, query: TicketQuery) -> TicketSearchResult:
     """Find service tickets. Filters take names, not ids, and combine with AND; a name the tenant has nowhere is
-    refused with the valid ones. One ConnectWise request per call, plus reference lists not yet cached."""
+    refused with the valid ones. Waiting on Customer for over 48 hours: status "Waiting on Customer",
+    updated_before now minus 48 h. One ConnectWise request per call, plus reference lists not yet cached."""
     return await ticket_search.search_tickets(call.session, query)
 
 
