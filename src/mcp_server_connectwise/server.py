@@ -86,6 +86,7 @@ def build_server(
     credentials: Mapping[str, ApiCredentials] | None = None,
     key_store: KeyStore | None = None,
     cache_ttl: float = DEFAULT_TTL_SECONDS,
+    notice: str | None = None,
 ) -> MCPServer:
     """The MCP server for the tenants of `app_config`.
 
@@ -96,7 +97,7 @@ def build_server(
     bearer token of a principal in `app_config.http` instead, and runs as that principal, within its tenants
     (serve it with `build_network_app`). `transports` and `credentials` (per tenant name) replace the network
     and the keyring, for the demo and tests; clients are otherwise made on first use from the config and
-    `key_store`. Config problems raise ConfigError.
+    `key_store`. `notice` is a sentence added to the server instructions. Config problems raise ConfigError.
     """
     where = f"{app_config.path}: " if app_config.path else ""
     check_tool_allowlists(app_config.tenants.values(), list(REGISTRY.by_name), where=where)
@@ -145,7 +146,7 @@ def build_server(
     server = MCPServer(
         SERVER_NAME,
         version=__version__,
-        instructions=offer.instructions(REGISTRY),
+        instructions=" ".join(filter(None, (offer.instructions(REGISTRY), notice))),
         lifespan=lifespan,
         middleware=[AuditRejectedCalls(runtime)],
         tools=[sdk_tool(definition, runtime) for definition in offer.tools.values()],
@@ -200,10 +201,13 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
 
 
 def _demo(audit_path: Path, http: HttpConfig | None = None) -> tuple[AppConfig, dict[str, Any]]:
-    """The demo's config, and the build_server options answering tenant `demo` from a fresh in-process sandbox."""
+    """The demo's config, and the build_server options answering tenant `demo` from a fresh in-process sandbox
+    seeded relative to the current hour, so that "this week" and the SLA deadlines ahead mean what they say."""
+    from mcp_server_connectwise.sandbox import SandboxSettings, create_app
+    from mcp_server_connectwise.sandbox.settings import this_hour
     from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 
-    sandbox = sandbox_tenant(DEMO_TENANT)
+    sandbox = sandbox_tenant(DEMO_TENANT, create_app(SandboxSettings(now=this_hour())))
     config = AppConfig(
         default_tenant=DEMO_TENANT,
         audit=AuditConfig(path=audit_path),
@@ -213,14 +217,17 @@ def _demo(audit_path: Path, http: HttpConfig | None = None) -> tuple[AppConfig, 
     return config, dict(transports={DEMO_TENANT: sandbox.transport}, credentials={DEMO_TENANT: sandbox.credentials})
 
 
-def build_demo_server(audit_path: Path, *, principal: str = "local") -> MCPServer:
-    """The server with one tenant, `demo`, answered by the in-process sandbox: no network, no keys."""
+def build_demo_server(
+    audit_path: Path, *, principal: str = "local", read_only: bool = False, notice: str | None = None
+) -> MCPServer:
+    """The server with one tenant, `demo`, answered by the in-process sandbox: no network, no keys. `notice`
+    ends the server instructions (the bundle says there how to leave the demo)."""
     config, sandbox = _demo(audit_path)
-    return build_server(config, principal=principal, **sandbox)
+    return build_server(config, principal=principal, read_only=read_only, notice=notice, **sandbox)
 
 
-def build_demo_app(audit_path: Path, listener: Listener, token: str) -> Starlette:
+def build_demo_app(audit_path: Path, listener: Listener, token: str, *, read_only: bool = False) -> Starlette:
     """The demo over HTTP or SSE: like `serve`, it needs a bearer token, here `token` of principal `demo`."""
     principal = Principal(name=DEMO_TENANT, token_sha256=hash_token(token), tenants=(DEMO_TENANT,))
     config, sandbox = _demo(audit_path, HttpConfig(principals={DEMO_TENANT: principal}))
-    return build_network_app(config, listener, **sandbox)
+    return build_network_app(config, listener, read_only=read_only, **sandbox)

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import shlex
-import shutil
 import signal
 import sys
 import threading
@@ -15,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mcp_server_connectwise.cli.arguments import PROGRAM, add_transport_options
+from mcp_server_connectwise.cli.config import CLIENTS, launch_command
 from mcp_server_connectwise.cli.serve import listen, os_user
 
 WAITING = (
@@ -29,12 +29,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--audit-path", metavar="PATH", help="audit log for the demo, kept (default: a temp file, removed on exit)"
     )
+    parser.add_argument("--read-only", action="store_true", help="serve only the tools that read")
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, notice: str | None = None) -> int:
     """Over HTTP/SSE it binds loopback only and mints a bearer token, printed once on stdout (as `tokens create`
-    does): there is no unauthenticated network mode, even for made-up data."""
+    does): there is no unauthenticated network mode, even for made-up data. On stdio, `notice` ends the server
+    instructions (the bundle's, without a config)."""
     import tempfile
 
     from mcp_server_connectwise.config.models import DEFAULT_CALL_DEADLINE_SECONDS
@@ -62,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
             # A client may stop it with SIGTERM rather than by closing stdin: while it serves, that is a graceful
             # shutdown (`shutdown`), after which the finally below cleans up; before and after, clean up then too.
             with _on_sigterm(lambda: _remove_audit(audit_path) if temporary else None):
-                server = build_demo_server(audit_path, principal=f"stdio:{os_user()}")
-                print(banner(args, audit_path, temporary=temporary), file=sys.stderr, flush=True)
+                server = build_demo_server(
+                    audit_path, principal=f"stdio:{os_user()}", read_only=args.read_only, notice=notice
+                )
+                # Started by a host that knows how to connect it (the bundle), it says what the demo is instead.
+                said = banner(args, audit_path, temporary=temporary) if notice is None else f"{PROGRAM} demo: {notice}"
+                print(said, file=sys.stderr, flush=True)
                 if sys.stdin is not None and sys.stdin.isatty():
                     # Started by hand: without this, a silent terminal looks like a hang.
                     print(WAITING, file=sys.stderr, flush=True)
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         listener = Listener(args.transport, args.host, args.port)
         token = new_token()
-        app = build_demo_app(audit_path, listener, token)
+        app = build_demo_app(audit_path, listener, token, read_only=args.read_only)
         print(banner(args, audit_path, temporary=temporary), file=sys.stderr, flush=True)
         print(token, flush=True)
         listen(app, listener)
@@ -109,23 +115,17 @@ def _remove_audit(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def _launch_command() -> list[str]:
-    script = shutil.which(PROGRAM, path=str(Path(sys.executable).parent)) or shutil.which(PROGRAM)
-    return [script] if script else [sys.executable, "-m", "mcp_server_connectwise"]
-
-
 def banner(args: argparse.Namespace, audit_path: Path, *, temporary: bool = False) -> str:
-    command = _launch_command()
+    command = launch_command()
     lines = [
         f"{PROGRAM} demo: tenant 'demo' is the built-in ConnectWise SANDBOX (made-up data, in-process, "
         "no network, no keys); writes change only this process's copy.",
         f"Audit log: {audit_path}" + (" (temporary: removed when the demo stops)" if temporary else ""),
     ]
     if args.transport == "stdio":
-        desktop = {"mcpServers": {"connectwise-demo": {"command": command[0], "args": [*command[1:], "demo"]}}}
         lines += [
             "Claude Desktop (claude_desktop_config.json):",
-            json.dumps(desktop, indent=2),
+            json.dumps(CLIENTS["claude-desktop"].snippet("connectwise-demo", ["demo"]), indent=2),
             "MCP Inspector:",
             f"npx @modelcontextprotocol/inspector --cli --method tools/list -- {shlex.join([*command, 'demo'])}",
         ]

@@ -14,7 +14,9 @@ LOOPBACK = "127.0.0.1"  # never another interface: the sandbox has fixed, publis
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("sandbox", help="run the ConnectWise sandbox on 127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--seed", type=int, default=1, help="seed for the deterministic data (default 1)")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="seed for the data (default 1), dated relative to the current hour"
+    )
     parser.add_argument("--tickets", type=int, default=500, help="number of seeded tickets (default 500)")
     parser.add_argument("--company", default="sandbox", help="login company id (default sandbox)")
     parser.add_argument("--public-key", default="sandbox-public")
@@ -36,11 +38,12 @@ def _not_a_dropped_connection(record: logging.LogRecord) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    from datetime import datetime, timezone
 
     import uvicorn
 
     from mcp_server_connectwise.sandbox.app import create_app
-    from mcp_server_connectwise.sandbox.settings import API_ROOT, SandboxSettings
+    from mcp_server_connectwise.sandbox.settings import API_ROOT, SandboxSettings, this_hour
 
     settings = SandboxSettings(
         seed=args.seed,
@@ -51,13 +54,15 @@ def run(args: argparse.Namespace) -> int:
         fault_rate=args.fault_rate,
         rate_limit=args.rate_limit,
         latency_ms=args.latency,
+        now=this_hour(),
     )
     base_url = f"http://{LOOPBACK}:{args.port}{API_ROOT}"
     app = create_app(settings, base_url=base_url)
     print(f"ConnectWise sandbox: {base_url}", flush=True)
     print(f"  company: {settings.company}  public key: {settings.public_key}  private key: {settings.private_key}")
     print(f"  Basic auth user: {settings.company}+{settings.public_key}  (any non-empty clientId header)")
-    print(f"  {settings.tickets} tickets, seed {settings.seed}. Ctrl-C to stop.", flush=True)
+    dated = datetime.fromtimestamp(settings.now, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"  {settings.tickets} tickets, seed {settings.seed}, dated up to {dated}. Ctrl-C to stop.", flush=True)
     logging.getLogger("uvicorn.error").addFilter(_not_a_dropped_connection)
     uvicorn.run(app, host=LOOPBACK, port=args.port, log_level="warning")
     return 0

@@ -1,8 +1,9 @@
 """Deterministic seed data: the same `seed` gives the same store, byte for byte.
 
-Everything is dated relative to SEED_NOW, not the clock. Tickets are built in one cheap loop (plain dicts,
-shared reference objects); their notes and time entries are planned in that loop as small tuples and only
-turned into records when something first reads those tables, so 100,000 tickets seed in a few seconds.
+Everything is dated relative to the settings' `now` (SEED_NOW by default), not the clock. Tickets are built
+in one cheap loop (plain dicts, shared reference objects); their notes and time entries are planned in that
+loop as small tuples and only turned into records when something first reads those tables, so 100,000
+tickets seed in a few seconds.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import uuid
 from collections.abc import Callable
 
 from mcp_server_connectwise.sandbox import seed_text as text
-from mcp_server_connectwise.sandbox.settings import API_MEMBER_IDENTIFIER, SandboxSettings
-from mcp_server_connectwise.sandbox.store import Record, Store, epoch, iso
+from mcp_server_connectwise.sandbox.settings import API_MEMBER_IDENTIFIER, SEED_NOW, SandboxSettings  # noqa: F401
+from mcp_server_connectwise.sandbox.store import Record, Store, iso
 
-SEED_NOW = epoch(2026, 11, 2, 17)
 _DAY = 86400.0
 _HISTORY_DAYS = 180
 FIRST_TICKET_ID = 1001
@@ -120,13 +120,13 @@ _STATIC = {
 _SEVERITY_IMPACT = ("Low", "Medium", "Medium", "High")
 _BILLABLE = ("Billable", "Billable", "Billable", "NoCharge", "DoNotBill")
 _HOURS = (0.25, 0.5, 0.5, 0.75, 1.0, 1.0, 1.5, 2.0, 3.0)
-# Where the next deadline of a ticket back from a wait falls, in minutes after SEED_NOW (see _TicketSeeder.sla).
+# Where the next deadline of a ticket back from a wait falls, in minutes after the seed's now (see _TicketSeeder.sla).
 _RESUMED_DUE_MINUTES = (-50, 15, 45, 80, 115, 200)
 
 
 def seed_store(store: Store, settings: SandboxSettings) -> None:
     """Fill `store` with the sandbox's MSP: its members, boards, customers and `settings.tickets` tickets."""
-    _Seeder(store, random.Random(settings.seed)).run(settings.tickets)
+    _Seeder(store, random.Random(settings.seed), settings.now).run(settings.tickets)
 
 
 def _ascii(name: str) -> str:
@@ -135,11 +135,12 @@ def _ascii(name: str) -> str:
 
 
 class _Seeder:
-    def __init__(self, store: Store, rng: random.Random) -> None:
+    def __init__(self, store: Store, rng: random.Random, now: float) -> None:
         self.store = store
         self.rng = rng
         self.rand = rng.random
-        self.base_info = {"lastUpdated": iso(SEED_NOW - 200 * _DAY), "updatedBy": "jsmith"}
+        self.now = now
+        self.base_info = {"lastUpdated": iso(now - 200 * _DAY), "updatedBy": "jsmith"}
 
     def run(self, tickets: int) -> None:
         self.static_tables()
@@ -153,7 +154,7 @@ class _Seeder:
     # --- helpers ---------------------------------------------------------------------------------------
 
     def info(self, days_ago: float = 200) -> dict[str, str]:
-        entered = iso(SEED_NOW - days_ago * _DAY)
+        entered = iso(self.now - days_ago * _DAY)
         return {"lastUpdated": entered, "updatedBy": "jsmith", "dateEntered": entered, "enteredBy": "jsmith"}
 
     def guid(self) -> str:
@@ -185,7 +186,7 @@ class _Seeder:
                     "inactiveFlag": identifier == text.INACTIVE_MEMBER,
                     "firstName": first,
                     "lastName": last,
-                    "hireDate": iso(SEED_NOW - (900 + 97 * i) * _DAY),
+                    "hireDate": iso(self.now - (900 + 97 * i) * _DAY),
                     "officeEmail": f"{_ascii(first)}.{_ascii(last)}@sandbox-msp.example",
                     "defaultEmail": "Office",
                     "defaultPhone": "Office",
@@ -203,7 +204,7 @@ class _Seeder:
             )
         for row in rows:
             if row["inactiveFlag"]:
-                row["inactiveDate"] = iso(SEED_NOW - 40 * _DAY)
+                row["inactiveDate"] = iso(self.now - 40 * _DAY)
         self.table("members", rows)
         self.member_ids = {row["identifier"]: row["id"] for row in rows}
         self.technicians = [self.ref("members", self.member_ids[t]) for t in text.TECHNICIANS]
@@ -264,7 +265,7 @@ class _Seeder:
                     "name": name,
                     "defaultFlag": name == "Phone",
                     "enteredBy": "jsmith",
-                    "dateEntered": iso(SEED_NOW - 400 * _DAY),
+                    "dateEntered": iso(self.now - 400 * _DAY),
                     "_info": dict(self.base_info),
                 }
                 for i, name in enumerate(SOURCES, 1)
@@ -396,7 +397,7 @@ class _Seeder:
                     "website": f"https://www.{domain}",
                     "territory": self.ref("locations", 1),
                     "accountNumber": f"C{company_id:05d}",
-                    "dateAcquired": iso(SEED_NOW - (1200 - 60 * company_id) * _DAY),
+                    "dateAcquired": iso(self.now - (1200 - 60 * company_id) * _DAY),
                     "leadFlag": False,
                     "unsubscribeFlag": False,
                     "deletedFlag": False,
@@ -482,8 +483,8 @@ class _Seeder:
                             "OptiPlex 7010",
                             "LaserJet M404",
                         )[("DC01", "FS01", "FW01", "WS-014", "WS-027", "PRN01").index(kind)],
-                        "installationDate": iso(SEED_NOW - (700 - configuration_id) * _DAY),
-                        "warrantyExpirationDate": iso(SEED_NOW + (200 + 11 * configuration_id) * _DAY),
+                        "installationDate": iso(self.now - (700 - configuration_id) * _DAY),
+                        "warrantyExpirationDate": iso(self.now + (200 + 11 * configuration_id) * _DAY),
                         "ipAddress": f"10.{company_id}.0.{10 + len(devices)}",
                         "osType": "Windows Server 2022"
                         if type_id == 1
@@ -508,8 +509,8 @@ class _Seeder:
                         "type": self.ref("agreementTypes", type_id),
                         "company": company_ref,
                         "contact": self.ref("contacts", contact_ids[0]),
-                        "startDate": iso(SEED_NOW - 365 * _DAY),
-                        "endDate": iso(SEED_NOW + 365 * _DAY),
+                        "startDate": iso(self.now - 365 * _DAY),
+                        "endDate": iso(self.now + 365 * _DAY),
                         "noEndingDateFlag": False,
                         "cancelledFlag": False,
                         "applicationUnits": "Hours" if type_id == 2 else "Amount",
@@ -574,6 +575,7 @@ class _TicketSeeder:
 
     def __init__(self, seeder: _Seeder) -> None:
         self.seeder = seeder
+        self.now = seeder.now
         self.store = seeder.store
         self.rows: dict[int, Record] = {}
         self.note_plans: list[tuple] = []
@@ -581,6 +583,7 @@ class _TicketSeeder:
 
     def build(self, count: int) -> _TicketSeeder:
         seeder, store, rand = self.seeder, self.store, self.seeder.rand
+        now = self.now
         statuses = store["statuses"]
         escalation = {status_id: status["escalationStatus"] for status_id, status in statuses.items()}
         boards = []
@@ -626,13 +629,13 @@ class _TicketSeeder:
             {"id": 1, "caption": "Client Reference", "type": "Text", "entryMethod": "EntryField", "numberOfDecimals": 0}
         ]
         ticket_configurations = store.ticket_configurations
-        start = SEED_NOW - _HISTORY_DAYS * _DAY
+        start = now - _HISTORY_DAYS * _DAY
         step = _HISTORY_DAYS * _DAY / max(count, 1)
         ticket_id = FIRST_TICKET_ID - 1
         for i in range(count):
             ticket_id += 2 if rand() < 0.03 else 1  # a few ids are gone, as deleted tickets leave gaps
             entered = start + (i + 0.9 * rand()) * step
-            age_hours = (SEED_NOW - entered) / 3600
+            age_hours = (now - entered) / 3600
 
             roll = rand()
             for board in boards:
@@ -724,10 +727,10 @@ class _TicketSeeder:
             responded = None if is_new else entered + rand() * respond_h * 3600 * 1.4
             if closed:
                 assert owner is not None  # a closed ticket is not new, so it has an owner
-                closed_at = min(entered + (0.2 + rand() * 1.3) * resolve_h * 3600, SEED_NOW - 60)
+                closed_at = min(entered + (0.2 + rand() * 1.3) * resolve_h * 3600, now - 60)
             if responded is not None:
                 assert owner is not None  # only a new ticket has no owner
-                responded = min(responded, closed_at if closed else SEED_NOW - 60)  # never after its close or now
+                responded = min(responded, closed_at if closed else now - 60)  # never after its close or now
                 ticket["dateResponded"] = iso(responded)
                 ticket["respondedBy"] = owner["identifier"]
                 ticket["respondMinutes"] = int((responded - entered) / 60)
@@ -747,7 +750,7 @@ class _TicketSeeder:
             else:
                 ticket["requiredDate"] = iso(entered + resolve_h * 3600)
                 self.sla(ticket, entered, responded, (respond_h, plan_h, resolve_h), escalation[status_ref["id"]])
-                last = min(SEED_NOW - 60, last + rand() * 86400)
+                last = min(now - 60, last + rand() * 86400)
 
             hours = 0.0
             if owner is not None:
@@ -767,7 +770,7 @@ class _TicketSeeder:
                     )
                     hours += spent
                     at += spent * 3600 + rand() * 7200
-                    last = max(last, min(at, SEED_NOW - 60))
+                    last = max(last, min(at, now - 60))
             ticket["actualHours"] = hours
             self.plan_notes(ticket_id, entered, last, contact_ref, owner, closed)
             ticket["mobileGuid"] = str(uuid.UUID(int=int(rand() * (1 << 53)) << 70 | ticket_id, version=4))
@@ -802,17 +805,17 @@ class _TicketSeeder:
         plan_goal, resolution_goal = entered + plan_h * 3600, entered + resolve_h * 3600
         if planned:
             assert responded is not None
-            plan_at = min(responded + 600 + (ticket_id * 37 % 100) / 100 * plan_h * 3600, SEED_NOW - 60)
+            plan_at = min(responded + 600 + (ticket_id * 37 % 100) / 100 * plan_h * 3600, self.now - 60)
             ticket["dateResplan"] = iso(plan_at)
             ticket["resplanBy"] = ticket["respondedBy"]
             ticket["resPlanMinutes"] = int((plan_at - entered) / 60)
             ticket["resplanHours"] = round((plan_at - entered) / 3600, 2)
         if responded is not None and not paused and ticket_id % 4 == 0:
             # One in four responded tickets waited on the customer earlier: the wait pushed its later deadlines
-            # back, so that at SEED_NOW some fall due within hours, as on a real desk.
-            target = SEED_NOW + _RESUMED_DUE_MINUTES[ticket_id // 4 % len(_RESUMED_DUE_MINUTES)] * 60
+            # back, so that at the seed's now some fall due within hours, as on a real desk.
+            target = self.now + _RESUMED_DUE_MINUTES[ticket_id // 4 % len(_RESUMED_DUE_MINUTES)] * 60
             waited = int((target - (resolution_goal if planned else plan_goal)) // 60)
-            if 0 < waited * 60 <= SEED_NOW - responded:
+            if 0 < waited * 60 <= self.now - responded:
                 ticket["minutesWaiting"] = waited
                 plan_goal += waited * 60
                 resolution_goal += waited * 60
@@ -825,7 +828,7 @@ class _TicketSeeder:
             milestone, goal = "Plan by ", plan_goal
         else:
             milestone, goal = "Resolve by ", resolution_goal
-        ticket["isInSla"] = goal >= SEED_NOW
+        ticket["isInSla"] = goal >= self.now
         ticket["slaStatus"] = "Waiting" if paused else milestone + iso(goal)
 
     def plan_notes(
@@ -916,7 +919,7 @@ class _TicketSeeder:
                     "invoiceHours": spent,
                     "enteredBy": member["identifier"],
                     "dateEntered": iso(end),
-                    "status": "Billed" if end < SEED_NOW - 30 * _DAY else "Open",
+                    "status": "Billed" if end < self.now - 30 * _DAY else "Open",
                     "ticket": store.ref("tickets", ticket_id),
                     "ticketBoard": ticket["board"]["name"],
                     "ticketStatus": ticket["status"]["name"],

@@ -19,7 +19,7 @@ from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.client import MAX_PAGE_SIZE
 from mcp_server_connectwise.connectwise.models import read_moment
-from mcp_server_connectwise.services import catalog, resolve
+from mcp_server_connectwise.services import catalog, progress, resolve
 from mcp_server_connectwise.services.arguments import When, iso_text
 from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
@@ -114,6 +114,7 @@ async def _closed_times(session: TenantSession, conditions: cw.Expr | None) -> t
                 responses.append((responded - entered).total_seconds())
             if (closed := read_moment(item.get("closedDate"))) is not None:
                 resolutions.append((closed - entered).total_seconds())
+        await progress.advance(len(found.items), what="closed tickets read")
         if not found.has_next or not found.items:
             return responses, resolutions, True
     return responses, resolutions, False

@@ -27,6 +27,7 @@ from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.client import MAX_PAGE_SIZE
 from mcp_server_connectwise.connectwise.models import Ticket, label, read_moment
+from mcp_server_connectwise.services import progress
 from mcp_server_connectwise.services.arguments import not_a_yes_no
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.ticket_search import BoardNames, CompanyName, board_scope
@@ -183,6 +184,7 @@ async def find_sla_risk(session: TenantSession, request: SlaRiskRequest, *, now:
                 status_id = status.get("id") if isinstance(status, dict) else None
                 waits = isinstance(status_id, int) and status_id in waiting_statuses
                 (paused if waits else running).append(placed)
+        await progress.advance(len(found.items), what="tickets read")
         if not found.has_next or not found.items:
             complete = True
             break

@@ -41,6 +41,9 @@ class TimeEntryRequest(BaseModel):
     hours: Annotated[
         float | None, Field(gt=0, le=24, description="Worked from start."), BeforeValidator(not_a_yes_no)
     ] = None
+    minutes: Annotated[
+        float | None, Field(gt=0, le=24 * 60, description="Instead of hours."), BeforeValidator(not_a_yes_no)
+    ] = None
     notes: Annotated[str | None, Field(description="What was done (customer-visible on invoices).")] = None
     member: Annotated[str | None, Field(description="Member identifier; default: the tenant's configured member.")] = (
         None
@@ -108,8 +111,18 @@ def _clean(argument: str, text: str | None) -> str | None:
     return text or None
 
 
+def _in_hours(request: TimeEntryRequest) -> TimeEntryRequest:
+    """The request with `minutes` (which models reach for) given as the `hours` the checks speak of."""
+    given = [name for name in ("end", "hours", "minutes") if getattr(request, name) is not None]
+    if len(given) != 1:
+        raise Refused("Give one of end, hours or minutes" + (f" (not {' and '.join(given)})." if given else "."))
+    if request.minutes is None:
+        return request
+    return request.model_copy(update={"hours": request.minutes / 60, "minutes": None})
+
+
 async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -> TimeEntryCreated:
-    start, end = work_period(request)
+    start, end = work_period(_in_hours(request))
     for argument, value in (("member", request.member), ("work_type", request.work_type)):
         if value is not None:
             resolve.name_or_id(argument, value)

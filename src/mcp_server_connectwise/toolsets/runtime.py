@@ -39,6 +39,7 @@ from mcp_server_connectwise.config.models import DEFAULT_CALL_DEADLINE_SECONDS
 from mcp_server_connectwise.connectwise import ConnectWiseError, RequestRecord
 from mcp_server_connectwise.connectwise.scope import call_scope
 from mcp_server_connectwise.http_auth import TenantNotAllowed, check_tenant_allowed, principal_tenants
+from mcp_server_connectwise.services import progress
 from mcp_server_connectwise.services.errors import Failed, Look, Refused, ServiceError, explain, sentence, shown
 from mcp_server_connectwise.services.tenancy import Tenants, announcing_writes, collect_requests
 from mcp_server_connectwise.services.write_recovery import EarlierAttempt, repeating
@@ -206,10 +207,12 @@ class ToolRuntime:
         unknown: Sequence[str] | Callable[[], Sequence[str]] = (),
         *,
         session: object = None,
+        report: progress.Reporter | None = None,
     ) -> CallToolResult:
         """Run `definition` with its validated `arguments`; `unknown` names (or, called, finds) the arguments the
         caller sent that the tool does not have, which refuse the call. `session` tells the caller's sessions
-        apart, so that the tenant's request budget serves each of them in turn.
+        apart, so that the tenant's request budget serves each of them in turn; `report` carries the handler's
+        `progress.advance` counts to the caller.
 
         Every request the call makes shares one deadline (`connectwise.scope`); past it, plus a moment for the
         answer, the call is stopped and answered with what is known."""
@@ -247,6 +250,7 @@ class ToolRuntime:
                     with (
                         announcing_writes(self._announcer(call, caller, definition, tenant.name, arguments)),
                         repeating(repeat.started) if repeat is not None else nullcontext() as earlier,
+                        progress.reporting(report) if report is not None else nullcontext(),
                     ):
                         result = await _call_handler(definition, call, arguments)
                     if repeat is not None:  # done, having looked for what the earlier call wrote: it is settled
@@ -552,7 +556,13 @@ def bind(definition: ToolDefinition, runtime: ToolRuntime) -> Callable[..., Awai
 
         if ARGUMENT_ERROR in arguments:  # audited with the arguments as sent: there are no validated ones
             arguments = {**sent(), ARGUMENT_ERROR: arguments[ARGUMENT_ERROR]}
-        return await runtime.run(definition, arguments, unknown=unknown, session=_session_of(sdk_context))
+        return await runtime.run(
+            definition,
+            arguments,
+            unknown=unknown,
+            session=_session_of(sdk_context),
+            report=sdk_context.report_progress,  # a no-op unless the request carries a progress token
+        )
 
     tool.__name__ = tool.__qualname__ = definition.name
     tool.__doc__ = runtime.offer.description(definition)

@@ -8,7 +8,7 @@ from mcp_server_connectwise.toolsets.definition import ToolCall, ToolDefinition,
 
 
 async def create_time_entry(call: ToolCall, entry: TimeEntryRequest) -> TimeEntryCreated:
-    """Log time on a service ticket: at most 24 hours an entry; give end or hours. Refused on a status that
+    """Log time on a service ticket: at most 24 hours an entry; give end, hours or minutes. Refused on a status that
     forbids time, for a start in the future, and for the member, start and end of an entry already logged
     (unless allow_duplicate)."""
     created = await time_entries.create_time_entry(call.session, entry)
