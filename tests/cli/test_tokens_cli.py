@@ -258,7 +258,10 @@ def test_list_shows_principals_and_their_tenants_never_a_hash(
     bob, _ = create(path, "ops.bot", "acme", capsys)
     code, out, err = cli(["tokens", "--config", str(path), "list"], capsys)
     assert (code, err) == (0, "")
-    assert out == (f"Principals in {path}:\n  alice    tenants: globex, acme\n  ops.bot  tenants: acme\n")
+    assert out == (
+        f"Principals in {path}:\n  alice    tenants: globex, acme  permissions: mcp\n"
+        "  ops.bot  tenants: acme  permissions: mcp\n"
+    )
     for token in (alice, bob):
         assert token not in out and hash_token(token) not in out
 
