@@ -16,6 +16,7 @@ def test_bench_quick_reports_every_section(capsys):
         "### Sandbox",
         "### Tools",
         "### Call latency under the rate budget",
+        "### Alert storm",
         "### tools/list bytes",
         "### Cold start",
     ):
@@ -44,6 +45,9 @@ def test_bench_quick_reports_every_section(capsys):
     assert "within the bound" in accuracy and int(accuracy.split()[0]) > 0
     p50, p99, slowest = (float(v) for v in rows["call latency p50 / p99 / max"].removesuffix(" ms").split(" / "))
     assert 0 < p50 <= p99 <= slowest
+
+    keys = int(rows["alert storm: reports / keys / concurrent reporters / simulated time"].split(" / ")[1])
+    assert int(rows["tickets created (one per key)"]) == keys == int(rows["tickets closed by the clears"])
 
     assert int(rows["tools listed"]) == len(REGISTRY.by_name)
     total = int(rows["tools/list result, JSON bytes"].replace(",", ""))

@@ -908,3 +908,38 @@ def test_the_demo_and_sandbox_tenant_has_a_real_looking_client_id() -> None:
 def test_bad_server_table(tmp_path: Path, text: str, problem: str) -> None:
     path = tmp_path / "tenants.toml"
     assert error_for(tmp_path, text + ACME) == f"{path}: {problem}"
+
+
+ALERTS_TABLE = """
+[tenants.acme.alerts]
+board = "Alerts"
+status = "New"
+close_status = "Auto-Closed"
+priority = { critical = "Priority 1 - Emergency Response" }
+"""
+
+
+def test_an_alerts_table_is_read_with_its_defaults(tmp_path: Path) -> None:
+    alerts = load_config(write(tmp_path, ACME + ALERTS_TABLE)).tenant("acme").alerts
+    assert alerts is not None
+    assert (alerts.board, alerts.close_status, alerts.priority) == (
+        "Alerts",
+        "Auto-Closed",
+        {"critical": "Priority 1 - Emergency Response"},
+    )
+    assert (alerts.min_severity, alerts.coalesce_minutes, alerts.reopen_hours, alerts.flap_limit) == ("info", 15, 24, 3)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ('min_severity = "urgent"\n', "min_severity"),
+        ("coalesce_minutes = 0\n", "coalesce_minutes"),
+        ('colour = "red"\n', "colour"),
+        ('priority = { severe = "P1" }\n', "priority"),
+    ],
+)
+def test_a_bad_alerts_key_is_named(tmp_path: Path, extra: str, key: str) -> None:
+    text = ACME + ALERTS_TABLE.replace('priority = { critical = "Priority 1 - Emergency Response" }\n', "") + extra
+    message = error_for(tmp_path, text)
+    assert "alerts" in message and key in message

@@ -147,7 +147,7 @@ def refusals(store) -> dict[str, tuple[dict, str]]:
             "has no active contact",
         ),
         "status of another board": ({"company": "ACME", "status": elsewhere}, "is not a status of board Service Desk"),
-        "too long a summary": ({"company": "ACME", "summary": "x" * 101}, "1 to 100 characters"),
+        "too long a summary": ({"company": "ACME", "summary": "x" * 101}, "summary can have at most 100 characters"),
         "control character": ({"company": "ACME", "description": "bell\x07"}, "control character U+0007"),
         "another company's device": (
             {"company": "ACME", "configurations": [devices_of(store, other["id"])[0]["name"]]},

@@ -140,7 +140,9 @@ class Ticket(Record):
     actual_hours: CWNumber = None
     initial_description: CWText = None  # POST-only field (API.md); read when a response echoes it
     closed_flag: CWFlag = None
+    closed_date: CWDateTime = None
     sla_status: CWText = None
+    external_x_ref: CWText = None  # externalXRef: an integration's key for the ticket
 
 
 class BoardStatus(Record):

@@ -40,7 +40,7 @@ _ALERT_STATUSES = (
     ("New", False, False, True, "NotResponded", False),
     ("Acknowledged", False, False, False, "Responded", False),
     ("Investigating", False, False, False, "ResolutionPlan", False),
-    ("Auto-Resolved", True, True, False, "Resolved", False),
+    ("Auto-Closed", True, True, False, "Resolved", False),
     ("Closed", True, False, False, "Resolved", False),
 )
 _ONBOARDING_STATUSES = (

@@ -38,7 +38,7 @@ from mcp_server_connectwise.services.notes import MAX_NOTE_CHARS
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.ticket_devices import attach, find_configuration
 from mcp_server_connectwise.services.tickets import info_date
-from mcp_server_connectwise.services.updates import Level, summary_text
+from mcp_server_connectwise.services.updates import MAX_SUMMARY_CHARS, Level, summary_text
 from mcp_server_connectwise.services.write_recovery import PlannedWrite, entered_since, same_text
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
@@ -86,46 +86,41 @@ def similarity(one: str, other: str) -> float:
 class NewTicket(BaseModel):
     """A ticket to create; names, not ids."""
 
-    summary: Annotated[str, Field(min_length=1, description="At most 100 characters.")]
-    company: Annotated[str | int, Field(description='Company identifier or name, e.g. "ACME" or "Acme".')]
-    board: Annotated[NameOrId, Field(description="Board name; default: the tenant's default_board.")] = None
-    contact: Annotated[NameOrId, Field(description="Contact of the company: name, email or id.")] = None
-    description: Annotated[
-        str | None, Field(description="First note, visible to the customer.", max_length=MAX_NOTE_CHARS)
-    ] = None
-    internal_note: Annotated[
-        str | None, Field(description="First internal note (staff only).", max_length=MAX_NOTE_CHARS)
-    ] = None
-    status: Annotated[NameOrId, Field(description="Status on the board; default: the board's default.")] = None
-    priority: Annotated[NameOrId, Field(description="Priority name; default: ConnectWise's.")] = None
-    type: Annotated[NameOrId, Field(description="Type name on the board.")] = None
-    subtype: Annotated[NameOrId, Field(description="Subtype name on the board.")] = None
-    item: Annotated[NameOrId, Field(description="Item name on the board.")] = None
+    summary: Annotated[str, Field(min_length=1, max_length=MAX_SUMMARY_CHARS)]
+    company: Annotated[str | int, Field(description="Identifier or name.")]
+    board: Annotated[NameOrId, Field(description="Default: the tenant's default_board.")] = None
+    contact: Annotated[NameOrId, Field(description="Name, email or id.")] = None
+    description: Annotated[str | None, Field(max_length=MAX_NOTE_CHARS, description="Customer-visible first note.")] = (
+        None
+    )
+    internal_note: Annotated[str | None, Field(max_length=MAX_NOTE_CHARS, description="Staff-only first note.")] = None
+    status: Annotated[NameOrId, Field(description="Default: the board's.")] = None
+    priority: NameOrId = None
+    type: NameOrId = None
+    subtype: NameOrId = None
+    item: NameOrId = None
     severity: Level | None = None
     impact: Level | None = None
     owner: Annotated[NameOrId, Field(description='Member identifier, e.g. "jsmith".')] = None
-    required_date: When = None
+    required_date: Annotated[When, Field(description="Due date.")] = None
     configurations: Annotated[
         list[str | int] | None,
-        Field(
-            max_length=MAX_CONFIGURATIONS,
-            description="Devices of the company to attach: id, name or serial number each.",
-        ),
+        Field(max_length=MAX_CONFIGURATIONS, description="Devices to attach: ids, names or serial numbers."),
     ] = None
-    notify: Annotated[bool, Field(description="Let ConnectWise email the contact and resources.")] = False
-    allow_duplicate: Annotated[bool, Field(description="Create even when similar open tickets exist.")] = False
+    notify: Annotated[bool, Field(description="Email the contact and resources.")] = False
+    allow_duplicate: Annotated[bool, Field(description="Create despite similar open tickets.")] = False
 
 
 class PossibleDuplicate(BaseModel):
     id: int
     summary: UntrustedText | None = None
     status: str | None = None
-    age_hours: float | None = Field(None, description="Hours since it was entered.")
+    age_hours: float | None = None
 
 
 class TicketCreated(BaseModel):
     tenant: str
-    created: bool = Field(description="False: similar open tickets stopped it (possible_duplicates); nothing sent.")
+    created: bool
     ticket_id: int | None = None
     summary: UntrustedText | None = None
     board: str | None = None
@@ -135,12 +130,10 @@ class TicketCreated(BaseModel):
     company_identifier: str | None = None
     contact: UntrustedText | None = None
     owner: str | None = None
-    defaulted: list[str] = Field(default_factory=list, description="Fields left to a default, and whose.")
+    defaulted: list[str] = Field(default_factory=list)  # "status (the board's default)"
     notified: bool = False
-    configurations: list[int] = Field(default_factory=list, description="Ids of the devices attached.")
-    configurations_not_attached: list[str] = Field(
-        default_factory=list, description="Each device that could not be attached, and why; the ticket exists."
-    )
+    configurations: list[int] = Field(default_factory=list)  # ids of the devices attached
+    configurations_not_attached: list[str] = Field(default_factory=list, description="Why; the ticket exists.")
     possible_duplicates: list[PossibleDuplicate] | None = None
     notice: str = untrusted_notice("summary, company, contact and possible_duplicates")
 
