@@ -945,11 +945,11 @@ class _TicketSeeder:
 def _time_sheet_status(entry_id: int, start: float, prepaid: bool) -> str:
     """Where a seeded time entry is in ConnectWise's time sheet workflow, by the week it was worked."""
     weeks_ago = 0 if start >= _THIS_WEEK else int((_THIS_WEEK - start) // (7 * _DAY)) + 1
-    if weeks_ago > 0 and entry_id % _REJECTED_EVERY == 0:
-        return "Rejected"
     if weeks_ago < len(_TIME_SHEET_STAGES):
-        return _TIME_SHEET_STAGES[weeks_ago]
-    return "BilledAgreement" if prepaid else "Billed"
+        stage = _TIME_SHEET_STAGES[weeks_ago]
+    else:
+        stage = "BilledAgreement" if prepaid else "Billed"
+    return "Rejected" if stage != "Open" and entry_id % _REJECTED_EVERY == 0 else stage  # sent back once submitted
 
 
 # Which of its company's devices a ticket is about, by the words of its issue (see Seeder.companies).
