@@ -101,20 +101,17 @@ EntryId = Annotated[
 
 class TimeSheetQuery(BaseModel):
     member: Annotated[
-        NameOrId,
-        Field(
-            description='Member identifier or full name, e.g. "jsmith"; default: the tenant\'s member, unless ticket_id.'
-        ),
+        NameOrId, Field(description="Identifier or full name; default: the tenant's member, unless ticket_id.")
     ] = None
     ticket_id: Annotated[TicketId | None, Field(description="Only this ticket's entries.")] = None
-    date_from: Annotated[Day, Field(description="First day, YYYY-MM-DD (UTC); default: this week's Monday.")] = None
-    date_to: Annotated[Day, Field(description="Last day, included; default: 6 days after date_from.")] = None
+    date_from: Annotated[Day, Field(description="First UTC day; default: this week's Monday.")] = None
+    date_to: Annotated[Day, Field(description="Last day, included; default: 6 days on.")] = None
 
 
 class ListedTimeEntry(BaseModel):
     id: int
     ticket_id: int | None = None
-    charged_to: str | None = Field(None, description="What the entry is charged to when not a ticket.")
+    charged_to: str | None = Field(None, description="When not a ticket.")
     member: str | None = None
     start: datetime | None = None
     end: datetime | None = None
@@ -148,14 +145,12 @@ class TimeSheet(BaseModel):
     ticket_id: int | None = None
     date_from: date | None = None
     date_to: date | None = None
-    entries: list[ListedTimeEntry] = Field(description="By start, earliest first.")
-    hours_per_day: dict[str, float] = Field(description="Hours by UTC day of the start (each day of the range).")
+    entries: list[ListedTimeEntry] = Field(description="Earliest first.")
+    hours_per_day: dict[str, float] = Field(description="By UTC day of the start.")
     total_hours: float
-    billable_hours: float = Field(description="Hours whose billable_option is Billable.")
-    non_billable_hours: float = Field(description="All other hours.")
-    more: bool | None = Field(
-        None, description=f"Present (true) when more than {MAX_ENTRIES} entries match: all figures cover the first."
-    )
+    billable_hours: float = Field(description="billable_option Billable.")
+    non_billable_hours: float
+    more: bool | None = Field(None, description=f"More than {MAX_ENTRIES} match: the figures cover the first.")
     notice: str = untrusted_notice("entries[].notes")
 
 
@@ -304,21 +299,15 @@ class TimeEntryChanges(BaseModel):
 
     entry_id: EntryId
     start: Annotated[
-        datetime | None,
-        Field(description="New start, with a time zone; the end stays unless end or hours is given."),
-        BeforeValidator(iso_text),
+        datetime | None, Field(description="The end stays unless end or hours."), BeforeValidator(iso_text)
     ] = None
-    end: Annotated[datetime | None, Field(description="New end, with a time zone."), BeforeValidator(iso_text)] = None
-    hours: Annotated[
-        float | None,
-        Field(gt=0, le=24, description="Hours from the start, instead of end."),
-        BeforeValidator(not_a_yes_no),
-    ] = None
-    notes: Annotated[str | None, Field(description="New notes, replacing the old (customer-visible on invoices).")] = (
+    end: Annotated[datetime | None, BeforeValidator(iso_text)] = None
+    hours: Annotated[float | None, Field(gt=0, le=24, description="From the start."), BeforeValidator(not_a_yes_no)] = (
         None
     )
-    work_type: Annotated[NameOrId, Field(description='Work type name, e.g. "Remote Support".')] = None
-    billable_option: Annotated[BillableOption | None, Field(description="Any case, e.g. nocharge.")] = None
+    notes: Annotated[str | None, Field(description="Replace the old (customer-visible on invoices).")] = None
+    work_type: Annotated[NameOrId, Field(description='Name, e.g. "Remote Support".')] = None
+    billable_option: BillableOption | None = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in type(self).model_fields if name != "entry_id")
@@ -328,8 +317,8 @@ class TimeEntryUpdated(BaseModel):
     tenant: str
     time_entry_id: int
     ticket_id: int | None = None
-    patched: bool = Field(description="False when the entry already had every value asked for: nothing was sent.")
-    changes: list[FieldChange] = Field(description="Each changed field, before -> after.")
+    patched: bool
+    changes: list[FieldChange]
     hours: float | None = None
     status: str | None = None
     notice: str = untrusted_notice("changes[] of notes")

@@ -10,9 +10,9 @@ from mcp_server_connectwise.toolsets.definition import Hint, ToolCall, ToolDefin
 
 
 async def list_time_entries(call: ToolCall, query: TimeSheetQuery) -> TimeSheet:
-    """List a member's time entries (default: the tenant's member) or a ticket's, with hours per day and billable
-    totals. Days are UTC; default: this week (a ticket alone: all its time), at most 31 days. Open, Rejected
-    and ErrorsCorrected entries can be corrected."""
+    """List a member's time entries or a ticket's, with hours per day and billable totals: at most 31 days,
+    this week by default (a ticket alone: all its time). Open, Rejected and ErrorsCorrected entries can be
+    corrected."""
     return await time_sheets.list_time_entries(call.session, query)
 
 
@@ -34,8 +34,9 @@ async def create_time_entry(call: ToolCall, entry: TimeEntryRequest) -> TimeEntr
 
 
 async def update_time_entry(call: ToolCall, changes: TimeEntryChanges) -> TimeEntryUpdated:
-    """Correct a time entry that is still Open, Rejected or ErrorsCorrected (one in approval or billed is
-    refused). Times are checked as create_time_entry checks them; only changed fields are written."""
+    """Correct a time entry still Open, Rejected or ErrorsCorrected (one in approval or billed is refused).
+    Times are checked as create_time_entry checks them; only changed fields are written, each shown before ->
+    after."""
     updated = await time_sheets.update_time_entry(call.session, changes)
     if updated.patched:
         call.wrote("time_entry", changes.entry_id, fields=[change.field for change in updated.changes])
@@ -54,7 +55,6 @@ TOOLSET = Toolset(
             list_time_entries,
             title="List time entries",
             read_only=True,
-            idempotent=True,
             purpose="read the time sheet back",
             provides=Look.LIST_TIME,
             hint=_list_hint,
