@@ -27,6 +27,8 @@ def test_bench_quick_reports_every_section(capsys):
         "add_ticket_note",
         "update_ticket",
         "create_time_entry",
+        "list_time_entries",
+        "update_time_entry",
         "list_board_statuses",
         "find_sla_risk",
     ):

@@ -98,10 +98,16 @@ def _acme_contact_email(app: Any) -> str:
     return next(i["value"] for i in contact["communicationItems"] if i["communicationType"] == "Email")
 
 
+def _open_time_entry(app: Any) -> int:
+    """A seeded time entry its member may still change (its time sheet is open)."""
+    return next(e["id"] for e in app.state.store["timeEntries"].values() if e["status"] == "Open")
+
+
 def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
     """Arguments for the n-th call of each tool; writes vary so that every call changes something."""
     tickets = _open_tickets(app, time_allowed=True)
     unattached, attached, email = _devices(app, attached=False), _devices(app, attached=True), _acme_contact_email(app)
+    entry = _open_time_entry(app)
     return {
         # Summaries share too few words to be duplicates of each other: every call is checked, then created.
         "create_ticket": lambda n: {"company": "ACME", "contact": email, "summary": f"Benchmark {n} alpha{n} beta{n}"},
@@ -126,6 +132,9 @@ def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
         "list_board_statuses": lambda n: {"board": "Service Desk"},
         # At the clock's now every seeded deadline has passed: every open ticket with one is found.
         "find_sla_risk": lambda n: {},
+        # The seed's last full week (its "now" is Monday 2026-11-02).
+        "list_time_entries": lambda n: {"member": "jsmith", "date_from": "2026-10-26"},
+        "update_time_entry": lambda n: {"entry_id": entry, "notes": f"Benchmark correction {n}."},
     }
 
 
@@ -286,6 +295,8 @@ async def bench_tools(quick: bool) -> list[tuple[str, str]]:
             "add_ticket_note",
             "update_ticket",
             "create_time_entry",
+            "list_time_entries",
+            "update_time_entry",
             "list_board_statuses",
             "create_ticket",
             "attach_configuration",

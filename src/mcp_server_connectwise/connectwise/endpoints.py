@@ -22,6 +22,10 @@ def ticket(ticket_id: int) -> str:
     return f"{TICKETS}/{ticket_id}"
 
 
+def time_entry(entry_id: int) -> str:
+    return f"{TIME_ENTRIES}/{entry_id}"
+
+
 def ticket_notes(ticket_id: int) -> str:
     return f"{ticket(ticket_id)}/notes"
 

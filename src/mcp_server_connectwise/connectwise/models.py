@@ -171,7 +171,14 @@ class ServiceNote(Record):
     created_by: CWText = None
 
 
+# A time entry's `status` while its member may still change it (API.md "Time entry status"); past these it is
+# in approval or billed, and correcting it is ConnectWise's approval workflow, not an API edit.
+EDITABLE_TIME_ENTRY_STATUSES = ("Open", "Rejected", "ErrorsCorrected")
+
+
 class TimeEntry(Record):
+    charge_to_id: CWWholeNumber = None
+    charge_to_type: CWText = None
     member: CWReference = None
     work_type: CWReference = None
     time_start: CWDateTime = None
@@ -179,6 +186,7 @@ class TimeEntry(Record):
     actual_hours: CWNumber = None
     billable_option: CWText = None
     notes: CWText = None
+    status: CWText = None
 
 
 class Priority(Record):

@@ -8,6 +8,7 @@ turned into records when something first reads those tables, so 100,000 tickets 
 from __future__ import annotations
 
 import random
+import time
 import unicodedata
 import uuid
 from collections.abc import Callable
@@ -117,6 +118,15 @@ _STATIC = {
     "agreementTypes": ("Managed Services", "Block Time", "Break Fix"),
     "securityRoles": ("Admin", "Technician", "API Member"),
 }
+# Time sheets run Monday to Sunday (UTC here); this is the start of the week SEED_NOW falls in.
+_THIS_WEEK = SEED_NOW - SEED_NOW % _DAY - time.gmtime(SEED_NOW).tm_wday * _DAY
+# A seeded time entry's status by how many weeks before this week it was worked: this week's time sheet is
+# open and so is last week's (due tonight, SEED_NOW being a Monday); the one before is submitted, the two before
+# that approved and ready to bill; older ones are billed.
+_TIME_SHEET_STAGES = ("Open", "Open", "PendingApproval", "ApprovedByTierOne", "ReadyToBill")
+# [I] One entry in this many was sent back by its approver and never corrected: Rejected (so still editable by
+# its member) whatever its age. Entry ids are the same whatever the seed's size, so examples can name one.
+_REJECTED_EVERY = 25
 _SEVERITY_IMPACT = ("Low", "Medium", "Medium", "High")
 _BILLABLE = ("Billable", "Billable", "Billable", "NoCharge", "DoNotBill")
 _HOURS = (0.25, 0.5, 0.5, 0.75, 1.0, 1.0, 1.5, 2.0, 3.0)
@@ -884,6 +894,11 @@ class _TicketSeeder:
             tickets = store["tickets"]
             work_types = [store.ref("workTypes", i) for i in (1, 1, 2)]
             work_roles = store.ref("workRoles", 2)
+            # Agreements that prepay time (a monthly amount, a block of hours) take their tickets' time when it
+            # is billed; break-fix time is billed as worked.
+            prepaid = {
+                a["id"] for a in store["agreements"].values() if a.get("billAmount") or a.get("applicationLimit")
+            }
             for entry_id, (ticket_id, member, at, spent, work_type, billable, line) in enumerate(plans, 1):
                 ticket = tickets[ticket_id]
                 end = at + spent * 3600
@@ -916,7 +931,7 @@ class _TicketSeeder:
                     "invoiceHours": spent,
                     "enteredBy": member["identifier"],
                     "dateEntered": iso(end),
-                    "status": "Billed" if end < SEED_NOW - 30 * _DAY else "Open",
+                    "status": _time_sheet_status(entry_id, at, ticket.get("agreement", {}).get("id") in prepaid),
                     "ticket": store.ref("tickets", ticket_id),
                     "ticketBoard": ticket["board"]["name"],
                     "ticketStatus": ticket["status"]["name"],
@@ -925,6 +940,16 @@ class _TicketSeeder:
             return rows
 
         return load
+
+
+def _time_sheet_status(entry_id: int, start: float, prepaid: bool) -> str:
+    """Where a seeded time entry is in ConnectWise's time sheet workflow, by the week it was worked."""
+    weeks_ago = 0 if start >= _THIS_WEEK else int((_THIS_WEEK - start) // (7 * _DAY)) + 1
+    if weeks_ago < len(_TIME_SHEET_STAGES):
+        stage = _TIME_SHEET_STAGES[weeks_ago]
+    else:
+        stage = "BilledAgreement" if prepaid else "Billed"
+    return "Rejected" if stage != "Open" and entry_id % _REJECTED_EVERY == 0 else stage  # sent back once submitted
 
 
 # Which of its company's devices a ticket is about, by the words of its issue (see Seeder.companies).
