@@ -22,6 +22,7 @@ from mcp_server_connectwise.services.ticket_details import (
 from mcp_server_connectwise.services.ticket_search import SEARCH_FIELDS, TicketQuery, search_conditions, search_tickets
 from mcp_server_connectwise.untrusted import UNTRUSTED_MARK
 
+from support.faults import InFlight
 from support.harness import sandbox_app, sandbox_session
 from support.requests import details as details_of
 
@@ -103,22 +104,6 @@ async def test_filters_match_the_store_and_closed_tickets_need_open_only_false()
 async def test_last_page_has_no_next_page():
     result = await search_tickets(sandbox_session(), TicketQuery(open_only=False, limit=100, page=2))
     assert result.page == 2 and result.has_more is False and result.next_page is None
-
-
-class InFlight(httpx2.AsyncBaseTransport):
-    """Wraps the sandbox transport to measure how many requests overlap."""
-
-    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
-        self.inner, self.now, self.most = inner, 0, 0
-
-    async def handle_async_request(self, request):
-        self.now += 1
-        self.most = max(self.most, self.now)
-        await asyncio.sleep(0.01)
-        try:
-            return await self.inner.handle_async_request(request)
-        finally:
-            self.now -= 1
 
 
 async def test_details_come_from_one_round_of_concurrent_requests():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import deque
 
@@ -56,3 +57,19 @@ def recorded_settle_waits(monkeypatch) -> list[float]:
 
     monkeypatch.setattr(write_recovery.asyncio, "sleep", recorded)
     return waits
+
+
+class InFlight(httpx2.AsyncBaseTransport):
+    """Wraps the sandbox transport to measure how many requests overlap."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner, self.now, self.most = inner, 0, 0
+
+    async def handle_async_request(self, request):
+        self.now += 1
+        self.most = max(self.most, self.now)
+        await asyncio.sleep(0.01)
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.now -= 1

@@ -257,16 +257,19 @@ async def _default_agreement(session: TenantSession, resolved: _Resolved, agreem
     """Put the ticket under the company's agreement of `agreement_type` if it has exactly one active today;
     with several, say so in `defaulted` and leave it to the caller."""
     fitting = of_type(await company_agreements(session, resolved.company), agreement_type, today())
+    if not fitting:
+        return
+    kind = label(fitting[0].type)  # as ConnectWise spells it
     if len(fitting) == 1:
         resolved.body["agreement"] = {"id": fitting[0].id}
         resolved.agreement_name = fitting[0].name
         resolved.defaulted.append(
-            f"agreement (the company's only active {agreement_type} agreement: the tenant's default_agreement_type)"
+            f"agreement (the company's only active {kind} agreement: the tenant's default_agreement_type)"
         )
-    elif fitting:
+    else:
         names = ", ".join(f"{a.name} (id {a.id})" for a in fitting)
         resolved.defaulted.append(
-            f"agreement left out: the company has {len(fitting)} active {agreement_type} agreements ({names}); "
+            f"agreement left out: the company has {len(fitting)} active {kind} agreements ({names}); "
             "give agreement to choose one"
         )
 
