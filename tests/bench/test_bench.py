@@ -27,6 +27,11 @@ def test_bench_quick_reports_every_section(capsys):
         "update_ticket",
         "create_time_entry",
         "list_board_statuses",
+        "search_companies",
+        "get_company",
+        "search_contacts",
+        "get_contact",
+        "list_agreements",
     ):
         assert f"| {tool}: ConnectWise requests per call, cold / warm cache |" in report
     assert "| stdio demo: spawn to first tools/list answer, median |" in report
