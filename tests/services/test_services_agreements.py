@@ -21,6 +21,11 @@ from support.harness import sandbox_app, sandbox_session
 DAY = date(2026, 12, 1)
 
 
+def company_of(store, identifier: str) -> Company:
+    record = company(store, identifier)
+    return Company(id=record["id"], identifier=identifier, name=record["name"])
+
+
 def agreement(**fields) -> Agreement:
     return Agreement.model_validate({"id": 1, "name": "A", "agreementStatus": "Active", **fields})
 
@@ -100,6 +105,8 @@ async def test_an_agreement_is_refused_when_ambiguous_or_another_companys_naming
         f"{theirs['name']}, is one of company {muller['name']}); the active agreements of company Acme Rocket "
         "Supplies (ACME): Break Fix (id 1, Break Fix), Managed Services - Gold (id 2, Managed Services)."
     )
+    with pytest.raises(Refused, match="has no agreement 20"):  # an id, not a part of "Block Time 20 Hours"
+        await usable_agreement(session, company_of(store, "SmithJones"), 20)
     green = company(store, "GreenValley")
     with pytest.raises(Refused, match=r"no agreement 'Gold'; company Green Valley .* has no active agreement\."):
         await usable_agreement(session, Company(id=green["id"], name=green["name"]), "Gold")

@@ -463,7 +463,7 @@ TABLES: dict[str, Table] = {
             natural_keys=("currencyCode", "name"),
         ),
         Table("countries", "", "country", "Country"),
-        Table("sites", "", "site", "Site"),  # a company's sites: the sandbox serves each company's main one on it
+        Table("sites", "", "site", "Site"),  # each company's main site, referenced by the company
         Table("companyStatuses", "", "status", "CompanyStatus"),
         Table("companyTypes", "", "type", "CompanyType"),
         Table("configurationTypes", "", "type", "ConfigurationType"),

@@ -90,14 +90,17 @@ async def company_agreements(session: TenantSession, company: Company) -> list[A
 
 def _match(agreements: Sequence[Agreement], value: str | int, on: date) -> Agreement | list[Agreement] | None:
     """The agreement `value` names (id, name, or a unique part of a name), the candidates when several do,
-    or None. Of several with one name (a renewal keeps its name), the one usable today is taken."""
+    or None. Of several with one name (a renewal keeps its name), the one usable today is taken. An id matches
+    no part of a name: 20 is not "Block Time 20 Hours"."""
     wanted_id = resolve.as_id(value)
     by_id = next((a for a in agreements if a.id == wanted_id), None) if wanted_id is not None else None
     if by_id is not None:
         return by_id
     wanted = resolve.normalise(str(value))
     named = [a for a in agreements if a.name and resolve.normalise(a.name) == wanted]
-    candidates = named or [a for a in agreements if a.name and wanted in resolve.normalise(a.name)]
+    if not named and wanted_id is None:
+        named = [a for a in agreements if a.name and wanted in resolve.normalise(a.name)]
+    candidates = named
     if len(candidates) > 1:
         usable = [a for a in candidates if not_usable_because(a, on) is None]
         candidates = usable if len(usable) == 1 else candidates

@@ -197,7 +197,7 @@ async def _resolve(session: TenantSession, request: NewTicket) -> _Resolved:
     summary = summary_text(request.summary)
     description = _text("description", request.description)
     internal_note = _text("internal_note", request.internal_note)
-    for argument in ("status", "priority", "type", "subtype", "item", "owner", "contact"):
+    for argument in ("status", "priority", "type", "subtype", "item", "owner", "contact", "agreement"):
         if (value := getattr(request, argument)) is not None:
             resolve.name_or_id(argument, value)
     due = resolve.moment("required_date", request.required_date) if request.required_date else None
