@@ -521,13 +521,13 @@ class _Seeder:
                 devices.append(device)
                 device_ids[kind] = configuration_id
             self.table("configurations", configurations)
-            kinds = (
+            planned = (
                 ()
                 if owner
                 else AGREEMENTS.get(identifier, ((AGREEMENT_NAMES[company_id % 3], 1 + company_id % 3, "active"),))
             )
             agreement_ref = None
-            for agreement_name, type_id, state in kinds:
+            for agreement_name, type_id, state in planned:
                 agreements.append(
                     self.agreement(len(agreements) + 1, agreement_name, type_id, state, company_ref, contact_ids[0])
                 )
