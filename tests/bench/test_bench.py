@@ -31,6 +31,11 @@ def test_bench_quick_reports_every_section(capsys):
         "update_time_entry",
         "list_board_statuses",
         "find_sla_risk",
+        "search_companies",
+        "get_company",
+        "search_contacts",
+        "get_contact",
+        "list_agreements",
     ):
         assert f"| {tool}: ConnectWise requests per call, cold / warm cache |" in report
     assert "| find_sla_risk: tickets found / requests that read them (warm) |" in report

@@ -95,6 +95,7 @@ def test_loads_the_example_file_from_the_repo(tmp_path: Path) -> None:
     assert config.tenants["acme"].site == "api-na.myconnectwise.net"
     assert config.tenants["globex"].base_url == "https://api-eu.myconnectwise.net/v2025_1/apis/3.0"
     assert config.tenants["globex"].read_only is True
+    assert config.tenants["acme"].default_agreement_type == "Managed Services"
 
 
 def test_example_file_holds_no_secret_key() -> None:
@@ -438,6 +439,16 @@ def test_bad_site(tmp_path: Path, site: str) -> None:
         ("client_id", "", "must be a non-empty value without spaces or control characters"),
         ("member", "api bot", "must be a non-empty value without spaces or control characters"),
         ("company_id", 7, "must be a string"),
+        (
+            "default_agreement_type",
+            " ",
+            "must be an agreement type name as ConnectWise shows it (1 to 50 characters)",
+        ),
+        (
+            "default_agreement_type",
+            "x" * 51,
+            "must be an agreement type name as ConnectWise shows it (1 to 50 characters)",
+        ),
     ],
 )
 def test_bad_values(tmp_path: Path, key: str, value: object, problem: str) -> None:

@@ -356,6 +356,7 @@ TOOL_ARGUMENTS = {
         "impact": st.sampled_from(["Low", "High", ""]),
         "required_date": dates,
         "budget_hours": st.one_of(st.floats(-1, 1e6, allow_nan=False), st.sampled_from([0, 1e308, "2.5"])),
+        "agreement": st.one_of(names, st.sampled_from(["Break Fix", "Managed Services - Gold", "1", "4"])),
     },
     "create_time_entry": {
         "ticket_id": ids,

@@ -135,7 +135,29 @@ def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
         # The seed's last full week (its "now" is Monday 2026-11-02).
         "list_time_entries": lambda n: {"member": "jsmith", "date_from": "2026-10-26"},
         "update_time_entry": lambda n: {"entry_id": entry, "notes": f"Benchmark correction {n}."},
+        "search_companies": lambda n: {"type": "Client"},
+        "get_company": lambda n: {"company": "ACME"},
+        "search_contacts": lambda n: {"email": email},
+        "get_contact": lambda n: {"contact_id": (3, 4, 5, 6)[n % 4]},
+        "list_agreements": lambda n: {"company": "ACME"},
     }
+
+
+# Devices get_company is measured on: ACME's, made up to this many.
+COMPANY_DEVICES = 50
+
+
+def _give_acme_devices(app: Any) -> None:
+    store, writer = app.state.store, app.state.writer
+    acme = next(c["id"] for c in store["companies"].values() if c["identifier"] == "ACME")
+    have = sum(1 for c in store["configurations"].values() if c["company"]["id"] == acme)
+    for n in range(have, COMPANY_DEVICES):
+        device = {"name": f"ACME-WS-{100 + n}", "type": {"name": "Managed Workstation"}, "company": {"id": acme}}
+        writer.create("configurations", device, "jsmith")
+
+
+# What a tool's benchmark needs in the sandbox beyond the seed.
+_SETUP: dict[str, Callable[[Any], None]] = {"get_company": _give_acme_devices}
 
 
 def _server(
@@ -177,6 +199,8 @@ async def _sdk_round_trip_ms(name: str, result: CallToolResult, calls: int) -> f
 
 async def _bench_tool(directory: Path, name: str, calls: int, tickets: int) -> list[tuple[str, str]]:
     server, app, transport, audit_path = _server(directory, tickets)
+    if name in _SETUP:
+        _SETUP[name](app)
     arguments = _scenarios(app)[name]
     # The in-process sandbox's seeded data is a heap our server never has in production: keep the garbage
     # collector from scanning it on our time (its pauses would be charged to the server).
@@ -302,6 +326,11 @@ async def bench_tools(quick: bool) -> list[tuple[str, str]]:
             "attach_configuration",
             "detach_configuration",
             "find_sla_risk",
+            "search_companies",
+            "get_company",
+            "search_contacts",
+            "get_contact",
+            "list_agreements",
         ):
             rows += await _bench_tool(Path(directory), name, calls, tickets)
         rows += await _bench_sla_pages(Path(directory), tickets)

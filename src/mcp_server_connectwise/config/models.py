@@ -108,6 +108,8 @@ class TenantConfig(BaseModel):
     member: str | None = None
     default_board: str | None = None  # the board create_ticket uses when a call names none
     alerts: AlertsConfig | None = None  # without it, report_alert is refused for this tenant
+    # The agreement type create_ticket attaches when a company has exactly one active agreement of it.
+    default_agreement_type: str | None = None
     read_only: bool = False
     api_version: str = "2025.1"
     requests_per_minute: int = 600
@@ -153,6 +155,13 @@ class TenantConfig(BaseModel):
     def _default_board(cls, value: str | None) -> str | None:
         if value is not None and not 0 < len(value.strip()) <= 50:
             raise ValueError("must be a board name as ConnectWise shows it (1 to 50 characters)")
+        return value
+
+    @field_validator("default_agreement_type")
+    @classmethod
+    def _default_agreement_type(cls, value: str | None) -> str | None:
+        if value is not None and not 0 < len(value.strip()) <= 50:
+            raise ValueError("must be an agreement type name as ConnectWise shows it (1 to 50 characters)")
         return value
 
     @field_validator("site")

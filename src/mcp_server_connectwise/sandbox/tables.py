@@ -467,6 +467,7 @@ TABLES: dict[str, Table] = {
             natural_keys=("currencyCode", "name"),
         ),
         Table("countries", "", "country", "Country"),
+        Table("sites", "", "site", "Site"),  # each company's main site, referenced by the company
         Table("companyStatuses", "", "status", "CompanyStatus"),
         Table("companyTypes", "", "type", "CompanyType"),
         Table("configurationTypes", "", "type", "ConfigurationType"),

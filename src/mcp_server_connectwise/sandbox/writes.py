@@ -430,6 +430,8 @@ class Writer:
             rules(self, record, old, changed, actor, errors)
 
     def _ticket_rules(self, record: Record, old: Record | None, changed: set[str], actor: str, errors: Errors) -> None:
+        if "agreement" in changed:
+            self._agreement_of_company(record, errors)
         board = record.get("board")
         if not isinstance(board, dict) or not _is_int(board.get("id")) or any(e["field"] == "board" for e in errors):
             return
@@ -527,6 +529,23 @@ class Writer:
             record.pop("closedBy", None)
         if old is not None and "actualHours" in old:
             record["actualHours"] = old["actualHours"]
+
+    def _agreement_of_company(self, record: Record, errors: Errors) -> None:
+        """[I] A ticket's agreement must be one of the ticket's company (ConnectWise's exact rule and wording are
+        not public; its screens offer only the company's agreements)."""
+        agreement_ref, company_ref = record.get("agreement"), record.get("company")
+        agreement_id = agreement_ref.get("id") if isinstance(agreement_ref, dict) else None
+        agreement = self.store["agreements"].get(agreement_id) if _is_int(agreement_id) else None
+        company_id = company_ref.get("id") if isinstance(company_ref, dict) else None
+        if agreement is not None and (agreement.get("company") or {}).get("id") != company_id:
+            errors.append(
+                field_error(
+                    "InvalidField",
+                    f"Agreement {agreement['id']} is not an agreement of the ticket's company.",
+                    "ticket",
+                    "agreement",
+                )
+            )
 
     def _contact_details(self, record: Record, changed: set[str]) -> None:
         """contactName, contactPhoneNumber and contactEmailAddress follow the ticket's contact, unless the

@@ -48,6 +48,9 @@ class Look(Enum):
     READ_TICKET = "read the ticket"
     BOARD_STATUSES = "see the board's statuses"
     LIST_TIME = "list the time entries"
+    FIND_COMPANY = "find the company"
+    FIND_CONTACT = "find the contact"
+    AGREEMENTS = "see the company's agreements"
 
 
 class ServiceError(Exception):

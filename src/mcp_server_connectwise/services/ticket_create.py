@@ -2,8 +2,10 @@
 
 Order, so that a refusal sends nothing: the company (identifier or name), then the board (the call's, else
 the tenant's `default_board`) and everything that belongs to it (status, else the board's default; type,
-subtype, item), priority and owner, the contact within the company, and the configurations within the
-company. Only then is anything written.
+subtype, item), priority and owner, the contact within the company, the agreement (the call's, which must be
+the company's and active today; else the company's only active agreement of the tenant's
+`default_agreement_type`, if it has exactly one), and the configurations within the company. Only then is
+anything written.
 
 Duplicates: before creating, one request lists the company's open tickets (of the contact, when one is
 given) entered in the last `DUPLICATE_WINDOW`; those whose summary is similar (`similarity`) stop the create
@@ -29,6 +31,7 @@ from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.models import Company, Configuration, Ticket, label
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, resolve, write_recovery
+from mcp_server_connectwise.services.agreements import company_agreements, of_type, today, usable_agreement
 from mcp_server_connectwise.services.arguments import NameOrId, When, written_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
@@ -102,6 +105,7 @@ class NewTicket(BaseModel):
     severity: Level | None = None
     impact: Level | None = None
     owner: Annotated[NameOrId, Field(description='Member identifier, e.g. "jsmith".')] = None
+    agreement: Annotated[NameOrId, Field(description="Of the company, active today: name or id.")] = None
     required_date: Annotated[When, Field(description="Due date.")] = None
     configurations: Annotated[
         list[str | int] | None,
@@ -130,6 +134,7 @@ class TicketCreated(BaseModel):
     company_identifier: str | None = None
     contact: UntrustedText | None = None
     owner: str | None = None
+    agreement: str | None = None
     defaulted: list[str] = Field(default_factory=list)  # "status (the board's default)"
     notified: bool = False
     configurations: list[int] = Field(default_factory=list)  # ids of the devices attached
@@ -147,6 +152,7 @@ class _Resolved:
     board_name: str | None
     defaulted: list[str]
     contact_id: int | None = None
+    agreement_name: str | None = None
     configurations: list[Configuration] = dataclass_field(default_factory=list)
 
 
@@ -181,7 +187,7 @@ async def _resolve(session: TenantSession, request: NewTicket) -> _Resolved:
     summary = summary_text(request.summary)
     description = _text("description", request.description)
     internal_note = _text("internal_note", request.internal_note)
-    for argument in ("status", "priority", "type", "subtype", "item", "owner", "contact"):
+    for argument in ("status", "priority", "type", "subtype", "item", "owner", "contact", "agreement"):
         if (value := getattr(request, argument)) is not None:
             resolve.name_or_id(argument, value)
     due = resolve.moment("required_date", request.required_date) if request.required_date else None
@@ -224,11 +230,38 @@ async def _resolve(session: TenantSession, request: NewTicket) -> _Resolved:
         contact = await resolve_contact(session, company, request.contact)
         body["contact"] = {"id": contact.id}
         resolved.contact_id = contact.id
+    if request.agreement is not None:
+        agreement = await usable_agreement(session, company, request.agreement)
+        body["agreement"] = {"id": agreement.id}
+        resolved.agreement_name = agreement.name
+    elif session.config.default_agreement_type is not None:
+        await _default_agreement(session, resolved, session.config.default_agreement_type)
     for value in request.configurations or ():
         configuration = await find_configuration(session, company, value)
         if all(c.id != configuration.id for c in resolved.configurations):
             resolved.configurations.append(configuration)
     return resolved
+
+
+async def _default_agreement(session: TenantSession, resolved: _Resolved, agreement_type: str) -> None:
+    """Put the ticket under the company's agreement of `agreement_type` if it has exactly one active today;
+    with several, say so in `defaulted` and leave it to the caller."""
+    fitting = of_type(await company_agreements(session, resolved.company), agreement_type, today())
+    if not fitting:
+        return
+    kind = label(fitting[0].type)  # as ConnectWise spells it
+    if len(fitting) == 1:
+        resolved.body["agreement"] = {"id": fitting[0].id}
+        resolved.agreement_name = fitting[0].name
+        resolved.defaulted.append(
+            f"agreement (the company's only active {kind} agreement: the tenant's default_agreement_type)"
+        )
+    else:
+        names = ", ".join(f"{a.name} (id {a.id})" for a in fitting)
+        resolved.defaulted.append(
+            f"agreement left out: the company has {len(fitting)} active {kind} agreements ({names}); "
+            "give agreement to choose one"
+        )
 
 
 async def _possible_duplicates(session: TenantSession, resolved: _Resolved) -> list[PossibleDuplicate]:
@@ -332,6 +365,7 @@ async def create_ticket(session: TenantSession, request: NewTicket) -> TicketCre
         company_identifier=(ticket.company.identifier if ticket.company else None) or resolved.company.identifier,
         contact=label(ticket.contact) or ticket.contact_name,
         owner=ticket.owner.identifier if ticket.owner else None,
+        agreement=label(ticket.agreement) or resolved.agreement_name,
         defaulted=resolved.defaulted,
         notified=request.notify,
         configurations=attached,

@@ -255,6 +255,8 @@ def _why(failure: ConnectWiseError) -> str:
         return f"HTTP {failure.status}"
     if isinstance(failure, AmbiguousWriteError):
         return "the connection broke or timed out after it was sent"
+    if isinstance(failure, TransportError):
+        return "ConnectWise did not answer" if failure.reached else "ConnectWise could not be reached"
     return "ConnectWise could not be reached or did not answer"
 
 
