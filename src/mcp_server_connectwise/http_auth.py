@@ -38,7 +38,8 @@ from mcp_server_connectwise.config import ANY_PORT, TOKENS_CREATE_HINT, ConfigEr
 from mcp_server_connectwise.connectwise.hosts import is_loopback_host
 
 TOKEN_PREFIX = "cwmcp_"  # makes a leaked token recognisable to secret scanners
-TOKEN_SCOPE = "connectwise"  # every principal's token carries it; the SDK refuses a token without it (403)
+TOKEN_SCOPE = "connectwise"  # a token with the "mcp" permission carries it; the SDK refuses one without it (403)
+ALERTS_SCOPE = "alerts"  # a token with the "alerts" permission carries it: POST /alerts takes it
 TENANTS_CLAIM = "tenants"
 
 # The SDK's own loopback defaults (what it enables when given no settings on a loopback host).
@@ -72,32 +73,38 @@ class PrincipalTokenVerifier(TokenVerifier):
                 f"create one with {TOKENS_CREATE_HINT}"
             )
         self._principals = tuple(
-            (principal.token_sha256.encode("ascii"), principal.name, principal.tenants)
+            (principal.token_sha256.encode("ascii"), principal.name, principal.tenants, _scopes(principal.permissions))
             for principal in http.principals.values()
         )
 
     def __repr__(self) -> str:
-        return f"PrincipalTokenVerifier(principals={[name for _, name, _ in self._principals]})"
+        return f"PrincipalTokenVerifier(principals={[name for _, name, _, _ in self._principals]})"
 
     async def verify_token(self, token: str) -> AccessToken | None:
         presented = hash_token(token).encode("ascii")
         matched = None
         # Compare with every principal, without stopping at a match, so the time taken says nothing
         # about which principal (or how many) a guess came close to.
-        for digest, name, tenants in self._principals:
+        for digest, name, tenants, scopes in self._principals:
             if compare_digest(presented, digest):
-                matched = (name, tenants)
+                matched = (name, tenants, scopes)
         if matched is None:
             return None
-        name, tenants = matched
+        name, tenants, scopes = matched
         return AccessToken(
             # The SDK requires the field but never reads it; keep the hash, so the raw token is gone
             # as soon as this call returns and cannot reach a repr or log through the request state.
             token=presented.decode("ascii"),
             client_id=name,
-            scopes=[TOKEN_SCOPE],
+            scopes=scopes,
             claims={TENANTS_CLAIM: sorted(tenants)},
         )
+
+
+def _scopes(permissions: Sequence[str]) -> list[str]:
+    return [
+        scope for permission, scope in (("mcp", TOKEN_SCOPE), ("alerts", ALERTS_SCOPE)) if permission in permissions
+    ]
 
 
 def principal_tenants(access_token: AccessToken) -> frozenset[str]:

@@ -23,6 +23,7 @@ from mcp_server_connectwise import __version__
 from mcp_server_connectwise.audit import AuditLog
 from mcp_server_connectwise.config import AppConfig, AuditConfig, ConfigError, HttpConfig, Principal
 from mcp_server_connectwise.connectwise import ApiCredentials
+from mcp_server_connectwise.http_alerts import alerts_route
 from mcp_server_connectwise.http_auth import (
     PrincipalTokenVerifier,
     auth_settings,
@@ -74,7 +75,12 @@ class AppState:
     sessions: int = 0
 
 
-def build_server(
+def build_server(app_config: AppConfig, **options: Any) -> MCPServer:
+    """The MCP server for the tenants of `app_config` (see `_build` for the options)."""
+    return _build(app_config, **options)[0]
+
+
+def _build(
     app_config: AppConfig,
     *,
     read_only: bool = False,
@@ -87,8 +93,8 @@ def build_server(
     key_store: KeyStore | None = None,
     cache_ttl: float = DEFAULT_TTL_SECONDS,
     notice: str | None = None,
-) -> MCPServer:
-    """The MCP server for the tenants of `app_config`.
+) -> tuple[MCPServer, ToolRuntime]:
+    """The MCP server for the tenants of `app_config`, and the runtime its tools run in.
 
     `read_only` removes every write tool (it wins over `toolsets`, which selects toolsets by name - default:
     `[server] toolsets` of the config, else all - and over every tenant's `tools`). A tool is listed when some tenant can run it (its `tools`
@@ -153,7 +159,7 @@ def build_server(
         **auth,
     )
     logging.getLogger("httpx2").setLevel(logging.WARNING)
-    return server
+    return server, runtime
 
 
 def build_network_app(app_config: AppConfig, listener: Listener, **options: Any) -> Starlette:
@@ -165,7 +171,7 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
     message for [http] session_idle_timeout_seconds is ended (`http_sessions.SessionLimits`). Run it with
     `http_guard.uvicorn_config` for the connection limits.
     """
-    server = build_server(app_config, listener=listener, **options)
+    server, runtime = _build(app_config, listener=listener, **options)
     http = app_config.http
     security = transport_security(listener.host, http, config_path=app_config.path)
     if listener.transport == "http":
@@ -185,11 +191,13 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
             max_request_body_size=http.max_request_body_bytes,
         )
         sessions = None
+    verifier = PrincipalTokenVerifier(http, config_path=app_config.path)
+    app.router.routes.insert(0, alerts_route(runtime, verifier, http.max_request_body_bytes))
     app.add_middleware(
         SessionLimits,
         transport=listener.transport,
         path=listener.path,
-        verifier=PrincipalTokenVerifier(http, config_path=app_config.path),
+        verifier=verifier,
         max_sessions=http.max_sessions_per_principal,
         idle_timeout=http.session_idle_timeout_seconds,
         sessions=sessions,

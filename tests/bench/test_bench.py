@@ -16,6 +16,7 @@ def test_bench_quick_reports_every_section(capsys):
         "### Sandbox",
         "### Tools",
         "### Call latency under the rate budget",
+        "### Alert storm",
         "### tools/list bytes",
         "### Cold start",
     ):
@@ -26,8 +27,15 @@ def test_bench_quick_reports_every_section(capsys):
         "add_ticket_note",
         "update_ticket",
         "create_time_entry",
+        "list_time_entries",
+        "update_time_entry",
         "list_board_statuses",
         "find_sla_risk",
+        "search_companies",
+        "get_company",
+        "search_contacts",
+        "get_contact",
+        "list_agreements",
     ):
         assert f"| {tool}: ConnectWise requests per call, cold / warm cache |" in report
     assert "| find_sla_risk: tickets found / requests that read them (warm) |" in report
@@ -44,6 +52,9 @@ def test_bench_quick_reports_every_section(capsys):
     assert "within the bound" in accuracy and int(accuracy.split()[0]) > 0
     p50, p99, slowest = (float(v) for v in rows["call latency p50 / p99 / max"].removesuffix(" ms").split(" / "))
     assert 0 < p50 <= p99 <= slowest
+
+    keys = int(rows["alert storm: reports / keys / concurrent reporters / simulated time"].split(" / ")[1])
+    assert int(rows["tickets created (one per key)"]) == keys == int(rows["tickets closed by the clears"])
 
     assert int(rows["tools listed"]) == len(REGISTRY.by_name)
     total = int(rows["tools/list result, JSON bytes"].replace(",", ""))

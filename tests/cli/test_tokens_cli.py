@@ -45,7 +45,9 @@ def write(tmp_path: Path, text: str = CONFIG) -> Path:
 
 def create(path: Path, name: str, tenants: str, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
     """Run the command; return (token, everything printed)."""
-    code = run_tokens(argparse.Namespace(tokens_command="create", name=name, tenants=tenants, config=str(path)))
+    code = run_tokens(
+        argparse.Namespace(tokens_command="create", name=name, tenants=tenants, permissions="mcp", config=str(path))
+    )
     assert code == 0
     out = capsys.readouterr().out
     tokens = TOKEN_LINE.findall(out)
@@ -171,7 +173,9 @@ def test_bad_input_leaves_the_file_alone(
 ) -> None:
     path = write(tmp_path)
     with pytest.raises(error) as caught:
-        run_tokens(argparse.Namespace(tokens_command="create", name=name, tenants=tenants, config=str(path)))
+        run_tokens(
+            argparse.Namespace(tokens_command="create", name=name, tenants=tenants, permissions="mcp", config=str(path))
+        )
     assert str(caught.value) == message
     assert path.read_text(encoding="utf-8") == CONFIG
     assert capsys.readouterr().out == ""  # no token was shown for a principal that does not exist
@@ -203,7 +207,11 @@ def test_a_layout_it_cannot_edit_safely_is_refused(
     path = write(tmp_path, text)
     load_config(path)  # a valid config, just not one this command can edit
     with pytest.raises(ConfigError) as caught:
-        run_tokens(argparse.Namespace(tokens_command="create", name="alice", tenants="acme", config=str(path)))
+        run_tokens(
+            argparse.Namespace(
+                tokens_command="create", name="alice", tenants="acme", permissions="mcp", config=str(path)
+            )
+        )
     assert str(caught.value) == (
         f"{path}: cannot add [http.principals.alice] without changing other settings, so the file was left as it was; "
         "write http.principals as [http.principals.NAME] tables (remove any old 'alice') and retry"
@@ -235,6 +243,21 @@ def test_through_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert captured.err == "mcp-server-connectwise: unknown tenant 'initech'; known tenants: acme, globex\n"
 
 
+def test_an_alerts_token_is_written_with_its_permissions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mcp_server_connectwise.config import load_config
+
+    path = write(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["tokens", "--config", str(path), "create", "rmm", "--tenants", "acme", "--permissions", "alerts"])
+    assert exited.value.code == 0
+    capsys.readouterr()
+    assert 'permissions = ["alerts"]' in path.read_text(encoding="utf-8")
+    assert load_config(str(path)).http.principals["rmm"].permissions == ("alerts",)
+    with pytest.raises(SystemExit) as exited:
+        main(["tokens", "--config", str(path), "create", "x", "--tenants", "acme", "--permissions", "admin"])
+    assert exited.value.code == 2 and "--permissions takes mcp and/or alerts" in capsys.readouterr().err
+
+
 # --- list ---------------------------------------------------------------------------------------------------
 
 
@@ -258,7 +281,10 @@ def test_list_shows_principals_and_their_tenants_never_a_hash(
     bob, _ = create(path, "ops.bot", "acme", capsys)
     code, out, err = cli(["tokens", "--config", str(path), "list"], capsys)
     assert (code, err) == (0, "")
-    assert out == (f"Principals in {path}:\n  alice    tenants: globex, acme\n  ops.bot  tenants: acme\n")
+    assert out == (
+        f"Principals in {path}:\n  alice    tenants: globex, acme  permissions: mcp\n"
+        "  ops.bot  tenants: acme  permissions: mcp\n"
+    )
     for token in (alice, bob):
         assert token not in out and hash_token(token) not in out
 

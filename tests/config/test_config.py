@@ -95,6 +95,7 @@ def test_loads_the_example_file_from_the_repo(tmp_path: Path) -> None:
     assert config.tenants["acme"].site == "api-na.myconnectwise.net"
     assert config.tenants["globex"].base_url == "https://api-eu.myconnectwise.net/v2025_1/apis/3.0"
     assert config.tenants["globex"].read_only is True
+    assert config.tenants["acme"].default_agreement_type == "Managed Services"
 
 
 def test_example_file_holds_no_secret_key() -> None:
@@ -438,6 +439,16 @@ def test_bad_site(tmp_path: Path, site: str) -> None:
         ("client_id", "", "must be a non-empty value without spaces or control characters"),
         ("member", "api bot", "must be a non-empty value without spaces or control characters"),
         ("company_id", 7, "must be a string"),
+        (
+            "default_agreement_type",
+            " ",
+            "must be an agreement type name as ConnectWise shows it (1 to 50 characters)",
+        ),
+        (
+            "default_agreement_type",
+            "x" * 51,
+            "must be an agreement type name as ConnectWise shows it (1 to 50 characters)",
+        ),
     ],
 )
 def test_bad_values(tmp_path: Path, key: str, value: object, problem: str) -> None:
@@ -908,3 +919,38 @@ def test_the_demo_and_sandbox_tenant_has_a_real_looking_client_id() -> None:
 def test_bad_server_table(tmp_path: Path, text: str, problem: str) -> None:
     path = tmp_path / "tenants.toml"
     assert error_for(tmp_path, text + ACME) == f"{path}: {problem}"
+
+
+ALERTS_TABLE = """
+[tenants.acme.alerts]
+board = "Alerts"
+status = "New"
+close_status = "Auto-Closed"
+priority = { critical = "Priority 1 - Emergency Response" }
+"""
+
+
+def test_an_alerts_table_is_read_with_its_defaults(tmp_path: Path) -> None:
+    alerts = load_config(write(tmp_path, ACME + ALERTS_TABLE)).tenant("acme").alerts
+    assert alerts is not None
+    assert (alerts.board, alerts.close_status, alerts.priority) == (
+        "Alerts",
+        "Auto-Closed",
+        {"critical": "Priority 1 - Emergency Response"},
+    )
+    assert (alerts.min_severity, alerts.coalesce_minutes, alerts.reopen_hours, alerts.flap_limit) == ("info", 15, 24, 3)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ('min_severity = "urgent"\n', "min_severity"),
+        ("coalesce_minutes = 0\n", "coalesce_minutes"),
+        ('colour = "red"\n', "colour"),
+        ('priority = { severe = "P1" }\n', "priority"),
+    ],
+)
+def test_a_bad_alerts_key_is_named(tmp_path: Path, extra: str, key: str) -> None:
+    text = ACME + ALERTS_TABLE.replace('priority = { critical = "Priority 1 - Emergency Response" }\n', "") + extra
+    message = error_for(tmp_path, text)
+    assert "alerts" in message and key in message

@@ -14,7 +14,8 @@ from mcp_server_connectwise.sandbox.store import Store, parse_iso
 from mcp_server_connectwise.sandbox.tables import TABLES
 
 DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")  # whole, or within a text ("Resolve by ...")
-LATER = 37 * 86400 + 5 * 3600  # a month and more, and not a whole number of days
+# Whole weeks: time sheets run Monday to Sunday, so a seed a few weeks later has the same stages by week.
+LATER = 5 * 7 * 86400
 
 
 def every_table(now: float) -> dict[str, Any]:

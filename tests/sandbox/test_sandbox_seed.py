@@ -117,6 +117,27 @@ def test_hard_text_is_present():
     assert members["api-bot"]["licenseClass"] == "A" and members["kfischer"]["inactiveFlag"]
 
 
+def test_time_entries_move_through_the_time_sheet_workflow_week_by_week():
+    entries = list(seeded(tickets=500)["timeEntries"].values())
+    by_week: dict[str, set[str]] = {}
+    for entry in entries:
+        by_week.setdefault(entry["timeStart"][:10], set()).add(entry["status"])
+    # SEED_NOW is Monday 2026-11-02: this week and last are open, then submitted, approved, ready, billed.
+    weeks = [
+        ("2026-10-26", "2026-11-03", {"Open"}),
+        ("2026-10-19", "2026-10-26", {"PendingApproval"}),
+        ("2026-10-12", "2026-10-19", {"ApprovedByTierOne"}),
+        ("2026-10-05", "2026-10-12", {"ReadyToBill"}),
+        ("1753-01-01", "2026-10-05", {"Billed", "BilledAgreement"}),
+    ]
+    for first, end, expected in weeks:
+        seen = {status for day, statuses in by_week.items() if first <= day < end for status in statuses}
+        assert seen - {"Rejected"} == expected, (first, seen)
+    rejected = [e for e in entries if e["status"] == "Rejected"]
+    assert rejected and all(e["id"] % 25 == 0 and e["timeStart"] < "2026-10-26" for e in rejected)
+    assert seeded(tickets=50)["timeEntries"][25]["status"] == "Rejected"  # whatever the seed's size
+
+
 def test_notes_and_time_entries_are_built_only_when_read():
     store = seeded(tickets=20_000)
     assert "notes" in store._loaders and "timeEntries" in store._loaders

@@ -235,6 +235,42 @@ async def test_time_entries_compute_hours_and_are_validated(app, client):
     assert field_errors(await client.post("/time/entries", json=entry)) == [("InvalidField", "chargeToId")]
 
 
+async def test_a_time_entry_update_must_carry_billable_option_and_recomputes_hours(app, client):
+    entry = next(e for e in app.state.store["timeEntries"].values() if e["status"] == "Open")
+    path = f"/time/entries/{entry['id']}"
+    end = [{"op": "replace", "path": "timeEnd", "value": "2026-11-02T23:00:00Z"}]
+    assert field_errors(await client.patch(path, json=end)) == [("MissingRequiredField", "billableOption")]
+    nulled = [*end, {"op": "replace", "path": "billableOption", "value": None}]
+    assert field_errors(await client.patch(path, json=nulled)) == [("MissingRequiredField", "billableOption")]
+    start = [{"op": "replace", "path": "timeStart", "value": "2026-11-02T21:30:00Z"}]
+    billable = [{"op": "replace", "path": "billableOption", "value": "nocharge"}]
+    patched = await client.patch(path, json=[*start, *end, *billable])
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert (body["actualHours"], body["billableOption"], body["status"]) == (1.5, "NoCharge", "Open")
+    ticket = app.state.store["tickets"][entry["chargeToId"]]
+    assert ticket["actualHours"] == round(
+        sum(e["actualHours"] for e in app.state.store.children("timeEntries", ticket["id"])), 2
+    )
+    replaced = {key: value for key, value in body.items() if key not in ("billableOption", "_info")}
+    assert field_errors(await client.put(path, json=replaced)) == [("MissingRequiredField", "billableOption")]
+
+
+@pytest.mark.parametrize("status", ["PendingApproval", "ApprovedByTierOne", "ReadyToBill", "Billed", "BilledAgreement"])
+async def test_a_time_entry_in_approval_or_billed_cannot_be_changed(app, client, status):
+    entry = next(e for e in app.state.store["timeEntries"].values() if e["status"] == status)
+    path = f"/time/entries/{entry['id']}"
+    change = [
+        {"op": "replace", "path": "notes", "value": "Corrected."},
+        {"op": "replace", "path": "billableOption", "value": "Billable"},
+    ]
+    response = await client.patch(path, json=change)
+    assert field_errors(response) == [("InvalidField", "status")]
+    assert f"is {status} and can no longer be changed" in response.json()["errors"][0]["message"]
+    assert field_errors(await client.put(path, json={**entry, "notes": "Corrected."})) == [("InvalidField", "status")]
+    assert app.state.store["timeEntries"][entry["id"]] == entry
+
+
 async def test_callbacks_validate_like_connectwise(client):
     hook = {"url": "https://example.invalid/hook", "objectId": 1, "type": "ticket", "level": "owner"}
     assert (await client.post("/system/callbacks", json=hook)).status_code == 201

@@ -9,6 +9,7 @@ from typing import Any
 from mcp_server_connectwise.services.notes import NoteRequest
 from mcp_server_connectwise.services.ticket_details import TicketDetailsRequest
 from mcp_server_connectwise.services.time_entries import TimeEntryRequest
+from mcp_server_connectwise.services.time_sheets import TimeEntryChanges, TimeSheetQuery
 from mcp_server_connectwise.services.updates import TicketChanges
 
 
@@ -26,3 +27,11 @@ def details(ticket_id: int, **fields: Any) -> TicketDetailsRequest:
 
 def changes(ticket_id: int, **fields: Any) -> TicketChanges:
     return TicketChanges.model_construct(ticket_id=ticket_id, **fields)
+
+
+def time_sheet(**fields: Any) -> TimeSheetQuery:
+    return TimeSheetQuery.model_construct(**fields)
+
+
+def entry_changes(entry_id: int, **fields: Any) -> TimeEntryChanges:
+    return TimeEntryChanges.model_construct(entry_id=entry_id, **fields)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 import pytest
@@ -52,6 +52,8 @@ MAX_URL = 2000
 # ticket whose status allows time entries.
 SANDBOX_TICKET_IDS = st.integers(1001, 1205)
 OPEN_TICKET = 1003
+# Its time entry ids run 1..285; 25 is Rejected (editable), most others are billed.
+SANDBOX_ENTRY_IDS = st.integers(1, 290)
 START = "2026-11-02T09:00:00Z"
 
 FUZZ = settings(
@@ -354,6 +356,7 @@ TOOL_ARGUMENTS = {
         "impact": st.sampled_from(["Low", "High", ""]),
         "required_date": dates,
         "budget_hours": st.one_of(st.floats(-1, 1e6, allow_nan=False), st.sampled_from([0, 1e308, "2.5"])),
+        "agreement": st.one_of(names, st.sampled_from(["Break Fix", "Managed Services - Gold", "1", "4"])),
     },
     "create_time_entry": {
         "ticket_id": ids,
@@ -368,6 +371,21 @@ TOOL_ARGUMENTS = {
         "allow_duplicate": st.booleans(),
     },
     "list_board_statuses": {"board": names},
+    "list_time_entries": {
+        "member": names,
+        "ticket_id": ids,
+        "date_from": st.one_of(dates, st.sampled_from(["2026-10-26", "1752-12-31", "9999-12-31", "2026-02-30"])),
+        "date_to": st.one_of(dates, st.sampled_from(["2026-11-01", "2026-10-01", "9999-12-31", " 2026-11-01 "])),
+    },
+    "update_time_entry": {
+        "entry_id": st.one_of(SANDBOX_ENTRY_IDS, ids),
+        "start": dates,
+        "end": dates,
+        "hours": st.one_of(st.floats(-1, 25), st.sampled_from([1, "1"])),
+        "notes": nasty_text,
+        "work_type": names,
+        "billable_option": st.sampled_from(["Billable", "DoNotBill", "NoCharge", "NoDefault", "nocharge", "x"]),
+    },
 }
 
 
@@ -646,6 +664,16 @@ bad_dates = st.one_of(
         datetime.isoformat
     ),
 )
+
+
+def storable_day(value: object) -> bool:
+    """Whether list_time_entries takes this as a day: YYYY-MM-DD, in ConnectWise's calendar (1753 on)."""
+    try:
+        return isinstance(value, str) and len(value) == 10 and date.fromisoformat(value).year >= 1753
+    except ValueError:
+        return False
+
+
 bad_names = st.one_of(
     st.sampled_from(["", " ", "\t\n", "\u3000", True, False, 0, -1, 2**31, 2**63, [], {}]),
     st.text(UNICODE, min_size=101, max_size=300).filter(lambda text: len(normal(text)) > 100),
@@ -684,6 +712,20 @@ invalid_calls = st.one_of(
         bad_names,
     ),
     st.builds(lambda v: ("list_board_statuses", {"board": v}), bad_names),
+    st.builds(lambda v: ("update_time_entry", {"entry_id": v, "notes": "Fixed."}), bad_ticket_ids),
+    st.builds(lambda v: ("update_time_entry", {"entry_id": 25, "start": v}), bad_dates),
+    st.builds(lambda v: ("update_time_entry", {"entry_id": 25, "end": v}), bad_dates),
+    st.builds(lambda v: ("update_time_entry", {"entry_id": 25, "work_type": v}), bad_names),
+    st.builds(lambda v: ("list_time_entries", {"member": v}), bad_names),
+    st.builds(lambda v: ("list_time_entries", {"ticket_id": v}), bad_ticket_ids.filter(lambda v: v is not None)),
+    st.builds(
+        lambda a, v: ("list_time_entries", {a: v}),
+        st.sampled_from(["date_from", "date_to"]),
+        st.one_of(
+            bad_dates.filter(lambda v: not storable_day(v)),
+            st.sampled_from(["2026-10-26T00:00:00Z", "1752-12-31", "0000-01-01", "2026-13-01", "26-10-2026"]),
+        ),
+    ),
     st.builds(
         lambda a, v: ("search_tickets", {a: v}),
         st.sampled_from(["company", "contact", "owner", "summary_contains", "board", "status", "priority"]),
@@ -721,6 +763,15 @@ invalid_calls = st.one_of(
             ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "end": START}),
             ("create_time_entry", {"ticket_id": OPEN_TICKET, "start": START, "end": "2026-11-03T09:00:01Z"}),
             ("list_board_statuses", {}),
+            ("update_time_entry", {}),
+            ("update_time_entry", {"entry_id": 25}),
+            ("update_time_entry", {"entry_id": 25, "notes": " \u200b "}),
+            ("update_time_entry", {"entry_id": 25, "end": START, "hours": 1}),
+            ("update_time_entry", {"entry_id": 25, "start": START, "end": START}),
+            ("update_time_entry", {"entry_id": 25, "start": START, "end": "2026-11-03T09:00:01Z"}),
+            ("update_time_entry", {"entry_id": 25, "hours": 24.5}),
+            ("list_time_entries", {"member": "jsmith", "date_from": "2026-11-01", "date_to": "2026-10-26"}),
+            ("list_time_entries", {"member": "jsmith", "date_from": "2026-10-01", "date_to": "2026-11-01"}),
             ("search_tickets", {"tenant": "nope"}),
             ("search_tickets", {"tenant": 5}),
             ("search_tickets", {"board": [1, 2]}),

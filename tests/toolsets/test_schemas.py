@@ -6,8 +6,11 @@ explicit null still means "not given" for each argument whose schema no longer l
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
+from mcp_server_connectwise.services import desk_summary, sla_risk
 from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.toolsets.definition import with_next_steps
 from mcp_server_connectwise.toolsets.schemas import compact
@@ -129,8 +132,19 @@ def null_defaulted(tool: str) -> list[str]:
     return [parameter.name for parameter in REGISTRY.by_name[tool].arguments if parameter.default is None] + ["tenant"]
 
 
+class _Frozen(datetime):
+    """A clock that stands still, so that two calls of a tool that reads it answer alike."""
+
+    @classmethod
+    def now(cls, tz=None):  # type: ignore[override]
+        moment = datetime(2026, 11, 2, 12, tzinfo=timezone.utc)
+        return moment.astimezone(tz) if tz else moment.replace(tzinfo=None)
+
+
 @pytest.mark.parametrize("tool", sorted(TOOLS))
-async def test_an_explicit_null_still_means_not_given(tmp_path, tool):
+async def test_an_explicit_null_still_means_not_given(tmp_path, tool, monkeypatch):
+    for clocked in (sla_risk, desk_summary):
+        monkeypatch.setattr(clocked, "datetime", _Frozen)
     example = REGISTRY.by_name[tool].examples[0]
     nulls = {name: None for name in null_defaulted(tool) if name not in example}
     answers = []

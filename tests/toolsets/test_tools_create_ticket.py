@@ -147,7 +147,7 @@ def refusals(store) -> dict[str, tuple[dict, str]]:
             "has no active contact",
         ),
         "status of another board": ({"company": "ACME", "status": elsewhere}, "is not a status of board Service Desk"),
-        "too long a summary": ({"company": "ACME", "summary": "x" * 101}, "1 to 100 characters"),
+        "too long a summary": ({"company": "ACME", "summary": "x" * 101}, "summary can have at most 100 characters"),
         "control character": ({"company": "ACME", "description": "bell\x07"}, "control character U+0007"),
         "another company's device": (
             {"company": "ACME", "configurations": [devices_of(store, other["id"])[0]["name"]]},
@@ -289,3 +289,13 @@ def test_similarity_is_shared_content_words_over_all_of_them():
     assert similarity("Printer not printing", "Front desk printer jammed") == pytest.approx(1 / 5)
     assert similarity("the", "a") == 0.0  # nothing but stopwords says nothing
     assert similarity("VPN down", "VPN down") == 1.0
+
+
+async def test_a_number_names_a_company_by_id_never_by_part_of_a_name(tmp_path):
+    harness = make_harness(tmp_path)
+    store = harness.store()
+    uptime = next(c for c in store["companies"].values() if c["name"].startswith("100%"))
+    by_id = await create(harness, company=uptime["id"], summary="Router reboots at night")
+    assert by_id.structured_content["company_identifier"] == uptime["identifier"]
+    missing = await create(harness, company="100", summary="Router reboots at night")
+    assert missing.is_error is True and "There is no company '100'" in missing.content[0].text

@@ -80,7 +80,7 @@ async def test_toolsets_select_tools_but_read_only_still_wins(tmp_path):
     harness = make_harness(tmp_path, toolsets={"time", "boards"}, read_only=True)
     async with harness.client() as client:
         tools = (await client.list_tools()).tools
-    assert [tool.name for tool in tools] == ["list_boards", "list_board_statuses"]
+    assert [tool.name for tool in tools] == ["list_time_entries", "list_boards", "list_board_statuses"]
 
 
 async def test_missing_keys_say_how_to_store_them(tmp_path, memory_keyring):

@@ -143,7 +143,7 @@ async def test_a_refused_status_sends_no_patch(tmp_path):
         made_up = await client.call_tool("update_ticket", {"ticket_id": ticket["id"], "status": "Fixed?"})
     for result in (other_board, made_up):
         assert result.is_error
-        assert "valid statuses: New, Acknowledged, Investigating, Auto-Resolved, Closed" in result.content[0].text
+        assert "valid statuses: New, Acknowledged, Investigating, Auto-Closed, Closed" in result.content[0].text
     assert "PATCH" not in {r["method"] for r in harness.requests()}
 
 

@@ -2,7 +2,7 @@
 
 Speed and size targets live here, never in timed unit tests. Sections: the sandbox (requests/second, seeding),
 the tools (ConnectWise requests per call, bytes to the model, added latency), call latency under the rate budget
-(concurrent sessions, a sandbox latency, the token bucket), tools/list bytes per tool and the stdio server's
+(concurrent sessions, a sandbox latency, the token bucket), an alert storm, tools/list bytes per tool and the stdio server's
 cold start.
 """
 
@@ -12,6 +12,7 @@ import asyncio
 import sys
 
 from mcp_server_connectwise import __version__
+from mcp_server_connectwise.bench.alerts import bench_alerts
 from mcp_server_connectwise.bench.budget import bench_budget
 from mcp_server_connectwise.bench.cold_start import bench_cold_start
 from mcp_server_connectwise.bench.listing import bench_listing
@@ -32,5 +33,6 @@ def run_bench(quick: bool) -> None:
     _print_section("Sandbox", asyncio.run(bench_sandbox(quick)))
     _print_section("Tools", asyncio.run(bench_tools(quick)))
     _print_section("Call latency under the rate budget", asyncio.run(bench_budget(quick)))
+    _print_section("Alert storm", asyncio.run(bench_alerts(quick)))
     _print_section("tools/list bytes", asyncio.run(bench_listing()))
     _print_section("Cold start", bench_cold_start(runs=3 if quick else 5))

@@ -98,10 +98,16 @@ def _acme_contact_email(app: Any) -> str:
     return next(i["value"] for i in contact["communicationItems"] if i["communicationType"] == "Email")
 
 
+def _open_time_entry(app: Any) -> int:
+    """A seeded time entry its member may still change (its time sheet is open)."""
+    return next(e["id"] for e in app.state.store["timeEntries"].values() if e["status"] == "Open")
+
+
 def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
     """Arguments for the n-th call of each tool; writes vary so that every call changes something."""
     tickets = _open_tickets(app, time_allowed=True)
     unattached, attached, email = _devices(app, attached=False), _devices(app, attached=True), _acme_contact_email(app)
+    entry = _open_time_entry(app)
     return {
         # Summaries share too few words to be duplicates of each other: every call is checked, then created.
         "create_ticket": lambda n: {"company": "ACME", "contact": email, "summary": f"Benchmark {n} alpha{n} beta{n}"},
@@ -126,7 +132,32 @@ def _scenarios(app: Any) -> dict[str, Callable[[int], dict]]:
         "list_board_statuses": lambda n: {"board": "Service Desk"},
         # At the clock's now every seeded deadline has passed: every open ticket with one is found.
         "find_sla_risk": lambda n: {},
+        # The seed's last full week (its "now" is Monday 2026-11-02).
+        "list_time_entries": lambda n: {"member": "jsmith", "date_from": "2026-10-26"},
+        "update_time_entry": lambda n: {"entry_id": entry, "notes": f"Benchmark correction {n}."},
+        "search_companies": lambda n: {"type": "Client"},
+        "get_company": lambda n: {"company": "ACME"},
+        "search_contacts": lambda n: {"email": email},
+        "get_contact": lambda n: {"contact_id": (3, 4, 5, 6)[n % 4]},
+        "list_agreements": lambda n: {"company": "ACME"},
     }
+
+
+# Devices get_company is measured on: ACME's, made up to this many.
+COMPANY_DEVICES = 50
+
+
+def _give_acme_devices(app: Any) -> None:
+    store, writer = app.state.store, app.state.writer
+    acme = next(c["id"] for c in store["companies"].values() if c["identifier"] == "ACME")
+    have = sum(1 for c in store["configurations"].values() if c["company"]["id"] == acme)
+    for n in range(have, COMPANY_DEVICES):
+        device = {"name": f"ACME-WS-{100 + n}", "type": {"name": "Managed Workstation"}, "company": {"id": acme}}
+        writer.create("configurations", device, "jsmith")
+
+
+# What a tool's benchmark needs in the sandbox beyond the seed.
+_SETUP: dict[str, Callable[[Any], None]] = {"get_company": _give_acme_devices}
 
 
 def _server(
@@ -168,6 +199,8 @@ async def _sdk_round_trip_ms(name: str, result: CallToolResult, calls: int) -> f
 
 async def _bench_tool(directory: Path, name: str, calls: int, tickets: int) -> list[tuple[str, str]]:
     server, app, transport, audit_path = _server(directory, tickets)
+    if name in _SETUP:
+        _SETUP[name](app)
     arguments = _scenarios(app)[name]
     # The in-process sandbox's seeded data is a heap our server never has in production: keep the garbage
     # collector from scanning it on our time (its pauses would be charged to the server).
@@ -286,11 +319,18 @@ async def bench_tools(quick: bool) -> list[tuple[str, str]]:
             "add_ticket_note",
             "update_ticket",
             "create_time_entry",
+            "list_time_entries",
+            "update_time_entry",
             "list_board_statuses",
             "create_ticket",
             "attach_configuration",
             "detach_configuration",
             "find_sla_risk",
+            "search_companies",
+            "get_company",
+            "search_contacts",
+            "get_contact",
+            "list_agreements",
         ):
             rows += await _bench_tool(Path(directory), name, calls, tickets)
         rows += await _bench_sla_pages(Path(directory), tickets)

@@ -32,6 +32,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     create = actions.add_parser("create", help="create a principal's token: printed once, only its hash is stored")
     create.add_argument("name", help="the principal's name, as it will appear in the audit log")
     create.add_argument("--tenants", required=True, metavar="A,B", help="comma-separated tenants it may use")
+    create.add_argument(
+        "--permissions",
+        default="mcp",
+        metavar="P,Q",
+        help="what the token may do: mcp (the MCP endpoint, the default), alerts (POST /alerts only), or both",
+    )
     actions.add_parser("list", help="list the principals and their tenants (never a token or its hash)")
     revoke = actions.add_parser("revoke", help="remove a principal from the config: its token stops working")
     revoke.add_argument("name", help="the principal's name")
@@ -40,7 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.tokens_command == "create":
-        return _create(args.name, args.tenants, args.config)
+        return _create(args.name, args.tenants, args.permissions, args.config)
     if args.tokens_command == "list":
         return _list(args.config)
     if args.tokens_command == "revoke":
@@ -59,7 +65,10 @@ def _list(config_arg: str | None) -> int:
     print(f"Principals in {config.path}:")
     width = max(len(principal.name) for principal in principals)
     for principal in principals:
-        print(f"  {principal.name.ljust(width)}  tenants: {', '.join(principal.tenants)}")
+        print(
+            f"  {principal.name.ljust(width)}  tenants: {', '.join(principal.tenants)}"
+            f"  permissions: {', '.join(principal.permissions)}"
+        )
     return 0
 
 
@@ -93,8 +102,9 @@ def _revoke(name: str, config_arg: str | None) -> int:
     return 0
 
 
-def _create(name: str, tenants_arg: str, config_arg: str | None) -> int:
+def _create(name: str, tenants_arg: str, permissions_arg: str, config_arg: str | None) -> int:
     from mcp_server_connectwise.config import PRINCIPAL_NAME, PRINCIPAL_NAME_RULE, load_config
+    from mcp_server_connectwise.config.models import PERMISSIONS
     from mcp_server_connectwise.http_auth import hash_token, new_token
 
     if not PRINCIPAL_NAME.fullmatch(name):
@@ -102,6 +112,9 @@ def _create(name: str, tenants_arg: str, config_arg: str | None) -> int:
     tenants = list(dict.fromkeys(part.strip() for part in tenants_arg.split(",") if part.strip()))
     if not tenants:
         raise UsageError("--tenants needs at least one tenant name, e.g. --tenants acme,globex")
+    permissions = list(dict.fromkeys(part.strip() for part in permissions_arg.split(",") if part.strip()))
+    if not permissions or any(permission not in PERMISSIONS for permission in permissions):
+        raise UsageError(f"--permissions takes {' and/or '.join(PERMISSIONS)}, e.g. --permissions alerts")
     config = load_config(config_arg)
     for tenant in tenants:
         config.tenant(tenant)  # refuses an unknown tenant, naming the known ones
@@ -109,7 +122,7 @@ def _create(name: str, tenants_arg: str, config_arg: str | None) -> int:
     replacing = name in config.http.principals
 
     token = new_token()
-    _write_principal(config.path.resolve(), name, hash_token(token), tenants)
+    _write_principal(config.path.resolve(), name, hash_token(token), tenants, permissions)
 
     if replacing:
         print(
@@ -127,17 +140,19 @@ def _create(name: str, tenants_arg: str, config_arg: str | None) -> int:
     return 0
 
 
-def _write_principal(path: Path, name: str, token_sha256: str, tenants: list[str]) -> None:
+def _write_principal(path: Path, name: str, token_sha256: str, tenants: list[str], permissions: list[str]) -> None:
     from mcp_server_connectwise.config import ConfigError
 
     text, status = _read(path)
     newline = "\r\n" if "\r\n" in text else "\n"
-    table = _principal_table(name, token_sha256, tenants, newline)
+    table = _principal_table(name, token_sha256, tenants, permissions, newline)
     edited = _with_table(text, name, table, newline)
 
     expected = copy.deepcopy(tomllib.loads(text))
     principals = expected.setdefault("http", {}).setdefault("principals", {})
     principals[name] = {"token_sha256": token_sha256, "tenants": tenants}
+    if permissions != ["mcp"]:
+        principals[name]["permissions"] = permissions
     if _parsed(edited) != expected:
         # The principal (or [http]) is written in a form a table header cannot replace, e.g. an inline table.
         raise ConfigError(
@@ -157,7 +172,7 @@ def _read(path: Path) -> tuple[str, os.stat_result]:
         raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
 
 
-def _principal_table(name: str, token_sha256: str, tenants: list[str], newline: str) -> str:
+def _principal_table(name: str, token_sha256: str, tenants: list[str], permissions: list[str], newline: str) -> str:
     key = name if BARE_KEY.fullmatch(name) else f'"{name}"'  # names are plain: no escaping needed
     lines = [
         f"[http.principals.{key}]",
@@ -165,6 +180,8 @@ def _principal_table(name: str, token_sha256: str, tenants: list[str], newline: 
         f'token_sha256 = "{token_sha256}"',
         "tenants = [" + ", ".join(f'"{tenant}"' for tenant in tenants) + "]",
     ]
+    if permissions != ["mcp"]:  # the default is left unsaid
+        lines.append("permissions = [" + ", ".join(f'"{permission}"' for permission in permissions) + "]")
     return newline.join(lines) + newline
 
 

@@ -12,6 +12,7 @@ from mcp_server_connectwise.config.models import (
     PRINCIPAL_NAME,
     PRINCIPAL_NAME_RULE,
     TOKENS_CREATE_HINT,
+    AlertsConfig,
     AppConfig,
     AuditConfig,
     ConfigError,
@@ -24,6 +25,7 @@ from mcp_server_connectwise.config.models import (
 from mcp_server_connectwise.config.network import ANY_PORT
 
 __all__ = [
+    "AlertsConfig",
     "ANY_PORT",
     "CONFIG_ENV",
     "PRINCIPAL_NAME",

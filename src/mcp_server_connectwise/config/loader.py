@@ -250,5 +250,6 @@ def _first_message(exc: ValidationError) -> str:
         problem = str(error["ctx"]["error"])
     else:
         problem = _TYPE_MESSAGES.get(error["type"], error["msg"])
-    loc = [part for part in error["loc"] if isinstance(part, str)]
-    return f"key '{loc[-1]}': {problem}" if loc else problem
+    # A nested table's key is named by its path (`alerts.min_severity`); "[key]" marks a table key's own check.
+    loc = [part for part in error["loc"] if isinstance(part, str) and part != "[key]"]
+    return f"key '{'.'.join(loc)}': {problem}" if loc else problem

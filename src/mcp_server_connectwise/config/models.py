@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -60,6 +60,41 @@ class ConfigError(Exception):
     """A problem in the configuration, as one line naming the file, the tenant and the key."""
 
 
+# Monitoring severities, most severe first: `min_severity` keeps an alert at or above it.
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+Severity = Literal["critical", "high", "medium", "low", "info"]
+
+
+class AlertsConfig(BaseModel):
+    """`[tenants.X.alerts]`: where report_alert puts a ticket per alert and how it treats repeats and clears.
+    The names are checked against the tenant's ConnectWise on the first alert (there is no ConnectWise at
+    config time), with an error naming the key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    board: str
+    status: str  # the open status this server sets: a ticket in another has been worked by a person
+    close_status: str  # a closed status of `board`
+    type: str | None = None
+    subtype: str | None = None
+    item: str | None = None
+    priority: dict[Severity, str] = Field(default_factory=dict)  # severity -> priority name; else the default
+    min_severity: Severity = "info"
+    coalesce_minutes: int = Field(default=15, ge=1, le=1440)
+    reopen_hours: int = Field(default=24, ge=0, le=720)  # 0: a recurrence after a close is always a new ticket
+    flap_limit: int = Field(default=3, ge=1, le=100)
+    # Where the alert's key is kept on the ticket: staff see it, customers do not. [I] Only externalXRef for
+    # now; a tag or custom field would need a search ConnectWise's conditions cannot express on arrays.
+    key_field: Literal["externalXRef"] = "externalXRef"
+
+    @field_validator("board", "status", "close_status", "type", "subtype", "item")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not 0 < len(value.strip()) <= 50:
+            raise ValueError("must be a name as ConnectWise shows it (1 to 50 characters)")
+        return value
+
+
 class TenantConfig(BaseModel):
     """One ConnectWise company the server may work for."""
 
@@ -72,6 +107,9 @@ class TenantConfig(BaseModel):
     base_url: str | None = None
     member: str | None = None
     default_board: str | None = None  # the board create_ticket uses when a call names none
+    alerts: AlertsConfig | None = None  # without it, report_alert is refused for this tenant
+    # The agreement type create_ticket attaches when a company has exactly one active agreement of it.
+    default_agreement_type: str | None = None
     read_only: bool = False
     api_version: str = "2025.1"
     requests_per_minute: int = 600
@@ -117,6 +155,13 @@ class TenantConfig(BaseModel):
     def _default_board(cls, value: str | None) -> str | None:
         if value is not None and not 0 < len(value.strip()) <= 50:
             raise ValueError("must be a board name as ConnectWise shows it (1 to 50 characters)")
+        return value
+
+    @field_validator("default_agreement_type")
+    @classmethod
+    def _default_agreement_type(cls, value: str | None) -> str | None:
+        if value is not None and not 0 < len(value.strip()) <= 50:
+            raise ValueError("must be an agreement type name as ConnectWise shows it (1 to 50 characters)")
         return value
 
     @field_validator("site")
@@ -184,6 +229,10 @@ class AuditConfig(BaseModel):
     max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024, le=1024**3)
 
 
+Permission = Literal["mcp", "alerts"]
+PERMISSIONS: tuple[Permission, ...] = ("mcp", "alerts")
+
+
 class Principal(BaseModel):
     """Someone allowed to call the HTTP/SSE transports: a bearer token's hash and the tenants it may use."""
 
@@ -193,6 +242,9 @@ class Principal(BaseModel):
     # Not a secret (the token cannot be recovered from it) but kept out of reprs and logs all the same.
     token_sha256: str = Field(repr=False)
     tenants: tuple[str, ...]
+    # What the token may do: "mcp" (the MCP endpoint: every tool the server offers) and "alerts" (POST /alerts,
+    # for a monitor or an RMM: its token can report alerts and nothing else).
+    permissions: tuple[Permission, ...] = ("mcp",)
 
     @field_validator("name")
     @classmethod
@@ -211,6 +263,13 @@ class Principal(BaseModel):
                 f"create a token with {TOKENS_CREATE_HINT}"
             )
         return value.lower()
+
+    @field_validator("permissions", mode="before")
+    @classmethod
+    def _permissions(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not value or not all(item in PERMISSIONS for item in value):
+            raise ValueError(f'must be a non-empty list of {" and ".join(map(repr, PERMISSIONS))}, such as ["alerts"]')
+        return tuple(dict.fromkeys(value))
 
     @field_validator("tenants", mode="before")
     @classmethod

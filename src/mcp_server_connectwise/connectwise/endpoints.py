@@ -16,10 +16,15 @@ WORK_TYPES = "/time/workTypes"
 COMPANIES = "/company/companies"
 CONTACTS = "/company/contacts"
 CONFIGURATIONS = "/company/configurations"
+AGREEMENTS = "/finance/agreements"
 
 
 def ticket(ticket_id: int) -> str:
     return f"{TICKETS}/{ticket_id}"
+
+
+def time_entry(entry_id: int) -> str:
+    return f"{TIME_ENTRIES}/{entry_id}"
 
 
 def ticket_notes(ticket_id: int) -> str:
@@ -33,6 +38,14 @@ def ticket_configurations(ticket_id: int) -> str:
 def ticket_configuration(ticket_id: int, configuration_id: int) -> str:
     """A configuration attached to a ticket: DELETE detaches it."""
     return f"{ticket_configurations(ticket_id)}/{configuration_id}"
+
+
+def company(company_id: int) -> str:
+    return f"{COMPANIES}/{company_id}"
+
+
+def agreement(agreement_id: int) -> str:
+    return f"{AGREEMENTS}/{agreement_id}"
 
 
 def contact(contact_id: int) -> str:

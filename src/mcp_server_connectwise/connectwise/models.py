@@ -140,7 +140,10 @@ class Ticket(Record):
     actual_hours: CWNumber = None
     initial_description: CWText = None  # POST-only field (API.md); read when a response echoes it
     closed_flag: CWFlag = None
+    closed_date: CWDateTime = None
     sla_status: CWText = None
+    external_x_ref: CWText = None  # externalXRef: an integration's key for the ticket
+    agreement: CWReference = None
 
 
 class BoardStatus(Record):
@@ -169,7 +172,14 @@ class ServiceNote(Record):
     created_by: CWText = None
 
 
+# A time entry's `status` while its member may still change it (API.md "Time entry status"); past these it is
+# in approval or billed, and correcting it is ConnectWise's approval workflow, not an API edit.
+EDITABLE_TIME_ENTRY_STATUSES = ("Open", "Rejected", "ErrorsCorrected")
+
+
 class TimeEntry(Record):
+    charge_to_id: CWWholeNumber = None
+    charge_to_type: CWText = None
     member: CWReference = None
     work_type: CWReference = None
     time_start: CWDateTime = None
@@ -177,6 +187,7 @@ class TimeEntry(Record):
     actual_hours: CWNumber = None
     billable_option: CWText = None
     notes: CWText = None
+    status: CWText = None
 
 
 class Priority(Record):
@@ -195,13 +206,30 @@ class WorkType(Record):
     inactive_flag: CWFlag = None
 
 
+# A list of references (a company's `types`), without what is not one.
+CWReferences = Annotated[list[Reference], BeforeValidator(_list_or_empty)]
+
+
 class Company(Record):
     identifier: CWText = None
     name: CWText = None
     deleted_flag: CWFlag = None
+    status: CWReference = None
+    types: CWReferences = Field(default_factory=list)
+    phone_number: CWText = None
+    website: CWText = None
+    default_contact: CWReference = None
+    site: CWReference = None  # its main site, whose address the company's address fields are
+    address_line1: CWText = None
+    address_line2: CWText = None
+    city: CWText = None
+    state: CWText = None
+    zip: CWText = None
+    country: CWReference = None
 
 
 class CommunicationItem(CWModel):
+    type: CWReference = None  # the kind of number or address: "Email", "Direct", "Mobile"...
     communication_type: CWText = None  # Email, Phone, Fax
     value: CWText = None
     default_flag: CWFlag = None
@@ -212,6 +240,7 @@ class Contact(Record):
     last_name: CWText = None
     company: CWReference = None
     inactive_flag: CWFlag = None
+    title: CWText = None
     communication_items: Annotated[list[CommunicationItem], BeforeValidator(_list_or_empty)] = Field(
         default_factory=list
     )
@@ -220,12 +249,21 @@ class Contact(Record):
     def full_name(self) -> str:
         return " ".join(part for part in (self.first_name, self.last_name) if part)
 
+    def _default(self, communication_type: str) -> str | None:
+        """The default value of one kind of communication item, else the first one."""
+        items = [i for i in self.communication_items if i.communication_type == communication_type and i.value]
+        default = next((item for item in items if item.default_flag), items[0] if items else None)
+        return default.value if default else None
+
     @property
     def email(self) -> str | None:
         """The contact's default email, else its first one."""
-        emails = [item for item in self.communication_items if item.communication_type == "Email" and item.value]
-        default = next((item for item in emails if item.default_flag), emails[0] if emails else None)
-        return default.value if default else None
+        return self._default("Email")
+
+    @property
+    def phone(self) -> str | None:
+        """The contact's default phone number, else its first one."""
+        return self._default("Phone")
 
 
 class Configuration(Record):
@@ -234,3 +272,15 @@ class Configuration(Record):
     company: CWReference = None
     serial_number: CWText = None
     active_flag: CWFlag = None
+
+
+class Agreement(Record):
+    name: CWText = None
+    type: CWReference = None
+    company: CWReference = None
+    agreement_status: CWText = None  # Active, Cancelled, Expired, Inactive
+    cancelled_flag: CWFlag = None
+    start_date: CWDateTime = None
+    end_date: CWDateTime = None
+    no_ending_date_flag: CWFlag = None
+    sla: CWReference = None

@@ -9,6 +9,7 @@ tickets seed in a few seconds.
 from __future__ import annotations
 
 import random
+import time
 import unicodedata
 import uuid
 from collections.abc import Callable
@@ -40,7 +41,7 @@ _ALERT_STATUSES = (
     ("New", False, False, True, "NotResponded", False),
     ("Acknowledged", False, False, False, "Responded", False),
     ("Investigating", False, False, False, "ResolutionPlan", False),
-    ("Auto-Resolved", True, True, False, "Resolved", False),
+    ("Auto-Closed", True, True, False, "Resolved", False),
     ("Closed", True, False, False, "Resolved", False),
 )
 _ONBOARDING_STATUSES = (
@@ -117,6 +118,28 @@ _STATIC = {
     "agreementTypes": ("Managed Services", "Block Time", "Break Fix"),
     "securityRoles": ("Admin", "Technician", "API Member"),
 }
+# A seeded time entry's status by how many weeks before this week it was worked: this week's time sheet is
+# open and so is last week's (due tonight when the seed's now is a Monday, as SEED_NOW is); the one before is
+# submitted, the two before that approved and ready to bill; older ones are billed.
+_TIME_SHEET_STAGES = ("Open", "Open", "PendingApproval", "ApprovedByTierOne", "ReadyToBill")
+# [I] One entry in this many was sent back by its approver and never corrected: Rejected (so still editable by
+# its member) whatever its age. Entry ids are the same whatever the seed's size, so examples can name one.
+_REJECTED_EVERY = 25
+# Each customer has one active agreement of type 1 + id % 3 (AGREEMENT_NAMES), but those named here, which have
+# these (name, agreement type id, state): none, two active, an expired and a cancelled one. States: "active" (ends
+# in a few years), "open" (no end date), "expired" (ended before the seed's now), "cancelled".
+AGREEMENT_NAMES = ("Managed Services - Gold", "Block Time 20 Hours", "Break Fix")
+AGREEMENTS: dict[str, tuple[tuple[str, int, str], ...]] = {
+    "ACME": (("Break Fix", 3, "active"), ("Managed Services - Gold", 1, "open")),
+    "OBrienDental": (("Managed Services - Gold", 1, "active"), ("Block Time 10 Hours", 2, "expired")),
+    "SmithJones": (("Managed Services - Silver", 1, "cancelled"), ("Block Time 20 Hours", 2, "active")),
+    "GreenValley": (),
+    "Riverside": (),
+}
+# Companies that are not simply an active client, and contacts who have left their company.
+COMPANY_STATUS = {"HundredPct": "Credit Hold"}
+COMPANY_TYPES = {"SandboxMSP": ("Owner",), "BracketSys": ("Client", "Vendor")}
+INACTIVE_CONTACTS = {("ACME", "Johnson")}
 _SEVERITY_IMPACT = ("Low", "Medium", "Medium", "High")
 _BILLABLE = ("Billable", "Billable", "Billable", "NoCharge", "DoNotBill")
 _HOURS = (0.25, 0.5, 0.5, 0.75, 1.0, 1.0, 1.5, 2.0, 3.0)
@@ -165,6 +188,10 @@ class _Seeder:
 
     def ref(self, name: str, record_id: int) -> Record:
         return self.store.ref(name, record_id)
+
+    def named(self, name: str, record_name: str) -> Record:
+        """The reference to the record of static table `name` called `record_name`."""
+        return self.ref(name, _STATIC[name].index(record_name) + 1)
 
     # --- reference data --------------------------------------------------------------------------------
 
@@ -377,17 +404,22 @@ class _Seeder:
         contacts: list[Record] = []
         configurations: list[Record] = []
         agreements: list[Record] = []
+        sites: list[Record] = []
         people = iter(text.PEOPLE * 3)
         self.company_setup: list[tuple] = []
         for company_id, (identifier, name, city, state, zip_code, phone) in enumerate(text.COMPANIES, 1):
             owner = company_id == 1
             domain = f"{identifier.lower()}.example"
+            # One site per company, its main one: the company's own address is that site's (ConnectWise shows the
+            # default site's address on the company).
+            sites.append({"id": company_id, "name": "Main"})
+            self.table("sites", sites)
             companies.append(
                 {
                     "id": company_id,
                     "identifier": identifier,
                     "name": name,
-                    "status": self.ref("companyStatuses", 1),
+                    "status": self.named("companyStatuses", COMPANY_STATUS.get(identifier, "Active")),
                     "addressLine1": f"{100 + 17 * company_id} Main Street",
                     "city": city,
                     "state": state,
@@ -402,8 +434,9 @@ class _Seeder:
                     "unsubscribeFlag": False,
                     "deletedFlag": False,
                     "mobileGuid": self.guid(),
-                    "isVendorFlag": False,
-                    "types": [self.ref("companyTypes", 1 if owner else 2)],
+                    "isVendorFlag": "Vendor" in COMPANY_TYPES.get(identifier, ()),
+                    "types": [self.named("companyTypes", t) for t in COMPANY_TYPES.get(identifier, ("Client",))],
+                    "site": self.ref("sites", company_id),
                     "_info": self.info(300),
                 }
             )
@@ -425,7 +458,7 @@ class _Seeder:
                         "state": state,
                         "zip": zip_code,
                         "country": self.ref("countries", 1),
-                        "inactiveFlag": False,
+                        "inactiveFlag": (identifier, last) in INACTIVE_CONTACTS,
                         "title": ("Office Manager", "Owner", "Bookkeeper", "Receptionist", "Engineer")[position % 5],
                         "disablePortalLoginFlag": False,
                         "unsubscribeFlag": False,
@@ -499,33 +532,19 @@ class _Seeder:
                 devices.append(device)
                 device_ids[kind] = configuration_id
             self.table("configurations", configurations)
+            planned = (
+                ()
+                if owner
+                else AGREEMENTS.get(identifier, ((AGREEMENT_NAMES[company_id % 3], 1 + company_id % 3, "active"),))
+            )
             agreement_ref = None
-            if not owner:
-                type_id = 1 + company_id % 3
+            for agreement_name, type_id, state in planned:
                 agreements.append(
-                    {
-                        "id": len(agreements) + 1,
-                        "name": ("Managed Services - Gold", "Block Time 20 Hours", "Break Fix")[type_id - 1],
-                        "type": self.ref("agreementTypes", type_id),
-                        "company": company_ref,
-                        "contact": self.ref("contacts", contact_ids[0]),
-                        "startDate": iso(self.now - 365 * _DAY),
-                        "endDate": iso(self.now + 365 * _DAY),
-                        "noEndingDateFlag": False,
-                        "cancelledFlag": False,
-                        "applicationUnits": "Hours" if type_id == 2 else "Amount",
-                        "applicationLimit": 20.0 if type_id == 2 else 0.0,
-                        "applicationUnlimitedFlag": type_id == 1,
-                        "billAmount": 1500.0 if type_id == 1 else 0.0,
-                        "billTime": "Billable",
-                        "billExpenses": "Billable",
-                        "billProducts": "Billable",
-                        "agreementStatus": "Active",
-                        "_info": self.info(365),
-                    }
+                    self.agreement(len(agreements) + 1, agreement_name, type_id, state, company_ref, contact_ids[0])
                 )
                 self.table("agreements", agreements)
-                agreement_ref = self.ref("agreements", len(agreements))
+                if agreement_ref is None and state in ("active", "open"):  # the agreement its tickets are under
+                    agreement_ref = self.ref("agreements", len(agreements))
             contact_info = [(self.ref("contacts", c), contacts[c - 1]) for c in contact_ids]
             self.company_setup.append(
                 (
@@ -538,6 +557,36 @@ class _Seeder:
                     device_ids,
                 )
             )
+
+    def agreement(
+        self, agreement_id: int, name: str, type_id: int, state: str, company_ref: Record, contact_id: int
+    ) -> Record:
+        agreement: Record = {
+            "id": agreement_id,
+            "name": name,
+            "type": self.ref("agreementTypes", type_id),
+            "company": company_ref,
+            "contact": self.ref("contacts", contact_id),
+            "startDate": iso(self.now - (730 if state == "expired" else 365) * _DAY),
+            "noEndingDateFlag": state == "open",
+            "cancelledFlag": state == "cancelled",
+            "sla": self.named("slas", "Premium SLA" if type_id == 1 else "Standard SLA"),
+            "applicationUnits": "Hours" if type_id == 2 else "Amount",
+            "applicationLimit": 20.0 if type_id == 2 else 0.0,
+            "applicationUnlimitedFlag": type_id == 1,
+            "billAmount": 1500.0 if type_id == 1 else 0.0,
+            "billTime": "Billable",
+            "billExpenses": "Billable",
+            "billProducts": "Billable",
+            "agreementStatus": {"expired": "Expired", "cancelled": "Cancelled"}.get(state, "Active"),
+            "_info": self.info(365),
+        }
+        if state != "open":
+            agreement["endDate"] = iso(self.now + (-60 if state == "expired" else 3 * 365) * _DAY)
+        if state == "cancelled":
+            agreement["dateCancelled"] = iso(self.now - 30 * _DAY)
+            agreement["reasonCancelled"] = "Moved to block time"
+        return agreement
 
     def callbacks(self) -> None:
         self.table(
@@ -880,13 +929,19 @@ class _TicketSeeder:
         return load
 
     def time_loader(self) -> Callable[[], dict[int, Record]]:
-        plans, store = self.time_plans, self.store
+        plans, store, now = self.time_plans, self.store, self.now
 
         def load() -> dict[int, Record]:
             rows: dict[int, Record] = {}
             tickets = store["tickets"]
             work_types = [store.ref("workTypes", i) for i in (1, 1, 2)]
             work_roles = store.ref("workRoles", 2)
+            # Agreements that prepay time (a monthly amount, a block of hours) take their tickets' time when it
+            # is billed; break-fix time is billed as worked.
+            prepaid = {
+                a["id"] for a in store["agreements"].values() if a.get("billAmount") or a.get("applicationLimit")
+            }
+            this_week = _week_start(now)
             for entry_id, (ticket_id, member, at, spent, work_type, billable, line) in enumerate(plans, 1):
                 ticket = tickets[ticket_id]
                 end = at + spent * 3600
@@ -919,7 +974,9 @@ class _TicketSeeder:
                     "invoiceHours": spent,
                     "enteredBy": member["identifier"],
                     "dateEntered": iso(end),
-                    "status": "Billed" if end < self.now - 30 * _DAY else "Open",
+                    "status": _time_sheet_status(
+                        entry_id, at, ticket.get("agreement", {}).get("id") in prepaid, this_week
+                    ),
                     "ticket": store.ref("tickets", ticket_id),
                     "ticketBoard": ticket["board"]["name"],
                     "ticketStatus": ticket["status"]["name"],
@@ -928,6 +985,22 @@ class _TicketSeeder:
             return rows
 
         return load
+
+
+def _week_start(now: float) -> float:
+    """The start of the week `now` falls in: time sheets run Monday to Sunday (UTC here)."""
+    return now - now % _DAY - time.gmtime(now).tm_wday * _DAY
+
+
+def _time_sheet_status(entry_id: int, start: float, prepaid: bool, this_week: float) -> str:
+    """Where a seeded time entry is in ConnectWise's time sheet workflow, by the week it was worked (`this_week`:
+    when the week of the seed's now began)."""
+    weeks_ago = 0 if start >= this_week else int((this_week - start) // (7 * _DAY)) + 1
+    if weeks_ago < len(_TIME_SHEET_STAGES):
+        stage = _TIME_SHEET_STAGES[weeks_ago]
+    else:
+        stage = "BilledAgreement" if prepaid else "Billed"
+    return "Rejected" if stage != "Open" and entry_id % _REJECTED_EVERY == 0 else stage  # sent back once submitted
 
 
 # Which of its company's devices a ticket is about, by the words of its issue (see Seeder.companies).

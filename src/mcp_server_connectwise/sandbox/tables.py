@@ -60,6 +60,8 @@ class Table:
     # Reference field -> table, where the field's name alone (_REFERENCES) does not say.
     references: dict[str, str] = field(default_factory=dict)
     required: tuple[str, ...] = ()
+    # What every update must carry: a PUT in its body, a PATCH as one of its operations.
+    required_on_update: tuple[str, ...] = ()
     unique: tuple[str, ...] = ()  # another record with the same value is an ObjectExists error
     max_lengths: dict[str, int] = field(default_factory=dict)
     # From the schemas. .NET reads enums case-insensitively; the record keeps the canonical spelling.
@@ -304,6 +306,8 @@ TABLES: dict[str, Table] = {
                 deleted_with_parent=True,
             ),
             required=("timeStart",),
+            # [C] The schema: billableOption is "Required On Updates". [I] A PATCH must carry it itself.
+            required_on_update=("billableOption",),
             references={"ticket": "tickets"},
             enums={
                 "chargeToType": ("Company", "ServiceTicket", "ProjectTicket", "ChargeCode", "Activity"),
@@ -463,6 +467,7 @@ TABLES: dict[str, Table] = {
             natural_keys=("currencyCode", "name"),
         ),
         Table("countries", "", "country", "Country"),
+        Table("sites", "", "site", "Site"),  # each company's main site, referenced by the company
         Table("companyStatuses", "", "status", "CompanyStatus"),
         Table("companyTypes", "", "type", "CompanyType"),
         Table("configurationTypes", "", "type", "ConfigurationType"),

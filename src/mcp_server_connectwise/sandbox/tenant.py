@@ -8,7 +8,7 @@ from typing import Any
 import httpx2
 from starlette.applications import Starlette
 
-from mcp_server_connectwise.config import TenantConfig
+from mcp_server_connectwise.config import AlertsConfig, TenantConfig
 from mcp_server_connectwise.connectwise import ApiCredentials
 from mcp_server_connectwise.sandbox.app import create_app
 from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL
@@ -17,6 +17,20 @@ from mcp_server_connectwise.sandbox.settings import SANDBOX_BASE_URL
 CLIENT_ID = "6f1d3c2a-8b4e-4f7a-9c5d-2e8b7a1f0c93"
 MEMBER = "jsmith"  # a technician in the sandbox's seed data, so that time entries have someone to log them
 DEFAULT_BOARD = "Service Desk"  # a board of the seed data, for tickets created without one
+# Alert intake on the seed's alert board, priorities from its priority list.
+ALERTS = AlertsConfig(
+    board="Alerts",
+    status="New",
+    close_status="Auto-Closed",
+    type="Alert",
+    priority={
+        "critical": "Priority 1 - Emergency Response",
+        "high": "Priority 2 - Quick Response",
+        "medium": "Priority 3 - Normal Response",
+        "low": "Priority 4 - Schedule Maintenance",
+    },
+    min_severity="low",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,7 @@ def sandbox_tenant(name: str, app: Starlette | None = None, **overrides: Any) ->
         base_url=SANDBOX_BASE_URL,
         member=MEMBER,
         default_board=DEFAULT_BOARD,
+        alerts=ALERTS,
     )
     return SandboxTenant(
         config=TenantConfig(**(fields | overrides)),

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
+from mcp_server_connectwise.connectwise.models import EDITABLE_TIME_ENTRY_STATUSES
 from mcp_server_connectwise.sandbox.errors import ApiError, bad_request, field_error, invalid_object, not_found
 from mcp_server_connectwise.sandbox.store import MODEL_FIELDS, Record, Store, iso, now_iso, parse_iso
 from mcp_server_connectwise.sandbox.tables import TABLES, TICKET_CHARGE_TYPES, Parent, Table
@@ -120,6 +121,7 @@ class Writer:
                 record[path] = value
             changed.add(path)
         self._require(table, record, errors, only=changed)
+        self._require_on_update(table, record, changed, errors)
         if errors:
             raise invalid_object(table.resource, errors)
         return self._save(table, record, old, changed, actor)
@@ -131,6 +133,7 @@ class Writer:
         record = self._clean(table, body)
         errors: Errors = []
         self._require(table, record, errors)
+        self._require_on_update(table, record, set(record), errors)
         if errors:
             raise invalid_object(table.resource, errors)
         parent = _url_parent(table)
@@ -269,6 +272,16 @@ class Writer:
             if value is None or (isinstance(value, str) and not value.strip()):
                 errors.append(
                     field_error("MissingRequiredField", f"The {field} field is required.", table.resource, field)
+                )
+
+    def _require_on_update(self, table: Table, record: Record, sent: set[str], errors: Errors) -> None:
+        """A MissingRequiredField error for each field an update must carry that it did not `sent` (or nulled)."""
+        for field in table.required_on_update:
+            if field not in sent or record.get(field) is None:
+                errors.append(
+                    field_error(
+                        "MissingRequiredField", f"The {field} field is required on updates.", table.resource, field
+                    )
                 )
 
     def _set_parent(self, table: Table, record: Record, parent_id: int | None) -> None:
@@ -417,6 +430,8 @@ class Writer:
             rules(self, record, old, changed, actor, errors)
 
     def _ticket_rules(self, record: Record, old: Record | None, changed: set[str], actor: str, errors: Errors) -> None:
+        if "agreement" in changed:
+            self._agreement_of_company(record, errors)
         board = record.get("board")
         if not isinstance(board, dict) or not _is_int(board.get("id")) or any(e["field"] == "board" for e in errors):
             return
@@ -515,6 +530,23 @@ class Writer:
         if old is not None and "actualHours" in old:
             record["actualHours"] = old["actualHours"]
 
+    def _agreement_of_company(self, record: Record, errors: Errors) -> None:
+        """[I] A ticket's agreement must be one of the ticket's company (ConnectWise's exact rule and wording are
+        not public; its screens offer only the company's agreements)."""
+        agreement_ref, company_ref = record.get("agreement"), record.get("company")
+        agreement_id = agreement_ref.get("id") if isinstance(agreement_ref, dict) else None
+        agreement = self.store["agreements"].get(agreement_id) if _is_int(agreement_id) else None
+        company_id = company_ref.get("id") if isinstance(company_ref, dict) else None
+        if agreement is not None and (agreement.get("company") or {}).get("id") != company_id:
+            errors.append(
+                field_error(
+                    "InvalidField",
+                    f"Agreement {agreement['id']} is not an agreement of the ticket's company.",
+                    "ticket",
+                    "agreement",
+                )
+            )
+
     def _contact_details(self, record: Record, changed: set[str]) -> None:
         """contactName, contactPhoneNumber and contactEmailAddress follow the ticket's contact, unless the
         same write sets them."""
@@ -580,6 +612,19 @@ class Writer:
         record["externalFlag"] = record["detailDescriptionFlag"] or record["resolutionFlag"]
 
     def _time_rules(self, record: Record, old: Record | None, changed: set[str], actor: str, errors: Errors) -> None:
+        if old is not None and old.get("status", "Open") not in EDITABLE_TIME_ENTRY_STATUSES:
+            # [I] ConnectWise publishes no body for an edit of an entry in approval or billed (API.md: that is its
+            # approval workflow's to correct): a 400 with a field error on status, like its other refusals.
+            errors.append(
+                field_error(
+                    "InvalidField",
+                    f"Time entry {old['id']} is {old['status']} and can no longer be changed; only "
+                    f"{', '.join(EDITABLE_TIME_ENTRY_STATUSES)} entries can.",
+                    "timeEntry",
+                    "status",
+                )
+            )
+            return
         charge_id = record.get("chargeToId")
         if charge_id is not None:
             record.setdefault("chargeToType", "ServiceTicket")

@@ -1,22 +1,30 @@
-"""A company's contacts by name, email or id: one request to find one.
+"""Contacts: a company's contact by name, email or id (one request to find one), contact searches, one contact.
 
-ConnectWise keeps a contact's name in two fields and its emails in `communicationItems`, which plain
-`conditions` cannot reach: an email goes through `childConditions` (API.md). A full name is tried split
-both ways a name splits ("Mary Ann Smith": first "Mary Ann", last "Smith"; "Jan van Dijk": first "Jan",
-last "van Dijk"); a single word matches a first or a last name. Only active contacts of the company match.
+ConnectWise keeps a contact's name in two fields and its emails and phone numbers in `communicationItems`,
+which plain `conditions` cannot reach: an email or a phone number goes through `childConditions` (API.md). A
+full name is tried split both ways a name splits ("Mary Ann Smith": first "Mary Ann", last "Smith"; "Jan van
+Dijk": first "Jan", last "van Dijk"); a single word matches a first or a last name. Only active contacts
+match, unless a search includes inactive ones.
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, Field
+
 from mcp_server_connectwise.connectwise import NotFoundError, endpoints
 from mcp_server_connectwise.connectwise import conditions as cw
-from mcp_server_connectwise.connectwise.models import Company, Contact
+from mcp_server_connectwise.connectwise.models import Company, Contact, label
 from mcp_server_connectwise.services import resolve
-from mcp_server_connectwise.services.companies import described
-from mcp_server_connectwise.services.errors import Refused, shown
+from mcp_server_connectwise.services.arguments import MAX_ID, not_a_yes_no
+from mcp_server_connectwise.services.companies import check_page, described, search_text
+from mcp_server_connectwise.services.companies import company as resolve_company
+from mcp_server_connectwise.services.errors import Look, Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
+from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
-CONTACT_FIELDS = ("id", "firstName", "lastName", "company", "inactiveFlag", "communicationItems")
+CONTACT_FIELDS = ("id", "firstName", "lastName", "company", "inactiveFlag", "title", "communicationItems")
 # Candidates a request reads and a refusal lists.
 _CANDIDATES = 10
 
@@ -67,14 +75,15 @@ async def contact(session: TenantSession, company: Company, value: str | int) ->
         raise Refused(
             f"{shown(value)} matches {'more than ' if page.has_next else ''}{len(found)} contacts of company "
             f"{described(company)}: {', '.join(_shown(c) for c in found)}; give contact as one of their emails "
-            "or ids."
+            "or ids.",
+            look=Look.FIND_CONTACT,
         )
     others = await session.client.get_page(
         endpoints.CONTACTS, conditions=of_company, fields=CONTACT_FIELDS, order_by="lastName", page_size=_CANDIDATES
     )
     listed = [Contact.model_validate(item) for item in others.items]
     who = f"its contacts include {', '.join(_shown(c) for c in listed)}" if listed else "it has no active contact"
-    raise Refused(f"Company {described(company)} has no active contact {shown(value)}; {who}.")
+    raise Refused(f"Company {described(company)} has no active contact {shown(value)}; {who}.", look=Look.FIND_CONTACT)
 
 
 async def _by_id(session: TenantSession, company: Company, contact_id: int) -> Contact:
@@ -89,3 +98,146 @@ async def _by_id(session: TenantSession, company: Company, contact_id: int) -> C
     if found.inactive_flag:
         raise Refused(f"Contact {contact_id} ({found.full_name}) of company {described(company)} is inactive.")
     return found
+
+
+# --- search_contacts and get_contact ---------------------------------------------------------------------
+
+
+class ContactQuery(BaseModel):
+    """A contact search; the filters combine with AND."""
+
+    name: Annotated[str | None, Field(description="Full, first or last name.")] = None
+    email: Annotated[str | None, Field(description='Email address, or a domain such as "@acme.example".')] = None
+    phone: Annotated[str | None, Field(description='Phone number or part of it, e.g. "555-0142".')] = None
+    company: Annotated[str | int | None, Field(description="Company identifier or name.")] = None
+    include_inactive: Annotated[bool, Field(description="Also contacts marked inactive.")] = False
+    limit: Annotated[int, Field(ge=1, le=100, description="Rows per page."), BeforeValidator(not_a_yes_no)] = 25
+    page: Annotated[
+        int, Field(ge=1, description="Page number, from next_page of an earlier call."), BeforeValidator(not_a_yes_no)
+    ] = 1
+
+
+class ContactRow(BaseModel):
+    id: int
+    name: UntrustedText | None = None
+    company: UntrustedText | None = None
+    company_identifier: str | None = None
+    title: UntrustedText | None = None
+    email: UntrustedText | None = Field(None, description="The default email.")
+    phone: UntrustedText | None = Field(None, description="The default phone number.")
+    inactive: bool | None = Field(None, description="Present (true) only for inactive contacts.")
+
+    @classmethod
+    def of(cls, contact: Contact) -> ContactRow:
+        return cls(
+            id=contact.id,
+            name=contact.full_name or None,
+            company=label(contact.company),
+            company_identifier=contact.company.identifier if contact.company else None,
+            title=contact.title,
+            email=contact.email,
+            phone=contact.phone,
+            inactive=True if contact.inactive_flag else None,
+        )
+
+
+class ContactSearchResult(BaseModel):
+    tenant: str
+    contacts: list[ContactRow]
+    page: int
+    has_more: bool = Field(description="More contacts match: ask for next_page.")
+    next_page: int | None = None
+    notice: str = untrusted_notice("name, company, title, email and phone")
+
+
+def _communication(email: str | None, phone: str | None) -> cw.Expr | None:
+    """The childConditions on a contact's communication items: a whole address, a domain ("@acme.example")
+    or a part of a phone number."""
+    return cw.and_(
+        (cw.contains if email.startswith("@") else cw.eq)("communicationItems/value", email) if email else None,
+        cw.contains("communicationItems/value", phone) if phone else None,
+    )
+
+
+async def search_contacts(session: TenantSession, query: ContactQuery) -> ContactSearchResult:
+    check_page(query.page)
+    name, email, phone = (search_text(a, getattr(query, a)) for a in ("name", "email", "phone"))
+    company_id = (await resolve_company(session, query.company)).id if query.company is not None else None
+    try:
+        conditions = cw.and_(
+            cw.eq("company/id", company_id) if company_id is not None else None,
+            cw.eq("inactiveFlag", False) if not query.include_inactive else None,
+            _name_conditions(name) if name else None,
+        )
+        child_conditions = _communication(email, phone)
+    except cw.UnsafeValueError as exc:
+        raise Refused(f"{exc} Change the search and try again.") from None
+    page = await session.client.get_page(
+        endpoints.CONTACTS,
+        conditions=conditions,
+        child_conditions=child_conditions,
+        order_by="lastName asc, firstName asc",
+        fields=CONTACT_FIELDS,
+        page=query.page,
+        page_size=query.limit,
+    )
+    return ContactSearchResult(
+        tenant=session.name,
+        contacts=[ContactRow.of(Contact.model_validate(item)) for item in page.items],
+        page=page.page,
+        has_more=page.has_next,
+        next_page=page.page + 1 if page.has_next else None,
+    )
+
+
+class CommunicationView(BaseModel):
+    kind: str | None = Field(None, description="Email, Phone or Fax.")
+    type: str | None = Field(None, description='e.g. "Direct", "Mobile".')
+    value: UntrustedText | None = None
+    default: bool | None = Field(None, description="Present (true) for the default of its kind.")
+
+
+class ContactDetails(BaseModel):
+    tenant: str
+    id: int
+    name: UntrustedText | None = None
+    first_name: UntrustedText | None = None
+    last_name: UntrustedText | None = None
+    company: UntrustedText | None = None
+    company_identifier: str | None = None
+    title: UntrustedText | None = None
+    inactive: bool | None = Field(None, description="Present (true) only for an inactive contact.")
+    communication: list[CommunicationView] = Field(default_factory=list, description="Emails, phones and faxes.")
+    notice: str = untrusted_notice("name, first_name, last_name, company, title and communication[].value")
+
+
+ContactId = Annotated[int, Field(ge=1, le=MAX_ID, description="The contact's id."), BeforeValidator(not_a_yes_no)]
+
+
+async def get_contact(session: TenantSession, contact_id: int) -> ContactDetails:
+    try:
+        contact = Contact.model_validate(await session.client.get(endpoints.contact(contact_id)))
+    except NotFoundError:
+        raise Refused(
+            f"Contact {contact_id} was not found in tenant {session.name}; check the id.", look=Look.FIND_CONTACT
+        ) from None
+    return ContactDetails(
+        tenant=session.name,
+        id=contact.id,
+        name=contact.full_name or None,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        company=label(contact.company),
+        company_identifier=contact.company.identifier if contact.company else None,
+        title=contact.title,
+        inactive=True if contact.inactive_flag else None,
+        communication=[
+            CommunicationView(
+                kind=item.communication_type,
+                type=label(item.type),
+                value=item.value,
+                default=True if item.default_flag else None,
+            )
+            for item in contact.communication_items
+        ],
+    )

@@ -47,6 +47,10 @@ class Look(Enum):
     FIND_TICKET = "find the ticket"
     READ_TICKET = "read the ticket"
     BOARD_STATUSES = "see the board's statuses"
+    LIST_TIME = "list the time entries"
+    FIND_COMPANY = "find the company"
+    FIND_CONTACT = "find the contact"
+    AGREEMENTS = "see the company's agreements"
 
 
 class ServiceError(Exception):

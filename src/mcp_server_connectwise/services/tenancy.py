@@ -21,6 +21,7 @@ from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, C
 from mcp_server_connectwise.secrets import KeyringUnavailable, KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS, Catalog
 from mcp_server_connectwise.services.errors import Failed, Refused, sentence
+from mcp_server_connectwise.state.alerts import AlertKeys
 
 # A locked keyring can wait for a person to type a password; a call gives up on it after this long.
 KEYRING_TIMEOUT_SECONDS = 10.0
@@ -76,6 +77,7 @@ class TenantSession:
     # Per kind of record ("note"), the ids of the records this session reported as created, oldest first:
     # write recovery never takes one of them for a later call's lost record.
     reported_ids: dict[str, dict[int, None]] = field(default_factory=dict)
+    alert_keys: AlertKeys = field(default_factory=AlertKeys)  # report_alert's per-key locks and counters
 
     @property
     def name(self) -> str:

@@ -2,8 +2,10 @@
 
 Order, so that a refusal sends nothing: the company (identifier or name), then the board (the call's, else
 the tenant's `default_board`) and everything that belongs to it (status, else the board's default; type,
-subtype, item), priority and owner, the contact within the company, and the configurations within the
-company. Only then is anything written.
+subtype, item), priority and owner, the contact within the company, the agreement (the call's, which must be
+the company's and active today; else the company's only active agreement of the tenant's
+`default_agreement_type`, if it has exactly one), and the configurations within the company. Only then is
+anything written.
 
 Duplicates: before creating, one request lists the company's open tickets (of the contact, when one is
 given) entered in the last `DUPLICATE_WINDOW`; those whose summary is similar (`similarity`) stop the create
@@ -29,6 +31,7 @@ from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.models import Company, Configuration, Ticket, label
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, resolve, write_recovery
+from mcp_server_connectwise.services.agreements import company_agreements, of_type, today, usable_agreement
 from mcp_server_connectwise.services.arguments import NameOrId, When, written_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
@@ -38,7 +41,7 @@ from mcp_server_connectwise.services.notes import MAX_NOTE_CHARS
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.ticket_devices import attach, find_configuration
 from mcp_server_connectwise.services.tickets import info_date
-from mcp_server_connectwise.services.updates import Level, summary_text
+from mcp_server_connectwise.services.updates import MAX_SUMMARY_CHARS, Level, summary_text
 from mcp_server_connectwise.services.write_recovery import PlannedWrite, entered_since, same_text
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
@@ -86,46 +89,42 @@ def similarity(one: str, other: str) -> float:
 class NewTicket(BaseModel):
     """A ticket to create; names, not ids."""
 
-    summary: Annotated[str, Field(min_length=1, description="At most 100 characters.")]
-    company: Annotated[str | int, Field(description='Company identifier or name, e.g. "ACME" or "Acme".')]
-    board: Annotated[NameOrId, Field(description="Board name; default: the tenant's default_board.")] = None
-    contact: Annotated[NameOrId, Field(description="Contact of the company: name, email or id.")] = None
-    description: Annotated[
-        str | None, Field(description="First note, visible to the customer.", max_length=MAX_NOTE_CHARS)
-    ] = None
-    internal_note: Annotated[
-        str | None, Field(description="First internal note (staff only).", max_length=MAX_NOTE_CHARS)
-    ] = None
-    status: Annotated[NameOrId, Field(description="Status on the board; default: the board's default.")] = None
-    priority: Annotated[NameOrId, Field(description="Priority name; default: ConnectWise's.")] = None
-    type: Annotated[NameOrId, Field(description="Type name on the board.")] = None
-    subtype: Annotated[NameOrId, Field(description="Subtype name on the board.")] = None
-    item: Annotated[NameOrId, Field(description="Item name on the board.")] = None
+    summary: Annotated[str, Field(min_length=1, max_length=MAX_SUMMARY_CHARS)]
+    company: Annotated[str | int, Field(description="Identifier or name.")]
+    board: Annotated[NameOrId, Field(description="Default: the tenant's default_board.")] = None
+    contact: Annotated[NameOrId, Field(description="Name, email or id.")] = None
+    description: Annotated[str | None, Field(max_length=MAX_NOTE_CHARS, description="Customer-visible first note.")] = (
+        None
+    )
+    internal_note: Annotated[str | None, Field(max_length=MAX_NOTE_CHARS, description="Staff-only first note.")] = None
+    status: Annotated[NameOrId, Field(description="Default: the board's.")] = None
+    priority: NameOrId = None
+    type: NameOrId = None
+    subtype: NameOrId = None
+    item: NameOrId = None
     severity: Level | None = None
     impact: Level | None = None
     owner: Annotated[NameOrId, Field(description='Member identifier, e.g. "jsmith".')] = None
-    required_date: When = None
+    agreement: Annotated[NameOrId, Field(description="Of the company, active today: name or id.")] = None
+    required_date: Annotated[When, Field(description="Due date.")] = None
     configurations: Annotated[
         list[str | int] | None,
-        Field(
-            max_length=MAX_CONFIGURATIONS,
-            description="Devices of the company to attach: id, name or serial number each.",
-        ),
+        Field(max_length=MAX_CONFIGURATIONS, description="Devices to attach: ids, names or serial numbers."),
     ] = None
-    notify: Annotated[bool, Field(description="Let ConnectWise email the contact and resources.")] = False
-    allow_duplicate: Annotated[bool, Field(description="Create even when similar open tickets exist.")] = False
+    notify: Annotated[bool, Field(description="Email the contact and resources.")] = False
+    allow_duplicate: Annotated[bool, Field(description="Create despite similar open tickets.")] = False
 
 
 class PossibleDuplicate(BaseModel):
     id: int
     summary: UntrustedText | None = None
     status: str | None = None
-    age_hours: float | None = Field(None, description="Hours since it was entered.")
+    age_hours: float | None = None
 
 
 class TicketCreated(BaseModel):
     tenant: str
-    created: bool = Field(description="False: similar open tickets stopped it (possible_duplicates); nothing sent.")
+    created: bool
     ticket_id: int | None = None
     summary: UntrustedText | None = None
     board: str | None = None
@@ -135,12 +134,11 @@ class TicketCreated(BaseModel):
     company_identifier: str | None = None
     contact: UntrustedText | None = None
     owner: str | None = None
-    defaulted: list[str] = Field(default_factory=list, description="Fields left to a default, and whose.")
+    agreement: str | None = None
+    defaulted: list[str] = Field(default_factory=list)  # "status (the board's default)"
     notified: bool = False
-    configurations: list[int] = Field(default_factory=list, description="Ids of the devices attached.")
-    configurations_not_attached: list[str] = Field(
-        default_factory=list, description="Each device that could not be attached, and why; the ticket exists."
-    )
+    configurations: list[int] = Field(default_factory=list)  # ids of the devices attached
+    configurations_not_attached: list[str] = Field(default_factory=list, description="Why; the ticket exists.")
     possible_duplicates: list[PossibleDuplicate] | None = None
     notice: str = untrusted_notice("summary, company, contact and possible_duplicates")
 
@@ -154,6 +152,7 @@ class _Resolved:
     board_name: str | None
     defaulted: list[str]
     contact_id: int | None = None
+    agreement_name: str | None = None
     configurations: list[Configuration] = dataclass_field(default_factory=list)
 
 
@@ -188,7 +187,7 @@ async def _resolve(session: TenantSession, request: NewTicket) -> _Resolved:
     summary = summary_text(request.summary)
     description = _text("description", request.description)
     internal_note = _text("internal_note", request.internal_note)
-    for argument in ("status", "priority", "type", "subtype", "item", "owner", "contact"):
+    for argument in ("status", "priority", "type", "subtype", "item", "owner", "contact", "agreement"):
         if (value := getattr(request, argument)) is not None:
             resolve.name_or_id(argument, value)
     due = resolve.moment("required_date", request.required_date) if request.required_date else None
@@ -231,11 +230,38 @@ async def _resolve(session: TenantSession, request: NewTicket) -> _Resolved:
         contact = await resolve_contact(session, company, request.contact)
         body["contact"] = {"id": contact.id}
         resolved.contact_id = contact.id
+    if request.agreement is not None:
+        agreement = await usable_agreement(session, company, request.agreement)
+        body["agreement"] = {"id": agreement.id}
+        resolved.agreement_name = agreement.name
+    elif session.config.default_agreement_type is not None:
+        await _default_agreement(session, resolved, session.config.default_agreement_type)
     for value in request.configurations or ():
         configuration = await find_configuration(session, company, value)
         if all(c.id != configuration.id for c in resolved.configurations):
             resolved.configurations.append(configuration)
     return resolved
+
+
+async def _default_agreement(session: TenantSession, resolved: _Resolved, agreement_type: str) -> None:
+    """Put the ticket under the company's agreement of `agreement_type` if it has exactly one active today;
+    with several, say so in `defaulted` and leave it to the caller."""
+    fitting = of_type(await company_agreements(session, resolved.company), agreement_type, today())
+    if not fitting:
+        return
+    kind = label(fitting[0].type)  # as ConnectWise spells it
+    if len(fitting) == 1:
+        resolved.body["agreement"] = {"id": fitting[0].id}
+        resolved.agreement_name = fitting[0].name
+        resolved.defaulted.append(
+            f"agreement (the company's only active {kind} agreement: the tenant's default_agreement_type)"
+        )
+    else:
+        names = ", ".join(f"{a.name} (id {a.id})" for a in fitting)
+        resolved.defaulted.append(
+            f"agreement left out: the company has {len(fitting)} active {kind} agreements ({names}); "
+            "give agreement to choose one"
+        )
 
 
 async def _possible_duplicates(session: TenantSession, resolved: _Resolved) -> list[PossibleDuplicate]:
@@ -339,6 +365,7 @@ async def create_ticket(session: TenantSession, request: NewTicket) -> TicketCre
         company_identifier=(ticket.company.identifier if ticket.company else None) or resolved.company.identifier,
         contact=label(ticket.contact) or ticket.contact_name,
         owner=ticket.owner.identifier if ticket.owner else None,
+        agreement=label(ticket.agreement) or resolved.agreement_name,
         defaulted=resolved.defaulted,
         notified=request.notify,
         configurations=attached,

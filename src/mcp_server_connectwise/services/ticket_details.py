@@ -39,6 +39,7 @@ from mcp_server_connectwise.services.arguments import MAX_ID, TicketId, not_a_ye
 from mcp_server_connectwise.services.errors import Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import info_date, ticket_not_found
+from mcp_server_connectwise.services.time_entries import ticket_time_entries
 from mcp_server_connectwise.untrusted import UntrustedText, clean_untrusted, untrusted_notice
 
 NOTES_PER_PAGE = 20
@@ -178,13 +179,6 @@ class TicketDetails(BaseModel):
     )
 
 
-def _time_entry_conditions(ticket_id: int) -> cw.Expr | None:
-    return cw.and_(
-        cw.or_(cw.eq("chargeToType", "ServiceTicket"), cw.eq("chargeToType", "ProjectTicket")),
-        cw.eq("chargeToId", ticket_id),
-    )
-
-
 def _configurations_refused(answer: object) -> TypeGuard[ConnectWiseError]:
     """Whether the configurations request was refused for what it asked, rather than failing for a reason that
     fails the whole read (keys, permissions, throttling, ConnectWise down or unreachable)."""
@@ -259,7 +253,7 @@ async def get_ticket_details(session: TenantSession, request: TicketDetailsReque
     if include_time:
         requests["time"] = client.get_page(
             endpoints.TIME_ENTRIES,
-            conditions=_time_entry_conditions(ticket_id),
+            conditions=ticket_time_entries(ticket_id),
             order_by="timeStart asc",
             page_size=TIME_ENTRIES_PER_TICKET,
         )

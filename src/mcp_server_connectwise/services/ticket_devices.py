@@ -29,7 +29,7 @@ from mcp_server_connectwise.services.arguments import TicketId
 from mcp_server_connectwise.services.companies import described
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
-from mcp_server_connectwise.services.tickets import read_ticket, ticket_not_found
+from mcp_server_connectwise.services.tickets import company_of, read_ticket, ticket_not_found
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
 CONFIGURATION_FIELDS = ("id", "name", "type", "company", "serialNumber", "activeFlag")
@@ -109,10 +109,7 @@ async def find_configuration(session: TenantSession, company: Company, value: st
 
 
 async def _company_of_ticket(session: TenantSession, ticket_id: int) -> Company:
-    ticket = await read_ticket(session, ticket_id)
-    if ticket.company is None or ticket.company.id is None:
-        raise Refused(f"Ticket {ticket_id} has no company, so no configuration can be chosen for it.")
-    return Company(id=ticket.company.id, identifier=ticket.company.identifier, name=label(ticket.company))
+    return company_of(await read_ticket(session, ticket_id), "configuration")
 
 
 async def attach(session: TenantSession, ticket_id: int, configuration: Configuration) -> bool:

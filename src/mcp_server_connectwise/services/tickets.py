@@ -9,7 +9,9 @@ from mcp_server_connectwise.connectwise import (
     endpoints,
 )
 from mcp_server_connectwise.connectwise.models import (
+    Company,
     Ticket,
+    label,
     read_moment,
 )
 from mcp_server_connectwise.services.errors import Look, Refused
@@ -25,6 +27,14 @@ async def read_ticket(session: TenantSession, ticket_id: int) -> Ticket:
         return Ticket.model_validate(await session.client.get(endpoints.ticket(ticket_id)))
     except NotFoundError:
         raise ticket_not_found(session, ticket_id) from None
+
+
+def company_of(ticket: Ticket, needed_for: str) -> Company:
+    """The ticket's company, as the company's resolvers take it; refused, saying what it is `needed_for`, for a
+    ticket without one."""
+    if ticket.company is None or ticket.company.id is None:
+        raise Refused(f"Ticket {ticket.id} has no company, so no {needed_for} can be chosen for it.")
+    return Company(id=ticket.company.id, identifier=ticket.company.identifier, name=label(ticket.company))
 
 
 def info_date(ticket: Ticket, key: str) -> datetime | None:

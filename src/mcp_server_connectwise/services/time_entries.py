@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, Field
 
 from mcp_server_connectwise.connectwise import endpoints
-from mcp_server_connectwise.connectwise.conditions import and_, eq, ge, le
-from mcp_server_connectwise.connectwise.models import TimeEntry, label, read_moment
+from mcp_server_connectwise.connectwise.conditions import Expr, and_, eq, ge, le, or_
+from mcp_server_connectwise.connectwise.models import Ticket, TimeEntry, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, resolve
 from mcp_server_connectwise.services.arguments import TicketId, any_case, iso_text, not_a_yes_no, written_text
@@ -19,6 +19,8 @@ from mcp_server_connectwise.services.tickets import read_ticket
 from mcp_server_connectwise.services.write_recovery import PlannedWrite, create_once, entered_since, same_text
 
 _BillableOption = Literal["Billable", "DoNotBill", "NoCharge", "NoDefault"]
+# The chargeToType of an entry charged to a ticket (API.md: a ticket's time entries).
+TICKET_CHARGE_TYPES = ("ServiceTicket", "ProjectTicket")
 BillableOption = Annotated[_BillableOption, BeforeValidator(any_case(_BillableOption))]
 MAX_DURATION = timedelta(hours=24)
 # How far a stored start or end may be from the one sent and still be the entry whose answer was lost (or an
@@ -66,7 +68,23 @@ class TimeEntryCreated(BaseModel):
     billable_option: str | None = None
 
 
-def work_period(request: TimeEntryRequest, now: datetime | None = None) -> tuple[datetime, datetime]:
+class Period(Protocol):
+    """When some work was done: a start, and an end or a number of hours (a new entry, or a corrected one)."""
+
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime | None: ...
+    @property
+    def hours(self) -> float | None: ...
+
+
+def ticket_time_entries(ticket_id: int) -> Expr | None:
+    """The conditions of a ticket's time entries, as API.md gives them."""
+    return and_(or_(*(eq("chargeToType", kind) for kind in TICKET_CHARGE_TYPES)), eq("chargeToId", ticket_id))
+
+
+def work_period(request: Period, now: datetime | None = None) -> tuple[datetime, datetime]:
     """Start and end in UTC at whole seconds, or a refusal saying what is wrong with the times: each needs a
     time zone and must fall within the dates ConnectWise stores (`resolve.moment`), and the work must have
     begun by `now` (default: the clock), give or take `CLOCK_SKEW`."""
@@ -106,7 +124,8 @@ def work_period(request: TimeEntryRequest, now: datetime | None = None) -> tuple
     return start, end
 
 
-def _clean(argument: str, text: str | None) -> str | None:
+def cleaned(argument: str, text: str | None) -> str | None:
+    """Text to write as `written_text` makes it, without surrounding whitespace; None when nothing is left."""
     text = written_text(argument, text).strip() if text else None
     return text or None
 
@@ -121,27 +140,32 @@ def _in_hours(request: TimeEntryRequest) -> TimeEntryRequest:
     return request.model_copy(update={"hours": request.minutes / 60, "minutes": None})
 
 
+async def refuse_if_time_not_allowed(session: TenantSession, ticket: Ticket) -> None:
+    """Refused when the ticket's status does not allow time entries (its board's cached statuses say)."""
+    if ticket.board is None or ticket.board.id is None or ticket.status is None:
+        return
+    status_id = ticket.status.id
+    status, _ = await session.catalog.find(catalog.board_statuses(ticket.board.id), lambda s: s.id == status_id)
+    if status is not None and status.time_entry_not_allowed:
+        raise Refused(
+            f"Ticket {ticket.id} is in status {status.name!r}, which does not allow time entries on board "
+            f"{ticket.board.name}; move it to a status that allows time first.",
+            look=Look.BOARD_STATUSES,
+        )
+
+
 async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -> TimeEntryCreated:
     start, end = work_period(_in_hours(request))
     for argument, value in (("member", request.member), ("work_type", request.work_type)):
         if value is not None:
             resolve.name_or_id(argument, value)
-    notes, internal_notes = _clean("notes", request.notes), _clean("internal_notes", request.internal_notes)
+    notes, internal_notes = cleaned("notes", request.notes), cleaned("internal_notes", request.internal_notes)
     member_name = request.member if request.member is not None else session.config.member
     if member_name is None:
         raise Refused(
             f"Tenant {session.name} has no default member; give member (the ConnectWise member identifier to log the time for)."
         )
-    ticket = await read_ticket(session, request.ticket_id)
-    if ticket.board is not None and ticket.board.id is not None and ticket.status is not None:
-        status_id = ticket.status.id
-        status, _ = await session.catalog.find(catalog.board_statuses(ticket.board.id), lambda s: s.id == status_id)
-        if status is not None and status.time_entry_not_allowed:
-            raise Refused(
-                f"Ticket {ticket.id} is in status {status.name!r}, which does not allow time entries on board "
-                f"{ticket.board.name}; move it to a status that allows time first.",
-                look=Look.BOARD_STATUSES,
-            )
+    await refuse_if_time_not_allowed(session, await read_ticket(session, request.ticket_id))
     member = await resolve.member(session, member_name)
     work_type = await resolve.work_type(session, request.work_type) if request.work_type is not None else None
     body = {

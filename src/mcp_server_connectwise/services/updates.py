@@ -29,10 +29,11 @@ from mcp_server_connectwise.connectwise import (
 from mcp_server_connectwise.connectwise.models import Reference, Ticket, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, resolve, write_recovery
+from mcp_server_connectwise.services.agreements import usable_agreement
 from mcp_server_connectwise.services.arguments import NameOrId, TicketId, When, any_case, not_a_yes_no, written_text
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
-from mcp_server_connectwise.services.tickets import read_ticket, ticket_not_found
+from mcp_server_connectwise.services.tickets import company_of, read_ticket, ticket_not_found
 from mcp_server_connectwise.services.time_entries import STORED_TIME_TOLERANCE
 from mcp_server_connectwise.untrusted import UntrustedText, one_line, untrusted_notice
 
@@ -59,6 +60,7 @@ class TicketChanges(BaseModel):
     impact: Level | None = None
     required_date: Annotated[When, Field(description="Due date.")] = None
     budget_hours: Annotated[float | None, Field(ge=0), BeforeValidator(not_a_yes_no)] = None
+    agreement: Annotated[NameOrId, Field(description="Of the ticket's company, active today: name or id.")] = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in type(self).model_fields if name != "ticket_id")
@@ -145,6 +147,7 @@ FIELDS: tuple[TicketField, ...] = (
         lambda t: t.budget_hours,
         holds_value=lambda t, sent: t.budget_hours is not None and math.isclose(t.budget_hours, sent, abs_tol=0.005),
     ),
+    _reference("agreement"),
 )
 FIELD = {field.argument: field for field in FIELDS}
 _BY_PATH = {field.path: field for field in FIELDS}
@@ -264,6 +267,9 @@ async def _plan(session: TenantSession, ticket: Ticket, changes: TicketChanges) 
     if changes.required_date is not None:
         due = utc_text(resolve.moment("required_date", changes.required_date))
         plan.set("required_date", due, due)
+    if changes.agreement is not None:
+        agreement = await usable_agreement(session, company_of(ticket, "agreement"), changes.agreement)
+        plan.set("agreement", {"id": agreement.id}, agreement.name)
     return plan
 
 

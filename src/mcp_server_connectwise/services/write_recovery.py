@@ -95,6 +95,11 @@ def repeating(started: datetime) -> Iterator[EarlierAttempt]:
         _earlier_attempt.reset(token)
 
 
+def earlier_attempt() -> EarlierAttempt | None:
+    """The identical earlier call this one repeats, if it repeats one (see `repeating`)."""
+    return _earlier_attempt.get()
+
+
 async def create_once(session: TenantSession, write: PlannedWrite) -> dict:
     """POST `write.body` and return the created record: sent at most twice, and never created twice. A repeat of
     a call whose outcome was not known looks for that call's record first, and returns it if it is there."""
@@ -105,7 +110,7 @@ async def create_once(session: TenantSession, write: PlannedWrite) -> dict:
 async def recover_earlier(session: TenantSession, write: PlannedWrite) -> dict | None:
     """The record an identical earlier call with an unknown outcome created, if this call repeats one and the
     record is there; None otherwise (nothing is looked for when the call repeats none)."""
-    earlier = _earlier_attempt.get()
+    earlier = earlier_attempt()
     if earlier is None:
         return None
     found = await _look(session, write, earlier.started - CLOCK_SKEW, "an earlier identical call got no answer")
@@ -250,6 +255,8 @@ def _why(failure: ConnectWiseError) -> str:
         return f"HTTP {failure.status}"
     if isinstance(failure, AmbiguousWriteError):
         return "the connection broke or timed out after it was sent"
+    if isinstance(failure, TransportError):
+        return "ConnectWise did not answer" if failure.reached else "ConnectWise could not be reached"
     return "ConnectWise could not be reached or did not answer"
 
 

@@ -7,7 +7,18 @@ tests' snapshots, fuzzing and audit checks. Adding a tool: its handler and defin
 
 from __future__ import annotations
 
-from mcp_server_connectwise.toolsets import boards, service, tickets, time
+from mcp_server_connectwise.toolsets import agreements, alerts, boards, companies, contacts, service, tickets, time
 from mcp_server_connectwise.toolsets.definition import Registry
 
-REGISTRY = Registry((tickets.TOOLSET, time.TOOLSET, boards.TOOLSET, service.TOOLSET))
+REGISTRY = Registry(
+    (
+        tickets.TOOLSET,
+        time.TOOLSET,
+        boards.TOOLSET,
+        service.TOOLSET,
+        alerts.TOOLSET,
+        companies.TOOLSET,
+        contacts.TOOLSET,
+        agreements.TOOLSET,
+    )
+)

@@ -60,7 +60,7 @@ TOOLSET = Toolset(
             idempotent=True,
             purpose="see the desk's figures for a period",
             hint=_summary_hint,
-            examples=({"since": "2026-10-01T00:00:00Z", "board": "Service Desk"},),
+            examples=({"since": "2026-10-01T00:00:00Z", "until": "2026-11-01T00:00:00Z", "board": "Service Desk"},),
             next_tools=("find_sla_risk", "search_tickets"),
             untrusted_output=False,
         ),

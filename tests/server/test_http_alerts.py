@@ -1,0 +1,184 @@
+"""POST /alerts over real HTTP on 127.0.0.1: who may report, what a body may hold, and a batch of alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx2
+import pytest
+import uvicorn
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from mcp_server_connectwise.audit import read_calls
+from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal
+from mcp_server_connectwise.http_alerts import ALERTS_PATH, MAX_ALERTS
+from mcp_server_connectwise.http_auth import hash_token, new_token
+from mcp_server_connectwise.http_guard import uvicorn_config
+from mcp_server_connectwise.sandbox import SandboxSettings, create_app
+from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
+from mcp_server_connectwise.server import Listener, build_network_app
+
+TOKENS = {"rmm": new_token(), "alice": new_token(), "ops": new_token()}
+PERMISSIONS = {"rmm": ("alerts",), "alice": ("mcp",), "ops": ("mcp", "alerts")}
+ALERT = {
+    "tenant": "acme",
+    "source": "nagios",
+    "alert_id": "ping-acme-fw01",
+    "state": "raised",
+    "severity": "critical",
+    "company": "ACME",
+    "summary": "ACME-FW01 does not answer ping",
+}
+
+
+def bearer(principal: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[principal]}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Served:
+    def __init__(self, base: str, sandbox, audit_path: Path) -> None:
+        self.base, self.sandbox, self.audit_path = base, sandbox, audit_path
+
+    @property
+    def store(self):
+        return self.sandbox.state.store
+
+    def requests(self) -> list[dict]:
+        return self.sandbox.state.request_log
+
+
+@asynccontextmanager
+async def serving(tmp_path: Path, **options) -> AsyncIterator[Served]:
+    tenant = sandbox_tenant("acme", create_app(SandboxSettings(tickets=200)), requests_per_minute=5000)
+    principals = {
+        name: Principal(name=name, token_sha256=hash_token(token), tenants=("acme",), permissions=PERMISSIONS[name])
+        for name, token in TOKENS.items()
+    }
+    config = AppConfig(
+        default_tenant="acme",
+        audit=AuditConfig(path=tmp_path / "audit.jsonl"),
+        http=HttpConfig(principals=principals, max_request_body_bytes=64 * 1024),
+        tenants={"acme": tenant.config},
+    )
+    listener = Listener("http", "127.0.0.1", free_port())
+    app = build_network_app(
+        config, listener, transports={"acme": tenant.transport}, credentials={"acme": tenant.credentials}, **options
+    )
+    server = uvicorn.Server(uvicorn_config(app, listener.host, listener.port, config.http))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield Served(f"http://127.0.0.1:{listener.port}", tenant.app, tmp_path / "audit.jsonl")
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def post(served: Served, body, principal: str | None = "rmm", **headers) -> httpx2.Response:
+    auth = bearer(principal) if principal else {}
+    async with httpx2.AsyncClient(timeout=60) as http:
+        if isinstance(body, bytes):
+            return await http.post(served.base + ALERTS_PATH, content=body, headers=auth | headers)
+        return await http.post(served.base + ALERTS_PATH, json=body, headers=auth | headers)
+
+
+async def test_an_alerts_token_reports_an_alert_and_is_audited_as_its_principal(tmp_path):
+    async with serving(tmp_path) as served:
+        response = await post(served, ALERT)
+        assert response.status_code == 200, response.text
+        [result] = response.json()["results"]
+        assert result["ok"] is True and result["outcome"] == "created" and result["index"] == 0
+        ticket = served.store["tickets"][result["ticket_id"]]
+        assert ticket["externalXRef"] == "nagios:ping-acme-fw01" and ticket["priority"]["name"].startswith("Priority 1")
+    [line] = read_calls(served.audit_path)
+    assert (line["tool"], line["principal"], line["outcome"]) == ("report_alert", "rmm", "ok")
+
+
+async def test_a_token_without_the_alerts_permission_gets_403_and_nothing_reaches_connectwise(tmp_path):
+    async with serving(tmp_path) as served:
+        response = await post(served, ALERT, principal="alice")
+        assert response.status_code == 403 and "alerts permission" in response.json()["error"]
+        assert served.requests() == []
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}])
+async def test_no_valid_token_is_401(tmp_path, headers):
+    async with serving(tmp_path) as served:
+        response = await post(served, ALERT, principal=None, **headers)
+        assert response.status_code == 401 and response.json()["error"].startswith("A bearer token is required")
+        assert served.requests() == []
+
+
+async def test_an_alerts_only_token_cannot_use_the_mcp_endpoint(tmp_path):
+    async with serving(tmp_path) as served:
+        async with httpx2.AsyncClient(headers=bearer("rmm")) as http:
+            answer = await http.post(
+                served.base + "/mcp",
+                json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                headers={"Accept": "application/json, text/event-stream"},
+            )
+        assert answer.status_code == 403
+        async with httpx2.AsyncClient(headers=bearer("ops")) as http:
+            async with Client(streamable_http_client(served.base + "/mcp", http_client=http)) as client:
+                listed = await client.list_tools()
+        assert "report_alert" in {tool.name for tool in listed.tools}  # mcp and alerts: both endpoints
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "phrase"),
+    [
+        (b"{not json", 422, "not JSON"),
+        ([], 422, f"1 to {MAX_ALERTS}"),
+        ([ALERT] * (MAX_ALERTS + 1), 422, f"1 to {MAX_ALERTS}"),
+        ("a string", 422, "alert object"),
+        (b"x" * (65 * 1024), 413, "over 65,536 bytes"),
+    ],
+)
+async def test_a_body_that_holds_no_alerts_is_a_json_error(tmp_path, body, status, phrase):
+    async with serving(tmp_path) as served:
+        response = await post(served, body)
+        assert response.status_code == status and phrase in response.json()["error"]
+        assert served.requests() == []
+
+
+async def test_each_alert_of_a_batch_gets_its_own_outcome(tmp_path):
+    async with serving(tmp_path) as served:
+        bad = ALERT | {"alert_id": "x", "severity": "urgent"}
+        unknown = ALERT | {"alert_id": "y", "colour": "red"}
+        other_tenant = ALERT | {"alert_id": "z", "tenant": "globex"}
+        response = await post(served, [bad, ALERT, unknown, other_tenant])
+        results = response.json()["results"]
+    assert [r["ok"] for r in results] == [False, True, False, False]
+    assert "severity" in results[0]["error"] and "colour" in results[2]["error"]
+    assert "globex" in results[3]["error"]
+
+
+async def test_a_batch_of_100_alerts_for_10_keys_makes_10_tickets(tmp_path):
+    async with serving(tmp_path) as served:
+        batch = [
+            ALERT | {"alert_id": f"ping-{n % 10}", "summary": f"Host {n % 10} does not answer ping"} for n in range(100)
+        ]
+        response = await post(served, batch)
+        results = response.json()["results"]
+        assert [r["index"] for r in results] == list(range(100)) and all(r["ok"] for r in results), results
+        tickets = {r["ticket_id"] for r in results}
+        alert_tickets = [
+            t for t in served.store["tickets"].values() if str(t.get("externalXRef", "")).startswith("nagios:ping-")
+        ]
+        assert len(tickets) == 10 and {t["id"] for t in alert_tickets} == tickets
+        assert sum(r["outcome"] == "created" for r in results) == 10
+    assert len(read_calls(served.audit_path)) == 100
