@@ -11,7 +11,7 @@ import pytest
 
 from mcp_server_connectwise import cli
 
-SUBCOMMAND_MODULES = ["serve", "demo", "sandbox", "tenants", "tokens", "audit", "bench"]
+SUBCOMMAND_MODULES = ["serve", "demo", "config", "bundle", "sandbox", "tenants", "tokens", "audit", "bench"]
 # What a subcommand imports only when it runs: the config (pydantic), the keyring, the HTTP stack, the MCP SDK.
 HEAVY = ["pydantic", "keyring", "httpx2", "starlette", "uvicorn", "mcp"]
 
@@ -38,6 +38,8 @@ def test_subcommand_modules_do_not_import_the_cli_that_imports_them(module: str)
     [
         ["serve"],
         ["demo"],
+        ["config", "claude-desktop"],
+        ["bundle", "build"],
         ["sandbox"],
         ["tenants", "list"],
         ["tokens", "create", "alice", "--tenants", "acme"],

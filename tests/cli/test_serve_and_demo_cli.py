@@ -228,7 +228,7 @@ class _FakeDemoServer:
         self.audit_path: Path | None = None
         self.existed_while_running = False
 
-    def build(self, audit_path: Path, *, principal: str) -> _FakeDemoServer:
+    def build(self, audit_path: Path, *, principal: str, **_options: object) -> _FakeDemoServer:
         self.audit_path = audit_path
         return self
 

@@ -35,6 +35,21 @@ async def test_console_script_serves_demo_over_stdio(tmp_path):
     assert [json.loads(line)["tool"] for line in audit_lines] == ["list_board_statuses"]
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_arguments_that_do_not_fit_are_one_sentence_over_stdio(tmp_path, mode):
+    params = StdioServerParameters(
+        command=console_script(), args=["demo", "--audit-path", str(tmp_path / "audit.jsonl")]
+    )
+    async with Client(params, mode=mode) as client:
+        no_start = await client.call_tool("create_time_entry", {"ticket_id": 1003, "hours": 1})
+        too_long = await client.call_tool(
+            "create_time_entry", {"ticket_id": 1003, "start": "2026-01-31T09:00:00Z", "minutes": 2000}
+        )
+    prefix = "Error executing tool create_time_entry: "
+    assert no_start.is_error and no_start.content[0].text == prefix + "start is required; nothing was sent."
+    assert too_long.is_error and too_long.content[0].text == prefix + "minutes must be at most 1440; nothing was sent."
+
+
 def test_version_and_help_run_without_a_config():
     out = subprocess.run([console_script(), "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("serve", "demo", "sandbox", "tenants", "bench"):
@@ -118,3 +133,21 @@ def test_inspector_sees_a_refusal_as_a_tool_error(tmp_path):
     )
     assert code == 5  # the Inspector's exit code for a tool result with isError
     assert "987654321" in body["result"]["content"][0]["text"]
+
+
+@needs_inspector
+def test_inspector_sees_a_missing_argument_as_one_sentence(tmp_path):
+    code, body, _ = inspector(
+        tmp_path,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "create_time_entry",
+        "--tool-args-json",
+        json.dumps({"ticket_id": 1003, "hours": 1}),
+        era="modern",
+    )
+    assert code == 5
+    assert body["result"]["content"][0]["text"] == (
+        "Error executing tool create_time_entry: start is required; nothing was sent."
+    )

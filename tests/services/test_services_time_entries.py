@@ -188,3 +188,30 @@ def test_billable_option_is_taken_in_any_case():
     assert request.billable_option == "DoNotBill"
     schema = TimeEntryRequest.model_json_schema()["properties"]["billable_option"]
     assert schema["anyOf"][0]["enum"] == ["Billable", "DoNotBill", "NoCharge", "NoDefault"]
+
+
+async def test_minutes_log_the_same_time_as_hours_would():
+    app = sandbox_app()
+    ticket = ticket_in(app, time_allowed=True)
+    created = await create_time_entry(sandbox_session(app), entry(ticket["id"], START, minutes=20))
+    post = app.state.request_log[-1]
+    assert (post["json"]["timeStart"], post["json"]["timeEnd"]) == ("2026-11-02T08:00:00Z", "2026-11-02T08:20:00Z")
+    assert created.end - created.start == timedelta(minutes=20)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({}, "Give one of end, hours or minutes."),
+        ({"hours": 1, "minutes": 60}, "Give one of end, hours or minutes (not hours and minutes)."),
+        (
+            {"end": START + timedelta(hours=1), "minutes": 60},
+            "Give one of end, hours or minutes (not end and minutes).",
+        ),
+    ],
+)
+async def test_one_of_end_hours_and_minutes_is_needed_before_anything_is_sent(given, message):
+    app = sandbox_app()
+    with pytest.raises(Refused) as refused:
+        await create_time_entry(sandbox_session(app), entry(1001, START, **given))
+    assert str(refused.value) == message and app.state.request_log == []

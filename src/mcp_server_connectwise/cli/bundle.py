@@ -56,15 +56,16 @@ def given(value: str | None) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mcp_server_connectwise.cli import demo, serve
+    from mcp_server_connectwise.cli.demo import run as run_demo
+    from mcp_server_connectwise.cli.serve import run as run_serve
 
     config, tenant = given(args.tenants_config), given(args.default_tenant)
     read_only = (given(args.read_only) or "false").lower() == "true"
     if config is None:
         if tenant not in (None, "demo"):
             print(f"{PROGRAM}: warning: default tenant {tenant!r} ignored: the demo has one, demo", file=sys.stderr)
-        return demo.run(argparse.Namespace(transport="stdio", audit_path=None, read_only=read_only), notice=DEMO_NOTICE)
-    return serve.run(
+        return run_demo(argparse.Namespace(transport="stdio", audit_path=None, read_only=read_only), notice=DEMO_NOTICE)
+    return run_serve(
         argparse.Namespace(
             config=config, transport="stdio", host=None, port=None, tenant=tenant, read_only=read_only, toolsets=None
         )

@@ -51,7 +51,8 @@ def _phrase(error: ErrorDetails) -> str:
     }
     if kind in bounds:
         words, key = bounds[kind]
-        return f"must be {words} {context.get(key)}"
+        bound = context.get(key)
+        return f"must be {words} {f'{bound:g}' if isinstance(bound, float) else bound}"  # 24, not 24.0
     if kind == "string_too_long":
         return f"can have at most {context.get('max_length')} characters"
     if kind == "string_too_short":
