@@ -16,6 +16,8 @@ WORK_TYPES = "/time/workTypes"
 COMPANIES = "/company/companies"
 CONTACTS = "/company/contacts"
 CONFIGURATIONS = "/company/configurations"
+CONFIGURATION_TYPES = f"{CONFIGURATIONS}/types"
+CONFIGURATION_STATUSES = f"{CONFIGURATIONS}/statuses"
 
 
 def ticket(ticket_id: int) -> str:

@@ -230,6 +230,31 @@ class Contact(Record):
 class Configuration(Record):
     name: CWText = None
     type: CWReference = None
+    status: CWReference = None
     company: CWReference = None
+    contact: CWReference = None
     serial_number: CWText = None
+    model_number: CWText = None
+    manufacturer: CWReference = None
+    ip_address: CWText = None
+    mac_address: CWText = None
+    os_type: CWText = None
+    os_info: CWText = None
+    last_login_name: CWText = None
+    notes: CWText = None
+    installation_date: CWDateTime = None
+    warranty_expiration_date: CWDateTime = None
     active_flag: CWFlag = None
+
+
+class ConfigurationType(Record):
+    name: CWText = None
+    inactive_flag: CWFlag = None
+
+
+class ConfigurationStatus(Record):
+    """ConnectWise names a configuration status by its `description` (its references call it `name`)."""
+
+    description: CWText = None
+    closed_flag: CWFlag = None
+    default_flag: CWFlag = None

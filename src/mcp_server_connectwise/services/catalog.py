@@ -16,6 +16,8 @@ from mcp_server_connectwise.connectwise import ConnectWiseClient, endpoints
 from mcp_server_connectwise.connectwise.models import (
     Board,
     BoardStatus,
+    ConfigurationStatus,
+    ConfigurationType,
     CWFlag,
     CWText,
     Member,
@@ -49,6 +51,10 @@ BOARDS = ReferenceList(endpoints.BOARDS, Board, ("id", "name", "inactiveFlag"))
 PRIORITIES = ReferenceList(endpoints.PRIORITIES, Priority, ("id", "name", "sortOrder", "defaultFlag"))
 MEMBERS = ReferenceList(endpoints.MEMBERS, Member, ("id", "identifier", "firstName", "lastName", "inactiveFlag"))
 WORK_TYPES = ReferenceList(endpoints.WORK_TYPES, WorkType, ("id", "name", "inactiveFlag"))
+CONFIGURATION_TYPES = ReferenceList(endpoints.CONFIGURATION_TYPES, ConfigurationType, ("id", "name", "inactiveFlag"))
+CONFIGURATION_STATUSES = ReferenceList(
+    endpoints.CONFIGURATION_STATUSES, ConfigurationStatus, ("id", "description", "closedFlag", "defaultFlag")
+)
 
 
 def board_statuses(board_id: int) -> ReferenceList[BoardStatus]:

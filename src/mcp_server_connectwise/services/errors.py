@@ -47,6 +47,7 @@ class Look(Enum):
     FIND_TICKET = "find the ticket"
     READ_TICKET = "read the ticket"
     BOARD_STATUSES = "see the board's statuses"
+    FIND_CONFIGURATION = "find the configuration"
 
 
 class ServiceError(Exception):

@@ -7,7 +7,14 @@ tests' snapshots, fuzzing and audit checks. Adding a tool: its handler and defin
 
 from __future__ import annotations
 
-from mcp_server_connectwise.toolsets import boards, tickets, time
+from mcp_server_connectwise.toolsets import boards, configurations, tickets, time
 from mcp_server_connectwise.toolsets.definition import Registry
 
-REGISTRY = Registry((tickets.TOOLSET, time.TOOLSET, boards.TOOLSET))
+REGISTRY = Registry(
+    (
+        tickets.TOOLSET,
+        time.TOOLSET,
+        boards.TOOLSET,
+        configurations.TOOLSET,
+    )
+)
