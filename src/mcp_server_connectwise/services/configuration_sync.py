@@ -57,8 +57,10 @@ MAX_DEVICES = 200
 _CANDIDATES = 10
 # [I] ConnectWise's limit for a manufacturer's name is not public; a ManufacturerReference names one by it.
 _MANUFACTURER_CHARS = 50
-# Sent as a reference by name; the others of the tool's references (type, status, contact) go by id.
+# References by id; a manufacturer goes by name.
 _REFERENCES = ("type", "status", "contact")
+# The fields a device is matched by, in any case.
+_MATCHED_BY = ("serialNumber", "name")
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,8 @@ def _differs(path: str, stored: dict, sent: Any) -> bool:
         return mac_digits(current) != digits  # however punctuated
     if path == "notes":
         return not same_text(current, sent)
+    if path in _MATCHED_BY:  # the same name or serial number in another case is the same device's: kept as it is
+        return _key(current) != _key(sent)
     return current.strip() != sent
 
 
