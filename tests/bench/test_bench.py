@@ -18,6 +18,7 @@ def test_bench_quick_reports_every_section(capsys):
         "### Call latency under the rate budget",
         "### tools/list bytes",
         "### Cold start",
+        "### Configuration sync",
     ):
         assert section in report
     for tool in (

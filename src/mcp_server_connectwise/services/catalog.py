@@ -1,4 +1,5 @@
-"""Per-tenant reference data (boards, statuses, priorities, members, work types) cached with a TTL.
+"""Per-tenant reference data (boards, statuses, priorities, members, work types, configuration types and
+statuses) cached with a TTL.
 
 Reference data changes rarely and every write validates names against it, so caching it is what lets a
 warm `update_ticket` cost two requests. A name that is not found in a cached list triggers one refresh

@@ -55,8 +55,6 @@ from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 MAX_DEVICES = 200
 # Configurations a match or a look for a lost POST reads, and a refusal lists.
 _CANDIDATES = 10
-# [I] ConnectWise's limit for a manufacturer's name is not public; a ManufacturerReference names one by it.
-_MANUFACTURER_CHARS = 50
 # References by id; a manufacturer goes by name.
 _REFERENCES = ("type", "status", "contact")
 # The fields a device is matched by, in any case.
@@ -69,6 +67,7 @@ class _TextField:
     path: str  # ConnectWise's field
     max_chars: int  # Configuration.json's max length
     lines: bool = False  # keeps its line breaks; every other text is one line
+    named: bool = False  # a reference by name: {"name": text}
 
 
 _TEXT_FIELDS = (
@@ -81,9 +80,11 @@ _TEXT_FIELDS = (
     _TextField("os_info", "osInfo", 250),
     _TextField("last_login_name", "lastLoginName", 100),
     _TextField("notes", "notes", MAX_NOTE_CHARS, lines=True),  # ConnectWise publishes none: our note limit
+    # [I] ConnectWise's limit for a manufacturer's name is not public.
+    _TextField("manufacturer", "manufacturer", 50, named=True),
 )
 # What a match reads of each configuration: every field a device can set (notes only when a device sets them).
-_MATCH_FIELDS = ("id", "company", "activeFlag", *_REFERENCES, "manufacturer", *(f.path for f in _TEXT_FIELDS[:-1]))
+_MATCH_FIELDS = ("id", "company", "activeFlag", *_REFERENCES, *(f.path for f in _TEXT_FIELDS if f.path != "notes"))
 
 
 class Device(BaseModel):
@@ -204,15 +205,9 @@ def _checked(index: int, device: Device) -> _Plan:
                 f"{text_field.max_chars}, so shorten it."
             )
         if text:  # blank: not reported
-            wanted[text_field.path] = _Value(text_field.argument, text, text)
+            wanted[text_field.path] = _Value(text_field.argument, {"name": text} if text_field.named else text, text)
     if "name" not in wanted:
         raise Refused("name is empty; give the device's name.")
-    if device.manufacturer is not None and (
-        maker := resolve.collapse(written_text("manufacturer", device.manufacturer))
-    ):
-        if len(maker) > _MANUFACTURER_CHARS:
-            raise Refused(f"manufacturer can have at most {_MANUFACTURER_CHARS} characters, so shorten it.")
-        wanted["manufacturer"] = _Value("manufacturer", {"name": maker}, maker)
     for argument in _REFERENCES:
         if (value := getattr(device, argument)) is not None:
             resolve.name_or_id(argument, value)
@@ -241,7 +236,7 @@ class _Names:
                     self._found[key] = refused
             found = self._found[key]
             if isinstance(found, Refused):
-                raise found
+                raise Refused(str(found), look=found.look)
             plan.wanted[argument] = found
 
     async def _lookup(self, argument: str, value: str | int) -> _Value:

@@ -63,9 +63,9 @@ def _upsert_hint(result: ConfigurationUpserted) -> Hint:
 
 
 async def sync_configurations(call: ToolCall, sync: DeviceSync) -> SyncResult:
-    """Create or update up to 200 devices of one company from RMM data, each matched and written as one upsert
-    is, after one listing of its configurations; one outcome per device. At the call's deadline it stops: send
-    to_repeat's devices again."""
+    """Create or update up to 200 devices of one company from RMM data after one listing of its configurations:
+    each matched by serial number, else by name (any case), only fields that differ written. One outcome per
+    device; at the call's deadline it stops: send to_repeat's devices again."""
     synced = await configuration_sync.sync_configurations(call.session, sync)
     for done in synced.devices:
         if done.configuration_id is not None and done.outcome in ("created", "updated"):
