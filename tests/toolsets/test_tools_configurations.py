@@ -347,6 +347,7 @@ async def test_two_configurations_with_one_serial_number_are_refused_with_both(t
         ({"mac_address": "0" * 26}, "mac_address is 26 characters long; ConnectWise holds at most 25", False),
         ({"os_info": "bell\x07"}, "os_info contains the control character U+0007", False),
         ({"type": True}, "type must be a number or a name, not true or false", False),
+        ({"serial_number": "a\"b'c"}, "serial_number cannot be looked for in ConnectWise: Search text cannot", False),
     ],
 )
 async def test_an_upsert_is_refused_before_anything_is_written(tmp_path, arguments, phrase, requests):

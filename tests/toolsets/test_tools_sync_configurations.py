@@ -9,10 +9,12 @@ from mcp import Client
 
 from mcp_server_connectwise.config import AppConfig, AuditConfig
 from mcp_server_connectwise.config.models import MAX_REQUESTS_PER_MINUTE, ServerConfig
+from mcp_server_connectwise.connectwise import RetryPolicy
 from mcp_server_connectwise.sandbox import create_app
 from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.server import build_server
 
+from support.faults import fast_recovery
 from support.harness import SANDBOX, make_harness
 
 WRITES = {"POST", "PATCH", "PUT", "DELETE"}
@@ -215,3 +217,36 @@ async def test_a_sync_stops_at_the_deadline_and_says_what_was_not_reached(tmp_pa
         rest = await sync(client, [devices[n] for n in stopped["to_repeat"]])
     assert rest["counts"] == {"created": 80 - len(done)}
     assert all(len(found) == 1 for found in in_store(store, devices).values())
+
+
+class FailingContacts(httpx2.AsyncBaseTransport):
+    """ConnectWise answering every contact lookup with a 500."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner, self.lookups = inner, 0
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/company/contacts"):
+            self.lookups += 1
+            return httpx2.Response(
+                500, json={"code": "ConnectWiseApi", "message": "An error has occurred.", "errors": None}
+            )
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_lookup_that_fails_for_one_device_stops_only_that_device(tmp_path, monkeypatch):
+    fast_recovery(monkeypatch)
+    transports: list[FailingContacts] = []
+    harness = make_harness(tmp_path, wrap=lambda inner: transports.append(FailingContacts(inner)) or transports[-1])
+    devices = [
+        {"name": "ACME-NEW-1", "type": "Printer", "contact": "bjorn.angstrom@acme.example"},
+        {"name": "ACME-NEW-2", "type": "Printer", "contact": "Bjorn.Angstrom@acme.example"},  # looked up once
+        {"name": "ACME-NEW-3", "type": "Printer"},
+    ]
+    async with harness.client() as client:
+        result = await sync(client, devices)
+    first, second, third = result["devices"]
+    assert (first["outcome"], second["outcome"], third["outcome"]) == ("failed", "failed", "created")
+    assert "ConnectWise failed on its side (HTTP 500)" in first["reason"] and result["to_repeat"] == [0, 1]
+    assert [r["json"]["name"] for r in writes(harness.requests())] == ["ACME-NEW-3"]
+    assert transports[0].lookups == RetryPolicy().max_attempts  # one lookup (retried), not one per device

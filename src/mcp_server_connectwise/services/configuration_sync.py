@@ -208,6 +208,12 @@ def _checked(index: int, device: Device) -> _Plan:
             wanted[text_field.path] = _Value(text_field.argument, {"name": text} if text_field.named else text, text)
     if "name" not in wanted:
         raise Refused("name is empty; give the device's name.")
+    for path in _MATCHED_BY:
+        if path in wanted:
+            try:
+                cw.eq(path, wanted[path].sent)  # what a match (and a look for a lost POST) searches for
+            except cw.UnsafeValueError as exc:
+                raise Refused(f"{wanted[path].argument} cannot be looked for in ConnectWise: {exc}") from None
     for argument in _REFERENCES:
         if (value := getattr(device, argument)) is not None:
             resolve.name_or_id(argument, value)
@@ -221,9 +227,10 @@ class _Names:
 
     def __init__(self, session: TenantSession, company: Company) -> None:
         self.session, self.company = session, company
-        self._found: dict[tuple[str, str], _Value | Refused] = {}
+        self._found: dict[tuple[str, str], _Value | ServiceError | ConnectWiseError] = {}
 
     async def resolve(self, plan: _Plan, device: Device) -> None:
+        """Add the device's references to its plan; raises what looking one up raised (once per name)."""
         for argument in _REFERENCES:
             value = getattr(device, argument)
             if value is None:
@@ -232,11 +239,11 @@ class _Names:
             if key not in self._found:
                 try:
                     self._found[key] = await self._lookup(argument, value)
-                except Refused as refused:
-                    self._found[key] = refused
+                except (ServiceError, ConnectWiseError) as failure:
+                    self._found[key] = failure
             found = self._found[key]
-            if isinstance(found, Refused):
-                raise Refused(str(found), look=found.look)
+            if isinstance(found, Exception):
+                raise found.with_traceback(None)
             plan.wanted[argument] = found
 
     async def _lookup(self, argument: str, value: str | int) -> _Value:
@@ -414,16 +421,13 @@ async def _write(session: TenantSession, company: Company, plan: _Plan) -> tuple
 
 async def _with(session: TenantSession, company: Company, path: str, value: str, notes: bool) -> list[dict]:
     """The company's configurations whose `path` is `value` (in any case), at most a refusal's worth."""
-    try:
-        page = await session.client.get_page(
-            endpoints.CONFIGURATIONS,
-            conditions=cw.and_(cw.eq("company/id", company.id), cw.eq(path, value)),
-            fields=_fields(notes),
-            order_by="id",
-            page_size=_CANDIDATES,
-        )
-    except cw.UnsafeValueError as exc:
-        raise Refused(f"{exc} ConnectWise could not be searched for the device.") from None
+    page = await session.client.get_page(
+        endpoints.CONFIGURATIONS,
+        conditions=cw.and_(cw.eq("company/id", company.id), cw.eq(path, value)),
+        fields=_fields(notes),
+        order_by="id",
+        page_size=_CANDIDATES,
+    )
     return [record for record in page.items if _key(str(record.get(path) or "")) == _key(value)]
 
 
@@ -487,17 +491,8 @@ async def _run(session: TenantSession, company: Company, plan: _Plan, limit: asy
             return _not_reached(plan, "the call's time ran out before it was sent; nothing was written.")
         try:
             outcome, record_id = await _write(session, company, plan)
-        except ServiceError as failure:
-            return DeviceOutcome(
-                device=plan.index, name=plan.name, outcome=_BY_SERVICE_OUTCOME[failure.outcome], reason=str(failure)
-            )
-        except DeadlineError as failure:  # a write the deadline stopped was not sent (the client says so)
-            return _not_reached(plan, str(explain(failure, session.name)))
-        except ConnectWiseError as failure:
-            explained = explain(failure, session.name)
-            return DeviceOutcome(
-                device=plan.index, name=plan.name, outcome=_BY_SERVICE_OUTCOME[explained.outcome], reason=str(explained)
-            )
+        except (ServiceError, ConnectWiseError) as failure:
+            return _not_done(session, plan, failure)
     return DeviceOutcome(
         device=plan.index,
         name=plan.name,
@@ -509,6 +504,17 @@ async def _run(session: TenantSession, company: Company, plan: _Plan, limit: asy
 
 def _not_reached(plan: _Plan, why: str) -> DeviceOutcome:
     return DeviceOutcome(device=plan.index, name=plan.name, outcome="not_reached", reason=why)
+
+
+def _not_done(session: TenantSession, plan: _Plan, failure: ServiceError | ConnectWiseError) -> DeviceOutcome:
+    """The outcome of a device stopped by `failure`: refused, failed, unknown, or not reached (a request the
+    call's deadline stopped was not sent: the client says so with a DeadlineError)."""
+    if isinstance(failure, DeadlineError):
+        return _not_reached(plan, str(explain(failure, session.name)))
+    explained = failure if isinstance(failure, ServiceError) else explain(failure, session.name)
+    return DeviceOutcome(
+        device=plan.index, name=plan.name, outcome=_BY_SERVICE_OUTCOME[explained.outcome], reason=str(explained)
+    )
 
 
 async def sync_configurations(session: TenantSession, request: DeviceSync) -> SyncResult:
@@ -541,6 +547,10 @@ async def sync_configurations(session: TenantSession, request: DeviceSync) -> Sy
         device = request.devices[plan.index]
         try:
             await names.resolve(plan, device)
+        except (ServiceError, ConnectWiseError) as failure:  # nothing is written yet: only this device is stopped
+            outcomes[plan.index] = _not_done(session, plan, failure)
+            continue
+        try:
             # A record an earlier device of the batch matched is that device's, not this one's.
             _match(
                 company,
@@ -549,9 +559,7 @@ async def sync_configurations(session: TenantSession, request: DeviceSync) -> Sy
                 [r for r in by_name.get(_key(plan.name), []) if r["id"] not in claimed],
             )
         except Refused as refused:
-            outcomes[plan.index] = DeviceOutcome(
-                device=plan.index, name=plan.name, outcome="refused", reason=str(refused)
-            )
+            outcomes[plan.index] = _not_done(session, plan, refused)
             continue
         if plan.record is None or plan.operations:
             ready.append(plan)
