@@ -27,6 +27,7 @@ from mcp_server_connectwise.cli.demo import run as run_demo
 from mcp_server_connectwise.cli.serve import run as run_serve
 from mcp_server_connectwise.config import ConfigError
 from mcp_server_connectwise.http_auth import hash_token, new_token
+from mcp_server_connectwise.toolsets import REGISTRY
 
 from support.registry import READS, TOOLS
 from support.slow_clients import slow_client
@@ -211,7 +212,9 @@ def test_serve_refuses_an_unknown_toolset_naming_the_file(tmp_path):
     config = write_config(tmp_path, '[server]\ntoolsets = ["tickets", "alerts"]\n')
     with pytest.raises(ConfigError) as refused:
         run_serve(args(config=str(config)))
-    assert str(refused.value) == (f"{config}: 'alerts' is not a toolset; the toolsets are: tickets, time, boards")
+    assert str(refused.value) == (
+        f"{config}: 'alerts' is not a toolset; the toolsets are: {', '.join(REGISTRY.toolset_names)}"
+    )
 
 
 # --- the demo on a terminal, and its temporary audit log ------------------------------------------------------
