@@ -55,6 +55,19 @@ def test_free_text_is_fingerprinted_ids_and_names_kept_unset_dropped():
     assert "call the customer" not in json.dumps(args)
 
 
+def test_free_text_that_is_not_text_is_fingerprinted_as_its_json():
+    from pydantic import BaseModel
+
+    class Device(BaseModel):
+        name: str
+        notes: str | None = None
+
+    devices = [Device(name="WS-1", notes="spare"), Device(name="WS-2")]
+    args = audit_arguments({"company": "ACME", "devices": devices}, free_text={"devices"})
+    as_json = json.dumps([d.model_dump() for d in devices], sort_keys=True, ensure_ascii=False)
+    assert args == {"company": "ACME", "devices": fingerprint(as_json)}  # the same batch, the same fingerprint
+
+
 def test_fingerprint_counts_characters_and_hashes_utf8():
     assert fingerprint("é") == {"len": 1, "sha256": hashlib.sha256("é".encode()).hexdigest()}
 

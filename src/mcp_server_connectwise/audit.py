@@ -70,6 +70,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
+from pydantic_core import to_jsonable_python
+
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
@@ -93,14 +95,19 @@ def fingerprint(text: str) -> dict[str, Any]:
 
 
 def audit_arguments(arguments: Mapping[str, Any], free_text: Iterable[str]) -> dict[str, Any]:
-    """Tool arguments for the audit: ids and names as given, free-text arguments fingerprinted, unset ones left out."""
+    """Tool arguments for the audit: ids and names as given, free-text arguments fingerprinted (one that is not
+    text, such as a list of records, as its JSON), unset ones left out."""
     hidden = set(free_text)
     recorded: dict[str, Any] = {}
     for name, value in arguments.items():
         if value is None:
             continue
-        if name in hidden and isinstance(value, str):
-            recorded[name] = fingerprint(value)
+        if name in hidden:
+            recorded[name] = fingerprint(
+                value
+                if isinstance(value, str)
+                else json.dumps(value, sort_keys=True, ensure_ascii=False, default=to_jsonable_python)
+            )
         elif isinstance(value, datetime):
             recorded[name] = value.isoformat()
         else:

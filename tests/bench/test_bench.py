@@ -19,6 +19,7 @@ def test_bench_quick_reports_every_section(capsys):
         "### Alert storm",
         "### tools/list bytes",
         "### Cold start",
+        "### Configuration sync",
     ):
         assert section in report
     for tool in (

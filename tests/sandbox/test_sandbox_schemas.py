@@ -44,6 +44,8 @@ LISTS = {
     "/company/companies": "Company",
     "/company/contacts": "Contact",
     "/company/configurations": "Configuration",
+    "/company/configurations/types": "ConfigurationType",
+    "/company/configurations/statuses": "ConfigurationStatus",
     "/finance/agreements": "Agreement",
     "/system/members": "Member",
     "/system/callbacks": "CallbackEntry",

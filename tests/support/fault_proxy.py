@@ -20,8 +20,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import socket
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -139,6 +141,28 @@ class _Proxy:
             return await reader.read()  # to the end: the sandbox closes after its answer
         finally:
             writer.close()
+
+
+def random_faults(seed: int, rates: dict[str, float]) -> Callable[[ProxiedRequest], str]:
+    """A `choose` that picks each fault at its rate per request, at most two in a row for the same request, so
+    that reads (tried four times) get through and a lost answer is always followed by a successful look."""
+    rng = random.Random(seed)
+    faulted_in_a_row: Counter[tuple] = Counter()
+
+    def choose(request: ProxiedRequest) -> str:
+        roll, action = rng.random(), "pass"
+        for fault, rate in rates.items():
+            if roll < rate:
+                action = fault
+                break
+            roll -= rate
+        if action != "pass" and faulted_in_a_row[request.key] < 2:
+            faulted_in_a_row[request.key] += 1
+            return action
+        faulted_in_a_row[request.key] = 0
+        return "pass"
+
+    return choose
 
 
 @contextlib.asynccontextmanager

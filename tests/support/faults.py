@@ -56,3 +56,16 @@ def recorded_settle_waits(monkeypatch) -> list[float]:
 
     monkeypatch.setattr(write_recovery.asyncio, "sleep", recorded)
     return waits
+
+
+def fast_recovery(monkeypatch) -> None:
+    """Write recovery's settle waits and the client's backoff made short: where a test counts outcomes, not
+    timings (those have their own tests). Retry-After is left as it is."""
+    import random
+
+    from mcp_server_connectwise.connectwise import retry
+    from mcp_server_connectwise.services import write_recovery
+
+    monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(write_recovery, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(retry, "backoff", lambda policy, attempt, jitter=random.random: 0.01)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -24,42 +23,19 @@ from mcp_server_connectwise.connectwise import (
     AmbiguousWriteError,
     ClientSettings,
     ConnectWiseClient,
-    retry,
 )
 from mcp_server_connectwise.sandbox import SandboxSettings
 from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.server import build_server
-from mcp_server_connectwise.services import write_recovery
 
-from support.fault_proxy import RETRY_AFTER_SECONDS, ProxiedRequest, ProxiedSandbox, proxied_sandbox
+from support import faults
+from support.fault_proxy import RETRY_AFTER_SECONDS, ProxiedSandbox, proxied_sandbox, random_faults
 
 CALLS = 150
 TIME_LIMIT_SECONDS = 120
 # Per request at the proxy; the sandbox adds its own faults (SANDBOX_FAULT_RATE) behind it.
 PROXY_FAULTS = {"drop_after_commit": 0.08, "reset_before": 0.06, "bad_gateway": 0.04, "rate_limited": 0.015}
 SANDBOX_FAULT_RATE = 0.04
-
-
-def chooser(seed: int) -> Callable[[ProxiedRequest], str]:
-    """Random proxy faults, at most two in a row for the same request, so that reads (tried four times) get
-    through and a lost answer is always followed by a successful look."""
-    rng = random.Random(seed)
-    faulted_in_a_row: Counter[tuple] = Counter()
-
-    def choose(request: ProxiedRequest) -> str:
-        roll, action = rng.random(), "pass"
-        for fault, rate in PROXY_FAULTS.items():
-            if roll < rate:
-                action = fault
-                break
-            roll -= rate
-        if action != "pass" and faulted_in_a_row[request.key] < 2:
-            faulted_in_a_row[request.key] += 1
-            return action
-        faulted_in_a_row[request.key] = 0
-        return "pass"
-
-    return choose
 
 
 @dataclass
@@ -131,15 +107,15 @@ def records_of(store, call: Call) -> list[dict]:
 
 @pytest.fixture
 def fast_recovery(monkeypatch):
-    # Backoff and settle timings have their own tests; here only outcomes count. Retry-After is left as is.
-    monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.0)
-    monkeypatch.setattr(write_recovery, "RECHECK_SECONDS", 0.0)
-    monkeypatch.setattr(retry, "backoff", lambda policy, attempt, jitter=random.random: 0.01)
+    faults.fast_recovery(monkeypatch)
 
 
 async def test_a_stream_of_writes_under_faults_loses_and_doubles_nothing(tmp_path, fast_recovery):
     settings = SandboxSettings(tickets=200, fault_rate=SANDBOX_FAULT_RATE, seed=7)
-    async with asyncio.timeout(TIME_LIMIT_SECONDS), proxied_sandbox(settings, chooser(seed=11)) as served:
+    async with (
+        asyncio.timeout(TIME_LIMIT_SECONDS),
+        proxied_sandbox(settings, random_faults(11, PROXY_FAULTS)) as served,
+    ):
         sandbox = sandbox_tenant("acme", served.app, base_url=served.base_url, requests_per_minute=5000)
         config = AppConfig(
             default_tenant="acme", audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={"acme": sandbox.config}

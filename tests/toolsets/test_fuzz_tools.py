@@ -386,6 +386,25 @@ TOOL_ARGUMENTS = {
         "work_type": names,
         "billable_option": st.sampled_from(["Billable", "DoNotBill", "NoCharge", "NoDefault", "nocharge", "x"]),
     },
+    "sync_configurations": {
+        "company": st.one_of(st.sampled_from(["ACME", "acme rocket", "Müller", "nope"]), names),
+        "devices": st.one_of(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "name": st.one_of(st.sampled_from(["ACME-WS-014", "acme-ws-014 ", "ACME-NEW-1"]), name_text),
+                        "type": st.one_of(st.sampled_from(["Managed Workstation", "printer", 2]), names),
+                    },
+                    optional={
+                        argument: nasty_text
+                        for argument in ("serial_number", "ip_address", "mac_address", "os_info", "notes", "status")
+                    },
+                ),
+                max_size=4,
+            ),
+            any_value,
+        ),
+    },
 }
 
 
@@ -398,13 +417,17 @@ class NoFuzzStrategy(Exception):
     """A tool argument whose schema the generic strategies below do not cover: write one for it."""
 
 
-def strategy_for(schema: dict) -> st.SearchStrategy:
-    """Values for an argument of this JSON schema: valid-looking ones of its type and its edges. Every tool
-    without a table entry above is fuzzed with these, so a new tool is fuzzed the day it is registered."""
+def strategy_for(schema: dict, defs: dict | None = None) -> st.SearchStrategy:
+    """Values for an argument of this JSON schema (`defs`: the input schema's `$defs`, which `$ref`s name):
+    valid-looking ones of its type and its edges. Every tool without a table entry above is fuzzed with these,
+    so a new tool is fuzzed the day it is registered."""
+    defs = defs or {}
+    if "$ref" in schema:
+        return strategy_for(defs[schema["$ref"].removeprefix("#/$defs/")], defs)
     if "anyOf" in schema:
-        return st.one_of(*[strategy_for(option) for option in schema["anyOf"]])
+        return st.one_of(*[strategy_for(option, defs) for option in schema["anyOf"]])
     if isinstance(schema.get("type"), list):  # one schema for several types: each type's values
-        return st.one_of(*[strategy_for({**schema, "type": kind}) for kind in schema["type"]])
+        return st.one_of(*[strategy_for({**schema, "type": kind}, defs) for kind in schema["type"]])
     if "enum" in schema or "const" in schema:
         return st.one_of(st.sampled_from(schema.get("enum") or [schema.get("const")]), names)
     kind = schema.get("type")
@@ -417,7 +440,14 @@ def strategy_for(schema: dict) -> st.SearchStrategy:
     if kind == "string":
         return dates if schema.get("format") == "date-time" else st.one_of(names, nasty_text)
     if kind == "array" and isinstance(schema.get("items"), dict):
-        return st.lists(strategy_for(schema["items"]), max_size=4)
+        return st.lists(strategy_for(schema["items"], defs), max_size=4)
+    if kind == "object" and isinstance(schema.get("properties"), dict):  # the required fields, and some others
+        fields = {name: strategy_for(part, defs) for name, part in schema["properties"].items()}
+        required = set(schema.get("required", ()))
+        return st.fixed_dictionaries(
+            {name: fields[name] for name in required},
+            optional={name: value for name, value in fields.items() if name not in required},
+        )
     if kind == "null":
         return st.none()
     raise NoFuzzStrategy(f"no fuzz strategy for an argument of schema {schema}")
@@ -438,17 +468,18 @@ async def argument_strategies(harness, tool: str) -> dict[str, st.SearchStrategy
     """The hand-written strategies of `tool` where the table above has them, else ones from its schema."""
     if tool in TOOL_ARGUMENTS:
         return TOOL_ARGUMENTS[tool]
-    properties = (await input_schema(harness, tool))["properties"]
-    return {name: strategy_for(schema) for name, schema in properties.items() if name != "tenant"}
+    schema = await input_schema(harness, tool)
+    defs = schema.get("$defs")
+    return {name: strategy_for(part, defs) for name, part in schema["properties"].items() if name != "tenant"}
 
 
 @pytest.mark.parametrize("tool", sorted(TOOLS))
 async def test_every_registered_tool_has_a_fuzz_strategy_for_every_argument(harness, tool):
-    properties = (await input_schema(harness, tool))["properties"]
+    schema = await input_schema(harness, tool)
     strategies = await argument_strategies(harness, tool)
-    assert set(strategies) == set(properties) - {"tenant"}, "the fuzz table is out of date for this tool"
-    for schema in properties.values():
-        strategy_for(schema)  # NoFuzzStrategy: an argument type nothing here can generate
+    assert set(strategies) == set(schema["properties"]) - {"tenant"}, "the fuzz table is out of date for this tool"
+    for part in schema["properties"].values():
+        strategy_for(part, schema.get("$defs"))  # NoFuzzStrategy: an argument type nothing here can generate
 
 
 def test_the_fuzz_table_names_only_registered_tools():

@@ -17,6 +17,8 @@ COMPANIES = "/company/companies"
 CONTACTS = "/company/contacts"
 CONFIGURATIONS = "/company/configurations"
 AGREEMENTS = "/finance/agreements"
+CONFIGURATION_TYPES = f"{CONFIGURATIONS}/types"
+CONFIGURATION_STATUSES = f"{CONFIGURATIONS}/statuses"
 
 
 def ticket(ticket_id: int) -> str:

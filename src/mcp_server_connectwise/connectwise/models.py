@@ -269,8 +269,20 @@ class Contact(Record):
 class Configuration(Record):
     name: CWText = None
     type: CWReference = None
+    status: CWReference = None
     company: CWReference = None
+    contact: CWReference = None
     serial_number: CWText = None
+    model_number: CWText = None
+    manufacturer: CWReference = None
+    ip_address: CWText = None
+    mac_address: CWText = None
+    os_type: CWText = None
+    os_info: CWText = None
+    last_login_name: CWText = None
+    notes: CWText = None
+    installation_date: CWDateTime = None
+    warranty_expiration_date: CWDateTime = None
     active_flag: CWFlag = None
 
 
@@ -284,3 +296,16 @@ class Agreement(Record):
     end_date: CWDateTime = None
     no_ending_date_flag: CWFlag = None
     sla: CWReference = None
+
+
+class ConfigurationType(Record):
+    name: CWText = None
+    inactive_flag: CWFlag = None
+
+
+class ConfigurationStatus(Record):
+    """ConnectWise names a configuration status by its `description` (its references call it `name`)."""
+
+    description: CWText = None
+    closed_flag: CWFlag = None
+    default_flag: CWFlag = None

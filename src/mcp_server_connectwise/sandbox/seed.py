@@ -113,8 +113,6 @@ _STATIC = {
     "countries": ("United States", "Canada"),
     "companyStatuses": ("Active", "Inactive", "Credit Hold"),
     "companyTypes": ("Owner", "Client", "Vendor", "Prospect"),
-    "configurationTypes": ("Managed Server", "Managed Workstation", "Firewall", "Printer"),
-    "configurationStatuses": ("Active", "Inactive"),
     "agreementTypes": ("Managed Services", "Block Time", "Break Fix"),
     "securityRoles": ("Admin", "Technician", "API Member"),
 }
@@ -140,6 +138,9 @@ AGREEMENTS: dict[str, tuple[tuple[str, int, str], ...]] = {
 COMPANY_STATUS = {"HundredPct": "Credit Hold"}
 COMPANY_TYPES = {"SandboxMSP": ("Owner",), "BracketSys": ("Client", "Vendor")}
 INACTIVE_CONTACTS = {("ACME", "Johnson")}
+CONFIGURATION_TYPES = ("Managed Server", "Managed Workstation", "Firewall", "Printer")
+# (description, closedFlag): a configuration without a status gets the first, the default.
+CONFIGURATION_STATUSES = (("Active", False), ("Inactive", True))
 _SEVERITY_IMPACT = ("Low", "Medium", "Medium", "High")
 _BILLABLE = ("Billable", "Billable", "Billable", "NoCharge", "DoNotBill")
 _HOURS = (0.25, 0.5, 0.5, 0.75, 1.0, 1.0, 1.5, 2.0, 3.0)
@@ -199,6 +200,20 @@ class _Seeder:
         for name, names in _STATIC.items():
             self.table(name, [{"id": i, "name": n} for i, n in enumerate(names, 1)])
         self.table("currencies", [{"id": 1, "symbol": "$", "currencyCode": "USD", "name": "US Dollars"}])
+        self.table(
+            "configurationTypes",
+            [
+                {"id": i, "name": n, "inactiveFlag": False, "systemFlag": False}
+                for i, n in enumerate(CONFIGURATION_TYPES, 1)
+            ],
+        )
+        self.table(
+            "configurationStatuses",
+            [
+                {"id": i, "description": description, "closedFlag": closed, "defaultFlag": i == 1}
+                for i, (description, closed) in enumerate(CONFIGURATION_STATUSES, 1)
+            ],
+        )
 
     def members(self) -> None:
         rows: list[Record] = []

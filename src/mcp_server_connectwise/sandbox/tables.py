@@ -386,6 +386,20 @@ TABLES: dict[str, Table] = {
             "Configuration",
             "company/configurations",
             required=("name", "type", "company"),
+            # The schema's (Configuration.json); [I] the others (manufacturer's name) are not public.
+            max_lengths={
+                "name": 100,
+                "deviceIdentifier": 100,
+                "serialNumber": 250,
+                "modelNumber": 50,
+                "tagNumber": 50,
+                "macAddress": 25,
+                "lastLoginName": 100,
+                "ipAddress": 50,
+                "defaultGateway": 50,
+                "osType": 250,
+                "osInfo": 250,
+            },
             references={
                 "type": "configurationTypes",
                 "status": "configurationStatuses",
@@ -393,7 +407,34 @@ TABLES: dict[str, Table] = {
                 "vendor": "companies",
             },
             defaults={"activeFlag": True, "billFlag": False, "needsRenewalFlag": False},
-            default_refs={"status": ("configurationStatuses", "name", "Active")},
+            # [I] A configuration created without a status gets the default one.
+            default_refs={"status": ("configurationStatuses", "defaultFlag", True)},
+        ),
+        # [I] Read-only here: setting up types and statuses is an administrator's job, not an integration's.
+        Table(
+            "configurationTypes",
+            "ConfigurationType",
+            "type",
+            "ConfigurationType",
+            "company/configurations/types",
+            writable=False,
+            deletable=False,
+            required=("name",),
+            defaults={"inactiveFlag": False, "systemFlag": False},
+        ),
+        Table(
+            "configurationStatuses",
+            "ConfigurationStatus",
+            "status",
+            "ConfigurationStatus",
+            "company/configurations/statuses",
+            writable=False,
+            deletable=False,
+            # A status is named by its description; its references call that `name`, as every reference does.
+            ref_fields=(("name", "description"),),
+            natural_keys=("description",),
+            required=("description",),
+            defaults={"closedFlag": False, "defaultFlag": False},
         ),
         Table(
             "agreements",
@@ -470,8 +511,6 @@ TABLES: dict[str, Table] = {
         Table("sites", "", "site", "Site"),  # each company's main site, referenced by the company
         Table("companyStatuses", "", "status", "CompanyStatus"),
         Table("companyTypes", "", "type", "CompanyType"),
-        Table("configurationTypes", "", "type", "ConfigurationType"),
-        Table("configurationStatuses", "", "status", "ConfigurationStatus"),
         Table("agreementTypes", "", "type", "AgreementType"),
         Table("securityRoles", "", "securityRole", "SecurityRole"),
     )

@@ -359,8 +359,10 @@ class Writer:
         if isinstance(record_id, int) and not isinstance(record_id, bool):
             found = rows.get(record_id)
             return found if candidates is None or found in candidates else None
-        for key in TABLES[target].natural_keys + (("name",) if TABLES[target].person else ()):
-            wanted = value.get(key)
+        table = TABLES[target]
+        for key in table.natural_keys + (("name",) if table.person else ()):
+            # A reference spells the key as its own field (a configuration status's description is its `name`).
+            wanted = value.get(next((ref for ref, field in table.ref_fields if field == key), key))
             if not isinstance(wanted, str):
                 continue
             if candidates is None:

@@ -1,4 +1,5 @@
-"""Per-tenant reference data (boards, statuses, priorities, members, work types) cached with a TTL.
+"""Per-tenant reference data (boards, statuses, priorities, members, work types, configuration types and
+statuses) cached with a TTL.
 
 Reference data changes rarely and every write validates names against it, so caching it is what lets a
 warm `update_ticket` cost two requests. A name that is not found in a cached list triggers one refresh
@@ -16,6 +17,8 @@ from mcp_server_connectwise.connectwise import ConnectWiseClient, endpoints
 from mcp_server_connectwise.connectwise.models import (
     Board,
     BoardStatus,
+    ConfigurationStatus,
+    ConfigurationType,
     CWFlag,
     CWText,
     Member,
@@ -49,6 +52,10 @@ BOARDS = ReferenceList(endpoints.BOARDS, Board, ("id", "name", "inactiveFlag"))
 PRIORITIES = ReferenceList(endpoints.PRIORITIES, Priority, ("id", "name", "sortOrder", "defaultFlag"))
 MEMBERS = ReferenceList(endpoints.MEMBERS, Member, ("id", "identifier", "firstName", "lastName", "inactiveFlag"))
 WORK_TYPES = ReferenceList(endpoints.WORK_TYPES, WorkType, ("id", "name", "inactiveFlag"))
+CONFIGURATION_TYPES = ReferenceList(endpoints.CONFIGURATION_TYPES, ConfigurationType, ("id", "name", "inactiveFlag"))
+CONFIGURATION_STATUSES = ReferenceList(
+    endpoints.CONFIGURATION_STATUSES, ConfigurationStatus, ("id", "description", "closedFlag", "defaultFlag")
+)
 
 
 def board_statuses(board_id: int) -> ReferenceList[BoardStatus]:

@@ -51,6 +51,7 @@ class Look(Enum):
     FIND_COMPANY = "find the company"
     FIND_CONTACT = "find the contact"
     AGREEMENTS = "see the company's agreements"
+    FIND_CONFIGURATION = "find the configuration"
 
 
 class ServiceError(Exception):

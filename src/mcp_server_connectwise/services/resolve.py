@@ -14,7 +14,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from mcp_server_connectwise.connectwise.models import Board, BoardStatus, Member, Priority, Record, WorkType
+from mcp_server_connectwise.connectwise.models import (
+    Board,
+    BoardStatus,
+    ConfigurationStatus,
+    ConfigurationType,
+    Member,
+    Priority,
+    Record,
+    WorkType,
+)
 from mcp_server_connectwise.services import catalog
 from mcp_server_connectwise.services.arguments import MAX_ID
 from mcp_server_connectwise.services.catalog import NamedRecord, ReferenceList
@@ -195,5 +204,29 @@ async def board_named(
         raise Refused(
             f"There is no {what} {shown(value)} on board {board_name} in tenant {session.name}; "
             f"{what}s: {name_list([i.name for i in _active(items)]) or 'none'}."
+        )
+    return found
+
+
+async def configuration_type(session: TenantSession, value: str | int, *, writing: bool) -> ConfigurationType:
+    """A configuration type by name or id; an inactive one only to search by (`writing` refuses it)."""
+    found, types = await session.catalog.find(catalog.CONFIGURATION_TYPES, _by_name_or_id(value, lambda t: t.name))
+    if found is None or (writing and found.inactive_flag):
+        raise Refused(
+            f"There is no {'active ' if writing else ''}configuration type {shown(value)} in tenant {session.name}; "
+            f"types: {name_list([t.name for t in _active(types)]) or 'none'}."
+        )
+    return found
+
+
+async def configuration_status(session: TenantSession, value: str | int) -> ConfigurationStatus:
+    """A configuration status by its name (ConnectWise's `description`) or id."""
+    found, statuses = await session.catalog.find(
+        catalog.CONFIGURATION_STATUSES, _by_name_or_id(value, lambda s: s.description)
+    )
+    if found is None:
+        raise Refused(
+            f"There is no configuration status {shown(value)} in tenant {session.name}; statuses: "
+            f"{name_list([s.description for s in statuses]) or 'none'}."
         )
     return found

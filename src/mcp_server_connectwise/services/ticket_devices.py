@@ -53,7 +53,8 @@ class DeviceChange(BaseModel):
     notice: str = untrusted_notice("name")
 
 
-def _shown(configuration: Configuration) -> str:
+def shown_configuration(configuration: Configuration) -> str:
+    """How a sentence names a configuration: `ACME-WS-014 (id 4, serial SN1234)`."""
     serial = f", serial {configuration.serial_number}" if configuration.serial_number else ""
     return f"{configuration.name} (id {configuration.id}{serial})"
 
@@ -92,7 +93,7 @@ async def find_configuration(session: TenantSession, company: Company, value: st
     if found_all:
         raise Refused(
             f"{shown(value)} matches {len(found_all)} configurations of company {described(company)}: "
-            f"{', '.join(_shown(c) for c in found_all)}; give configuration as one of their ids."
+            f"{', '.join(shown_configuration(c) for c in found_all)}; give configuration as one of their ids."
         )
     others = await session.client.get_page(
         endpoints.CONFIGURATIONS,
@@ -102,7 +103,7 @@ async def find_configuration(session: TenantSession, company: Company, value: st
         page_size=_CANDIDATES,
     )
     listed = [Configuration.model_validate(item) for item in others.items]
-    has = f"its configurations include {', '.join(_shown(c) for c in listed)}" if listed else "it has none"
+    has = f"its configurations include {', '.join(shown_configuration(c) for c in listed)}" if listed else "it has none"
     raise Refused(
         f"Company {described(company)} has no configuration with the id, name or serial number {shown(value)}{elsewhere}; {has}."
     )
@@ -141,13 +142,13 @@ async def _twice(session: TenantSession, ticket_id: int, configuration: Configur
         except (AmbiguousWriteError, ServerError, TransportError) as failure:
             if attempt == 1:
                 raise Failed(
-                    f"Could not {verb} configuration {_shown(configuration)} on ticket {ticket_id} "
+                    f"Could not {verb} configuration {shown_configuration(configuration)} on ticket {ticket_id} "
                     f"(tenant {session.name}): both attempts failed ({failure}); try again later."
                 ) from None
             await write_recovery.settle(
                 write_recovery.SETTLE_SECONDS,
                 lambda: OutcomeUnknown(
-                    f"It is unknown whether configuration {_shown(configuration)} was {verb}ed on ticket {ticket_id} "
+                    f"It is unknown whether configuration {shown_configuration(configuration)} was {verb}ed on ticket {ticket_id} "
                     f"(tenant {session.name}): the request got no answer and this call had no time left to send "
                     "it again. Read the ticket before retrying; a retry is safe.",
                     look=Look.READ_TICKET,

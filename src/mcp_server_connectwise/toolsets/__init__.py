@@ -7,7 +7,17 @@ tests' snapshots, fuzzing and audit checks. Adding a tool: its handler and defin
 
 from __future__ import annotations
 
-from mcp_server_connectwise.toolsets import agreements, alerts, boards, companies, contacts, service, tickets, time
+from mcp_server_connectwise.toolsets import (
+    agreements,
+    alerts,
+    boards,
+    companies,
+    configurations,
+    contacts,
+    service,
+    tickets,
+    time,
+)
 from mcp_server_connectwise.toolsets.definition import Registry
 
 REGISTRY = Registry(
@@ -20,5 +30,6 @@ REGISTRY = Registry(
         companies.TOOLSET,
         contacts.TOOLSET,
         agreements.TOOLSET,
+        configurations.TOOLSET,
     )
 )
