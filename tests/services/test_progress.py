@@ -72,3 +72,20 @@ async def test_each_call_counts_on_its_own():
     await asyncio.gather(call(first, 3), call(second, 2))
     assert [done for done, _, _ in first.sent] == [1, 2, 3]
     assert [done for done, _, _ in second.sent] == [1, 2]
+
+
+async def test_counted_tasks_count_when_they_finish_and_a_failed_one_counts_nothing():
+    recorder = Recorder()
+
+    async def device(index: int) -> int:
+        if index == 3:
+            raise ValueError("a bug in one device's write")
+        return index
+
+    with progress.reporting(recorder):
+        results = await asyncio.gather(
+            *(progress.counted(device(index), total=5, what="devices written") for index in range(5)),
+            return_exceptions=True,
+        )
+    assert results[:3] == [0, 1, 2] and isinstance(results[3], ValueError) and results[4] == 4
+    assert [done for done, _, _ in recorder.sent] == [1, 2, 3, 4] and recorder.sent[-1][1] == 5

@@ -1,11 +1,12 @@
 """Progress of long calls over MCP: a client that sends a progress token gets increasing counts of what the
-call has read; a client that cancels the call stops it there."""
+call has read or written; a client that cancels the call stops it there."""
 
 from __future__ import annotations
 
 import anyio
 import pytest
 
+from mcp_server_connectwise.config.models import MAX_REQUESTS_PER_MINUTE
 from mcp_server_connectwise.connectwise.client import MAX_PAGE_SIZE
 from mcp_server_connectwise.sandbox import SandboxSettings
 
@@ -93,3 +94,20 @@ async def test_a_call_cancelled_after_its_first_page_reads_no_more_and_the_serve
     if mode == "auto":
         assert len(pages) == 1  # in memory the cancel takes effect as the count is reported
     assert answered["outcome"] == "ok" and after.is_error is False
+
+
+async def test_a_200_device_sync_reports_each_device_written_in_increasing_order(tmp_path):
+    # The highest request budget: the pacing of 200 writes is not what this test is about.
+    harness = make_harness(tmp_path, {"acme": {"requests_per_minute": MAX_REQUESTS_PER_MINUTE}})
+    devices = [
+        {"name": f"ACME-LAB-{n:03d}", "type": "Managed Workstation", "serial_number": f"LAB{n:07d}"} for n in range(200)
+    ]
+    seen = Seen()
+    async with harness.client() as client:
+        result = await client.call_tool(
+            "sync_configurations", {"company": "ACME", "devices": devices}, progress_callback=seen
+        )
+    assert result.is_error is False and result.structured_content["counts"] == {"created": 200}
+    assert [done for done, _, _ in seen.reports] == list(range(1, 201))
+    assert {total for _, total, _ in seen.reports} == {200}
+    assert seen.reports[-1][2] == "devices written: 200 of 200"

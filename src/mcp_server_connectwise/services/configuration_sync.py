@@ -38,7 +38,7 @@ from mcp_server_connectwise.connectwise import (
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Company, Configuration
 from mcp_server_connectwise.connectwise.scope import current as current_scope
-from mcp_server_connectwise.services import resolve, write_recovery
+from mcp_server_connectwise.services import progress, resolve, write_recovery
 from mcp_server_connectwise.services.arguments import NameOrId, not_a_yes_no, written_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
@@ -571,7 +571,12 @@ async def sync_configurations(session: TenantSession, request: DeviceSync) -> Sy
             claimed.add(plan.record["id"])
     limit = asyncio.Semaphore(CONCURRENT_REQUESTS)
     async with asyncio.TaskGroup() as group:  # a bug in one device's write stops the others, not only itself
-        tasks = [group.create_task(_run(session, company, plan, limit)) for plan in ready]
+        tasks = [
+            group.create_task(
+                progress.counted(_run(session, company, plan, limit), total=len(ready), what="devices written")
+            )
+            for plan in ready
+        ]
     for task in tasks:
         done = task.result()
         outcomes[done.device] = done

@@ -4,7 +4,11 @@ A service counts its units of work as it finishes them; the tool runtime (`tools
 the count goes - to the client as `notifications/progress` when its request carried a progress token, nowhere
 otherwise. Wiring a loop in is one line after each unit is done, sequential or in concurrent tasks alike:
 
-    await progress.advance(total=len(plans), what="devices done")   # "devices done: 3 of 200"
+    await progress.advance(len(page), what="tickets read")   # "tickets read: 2000"
+
+and a concurrent batch is one line too, each task wrapped where it is created:
+
+    group.create_task(progress.counted(write(device), total=len(devices), what="devices written"))
 
 `total` is given when it is known (a batch of devices), left out when it is not (a page walk that stops at the
 last page). Counts only grow - an amount of 0 is not reported - so every notification carries more than the
@@ -22,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +40,7 @@ class _Call:
     done: float = 0
 
 
+T = TypeVar("T")
 _this_call: ContextVar[_Call | None] = ContextVar("progress_of_this_call", default=None)
 
 
@@ -64,3 +70,10 @@ async def advance(amount: float = 1, *, total: float | None = None, what: str) -
     # A client that cancels on seeing the count (in memory, from within the send) is obeyed here, before the
     # next unit of work begins.
     await asyncio.sleep(0)
+
+
+async def counted(work: Awaitable[T], *, total: float | None = None, what: str) -> T:
+    """`work`, then one unit more done: for each task of a concurrent batch. Work that raises counts nothing."""
+    result = await work
+    await advance(total=total, what=what)
+    return result
