@@ -23,6 +23,10 @@ def email_of(contact: dict) -> str:
     return next(i["value"] for i in contact["communicationItems"] if i["communicationType"] == "Email")
 
 
+def devices_of(store, company_id: int) -> list[dict]:
+    return [c for c in store["configurations"].values() if c["company"]["id"] == company_id]
+
+
 def agreements_of(store, company_id: int) -> list[dict]:
     return [a for a in store["agreements"].values() if a["company"]["id"] == company_id]
 

@@ -30,6 +30,15 @@ from mcp_server_connectwise.services.tenancy import TenantSession
 SANDBOX = SandboxSettings(tickets=200)  # small and fast; the same seed every time
 
 
+# HTTP methods that write: a refusal must send none of them.
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+def writes(requests: list[dict]) -> list[dict]:
+    """The writes among sandbox requests (a harness's `requests()`, or a part of them)."""
+    return [request for request in requests if request["method"] in WRITE_METHODS]
+
+
 def sandbox_app(**overrides: Any) -> Starlette:
     return create_app(SandboxSettings(**{**SANDBOX.__dict__, **overrides}))
 

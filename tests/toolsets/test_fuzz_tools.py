@@ -38,12 +38,11 @@ from mcp_server_connectwise.services.time_entries import CLOCK_SKEW, STORED_TIME
 from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.untrusted import strip_invisible
 
-from support.harness import make_harness
+from support.harness import make_harness, writes
 from support.registry import TOOLS
 from support.requests import entry
 
 MAX_ID = 2**31 - 1
-WRITES = {"POST", "PATCH", "PUT", "DELETE"}
 # The longest URL ConnectWise should get (API.md: "keep URLs under ~2000 characters"), less a long cloud prefix.
 URL_PREFIX = "https://api-na.myconnectwise.net/v2025_1/apis/3.0/service/tickets?"
 MAX_URL = 2000
@@ -84,10 +83,6 @@ def sentence(result, tool: str) -> str:
 def says_nothing_was_sent(reason: str) -> bool:
     """A refusal before any request: arguments that do not fit the input schema, unknown arguments, tenant rules."""
     return reason.endswith(("; nothing was sent.", ". Nothing was sent."))
-
-
-def writes(requests: list[dict]) -> list[dict]:
-    return [r for r in requests if r["method"] in WRITES]
 
 
 def applied(requests: list[dict]) -> list[dict]:

@@ -6,13 +6,7 @@ from __future__ import annotations
 import pytest
 
 from support.customers import active_agreements, agreements_of, company
-from support.harness import make_harness
-
-WRITES = {"POST", "PATCH", "PUT", "DELETE"}
-
-
-def writes(harness) -> list[dict]:
-    return [r for r in harness.requests() if r["method"] in WRITES]
+from support.harness import make_harness, writes
 
 
 def open_ticket_of(store, identifier: str) -> dict:
@@ -57,14 +51,14 @@ async def test_a_ticket_is_put_under_an_agreement_of_its_company_by_name_with_on
     gold = named(store, "ACME", "Managed Services - Gold")
     result = await call(harness, "update_ticket", ticket_id=ticket["id"], agreement="managed services - gold")
     assert result.is_error is False, result.content[0].text
-    [patch] = writes(harness)
+    [patch] = writes(harness.requests())
     assert patch["json"] == [{"op": "replace", "path": "agreement", "value": {"id": gold["id"]}}]
     assert store["tickets"][ticket["id"]]["agreement"]["id"] == gold["id"]
     assert result.structured_content["changes"] == [
         {"field": "agreement", "before": ticket["agreement"]["name"], "after": gold["name"]}
     ]
     again = await call(harness, "update_ticket", ticket_id=ticket["id"], agreement=gold["id"])
-    assert again.structured_content["patched"] is False and len(writes(harness)) == 1
+    assert again.structured_content["patched"] is False and len(writes(harness.requests())) == 1
 
 
 def refusals(store) -> dict[str, tuple[str, object, list[str]]]:
@@ -108,7 +102,7 @@ async def test_an_agreement_a_ticket_cannot_be_put_under_is_refused_with_the_usa
     text = result.content[0].text
     assert all(phrase in text for phrase in phrases), text
     assert text.endswith("Use list_agreements to see the company's agreements.")
-    assert writes(harness) == [] and store["tickets"][ticket["id"]] == ticket
+    assert writes(harness.requests()) == [] and store["tickets"][ticket["id"]] == ticket
 
 
 async def test_a_ticket_is_created_under_the_agreement_asked_for(tmp_path):
@@ -131,7 +125,7 @@ async def test_a_create_under_an_expired_agreement_sends_nothing(tmp_path):
         agreement="Block Time 10 Hours",
     )
     assert result.is_error is True and "is expired" in result.content[0].text
-    assert writes(harness) == [] and len(harness.store()["tickets"]) == tickets
+    assert writes(harness.requests()) == [] and len(harness.store()["tickets"]) == tickets
 
 
 async def test_the_tenants_default_agreement_type_is_attached_only_when_the_company_has_exactly_one(tmp_path):

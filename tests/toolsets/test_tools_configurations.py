@@ -7,18 +7,9 @@ import pytest
 
 from mcp_server_connectwise.untrusted import UNTRUSTED_MARK
 
+from support.customers import company
 from support.faults import recorded_settle_waits, script_faults
-from support.harness import make_harness
-
-WRITES = {"POST", "PATCH", "PUT", "DELETE"}
-
-
-def writes(harness) -> list[dict]:
-    return [r for r in harness.requests() if r["method"] in WRITES]
-
-
-def company(store, identifier: str) -> dict:
-    return next(c for c in store["companies"].values() if c["identifier"] == identifier)
+from support.harness import make_harness, writes
 
 
 def devices_of(store, identifier: str) -> list[dict]:
@@ -186,7 +177,7 @@ async def test_device_texts_are_marked_untrusted(tmp_path):
     for field in ("name", "notes", "last_login_name", "os_info", "serial_number", "company"):
         assert details[field][UNTRUSTED_MARK] is True, field
     assert UNTRUSTED_MARK not in details["type"] and UNTRUSTED_MARK not in details["company_identifier"]
-    synced = tools["sync_configurations"].output_schema["$defs"]["DeviceOutcome"]["properties"]
+    synced = tools["sync_configurations"].output_schema["properties"]["devices"]["items"]["properties"]
     assert synced["name"][UNTRUSTED_MARK] is True and synced["reason"][UNTRUSTED_MARK] is True
 
 
@@ -216,7 +207,7 @@ async def test_a_new_device_is_created_then_unchanged_then_only_what_differs_is_
     answer = created.structured_content
     record = store["configurations"][answer["configuration_id"]]
     assert (answer["outcome"], answer["company_identifier"], "matched_by" in answer) == ("created", "ACME", False)
-    [post] = writes(harness)
+    [post] = writes(harness.requests())
     assert post["json"] == {
         "company": {"id": company(store, "ACME")["id"]},
         "name": "ACME-WS-031",
@@ -241,7 +232,7 @@ async def test_a_new_device_is_created_then_unchanged_then_only_what_differs_is_
     same = await call(
         harness, "upsert_configuration", **NEW | {"mac_address": "001a2b3c4d31", "serial_number": "5cg2031xqz"}
     )
-    assert same.structured_content["outcome"] == "unchanged" and len(writes(harness)) == 1
+    assert same.structured_content["outcome"] == "unchanged" and len(writes(harness.requests())) == 1
     assert same.structured_content["matched_by"] == "serial_number"
     assert "nothing was sent" in same.structured_content["next_steps"]
     moved = await call(
@@ -252,7 +243,7 @@ async def test_a_new_device_is_created_then_unchanged_then_only_what_differs_is_
         {"field": "ip_address", "before": "10.2.0.31", "after": "10.2.0.77"},
         {"field": "last_login_name", "before": "ACME\\bjorn", "after": "ACME\\zoe"},
     ]
-    patch = writes(harness)[-1]
+    patch = writes(harness.requests())[-1]
     assert (patch["method"], patch["path"]) == ("PATCH", f"/company/configurations/{record['id']}")
     assert patch["json"] == [
         {"op": "replace", "path": "ipAddress", "value": "10.2.0.77"},
@@ -328,13 +319,13 @@ async def test_two_configurations_with_one_serial_number_are_refused_with_both(t
     assert result.is_error and "2 configurations of company Acme Rocket Supplies (ACME) have the serial number" in text
     assert f"ACME-LT-101 (id {first['id']}, serial DUP-SERIAL)" in text
     assert f"ACME-LT-102 (id {second['id']}, serial dup-serial)" in text and "nothing was written" in text
-    assert writes(harness) == [] and len(store["configurations"]) == before
+    assert writes(harness.requests()) == [] and len(store["configurations"]) == before
     add_device(harness, name="acme-lt-101")  # a second record with that name, without a serial number
     by_name = await call(harness, "upsert_configuration", company="ACME", name="ACME-LT-101", type="Printer")
     assert by_name.is_error and "2 configurations of company Acme Rocket Supplies (ACME) have the name" in (
         by_name.content[0].text
     )
-    assert writes(harness) == []
+    assert writes(harness.requests()) == []
 
 
 @pytest.mark.parametrize(
@@ -354,7 +345,7 @@ async def test_an_upsert_is_refused_before_anything_is_written(tmp_path, argumen
     harness = make_harness(tmp_path)
     result = await call(harness, "upsert_configuration", **NEW | arguments)
     assert result.is_error and phrase in result.content[0].text, result.content[0].text
-    assert writes(harness) == [] and bool(harness.requests()) is requests
+    assert writes(harness.requests()) == [] and bool(harness.requests()) is requests
 
 
 async def test_a_contact_is_given_by_email(tmp_path):
@@ -376,9 +367,9 @@ async def test_a_post_whose_answer_is_lost_is_found_not_sent_again(tmp_path, mon
     answer = result.structured_content
     made = [c for c in store["configurations"].values() if c["name"] == NEW["name"]]
     assert [c["id"] for c in made] == [answer["configuration_id"]] and answer["outcome"] == "created"
-    assert [r["method"] for r in writes(harness)] == ["POST"] and waits  # looked for, after settling
+    assert [r["method"] for r in writes(harness.requests())] == ["POST"] and waits  # looked for, after settling
     again = await call(harness, "upsert_configuration", **NEW)  # the RMM retries anyway
-    assert again.structured_content["outcome"] == "unchanged" and len(writes(harness)) == 1
+    assert again.structured_content["outcome"] == "unchanged" and len(writes(harness.requests())) == 1
 
 
 async def test_a_patch_whose_answer_is_lost_is_read_back(tmp_path, monkeypatch):

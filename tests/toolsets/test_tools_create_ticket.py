@@ -8,29 +8,8 @@ import pytest
 from mcp_server_connectwise.services.ticket_create import similarity
 from mcp_server_connectwise.untrusted import UNTRUSTED_MARK
 
-from support.harness import make_harness
-
-WRITES = {"POST", "PATCH", "PUT", "DELETE"}
-
-
-def writes(harness) -> list[dict]:
-    return [r for r in harness.requests() if r["method"] in WRITES]
-
-
-def company(store, identifier: str) -> dict:
-    return next(c for c in store["companies"].values() if c["identifier"] == identifier)
-
-
-def contacts_of(store, company_id: int) -> list[dict]:
-    return [c for c in store["contacts"].values() if c["company"]["id"] == company_id and not c.get("inactiveFlag")]
-
-
-def email_of(contact: dict) -> str:
-    return next(i["value"] for i in contact["communicationItems"] if i["communicationType"] == "Email")
-
-
-def devices_of(store, company_id: int) -> list[dict]:
-    return [c for c in store["configurations"].values() if c["company"]["id"] == company_id]
+from support.customers import company, contacts_of, devices_of, email_of
+from support.harness import make_harness, writes
 
 
 def board(store, name: str) -> dict:
@@ -90,7 +69,7 @@ async def test_a_created_ticket_reads_back_with_what_the_answer_reported(tmp_pat
         "priority (ConnectWise's default)",
     ]
     assert answer["notified"] is False
-    [post] = [r for r in writes(harness)]
+    [post] = [r for r in writes(harness.requests())]
     assert post["json"]["processNotifications"] is False  # no email to the customer by surprise
     notes = [n for n in store["notes"].values() if n["ticketId"] == ticket["id"]]
     assert {(n["text"], n["detailDescriptionFlag"], n["internalAnalysisFlag"]) for n in notes} == {
@@ -179,7 +158,7 @@ async def test_a_refused_create_sends_nothing(tmp_path, case):
     result = await create(harness, **({"summary": "Scanner offline"} | arguments))
     assert result.is_error is True
     assert phrase in result.content[0].text
-    assert writes(harness) == [] and len(store["tickets"]) == tickets_before
+    assert writes(harness.requests()) == [] and len(store["tickets"]) == tickets_before
     [line] = harness.audit()
     assert line["outcome"] == "refused"
 
@@ -188,7 +167,7 @@ async def test_without_a_default_board_a_board_must_be_named(tmp_path):
     harness = make_harness(tmp_path, {"acme": {"default_board": None}})
     result = await create(harness, company="ACME", summary="Scanner offline")
     assert result.is_error is True and "Give board" in result.content[0].text
-    assert "Service Desk" in result.content[0].text and writes(harness) == []
+    assert "Service Desk" in result.content[0].text and writes(harness.requests()) == []
     named = await create(harness, company="ACME", summary="Scanner offline", board="alerts")
     ticket = harness.store()["tickets"][named.structured_content["ticket_id"]]
     assert ticket["board"]["name"] == "Alerts"
@@ -280,7 +259,7 @@ async def test_a_device_is_looked_for_within_the_ticket_company_only(tmp_path):
             "attach_configuration", {"ticket_id": ticket["id"], "configuration": foreign["id"]}
         )
     assert result.is_error is True and f"belongs to company {foreign['company']['name']}" in result.content[0].text
-    assert writes(harness) == []
+    assert writes(harness.requests()) == []
 
 
 def test_similarity_is_shared_content_words_over_all_of_them():

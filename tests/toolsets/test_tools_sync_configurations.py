@@ -15,15 +15,10 @@ from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.server import build_server
 
 from support.faults import fast_recovery
-from support.harness import SANDBOX, make_harness
+from support.harness import SANDBOX, make_harness, writes
 
-WRITES = {"POST", "PATCH", "PUT", "DELETE"}
 # The tests send hundreds of writes: the budget's pacing of them (20 s for 200 at the default) is not tested here.
 FAST = {"acme": {"requests_per_minute": MAX_REQUESTS_PER_MINUTE}}
-
-
-def writes(requests: list[dict]) -> list[dict]:
-    return [r for r in requests if r["method"] in WRITES]
 
 
 def fleet(count: int, **changed: dict) -> list[dict]:
