@@ -358,6 +358,7 @@ TOOL_ARGUMENTS = {
         "start": dates,
         "end": dates,
         "hours": st.one_of(st.floats(-1, 25), st.sampled_from([1, "1"])),
+        "minutes": st.one_of(st.floats(-1, 1500), st.sampled_from([30, "30"])),
         "notes": nasty_text,
         "member": names,
         "work_type": names,
@@ -959,17 +960,19 @@ def same_entry_logged(harness, ticket_id: int, start: datetime, end: datetime) -
 @given(
     start=time_starts,
     minutes=st.integers(-30, 25 * 60),
-    by_hours=st.booleans(),
+    given_as=st.sampled_from(["hours", "minutes", "end"]),
     notes=st.one_of(st.none(), nasty_text),
     internal_notes=st.one_of(st.none(), nasty_text),
 )
 async def test_a_time_entry_is_stored_as_asked_once_or_refused(
-    harness, start, minutes, by_hours, notes, internal_notes
+    harness, start, minutes, given_as, notes, internal_notes
 ):
     ticket_id = OPEN_TICKET
     arguments = {"ticket_id": ticket_id, "start": start.isoformat(), "notes": notes, "internal_notes": internal_notes}
-    if by_hours:
+    if given_as == "hours":
         arguments["hours"] = minutes / 60
+    elif given_as == "minutes":
+        arguments["minutes"] = minutes
     else:
         arguments["end"] = (start + timedelta(minutes=minutes)).isoformat()
     arguments = {key: value for key, value in arguments.items() if value is not None}

@@ -23,7 +23,7 @@ from typing import Any
 
 from mcp_server_connectwise.cli.arguments import PROGRAM, UsageError, add_config_option
 
-SERVER_NAME = "connectwise"  # the entry's name in the client's config; `--tenant acme` names it connectwise-acme
+ENTRY_NAME = "connectwise"  # the entry's name in the client's config; `--tenant acme` names it connectwise-acme
 
 
 def _app_config_dir() -> Path:
@@ -93,7 +93,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     client = CLIENTS[args.client]
-    name = f"{SERVER_NAME}-{args.tenant}" if args.tenant else SERVER_NAME
+    name = f"{ENTRY_NAME}-{args.tenant}" if args.tenant else ENTRY_NAME
     server_args = ["serve", *_config_args(args.config, args.tenant)]
     if args.tenant:
         server_args += ["--tenant", args.tenant]

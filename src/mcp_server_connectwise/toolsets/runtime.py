@@ -554,14 +554,13 @@ def bind(definition: ToolDefinition, runtime: ToolRuntime) -> Callable[..., Awai
         def unknown() -> list[str]:  # inside `run`, so that a failure here is audited like any other
             return [name for name in sent() if name not in accepted]
 
+        async def report(done: float, total: float | None, message: str | None) -> None:
+            await sdk_context.report_progress(done, total, message)  # a no-op unless the request has a token
+
         if ARGUMENT_ERROR in arguments:  # audited with the arguments as sent: there are no validated ones
             arguments = {**sent(), ARGUMENT_ERROR: arguments[ARGUMENT_ERROR]}
         return await runtime.run(
-            definition,
-            arguments,
-            unknown=unknown,
-            session=_session_of(sdk_context),
-            report=sdk_context.report_progress,  # a no-op unless the request carries a progress token
+            definition, arguments, unknown=unknown, session=_session_of(sdk_context), report=report
         )
 
     tool.__name__ = tool.__qualname__ = definition.name
