@@ -99,7 +99,7 @@ def test_write_replaces_our_own_entry_and_creates_a_file_that_is_not_there(home,
 @pytest.mark.parametrize(
     ("text", "why"),
     [
-        ('{"mcpServers": {"a": {}},}', "cannot read .* as JSON \\(line 1 column 26"),
+        ('{"mcpServers": {"a": {}},}', "cannot read .* as JSON \\(line 1 column 2[56]: "),
         ('// my servers\n{"servers": {}}', "cannot read .* as JSON"),  # VS Code allows comments; we cannot keep them
         ('["not", "an", "object"]', "it is not a JSON object"),
         ('{"mcpServers": ["a"]}', "its 'mcpServers' is not an object"),
