@@ -18,11 +18,13 @@ from typing import Any
 from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_server_connectwise.http_auth import ALERTS_SCOPE, PrincipalTokenVerifier
+from mcp_server_connectwise.services.alerts import alert_key
 from mcp_server_connectwise.toolsets.runtime import ToolRuntime
 
 ALERTS_PATH = "/alerts"
@@ -49,10 +51,16 @@ async def _body(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
-def alerts_route(runtime: ToolRuntime, verifier: PrincipalTokenVerifier, max_body_bytes: int) -> Route:
-    """The route of POST /alerts, running report_alert through `runtime`."""
+def alerts_route(
+    runtime: ToolRuntime, verifier: PrincipalTokenVerifier, security: TransportSecuritySettings, max_body_bytes: int
+) -> Route:
+    """The route of POST /alerts, running report_alert through `runtime`, behind the same Host/Origin checks as
+    /mcp (`security`)."""
+    checks = TransportSecurityMiddleware(security)
 
     async def alerts(request: Request) -> Response:
+        if (refused := await checks.validate_request(request, is_post=True)) is not None:
+            return _error(refused.status_code, f"{bytes(refused.body).decode()}.")  # the SDK's words, as JSON
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         access = await verifier.verify_token(token.strip()) if scheme.lower() == "bearer" and token else None
         if access is None:
@@ -74,7 +82,7 @@ def alerts_route(runtime: ToolRuntime, verifier: PrincipalTokenVerifier, max_bod
             return _error(413, f"The body is over {max_body_bytes:,} bytes; send fewer alerts per request.")
         try:
             parsed = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, or JSON nested or numbered beyond reading
             return _error(
                 422, f"The body is not JSON ({exc.__class__.__name__}); send an alert object or a list of them."
             )
@@ -87,6 +95,9 @@ def alerts_route(runtime: ToolRuntime, verifier: PrincipalTokenVerifier, max_bod
 
         async def run(index: int, alert: dict[str, Any]) -> None:
             unknown = [name for name in alert if name not in accepted]
+            if not isinstance(alert.get("tenant", ""), str):  # the runtime would take it for the default tenant
+                results[index] = {"index": index, "ok": False, "error": "tenant must be a tenant's name."}
+                return
             try:
                 answer = await runtime.run(definition, dict(alert), unknown=unknown)
             except ToolError as refused:
@@ -94,13 +105,19 @@ def alerts_route(runtime: ToolRuntime, verifier: PrincipalTokenVerifier, max_bod
             except Exception:  # audited and logged by the runtime: the others still run
                 results[index] = {"index": index, "ok": False, "error": "An internal error; see the server log."}
             else:
-                results[index] = {"index": index, "ok": True, **(answer.structured_content or {})}
+                outcome = {
+                    key: value for key, value in (answer.structured_content or {}).items() if key != "next_steps"
+                }
+                results[index] = {"index": index, "ok": True, **outcome}  # next steps name MCP tools: not for a webhook
 
         # Reports of one alert keep their order (the second may be the first's clear); different alerts run
         # side by side, a few at a time.
         by_alert: dict[tuple, list[int]] = defaultdict(list)
+        default_tenant = runtime.tenants.config.default_tenant
         for index, alert in enumerate(alerts_sent):
-            by_alert[(alert.get("tenant"), str(alert.get("source")), str(alert.get("alert_id")))].append(index)
+            tenant = alert.get("tenant") or default_tenant
+            source, alert_id = (str(alert.get(key, "")).strip() for key in ("source", "alert_id"))
+            by_alert[(tenant, alert_key(source, alert_id))].append(index)
         gate = asyncio.Semaphore(_CONCURRENT_ALERTS)
 
         async def run_in_order(indexes: list[int]) -> None:

@@ -191,7 +191,7 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
         )
         sessions = None
     verifier = PrincipalTokenVerifier(http, config_path=app_config.path)
-    app.router.routes.insert(0, alerts_route(runtime, verifier, http.max_request_body_bytes))
+    app.router.routes.insert(0, alerts_route(runtime, verifier, security, http.max_request_body_bytes))
     app.add_middleware(
         SessionLimits,
         transport=listener.transport,

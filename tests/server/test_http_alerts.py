@@ -92,7 +92,8 @@ async def post(served: Served, body, principal: str | None = "rmm", **headers) -
     auth = bearer(principal) if principal else {}
     async with httpx2.AsyncClient(timeout=60) as http:
         if isinstance(body, bytes):
-            return await http.post(served.base + ALERTS_PATH, content=body, headers=auth | headers)
+            json_type = {"Content-Type": "application/json"}
+            return await http.post(served.base + ALERTS_PATH, content=body, headers=auth | json_type | headers)
         return await http.post(served.base + ALERTS_PATH, json=body, headers=auth | headers)
 
 
@@ -182,3 +183,26 @@ async def test_a_batch_of_100_alerts_for_10_keys_makes_10_tickets(tmp_path):
         assert len(tickets) == 10 and {t["id"] for t in alert_tickets} == tickets
         assert sum(r["outcome"] == "created" for r in results) == 10
     assert len(read_calls(served.audit_path)) == 100
+
+
+async def test_alerts_have_the_same_host_and_origin_checks_as_mcp(tmp_path):
+    async with serving(tmp_path) as served:
+        response = await post(served, ALERT, Origin="https://evil.example")
+        assert response.status_code == 403 and "Origin" in response.json()["error"]
+        assert served.requests() == []
+
+
+@pytest.mark.parametrize("body", [b"[" * 40_000, b"1" * 5_000])
+async def test_json_nested_or_numbered_beyond_reading_is_422(tmp_path, body):
+    async with serving(tmp_path) as served:
+        response = await post(served, body)
+        assert response.status_code == 422 and "not JSON" in response.json()["error"]
+
+
+async def test_a_tenant_that_is_not_a_name_is_refused_not_defaulted(tmp_path):
+    async with serving(tmp_path) as served:
+        response = await post(served, [ALERT | {"tenant": 5}, ALERT])
+        first, second = response.json()["results"]
+        assert first == {"index": 0, "ok": False, "error": "tenant must be a tenant's name."}
+        assert second["ok"] is True and "next_steps" not in second  # a webhook gets no MCP tool names
+        assert len([r for r in served.requests() if r["method"] == "POST"]) == 1

@@ -45,6 +45,7 @@ from mcp_server_connectwise.services.write_recovery import EarlierAttempt, repea
 from mcp_server_connectwise.toolsets.arguments import ARGUMENT_ERROR, SentencedArguments, argument_refusal
 from mcp_server_connectwise.toolsets.definition import Offer, Registry, ToolCall, ToolDefinition, with_next_steps
 from mcp_server_connectwise.toolsets.schemas import compact
+from mcp_server_connectwise.untrusted import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -291,7 +292,8 @@ class ToolRuntime:
             self._settle(key, outcome, called_at, call)
         self._audit(caller, definition, tenant_name, arguments, outcome, error, started, requests, call)
         if error is not None:
-            raise ToolError(error)
+            # Sentences quote names customers wrote (a contact, a device): nothing hidden in them reaches the model.
+            raise ToolError(one_line(error))
         assert result is not None  # no error: the handler returned its result
         next_steps = self._offer_for(tenant_name).next_steps(definition, result)
         if earlier is not None and earlier.found is not None:
