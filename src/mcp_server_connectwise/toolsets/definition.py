@@ -39,6 +39,8 @@ class ToolCall:
     session: TenantSession
     written: list[dict[str, Any]] = field(default_factory=list)
     intents: list[str] = field(default_factory=list)  # the audit intent lines this call's writes settle
+    # A batch's answer can say that some of its writes have an unknown outcome: the call is audited as unknown.
+    partly_unknown: bool = False
 
     def wrote(self, record: str, record_id: int, **details: Any) -> None:
         """Note a record created or changed, for the audit line."""

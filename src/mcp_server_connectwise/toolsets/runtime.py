@@ -252,6 +252,8 @@ class ToolRuntime:
                         result = await _call_handler(definition, call, arguments)
                     if repeat is not None:  # done, having looked for what the earlier call wrote: it is settled
                         call.intents.extend(repeat.intents)
+                    if call.partly_unknown:  # answered, but some write of it may or may not have been applied
+                        outcome = "unknown"
             except TimeoutError:
                 sent = [request for request in requests if request.method != "GET"]
                 outcome, error = (
