@@ -76,9 +76,10 @@ class _Held:
 class RedisAlertKeys:
     """The locks and states of one tenant's alert keys, in the store's Redis."""
 
-    def __init__(self, connection: RedisConnection, tenant: str) -> None:
+    def __init__(self, connection: RedisConnection, tenant: str, *, lock_seconds: float = LOCK_SECONDS) -> None:
         self._connection = connection
         self._tenant = tenant
+        self._lock_ms = int(lock_seconds * 1000)
         self._turns = KeyTurns()
         self._take = connection.script(_TAKE)
         self._hold = connection.script(_HOLD)
@@ -113,7 +114,7 @@ class RedisAlertKeys:
         poll = FIRST_POLL_SECONDS
         while True:
             taken = await self._connection.run(
-                lambda client: self._take(keys, [self._connection.replica, int(LOCK_SECONDS * 1000)], client)
+                lambda client: self._take(keys, [self._connection.replica, self._lock_ms], client)
             )
             if taken[0] == 1:
                 token = int(taken[1])
@@ -127,13 +128,13 @@ class RedisAlertKeys:
     async def _still_held(self, held: _Held) -> bool:
         """Whether the lock still holds this holder's token, renewing it if so."""
         renewed = await self._connection.run(
-            lambda client: self._hold([held.lock], [held.value, int(LOCK_SECONDS * 1000)], client)
+            lambda client: self._hold([held.lock], [held.value, self._lock_ms], client)
         )
         return bool(renewed)
 
     async def _renew(self, held: _Held) -> None:
         while not held.lost:
-            await asyncio.sleep(LOCK_SECONDS / 3)
+            await asyncio.sleep(self._lock_ms / 3000)
             try:
                 held.lost = not await self._still_held(held)
             except StateUnavailable:

@@ -65,7 +65,7 @@ return redis.call('ZCARD', KEYS[1])
 
 def problem(exc: BaseException) -> str:
     """A Redis error in a few words on one line (its text names hosts and ports, never a password)."""
-    text = " ".join(str(exc).split())[:200]
+    text = " ".join(str(exc).split())[:200].rstrip(".")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -110,11 +110,11 @@ class RedisConnection:
     def status(self) -> StateCheck:
         since = self._since.strftime("%Y-%m-%d %H:%M:%S UTC")
         if self._reachable:
-            return StateCheck(True, f"redis at {self.shown}: reachable")
-        return StateCheck(False, f"redis at {self.shown}: unreachable since {since} ({self._problem})")
+            return StateCheck(True, f"{self.shown}: reachable")
+        return StateCheck(False, f"{self.shown}: unreachable since {since} ({self._problem})")
 
     def unavailable(self) -> StateUnavailable:
-        return StateUnavailable(f"the shared state store (redis at {self.shown}) cannot be reached ({self._problem})")
+        return StateUnavailable(f"the shared state store at {self.shown} cannot be reached ({self._problem})")
 
     async def run(self, use: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T:
         """`use(redis)`, or `StateUnavailable` when the store does not answer (and it is marked unreachable)."""
@@ -128,8 +128,9 @@ class RedisConnection:
         return result
 
     async def check(self) -> StateCheck:
+        """Reach the store now (as the heartbeat does: it also counts the replicas)."""
         try:
-            await self.run(lambda client: client.ping())
+            self.replicas = max(1, int(await self.run(self._beat)))
         except StateUnavailable:
             pass
         return self.status
@@ -139,7 +140,7 @@ class RedisConnection:
         if self._reachable:
             self._reachable, self._since = False, datetime.now(timezone.utc)
             logger.warning(
-                "the shared state store (redis at %s) cannot be reached (%s): rate budgets and caches keep to this "
+                "the shared state store at %s cannot be reached (%s): rate budgets and caches keep to this "
                 "process, alert writes are refused until it answers again",
                 self.shown,
                 self._problem,
@@ -148,7 +149,7 @@ class RedisConnection:
     def _back(self) -> None:
         if not self._reachable:
             self._reachable, self._since = True, datetime.now(timezone.utc)
-            logger.warning("the shared state store (redis at %s) answers again", self.shown)
+            logger.warning("the shared state store at %s answers again", self.shown)
 
     def _start_watch(self) -> None:
         if self._watch is None or self._watch.done():
@@ -156,10 +157,7 @@ class RedisConnection:
 
     async def _watching(self) -> None:
         while True:
-            try:
-                self.replicas = max(1, int(await self.run(self._beat)))
-            except StateUnavailable:
-                pass
+            await self.check()
             await asyncio.sleep(HEARTBEAT_SECONDS if self._reachable else CHECK_SECONDS_WHILE_UNREACHABLE)
 
     async def _beat(self, client: redis.asyncio.Redis) -> Any:
