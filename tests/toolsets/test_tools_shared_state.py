@@ -13,10 +13,10 @@ from mcp_server_connectwise.config import AppConfig, AuditConfig
 from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.server import build_server
 from mcp_server_connectwise.state.redis.connection import CHECK_SECONDS_WHILE_UNREACHABLE
+from toolsets.test_tools_alerts import ALERT, KEY, tickets_of
 
 from support.harness import sandbox_app
 from support.state_store import state_config
-from toolsets.test_tools_alerts import ALERT, KEY, tickets_of
 
 
 def replicas(tmp_path: Path, redis_server, count: int = 2, **sandbox_settings):
