@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -92,6 +91,7 @@ class RedisConnection:
         self._since = datetime.now(timezone.utc)
         self._problem: str | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._lost_now: asyncio.Event | None = None  # wakes the watch
         self._heartbeat = self.script(_HEARTBEAT)
         self.replicas = 1  # replicas whose heartbeat is recent, this one included
 
@@ -139,6 +139,8 @@ class RedisConnection:
         self._problem = problem(exc)
         if self._reachable:
             self._reachable, self._since = False, datetime.now(timezone.utc)
+            if self._lost_now is not None:
+                self._lost_now.set()
             logger.warning(
                 "the shared state store at %s cannot be reached (%s): rate budgets and caches keep to this "
                 "process, alert writes are refused until it answers again",
@@ -153,12 +155,18 @@ class RedisConnection:
 
     def _start_watch(self) -> None:
         if self._watch is None or self._watch.done():
-            self._watch = asyncio.get_running_loop().create_task(self._watching())
+            self._lost_now = asyncio.Event()
+            self._watch = asyncio.get_running_loop().create_task(self._watching(self._lost_now))
 
-    async def _watching(self) -> None:
+    async def _watching(self, lost_now: asyncio.Event) -> None:
         while True:
             await self.check()
-            await asyncio.sleep(HEARTBEAT_SECONDS if self._reachable else CHECK_SECONDS_WHILE_UNREACHABLE)
+            lost_now.clear()
+            pause = HEARTBEAT_SECONDS if self._reachable else CHECK_SECONDS_WHILE_UNREACHABLE
+            try:  # a use that finds the store gone cuts a heartbeat's pause short: from now on, every second
+                await asyncio.wait_for(lost_now.wait(), pause)
+            except TimeoutError:
+                pass
 
     async def _beat(self, client: redis.asyncio.Redis) -> Any:
         return await self._heartbeat(
@@ -188,7 +196,6 @@ def check_reachable_now(config: StateConfig) -> None:
     import redis as sync_redis
 
     assert config.url is not None
-    started = time.monotonic()
     try:
         client = sync_redis.Redis.from_url(config.url, retry=SyncRetry(NoBackoff(), 0), **CLIENT_OPTIONS)
     except (ValueError, TypeError) as exc:  # an option in the URL's query that Redis's client does not take
@@ -197,8 +204,8 @@ def check_reachable_now(config: StateConfig) -> None:
         client.ping()
     except UNREACHABLE as exc:
         raise StateUnavailable(
-            f"the shared state store [state] url {config.shown_url} does not answer ({problem(exc)}, after "
-            f"{time.monotonic() - started:.1f} s): start Redis or correct the url (or ${STATE_URL_ENV}), then start again"
+            f"the shared state store at {config.shown_url} ([state] url) does not answer ({problem(exc)}): start "
+            f"Redis or correct the url (or ${STATE_URL_ENV}), then start the server again"
         ) from None
     finally:
         client.close()
