@@ -1,12 +1,12 @@
-"""Servers on loopback for the shared-state benchmark and tests: a `redis-server` of our own, an ASGI app (the
-sandbox) served by uvicorn in a thread, and the arrival time of each request that app receives."""
+"""Servers on loopback for the shared-state benchmark and tests, each a process of its own: a `redis-server` of
+ours, and the sandbox, noting when each request arrives."""
 
 from __future__ import annotations
 
 import shutil
 import socket
 import subprocess
-import threading
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -84,35 +84,75 @@ class RedisServer:
 
 
 class TimedApp:
-    """An ASGI app that notes when each HTTP request arrives (`time.monotonic`, the same clock in every process
-    of the machine) before passing it on."""
+    """An ASGI app that writes down when each HTTP request arrives (`time.monotonic`: one clock for every process
+    of the machine), one line a request in `arrivals`, before passing it on."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, arrivals: Path) -> None:
         self.app = app
-        self.arrivals: list[float] = []
+        self._arrivals = arrivals.open("a", buffering=1)  # a line at a time: readable while it runs
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            self.arrivals.append(time.monotonic())
+            self._arrivals.write(f"{time.monotonic():.6f}\n")
         await self.app(scope, receive, send)
 
 
-class ThreadedServer:
-    """An ASGI app served by uvicorn on a loopback port, in a thread of this process, until `stop`."""
+class LoopbackSandbox:
+    """The sandbox in a process of its own on a free loopback port (so that its clock is not held up by the
+    load of the process that measures), answering after `latency_ms`, noting each request's arrival."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
-        import uvicorn
+    def __init__(self, directory: Path, latency_ms: float = 0.0, tickets: int = 200) -> None:
+        self.port, self.latency_ms, self.tickets = free_port(), latency_ms, tickets
+        self.arrivals_file = directory / f"sandbox-{self.port}-arrivals.txt"
+        self.process: subprocess.Popen[bytes] | None = None
 
-        self.port = port or free_port()
-        config = uvicorn.Config(app, host=LOOPBACK, port=self.port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"uvicorn-{self.port}", daemon=True)
+    @property
+    def base_url(self) -> str:
+        from mcp_server_connectwise.sandbox.settings import API_ROOT
 
-    def start(self) -> ThreadedServer:
-        self._thread.start()
-        wait_until(lambda: self._server.started, f"the server on port {self.port}")
+        return f"http://{LOOPBACK}:{self.port}{API_ROOT}"
+
+    def start(self) -> LoopbackSandbox:
+        self.arrivals_file.touch()
+        spec = [str(self.port), str(self.latency_ms), str(self.tickets), str(self.arrivals_file)]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mcp_server_connectwise.bench.processes", *spec],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._listening, f"the sandbox on port {self.port}")
         return self
 
+    def _listening(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the sandbox exited with {self.process.returncode}")
+        try:
+            socket.create_connection((LOOPBACK, self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def arrivals(self) -> list[float]:
+        """When each request so far arrived (`time.monotonic`)."""
+        return [float(line) for line in self.arrivals_file.read_text().splitlines() if line]
+
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def _serve_sandbox(port: int, latency_ms: float, tickets: int, arrivals: Path) -> None:
+    import uvicorn
+
+    from mcp_server_connectwise.sandbox import SandboxSettings, create_app
+    from mcp_server_connectwise.sandbox.settings import API_ROOT
+
+    settings = SandboxSettings(tickets=tickets, latency_ms=latency_ms)
+    app = create_app(settings, base_url=f"http://{LOOPBACK}:{port}{API_ROOT}")
+    uvicorn.run(TimedApp(app, arrivals), host=LOOPBACK, port=port, log_level="warning", lifespan="off")
+
+
+if __name__ == "__main__":
+    _serve_sandbox(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
