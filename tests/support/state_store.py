@@ -32,5 +32,6 @@ def running_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
-def state_config(server: RedisServer, **overrides: object) -> StateConfig:
-    return StateConfig(url=server.url, **overrides)  # type: ignore[arg-type]
+def state_config(server: RedisServer) -> StateConfig:
+    """`[state]` naming `server`."""
+    return StateConfig(url=server.url)
