@@ -38,6 +38,8 @@ MIN_POLL_SECONDS = 0.002
 MAX_POLL_SECONDS = 0.25
 # The keys of a tenant no replica has used for this long go.
 IDLE_MILLISECONDS = 600_000
+# Request ids, unique in this process: a grant left for a request that gave up never serves a later one.
+_request_ids = itertools.count(1)
 
 _BUDGET = """
 local state, waiting, callers = KEYS[1], KEYS[2], KEYS[3]
@@ -115,7 +117,6 @@ class SharedRateBudget:
         self._rate = requests_per_minute / 60_000  # tokens a millisecond
         self._capacity = default_burst(requests_per_minute)
         self._script = connection.script(_BUDGET.replace("IDLE_MILLISECONDS", str(IDLE_MILLISECONDS)))
-        self._ids = itertools.count(1)
         self._waiting: dict[str, asyncio.Future[None]] = {}  # this replica's waiters, by id
         self._poller: asyncio.Task[None] | None = None
         self._fallback: RateBudget | None = None
@@ -130,7 +131,7 @@ class SharedRateBudget:
         if not self._connection.reachable:
             return await self._local().acquire(caller, max_wait=max_wait)
         started = time.monotonic()
-        request = f"{next(self._ids):x}"
+        request = f"{next(_request_ids):x}"
         patience = DEFAULT_PATIENCE_SECONDS if max_wait is None else max_wait + PATIENCE_MARGIN_SECONDS
         try:
             answer = await self._run(
