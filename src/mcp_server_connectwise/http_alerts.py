@@ -5,7 +5,8 @@ a report_alert call of the token's principal (its tenants, the audit, the deadli
 one alert in the order sent and different alerts side by side. The answer is 200 with one outcome per alert,
 in the order sent; what no alert can be run for is a JSON error: 401 (no or an unknown token), 403 (the token
 lacks the `alerts` permission), 404 (this server offers no alert intake), 413 (a body over the cap), 422 (not
-JSON, or not alerts).
+JSON, or not alerts), 503 (the shared state store cannot be reached, so no alert is handled rather than risk a
+duplicate ticket; also when it was lost during the request and no alert was handled).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ TOOL = "report_alert"
 MAX_ALERTS = 100
 # Alerts of different keys handled at once; the tenant's request budget paces their requests anyway.
 _CONCURRENT_ALERTS = 8
+# How soon a monitor may send again alerts refused while the state store is unreachable (it is checked each second).
+_STATE_RETRY_AFTER_SECONDS = 5
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
@@ -49,6 +52,15 @@ async def _body(request: Request, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return bytes(body)
+
+
+def _state_unreachable(detail: str) -> JSONResponse:
+    return _error(
+        503,
+        f"No alert was handled: the shared state store cannot be reached ({detail}), and without it two servers "
+        "could open two tickets for one alert; send them again shortly.",
+        **{"Retry-After": str(_STATE_RETRY_AFTER_SECONDS)},
+    )
 
 
 def alerts_route(
@@ -89,6 +101,9 @@ def alerts_route(
         alerts_sent = parsed if isinstance(parsed, list) else [parsed]
         if not 1 <= len(alerts_sent) <= MAX_ALERTS or not all(isinstance(item, dict) for item in alerts_sent):
             return _error(422, f"The body must be an alert object or a list of 1 to {MAX_ALERTS} of them.")
+        state = runtime.tenants.state
+        if not state.status.reachable:
+            return _state_unreachable(state.status.detail)
         model = definition.request_model
         accepted = {*(model.model_fields if model is not None else ()), "tenant"}
         results: list[dict[str, Any]] = [{} for _ in alerts_sent]
@@ -132,6 +147,8 @@ def alerts_route(
                     group.create_task(run_in_order(indexes))
         finally:
             auth_context_var.reset(user)
+        if not state.status.reachable and not any(result["ok"] for result in results):
+            return _state_unreachable(state.status.detail)
         return JSONResponse({"results": results})
 
     return Route(ALERTS_PATH, alerts, methods=["POST"])

@@ -16,6 +16,7 @@ from mcp_server_connectwise.config import (
     Principal,
     SecretsConfig,
     ServerConfig,
+    StateConfig,
     TenantConfig,
     config_path,
     example_config,
@@ -116,7 +117,12 @@ def test_the_example_ships_in_the_package_as_its_one_copy() -> None:
 
 def test_the_example_documents_every_table_and_key() -> None:
     text = EXAMPLE_CONFIG.read_text()
-    for table, model in (("secrets", SecretsConfig), ("server", ServerConfig), ("http", HttpConfig)):
+    for table, model in (
+        ("secrets", SecretsConfig),
+        ("server", ServerConfig),
+        ("http", HttpConfig),
+        ("state", StateConfig),
+    ):
         assert f"[{table}]" in text
         for key in set(model.model_fields) - {"principals"}:
             assert f"{key} = " in text, (table, key)

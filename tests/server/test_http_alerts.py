@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_server_connectwise.audit import read_calls
-from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal
+from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal, StateConfig
 from mcp_server_connectwise.http_alerts import ALERTS_PATH, MAX_ALERTS
 from mcp_server_connectwise.http_auth import hash_token, new_token
 from mcp_server_connectwise.http_guard import uvicorn_config
@@ -59,7 +59,7 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, **options) -> AsyncIterator[Served]:
+async def serving(tmp_path: Path, state: StateConfig | None = None, **options) -> AsyncIterator[Served]:
     tenant = sandbox_tenant("acme", create_app(SandboxSettings(tickets=200)), requests_per_minute=5000)
     principals = {
         name: Principal(name=name, token_sha256=hash_token(token), tenants=("acme",), permissions=PERMISSIONS[name])
@@ -70,6 +70,7 @@ async def serving(tmp_path: Path, **options) -> AsyncIterator[Served]:
         audit=AuditConfig(path=tmp_path / "audit.jsonl"),
         http=HttpConfig(principals=principals, max_request_body_bytes=64 * 1024),
         tenants={"acme": tenant.config},
+        state=state or StateConfig(),
     )
     listener = Listener("http", "127.0.0.1", free_port())
     app = build_network_app(

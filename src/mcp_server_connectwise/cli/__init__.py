@@ -44,11 +44,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _run(args: argparse.Namespace) -> int:
     from mcp_server_connectwise.config import ConfigError
     from mcp_server_connectwise.secrets import KeyringUnavailable
+    from mcp_server_connectwise.state.errors import StateUnavailable
 
     try:
         return args.run(args)
     except (ConfigError, KeyringUnavailable, UsageError) as exc:
         print(f"{PROGRAM}: {exc}", file=sys.stderr)
         return 2
+    except StateUnavailable as exc:
+        print(f"{PROGRAM}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

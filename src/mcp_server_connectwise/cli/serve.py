@@ -38,11 +38,13 @@ def run(args: argparse.Namespace) -> int:
     from mcp_server_connectwise.secrets import KeyStore
     from mcp_server_connectwise.server import Listener, build_network_app, build_server
     from mcp_server_connectwise.shutdown import grace_seconds, run_stdio
+    from mcp_server_connectwise.state.store import check_reachable
 
     logger = logging.getLogger(__name__)
     config = load_config(args.config)
     key_store = KeyStore.for_config(config)  # keys are read on first use; a plaintext keyring is named now
     key_store.warn_at_start()
+    check_reachable(config.state)  # a shared state store that does not answer stops the start, in one line
     options: dict[str, Any] = dict(
         read_only=args.read_only, default_tenant=args.tenant, toolsets=args.toolsets, key_store=key_store
     )

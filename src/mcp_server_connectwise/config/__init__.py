@@ -20,6 +20,7 @@ from mcp_server_connectwise.config.models import (
     Principal,
     SecretsConfig,
     ServerConfig,
+    StateConfig,
     TenantConfig,
 )
 from mcp_server_connectwise.config.network import ANY_PORT
@@ -38,6 +39,7 @@ __all__ = [
     "Principal",
     "SecretsConfig",
     "ServerConfig",
+    "StateConfig",
     "TenantConfig",
     "check_config_text",
     "config_path",

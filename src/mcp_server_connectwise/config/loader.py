@@ -23,6 +23,7 @@ from mcp_server_connectwise.config.models import (
     APP_NAME,
     PRINCIPAL_NAME,
     PRINCIPAL_NAME_RULE,
+    STATE_URL_ENV,
     TENANT_NAME,
     TENANT_NAME_RULE,
     TOKENS_CREATE_HINT,
@@ -33,6 +34,7 @@ from mcp_server_connectwise.config.models import (
     Principal,
     SecretsConfig,
     ServerConfig,
+    StateConfig,
     TenantConfig,
 )
 
@@ -46,7 +48,7 @@ KEYS_BELONG_IN_KEYRING = (
 )
 
 
-PlainTable = TypeVar("PlainTable", ServerConfig, SecretsConfig)
+PlainTable = TypeVar("PlainTable", ServerConfig, SecretsConfig, StateConfig)
 
 
 def config_path(explicit: str | os.PathLike[str] | None) -> Path:
@@ -81,7 +83,9 @@ def check_config_text(text: str, path: Path) -> AppConfig:
 
 def _validated(raw: dict[str, Any], path: Path) -> AppConfig:
     where = str(path)
-    _refuse_unknown(where, raw, {"default_tenant", "audit", "http", "server", "secrets", "tenants"}, tenant=None)
+    _refuse_unknown(
+        where, raw, {"default_tenant", "audit", "http", "server", "secrets", "state", "tenants"}, tenant=None
+    )
 
     default_tenant = raw.get("default_tenant")
     if default_tenant is not None and not isinstance(default_tenant, str):
@@ -90,6 +94,7 @@ def _validated(raw: dict[str, Any], path: Path) -> AppConfig:
     http = _load_http(where, raw.get("http", {}))
     server = _load_plain_table(where, "server", raw.get("server", {}), ServerConfig)
     secrets = _load_plain_table(where, "secrets", raw.get("secrets", {}), SecretsConfig)
+    state = _state_url_from_env(_load_plain_table(where, "state", raw.get("state", {}), StateConfig))
 
     tenant_tables = raw.get("tenants", {})
     if not isinstance(tenant_tables, dict):
@@ -104,6 +109,7 @@ def _validated(raw: dict[str, Any], path: Path) -> AppConfig:
             http=http,
             server=server,
             secrets=secrets,
+            state=state,
             tenants=tenants,
         )
     except ValidationError as exc:
@@ -199,6 +205,18 @@ def _load_plain_table(where: str, key: str, table: Any, model: type[PlainTable])
         return model(**table)
     except ValidationError as exc:
         raise ConfigError(f"{where}: [{key}]: {_first_message(exc)}") from None
+
+
+def _state_url_from_env(state: StateConfig) -> StateConfig:
+    """`[state]` with its url replaced by $CONNECTWISE_MCP_STATE_URL when that is set."""
+    url = os.environ.get(STATE_URL_ENV)
+    if not url:
+        return state
+    try:
+        return StateConfig(url=url, prefix=state.prefix)
+    except ValidationError as exc:  # the value is never quoted: it may carry a password
+        problem = _first_message(exc).removeprefix("key 'url': ")
+        raise ConfigError(f"${STATE_URL_ENV}: {problem}") from None
 
 
 def _load_principal(where: str, name: str, table: Any) -> Principal:

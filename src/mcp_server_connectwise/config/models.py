@@ -1,4 +1,5 @@
-"""What `tenants.toml` may say, as validated models: tenants, the audit log, the HTTP transports, the server.
+"""What `tenants.toml` may say, as validated models: tenants, the audit log, the HTTP transports, the server, the
+shared state.
 
 API keys are deliberately absent: they live in the OS keyring (see `secrets.py`), never in this file or
 the environment; `[secrets]` only says which keyrings may hold them. HTTP bearer tokens are absent too: `[http.principals.NAME]` holds only a token's SHA-256.
@@ -19,6 +20,8 @@ from mcp_server_connectwise.config.network import (
     check_base_url,
     check_header_safe,
     check_site,
+    check_state_url,
+    shown_state_url,
 )
 
 APP_NAME = "mcp-server-connectwise"
@@ -290,6 +293,37 @@ class SecretsConfig(BaseModel):
     allow_plaintext_keyring: bool = False
 
 
+# Overrides `[state] url` when set (a deploy's environment file, rather than the TOML that every replica shares).
+STATE_URL_ENV = "CONNECTWISE_MCP_STATE_URL"
+STATE_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class StateConfig(BaseModel):
+    """`[state]`: where the rate budgets, alert locks and caches several server processes share are kept. No
+    `url`: in this process (one server, today's behaviour); a Redis URL: in that Redis, under `prefix`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    url: str | None = Field(default=None, repr=False)  # may carry a password: never shown (see `shown_url`)
+    prefix: str = "mcp-server-connectwise"  # several deployments can share one Redis under different prefixes
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_state_url(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not STATE_PREFIX.fullmatch(value):
+            raise ValueError("must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        return value
+
+    @property
+    def shown_url(self) -> str | None:
+        return None if self.url is None else shown_state_url(self.url)
+
+
 class HttpConfig(BaseModel):
     """The streamable HTTP and SSE transports: who may call them, from which Host/Origin, and what they may hold."""
 
@@ -404,6 +438,7 @@ class AppConfig(BaseModel):
     http: HttpConfig = Field(default_factory=HttpConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     tenants: dict[str, TenantConfig]
 
     @model_validator(mode="after")

@@ -36,7 +36,7 @@ from .errors import (
     parse_retry_after,
 )
 from .hosts import is_loopback_host
-from .ratelimit import BudgetWaitTooLong, RateBudget
+from .ratelimit import Budget, BudgetWaitTooLong, RateBudget
 from .retry import Outcome, RetryPolicy, decide
 from .scope import CallScope
 from .scope import current as current_scope
@@ -195,13 +195,14 @@ class ConnectWiseClient:
         *,
         transport: httpx2.AsyncBaseTransport | None = None,
         on_request: Callable[[RequestRecord], None] | None = None,
-        before_write: Callable[[str, str, Any], None] | None = None,
+        before_write: Callable[[str, str, Any], Awaitable[None]] | None = None,
+        budget: Budget | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._on_request = on_request
-        # Told (method, path, body) before a write is first sent; if it raises, the write is not sent.
+        # Awaited with (method, path, body) before a write is first sent; if it raises, the write is not sent.
         self._before_write = before_write
         self._sleep = sleep
         self._base_url = settings.base_url.rstrip("/") if settings.base_url else None
@@ -212,7 +213,8 @@ class ConnectWiseClient:
             "clientId": settings.client_id,
             "Accept": f"application/vnd.connectwise.com+json; version={settings.api_version}",
         }
-        self._budget = RateBudget(settings.requests_per_minute, clock=clock, sleep=sleep)
+        # The tenant's budget (the state store's, shared with other processes), else one of this client's own.
+        self._budget = budget or RateBudget(settings.requests_per_minute, clock=clock, sleep=sleep)
         self._http = httpx2.AsyncClient(
             transport=transport,
             timeout=httpx2.Timeout(
@@ -412,7 +414,7 @@ class ConnectWiseClient:
         _check_path(path)
         url = await self.base_url() + path
         if method != "GET" and self._before_write is not None:
-            self._before_write(method, path, json)
+            await self._before_write(method, path, json)
         return await self._send(
             method, url, path, idempotent=idempotent, headers=self._api_headers, params=params, json=json
         )

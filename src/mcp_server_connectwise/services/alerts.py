@@ -2,7 +2,8 @@
 
 The alert's key (`alert_key`) is kept on its ticket (`externalXRef`: staff see it, customers do not), so the
 ticket is found in ConnectWise, by any process, before and after a restart. Per key, reports take turns (a
-lock in `state.alerts`), and each is one of:
+lock of the state store: in this process, or in Redis for every replica, where each write under it is checked
+against it just before it is sent), and each is one of:
 
 - raised, no ticket open for the key: a ticket is created on the tenant's alert board (`[tenants.X.alerts]`),
   priority from the severity, the device attached, notifications off (`created`); when an earlier ticket of
@@ -50,6 +51,7 @@ from mcp_server_connectwise.services.ticket_devices import attach_to_new_ticket,
 from mcp_server_connectwise.services.updates import MAX_SUMMARY_CHARS, TicketChanges, summary_text
 from mcp_server_connectwise.services.write_recovery import PlannedWrite, entered_since
 from mcp_server_connectwise.state.alerts import AlertKeyState
+from mcp_server_connectwise.state.errors import LockLost, StateUnavailable
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
 T = TypeVar("T")
@@ -235,16 +237,27 @@ async def report_alert(session: TenantSession, report: AlertReport) -> AlertHand
             reason=f"severity {report.severity} is below the tenant's min_severity {config.min_severity}",
         )
     setup = await _setup(session, config)
-    async with session.alert_keys.locked(key) as state:
-        tickets = await _tickets_of(session, key)
-        latest = tickets[0] if tickets else None
-        if report.state == "cleared":
-            return await _cleared(session, setup, state, key, latest, at)
-        if latest is not None and not latest.closed_flag:
-            return await _repeated(session, setup, state, key, latest, at)
-        if latest is not None and _reopenable(setup, latest, at):
-            return await _reopen(session, setup, state, key, latest, at)
-        return await _create(session, setup, state, key, report, summary, details, at, earlier=latest)
+    try:
+        async with session.alert_keys.locked(key) as state:
+            tickets = await _tickets_of(session, key)
+            latest = tickets[0] if tickets else None
+            if report.state == "cleared":
+                return await _cleared(session, setup, state, key, latest, at)
+            if latest is not None and not latest.closed_flag:
+                return await _repeated(session, setup, state, key, latest, at)
+            if latest is not None and _reopenable(setup, latest, at):
+                return await _reopen(session, setup, state, key, latest, at)
+            return await _create(session, setup, state, key, report, summary, details, at, earlier=latest)
+    except StateUnavailable as exc:
+        raise Failed(
+            f"Alert {key} was not handled: {exc}, and without it another server could open a second ticket for "
+            "the alert; send it again once the store answers."
+        ) from None
+    except LockLost as exc:
+        raise Failed(
+            f"Alert {key} was stopped before its next write: {exc}, so another server may be handling it now; "
+            f"send it again to see where it stands."
+        ) from None
 
 
 def _reopenable(setup: _Setup, ticket: Ticket, at: datetime) -> bool:

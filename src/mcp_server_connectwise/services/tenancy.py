@@ -1,7 +1,9 @@
 """Tenants: which ConnectWise company a call works for, its lazily created client and its caches.
 
 A client is created on a tenant's first use, from the config and the keys in the OS keyring (or credentials
-and transports injected by the demo and the tests), and lives until `aclose`. Every client reports its HTTP
+and transports injected by the demo and the tests), and lives until `aclose`. Its rate budget, its catalog's
+shared layer and its alert locks come from the state store (`[state]`: this process, or a Redis that replicas
+share). Every client reports its HTTP
 attempts to `collect_requests`, so a tool call can list the requests it caused in its audit line.
 """
 
@@ -22,6 +24,7 @@ from mcp_server_connectwise.secrets import KeyringUnavailable, KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS, Catalog
 from mcp_server_connectwise.services.errors import Failed, Refused, sentence
 from mcp_server_connectwise.state.alerts import AlertKeys
+from mcp_server_connectwise.state.store import AlertLocks, StateStore, check_write, open_state
 
 # A locked keyring can wait for a person to type a password; a call gives up on it after this long.
 KEYRING_TIMEOUT_SECONDS = 10.0
@@ -39,7 +42,8 @@ WriteAnnouncer = Callable[[str, str, Any], None]
 _announce_write: ContextVar[WriteAnnouncer | None] = ContextVar("announce_write", default=None)
 
 
-def _before_write(method: str, path: str, body: Any) -> None:
+async def _before_write(method: str, path: str, body: Any) -> None:
+    await check_write()  # first: a write the alert lock refuses is not announced either
     announce = _announce_write.get()
     if announce is not None:
         announce(method, path, body)
@@ -77,7 +81,7 @@ class TenantSession:
     # Per kind of record ("note"), the ids of the records this session reported as created, oldest first:
     # write recovery never takes one of them for a later call's lost record.
     reported_ids: dict[str, dict[int, None]] = field(default_factory=dict)
-    alert_keys: AlertKeys = field(default_factory=AlertKeys)  # report_alert's per-key locks and counters
+    alert_keys: AlertLocks = field(default_factory=AlertKeys)  # report_alert's per-key locks and counters
 
     @property
     def name(self) -> str:
@@ -97,12 +101,14 @@ class Tenants:
         transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
         cache_ttl: float = DEFAULT_TTL_SECONDS,
         read_only: bool = False,
+        state: StateStore | None = None,
     ) -> None:
         if default_tenant is not None:
             config.tenant(default_tenant)  # ConfigError at start-up rather than on every call
             config = config.model_copy(update={"default_tenant": default_tenant})
         self.config = config
         self.read_only = read_only
+        self.state = state or open_state(config.state)
         self._key_store = key_store or KeyStore()
         self._credentials = dict(credentials or {})
         self._transports = dict(transports or {})
@@ -182,12 +188,18 @@ class Tenants:
             transport=self._transports.get(tenant.name),
             on_request=_record_request,
             before_write=_before_write,
+            budget=self.state.rate_budget(tenant.name, tenant.requests_per_minute),
         )
-        session = self._sessions[tenant.name] = TenantSession(tenant, client, Catalog(client, ttl=self._cache_ttl))
+        catalog = Catalog(client, ttl=self._cache_ttl, shared=self.state.catalog_cache(tenant.name))
+        session = self._sessions[tenant.name] = TenantSession(
+            tenant, client, catalog, alert_keys=self.state.alert_locks(tenant.name)
+        )
         return session
 
     async def aclose(self) -> None:
-        """Close every client; a later call creates them afresh (caches go with them)."""
+        """Close every client and the state store's connections; a later call creates them afresh (this process's
+        caches go with them)."""
         sessions, self._sessions = self._sessions, {}
         for session in sessions.values():
             await session.client.aclose()
+        await self.state.aclose()
