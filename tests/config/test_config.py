@@ -587,7 +587,7 @@ def test_http_limits_default_to_cutting_off_slow_clients_and_idle_sessions(tmp_p
 def test_the_example_file_documents_every_http_key_and_each_limits_default(tmp_path: Path) -> None:
     text = EXAMPLE_CONFIG.read_text()
     table = text[text.index("# [http]\n") : text.index("# [http.principals.")]
-    keys = [line.removeprefix("# ") for line in table.splitlines() if re.fullmatch(r"# [a-z_]+ = .+", line)]
+    keys = [line.removeprefix("# ") for line in table.splitlines() if re.fullmatch(r"# [a-z][a-z0-9_]* = .+", line)]
     http = load_config(write(tmp_path, "[http]\n" + "\n".join(keys) + "\n" + ACME)).http
     assert {key.split(" = ")[0] for key in keys} == set(HttpConfig.model_fields) - {"principals"}
     for name in [*HTTP_LIMIT_RANGES, "max_request_body_bytes"]:
