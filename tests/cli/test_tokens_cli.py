@@ -46,7 +46,9 @@ def write(tmp_path: Path, text: str = CONFIG) -> Path:
 def create(path: Path, name: str, tenants: str, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
     """Run the command; return (token, everything printed)."""
     code = run_tokens(
-        argparse.Namespace(tokens_command="create", name=name, tenants=tenants, permissions="mcp", config=str(path))
+        argparse.Namespace(
+            tokens_command="create", name=name, tenants=tenants, permissions="mcp", member=None, config=str(path)
+        )
     )
     assert code == 0
     out = capsys.readouterr().out
@@ -174,7 +176,9 @@ def test_bad_input_leaves_the_file_alone(
     path = write(tmp_path)
     with pytest.raises(error) as caught:
         run_tokens(
-            argparse.Namespace(tokens_command="create", name=name, tenants=tenants, permissions="mcp", config=str(path))
+            argparse.Namespace(
+                tokens_command="create", name=name, tenants=tenants, permissions="mcp", member=None, config=str(path)
+            )
         )
     assert str(caught.value) == message
     assert path.read_text(encoding="utf-8") == CONFIG
