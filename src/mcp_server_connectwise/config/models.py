@@ -390,7 +390,7 @@ class HttpConfig(BaseModel):
             owner_of[principal.token_sha256] = key
         if self.metrics_token_sha256 in owner_of:
             raise ValueError(
-                f"metrics_token_sha256 is principal '{owner_of[self.metrics_token_sha256]}'s token_sha256: give "
+                f"metrics_token_sha256 is the token_sha256 of principal '{owner_of[self.metrics_token_sha256]}': give "
                 f"/metrics its own token with {METRICS_TOKEN_HINT}"
             )
         return self
