@@ -4,13 +4,15 @@ in-process sandbox, with faults and a small budget to make retries, waits and wr
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcp_server_connectwise.connectwise import retry
-from mcp_server_connectwise.metrics import PrometheusMetrics
+from mcp_server_connectwise.connectwise import RequestRecord, retry
+from mcp_server_connectwise.metrics import NAMESPACE, PrometheusMetrics
 from mcp_server_connectwise.services import write_recovery
 
 from support.faults import script_faults
@@ -95,3 +97,24 @@ def test_callbacks_are_counted_by_result_and_each_server_counts_alone():
     assert value(found, "cwmcp_callbacks_total", result="verified") == 2
     assert value(found, "cwmcp_callbacks_total", result="refused") == 1
     assert value(samples(second), "cwmcp_callbacks_total", result="verified") == 0
+
+
+def test_the_readme_lists_every_series_with_its_labels():
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = readme[readme.index("| series (prefix `cwmcp_`) |") :].split("\n\n")[0].splitlines()[2:]
+    listed = {}
+    for row in rows:
+        names, labels = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        for name in re.findall(r"`([a-z_]+)`", names):
+            listed[f"{NAMESPACE}_{name.removesuffix('_total')}"] = set(labels.replace(" ", "").split(","))
+    metrics = PrometheusMetrics()  # every series given a sample, so that the scrape shows its labels
+    metrics.tool_call("search_tickets", "ok", 0.1)
+    metrics.connectwise_request("acme", RequestRecord("POST", "/x", 200, 5.0, 2, budget_wait_ms=10.0, credentials=True))
+    metrics.write_recovery("note", "found")
+    metrics.alert("created")
+    metrics.callback(verified=True)
+    served = {
+        family.name: {label for sample in family.samples for label in sample.labels if label != "le"}
+        for family in metrics.registry.collect()
+    }
+    assert served == listed

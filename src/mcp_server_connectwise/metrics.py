@@ -2,24 +2,11 @@
 
 `Metrics` counts nothing: stdio and in-memory servers have nowhere to serve counts from. A network server
 (`server.build_network_app`) gets a `PrometheusMetrics`, with a registry of its own, so that servers built in
-one process (the tests build many) never count into each other. The series, all prefixed `cwmcp_`:
+one process (the tests build many) never count into each other. The series (all `cwmcp_...`) are listed in the
+README ("Serving a team"). Labels hold only names from the config or the code (tools, tenants, outcomes,
+statuses, kinds): never a secret, an argument or customer text.
 
-| series | labels | what |
-| --- | --- | --- |
-| `tool_calls_total` | tool, outcome | tool calls by outcome: ok, refused, error, unknown (a write that may have been applied) |
-| `tool_call_seconds` | tool | histogram of a call's wall time |
-| `connectwise_requests_total` | tenant, method, status | HTTP attempts sent to ConnectWise (status `none`: no answer) |
-| `connectwise_request_seconds` | tenant | histogram of an attempt's time on the wire |
-| `connectwise_retries_total` | tenant | attempts after the first of a request |
-| `rate_budget_waits_total` | tenant | attempts that waited for the tenant's request budget |
-| `rate_budget_wait_seconds` | tenant | histogram of those waits |
-| `impersonation_keys_fetched_total` | tenant | requests for a member's impersonation keys |
-| `write_recoveries_total` | kind, result | looks for a record whose POST got no clear answer: found, absent, failed |
-| `alert_outcomes_total` | outcome | report_alert's outcomes: created, noted, coalesced, closed, kept_open, reopened, skipped |
-| `callbacks_total` | result | ConnectWise callbacks received: verified, refused |
-
-Labels hold only names from the config or the code (tools, tenants, outcomes, statuses): never a secret, an
-argument or customer text. The callbacks receiver counts each delivery with `runtime.metrics.callback(verified)`.
+The callbacks receiver counts each delivery with `runtime.metrics.callback(verified=...)` (`cwmcp_callbacks_total`).
 """
 
 from __future__ import annotations
