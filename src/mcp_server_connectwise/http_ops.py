@@ -66,13 +66,18 @@ def _ready(runtime: ToolRuntime) -> Callable[[Request], Awaitable[Response]]:
     async def ready(request: Request) -> Response:
         checks: dict[str, str] = {}
         failed: dict[str, str] = {}  # check -> what the log says
+        tenants = list(runtime.tenants.config.tenants.values())
+        opened = await asyncio.gather(
+            *(asyncio.wait_for(runtime.tenants.open_session(tenant), _KEYS_WAIT_SECONDS) for tenant in tenants),
+            return_exceptions=True,
+        )
         missing = []
-        for tenant in runtime.tenants.config.tenants.values():
-            try:
-                await asyncio.wait_for(runtime.tenants.open_session(tenant), _KEYS_WAIT_SECONDS)
-            except (ServiceError, TimeoutError) as exc:
+        for tenant, outcome in zip(tenants, opened, strict=True):
+            if isinstance(outcome, (ServiceError, TimeoutError)):
                 missing.append(tenant.name)
-                failed[f"tenant {tenant.name}"] = str(exc) or "its API keys could not be read in time"
+                failed[f"tenant {tenant.name}"] = str(outcome) or "its API keys could not be read in time"
+            elif isinstance(outcome, BaseException):
+                raise outcome
         checks["tenants"] = "ok" if not missing else "no API keys for " + ", ".join(missing)
         try:
             runtime.audit.check_writable()

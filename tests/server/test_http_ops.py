@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mcp_server_connectwise.config import AuditConfig
 from mcp_server_connectwise.http_auth import hash_token, new_token
+from mcp_server_connectwise.http_ops import STATE_STORE_PROBE, StateStoreUnreachable
 
 from support.served import serving
 
@@ -70,6 +71,17 @@ async def test_ready_is_503_while_a_tenant_has_no_api_keys(tmp_path):
         refused = await raw.get(served.base + "/ready")
     assert refused.status_code == 503
     assert refused.json()["checks"] == {"tenants": "no API keys for acme", "audit": "ok", "state": "embedded"}
+
+
+async def test_ready_is_503_while_the_state_store_cannot_be_reached(tmp_path):
+    async def unreachable() -> str:
+        raise StateStoreUnreachable("connection refused")
+
+    async with serving(tmp_path, PRINCIPALS) as served, httpx2.AsyncClient() as raw:
+        setattr(served.app.state, STATE_STORE_PROBE, unreachable)  # where a shared store plugs in its probe
+        refused = await raw.get(served.base + "/ready")
+    assert refused.status_code == 503
+    assert refused.json()["checks"] == {"tenants": "ok", "audit": "ok", "state": "unreachable"}
 
 
 # --- /metrics --------------------------------------------------------------------------------------------

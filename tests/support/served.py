@@ -42,6 +42,7 @@ class Served:
     sandboxes: dict[str, Starlette]
     audit_path: Path
     tokens: dict[str, str] = field(default_factory=dict)
+    app: Starlette | None = None  # what uvicorn serves
 
     @property
     def url(self) -> str:
@@ -110,6 +111,7 @@ async def serving(
             {name: sandbox.app for name, sandbox in sandboxes.items()},
             config.audit.path,
             tokens,
+            app,
         )
     finally:
         server.should_exit = True
