@@ -165,6 +165,9 @@ class AuditEntry:
     # The ids of the intent lines (`AuditLog.intent`) this call settles: the write announced before it was sent
     # and, for a retry after a crash, the interrupted one it recognised (`unsettled_intents`).
     intents: list[str] = field(default_factory=list)
+    # The ConnectWise member whose impersonation keys the call's writes were sent with (the principal's `member`);
+    # None: the tenant's API member.
+    member: str | None = None
 
     def to_line(self, prev: str) -> bytes:
         """The line's bytes without its newline; `prev` is the hash of the line before it."""
@@ -184,6 +187,8 @@ class AuditEntry:
         }
         if self.intents:  # left out otherwise: a call line without intents is byte for byte what it always was
             record["intents"] = list(self.intents)
+        if self.member is not None:  # likewise
+            record["member"] = self.member
         return _encode(record)
 
 
@@ -446,6 +451,7 @@ class AuditLog:
         body: Any = None,
         free_text: Iterable[str] = (),
         check: str | None = None,
+        member: str | None = None,
     ) -> str:
         """Announce a write before it is sent: append and fsync an intent line, and return its id.
 
@@ -457,29 +463,31 @@ class AuditLog:
         body (matched as `audit_body` says), which are recorded as length and hash only. `path` is recorded
         without its query string. `check` says what a person should look at in ConnectWise if the process dies
         before the outcome is recorded, as a noun phrase without free text ("ticket 1001's notes"; default:
-        `default_check(method, path)`)."""
+        `default_check(method, path)`). `member`: the ConnectWise member the write is sent as, when not the
+        tenant's API member."""
         hidden = frozenset(free_text)
         intent_id = secrets.token_hex(8)
         path = path.split("?", 1)[0]
 
         def line_for(prev: str) -> bytes:
-            return _encode(
-                {
-                    "v": FORMAT_VERSION,
-                    "prev": prev,
-                    "ts": utc_timestamp(),
-                    "kind": "intent",
-                    "id": intent_id,
-                    "tenant": tenant,
-                    "principal": principal,
-                    "tool": tool,
-                    "args": audit_arguments(arguments, hidden),
-                    "method": method.upper(),
-                    "path": path,
-                    "body": audit_body(body, hidden),
-                    "check": check or default_check(method, path),
-                }
-            )
+            record = {
+                "v": FORMAT_VERSION,
+                "prev": prev,
+                "ts": utc_timestamp(),
+                "kind": "intent",
+                "id": intent_id,
+                "tenant": tenant,
+                "principal": principal,
+                "tool": tool,
+                "args": audit_arguments(arguments, hidden),
+                "method": method.upper(),
+                "path": path,
+                "body": audit_body(body, hidden),
+                "check": check or default_check(method, path),
+            }
+            if member is not None:  # left out otherwise, as on the call line
+                record["member"] = member
+            return _encode(record)
 
         self._append(line_for, durable=True)
         return intent_id

@@ -30,7 +30,9 @@ from mcp_server_connectwise.http_auth import (
     hash_token,
     transport_security,
 )
+from mcp_server_connectwise.http_ops import STATE_STORE_PROBE, ops_routes, state_store_probe
 from mcp_server_connectwise.http_sessions import SessionLimits
+from mcp_server_connectwise.metrics import Metrics, PrometheusMetrics
 from mcp_server_connectwise.secrets import KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS
 from mcp_server_connectwise.services.tenancy import Tenants
@@ -55,6 +57,12 @@ class Listener:
     transport: Literal["http", "sse"]
     host: str = "127.0.0.1"
     port: int = 8000
+    # Streamable HTTP without sessions: any replica answers any request (no sticky sessions needed).
+    stateless: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stateless and self.transport != "http":
+            raise ValueError("only streamable HTTP can be stateless")
 
     @property
     def path(self) -> str:
@@ -92,6 +100,7 @@ def _build(
     credentials: Mapping[str, ApiCredentials] | None = None,
     key_store: KeyStore | None = None,
     cache_ttl: float = DEFAULT_TTL_SECONDS,
+    metrics: Metrics | None = None,
 ) -> tuple[MCPServer, ToolRuntime]:
     """The MCP server for the tenants of `app_config`, and the runtime its tools run in.
 
@@ -102,7 +111,8 @@ def _build(
     bearer token of a principal in `app_config.http` instead, and runs as that principal, within its tenants
     (serve it with `build_network_app`). `transports` and `credentials` (per tenant name) replace the network
     and the keyring, for the demo and tests; clients are otherwise made on first use from the config and
-    `key_store`. Config problems raise ConfigError.
+    `key_store`. `metrics` counts calls and requests (default: nothing is counted). Config problems raise
+    ConfigError.
     """
     where = f"{app_config.path}: " if app_config.path else ""
     check_tool_allowlists(app_config.tenants.values(), list(REGISTRY.by_name), where=where)
@@ -122,6 +132,7 @@ def _build(
         transports=transports,
         cache_ttl=cache_ttl,
         read_only=read_only,
+        metrics=metrics,
     )
     state = AppState(tenants=tenants, audit=AuditLog(app_config.audit.path, max_bytes=app_config.audit.max_bytes))
 
@@ -167,10 +178,12 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
     Bearer tokens are required (no [http.principals]: ConfigError); Host and Origin are checked, and a
     non-loopback bind needs [http] allowed_hosts and allowed_origins (else ConfigError); bodies are capped.
     Each principal may hold [http] max_sessions_per_principal MCP sessions, and a session without a client
-    message for [http] session_idle_timeout_seconds is ended (`http_sessions.SessionLimits`). Run it with
-    `http_guard.uvicorn_config` for the connection limits.
+    message for [http] session_idle_timeout_seconds is ended (`http_sessions.SessionLimits`); a stateless
+    listener opens none. Beside them: POST /alerts, and GET /health, /ready and /metrics (`http_ops`). Run it
+    with `http_guard.uvicorn_config` for the connection limits.
     """
-    server, runtime = _build(app_config, listener=listener, **options)
+    metrics = PrometheusMetrics()  # this server's own registry
+    server, runtime = _build(app_config, listener=listener, metrics=metrics, **options)
     http = app_config.http
     security = transport_security(listener.host, http, config_path=app_config.path)
     if listener.transport == "http":
@@ -180,6 +193,7 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
             transport_security=security,
             max_request_body_size=http.max_request_body_bytes,
             session_idle_timeout=http.session_idle_timeout_seconds,
+            stateless_http=listener.stateless,
         )
         sessions = server.session_manager
     else:
@@ -192,6 +206,9 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
         sessions = None
     verifier = PrincipalTokenVerifier(http, config_path=app_config.path)
     app.router.routes.insert(0, alerts_route(runtime, verifier, security, http.max_request_body_bytes))
+    app.router.routes[0:0] = ops_routes(runtime, metrics, http.metrics_token_sha256)
+    # What /ready asks of the state store: the embedded one is always there, a shared one may not be.
+    setattr(app.state, STATE_STORE_PROBE, state_store_probe(runtime.tenants.state))
     app.add_middleware(
         SessionLimits,
         transport=listener.transport,

@@ -161,7 +161,11 @@ async def test_written_records_and_other_bodies_match_their_schemas(client, comp
     validate(components, note, "ServiceNote", many=False)
     validate(components, (await client.get("/service/tickets/count")).json(), "Count", many=False)
     validate(components, (await client.get("/system/info")).json(), "Info", many=False)
+    keys = (await client.post("/system/members/jsmith/tokens")).json()
+    validate(components, keys, "Token", many=False)
+    as_member = (f"sandbox+{keys['publicKey']}", keys["privateKey"])
     for response in [
+        await client.post("/system/members/mgarcia/tokens", auth=as_member),
         await client.get("/service/tickets/1"),
         await client.get("/nope"),
         await client.post("/company/contacts", json={}),

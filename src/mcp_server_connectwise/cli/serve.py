@@ -6,7 +6,7 @@ import argparse
 import getpass
 from typing import TYPE_CHECKING, Any
 
-from mcp_server_connectwise.cli.arguments import add_config_option, add_transport_options
+from mcp_server_connectwise.cli.arguments import UsageError, add_config_option, add_transport_options
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -27,6 +27,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=_names,
         help="serve only these toolsets, e.g. tickets,boards (default: [server] toolsets, else all)",
     )
+    parser.add_argument(
+        "--stateless",
+        action="store_true",
+        help="streamable HTTP without sessions, for replicas behind a load balancer without sticky sessions",
+    )
     parser.set_defaults(run=run)
 
 
@@ -41,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from mcp_server_connectwise.state.store import check_reachable
 
     logger = logging.getLogger(__name__)
+    if args.stateless and args.transport != "http":
+        raise UsageError("--stateless is for streamable HTTP: add --transport http")
     config = load_config(args.config)
     key_store = KeyStore.for_config(config)  # keys are read on first use; a plaintext keyring is named now
     key_store.warn_at_start()
@@ -53,12 +60,13 @@ def run(args: argparse.Namespace) -> int:
         logger.info("serving %d tenant(s) over stdio; audit log %s", len(config.tenants), config.audit.path)
         run_stdio(server, grace=grace_seconds(config.server.call_deadline_seconds))
         return 0
-    listener = Listener(args.transport, args.host, args.port)
+    listener = Listener(args.transport, args.host, args.port, stateless=args.stateless)
     app = build_network_app(config, listener, **options)
     logger.info(
-        "serving %d tenant(s) at %s to %d principal(s); audit log %s",
+        "serving %d tenant(s) at %s%s to %d principal(s); audit log %s",
         len(config.tenants),
         listener.url,
+        " (stateless)" if listener.stateless else "",
         len(config.http.principals),
         config.audit.path,
     )

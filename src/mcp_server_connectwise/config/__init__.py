@@ -9,6 +9,7 @@ from mcp_server_connectwise.config.loader import (
     load_config,
 )
 from mcp_server_connectwise.config.models import (
+    METRICS_TOKEN_HINT,
     PRINCIPAL_NAME,
     PRINCIPAL_NAME_RULE,
     TOKENS_CREATE_HINT,
@@ -29,6 +30,7 @@ __all__ = [
     "AlertsConfig",
     "ANY_PORT",
     "CONFIG_ENV",
+    "METRICS_TOKEN_HINT",
     "PRINCIPAL_NAME",
     "PRINCIPAL_NAME_RULE",
     "TOKENS_CREATE_HINT",

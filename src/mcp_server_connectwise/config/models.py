@@ -41,6 +41,12 @@ PRINCIPAL_NAME = TENANT_NAME
 PRINCIPAL_NAME_RULE = "a principal name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 TOKEN_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 TOKENS_CREATE_HINT = "`mcp-server-connectwise tokens create NAME --tenants a,b`"
+METRICS_TOKEN_HINT = "`mcp-server-connectwise tokens metrics`"
+# A ConnectWise member identifier (at most 15 characters in ConnectWise's model); it goes into a URL path.
+MEMBER_IDENTIFIER = re.compile(r"[^\s\x00-\x1f\x7f/\\?#%]{1,15}")
+MEMBER_IDENTIFIER_RULE = (
+    "must be a ConnectWise member identifier: 1 to 15 characters, without spaces or any of / \\ ? # %"
+)
 TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 DEFAULT_MAX_REQUEST_BODY_BYTES = 1024 * 1024
 # Tool arguments are small JSON (the longest is a note's text); bigger bodies are abuse, not work.
@@ -248,6 +254,9 @@ class Principal(BaseModel):
     # What the token may do: "mcp" (the MCP endpoint: every tool the server offers) and "alerts" (POST /alerts,
     # for a monitor or an RMM: its token can report alerts and nothing else).
     permissions: tuple[Permission, ...] = ("mcp",)
+    # The ConnectWise member (identifier) the principal is: its writes are sent with that member's impersonation
+    # keys in each of its tenants, and its time defaults to it. None: the tenant's API member writes.
+    member: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -266,6 +275,13 @@ class Principal(BaseModel):
                 f"create a token with {TOKENS_CREATE_HINT}"
             )
         return value.lower()
+
+    @field_validator("member")
+    @classmethod
+    def _member(cls, value: str | None) -> str | None:
+        if value is not None and not MEMBER_IDENTIFIER.fullmatch(value):
+            raise ValueError(MEMBER_IDENTIFIER_RULE)
+        return value
 
     @field_validator("permissions", mode="before")
     @classmethod
@@ -347,6 +363,8 @@ class HttpConfig(BaseModel):
     # per log_repeat_interval_seconds are written, then one line saying how many more were not.
     log_repeat_burst: int = 5
     log_repeat_interval_seconds: float = 60.0
+    # GET /metrics answers only this token (its SHA-256, written by `tokens metrics`); None: /metrics is off.
+    metrics_token_sha256: str | None = Field(default=None, repr=False)
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
@@ -364,6 +382,16 @@ class HttpConfig(BaseModel):
     @classmethod
     def _allowed_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(check_allowed_origin(origin) for origin in value))
+
+    @field_validator("metrics_token_sha256")
+    @classmethod
+    def _metrics_token_sha256(cls, value: str | None) -> str | None:
+        if value is not None and not TOKEN_SHA256.fullmatch(value):  # never quoted: it may be the token itself
+            raise ValueError(
+                "must be the metrics token's SHA-256 as 64 hexadecimal characters, never the token itself; "
+                f"create one with {METRICS_TOKEN_HINT}"
+            )
+        return None if value is None else value.lower()
 
     @field_validator("max_request_body_bytes")
     @classmethod
@@ -394,6 +422,11 @@ class HttpConfig(BaseModel):
                     f"give each its own token with {TOKENS_CREATE_HINT}"
                 )
             owner_of[principal.token_sha256] = key
+        if self.metrics_token_sha256 in owner_of:
+            raise ValueError(
+                f"metrics_token_sha256 is the token_sha256 of principal '{owner_of[self.metrics_token_sha256]}': give "
+                f"/metrics its own token with {METRICS_TOKEN_HINT}"
+            )
         return self
 
 

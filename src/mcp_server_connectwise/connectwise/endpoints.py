@@ -74,6 +74,12 @@ def board_items(board_id: int) -> str:
     return f"{BOARDS}/{board_id}/items"
 
 
+def member_tokens(identifier: str) -> str:
+    """POST here makes keys that act as the member (impersonation). The identifier is quoted: it comes from
+    configuration."""
+    return f"{MEMBERS}/{quote(identifier, safe='')}/tokens"
+
+
 def count(list_path: str) -> str:
     """How many records a list such as TICKETS holds (with the same conditions)."""
     return f"{list_path}/count"

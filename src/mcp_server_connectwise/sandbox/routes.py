@@ -12,18 +12,25 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from mcp_server_connectwise.sandbox.errors import ApiError, bad_request, method_not_supported, not_found
+from mcp_server_connectwise.sandbox.errors import (
+    ApiError,
+    bad_request,
+    field_error,
+    invalid_object,
+    method_not_supported,
+    not_found,
+    security_denied,
+)
 from mcp_server_connectwise.sandbox.gate import json_bytes
 from mcp_server_connectwise.sandbox.paging import forward_only, navigable
 from mcp_server_connectwise.sandbox.query import Query, custom_field_predicate, matching
-from mcp_server_connectwise.sandbox.settings import API_ROOT, CODEBASE
+from mcp_server_connectwise.sandbox.settings import API_MEMBER_IDENTIFIER, API_ROOT, CODEBASE
 from mcp_server_connectwise.sandbox.store import CONFIGURATION_REFERENCE_FIELDS, Record, Store, Token, iso
 from mcp_server_connectwise.sandbox.tables import TABLES
 from mcp_server_connectwise.sandbox.writes import Writer
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_TOKEN_LIFETIME = 4 * 3600
 VERSION = "v2025.1.10431"
 
 
@@ -286,16 +293,30 @@ async def ticket_configuration(request: Request) -> Response:
 
 
 async def member_tokens(request: Request) -> Response:
-    """POST /system/members/{identifier}/tokens: keys that act as that member (impersonation)."""
+    """POST /system/members/{identifier}/tokens: keys that act as that member (impersonation) until their
+    `expiration`; requests made with them are that member's (`createdBy`, `enteredBy`, `updatedBy`).
+
+    [I] Not public, chosen here: only the API member's own keys may ask (keys made this way get 403, as a
+    security role without the right would); an inactive member gets 400 (it cannot log in); the keys live
+    `settings.token_lifetime_seconds`. Expired keys are forgotten as new ones are made."""
     if request.method != "POST":
         raise method_not_supported(request.method)
+    if _actor(request) != API_MEMBER_IDENTIFIER:
+        raise security_denied()
     store = _store(request)
     identifier = request.path_params["identifier"]
     member = store.find("members", "identifier", identifier)
     if member is None:
         raise not_found("Member", identifier)
+    if member.get("inactiveFlag"):
+        raise invalid_object(
+            "member", [field_error("InvalidField", "The member is inactive.", "member", "inactiveFlag")]
+        )
+    now = time.time()
+    for public_key in [key for key, token in store.tokens.items() if token.expires <= now]:
+        del store.tokens[public_key]
     public_key, private_key = secrets.token_hex(8), secrets.token_hex(8)
-    expires = time.time() + _TOKEN_LIFETIME
+    expires = now + request.app.state.settings.token_lifetime_seconds
     store.tokens[public_key] = Token(private_key, member["identifier"], expires)
     return json_response({"publicKey": public_key, "privateKey": private_key, "expiration": iso(expires)})
 

@@ -23,3 +23,5 @@ class SandboxSettings:
     latency_ms: float = 0.0
     # The request log keeps at most this many entries (the oldest go first): a demo may run for hours.
     request_log_limit: int = 100_000
+    # [I] How long impersonation keys (POST /system/members/{identifier}/tokens) act as their member.
+    token_lifetime_seconds: float = 4 * 3600

@@ -4,7 +4,8 @@ A client is created on a tenant's first use, from the config and the keys in the
 and transports injected by the demo and the tests), and lives until `aclose`. Its rate budget, its catalog's
 shared layer and its alert locks come from the state store (`[state]`: this process, or a Redis that replicas
 share). Every client reports its HTTP
-attempts to `collect_requests`, so a tool call can list the requests it caused in its audit line.
+attempts to `collect_requests`, so a tool call can list the requests it caused in its audit line, and to the
+server's `Metrics`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import httpx2
 
 from mcp_server_connectwise.config import AppConfig, ConfigError, TenantConfig
 from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, ConnectWiseClient, RequestRecord
+from mcp_server_connectwise.connectwise.scope import current as current_scope
+from mcp_server_connectwise.metrics import Metrics
 from mcp_server_connectwise.secrets import KeyringUnavailable, KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS, Catalog
 from mcp_server_connectwise.services.errors import Failed, Refused, sentence
@@ -82,10 +85,17 @@ class TenantSession:
     # write recovery never takes one of them for a later call's lost record.
     reported_ids: dict[str, dict[int, None]] = field(default_factory=dict)
     alert_keys: AlertLocks = field(default_factory=AlertKeys)  # report_alert's per-key locks and counters
+    metrics: Metrics = field(default_factory=Metrics)  # the server's counts (none in memory and on stdio)
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def member(self) -> str | None:
+        """The member this call's time is logged for unless it names one: the caller's own ConnectWise member
+        (a principal's `member`, whose writes act as it), else the tenant's configured `member`."""
+        return current_scope().member or self.config.member
 
 
 class Tenants:
@@ -102,6 +112,7 @@ class Tenants:
         cache_ttl: float = DEFAULT_TTL_SECONDS,
         read_only: bool = False,
         state: StateStore | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if default_tenant is not None:
             config.tenant(default_tenant)  # ConfigError at start-up rather than on every call
@@ -113,6 +124,7 @@ class Tenants:
         self._credentials = dict(credentials or {})
         self._transports = dict(transports or {})
         self._cache_ttl = cache_ttl
+        self.metrics = metrics or Metrics()
         self._sessions: dict[str, TenantSession] = {}
         # The keyring read under way per tenant, which concurrent first calls share.
         self._keyring_reads: dict[str, asyncio.Future[ApiCredentials]] = {}
@@ -182,17 +194,23 @@ class Tenants:
             api_version=tenant.api_version,
             requests_per_minute=tenant.requests_per_minute,
         )
+        metrics = self.metrics
+
+        def on_request(record: RequestRecord) -> None:
+            _record_request(record)
+            metrics.connectwise_request(tenant.name, record)
+
         client = ConnectWiseClient(
             settings,
             credentials,
             transport=self._transports.get(tenant.name),
-            on_request=_record_request,
+            on_request=on_request,
             before_write=_before_write,
             budget=self.state.rate_budget(tenant.name, tenant.requests_per_minute),
         )
         catalog = Catalog(client, ttl=self._cache_ttl, shared=self.state.catalog_cache(tenant.name))
         session = self._sessions[tenant.name] = TenantSession(
-            tenant, client, catalog, alert_keys=self.state.alert_locks(tenant.name)
+            tenant, client, catalog, alert_keys=self.state.alert_locks(tenant.name), metrics=metrics
         )
         return session
 
