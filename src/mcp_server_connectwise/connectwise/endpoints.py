@@ -16,6 +16,7 @@ WORK_TYPES = "/time/workTypes"
 COMPANIES = "/company/companies"
 CONTACTS = "/company/contacts"
 CONFIGURATIONS = "/company/configurations"
+CALLBACKS = "/system/callbacks"
 
 
 def ticket(ticket_id: int) -> str:
@@ -41,6 +42,10 @@ def contact(contact_id: int) -> str:
 
 def configuration(configuration_id: int) -> str:
     return f"{CONFIGURATIONS}/{configuration_id}"
+
+
+def callback(callback_id: int) -> str:
+    return f"{CALLBACKS}/{callback_id}"
 
 
 def board_statuses(board_id: int) -> str:

@@ -23,3 +23,6 @@ class SandboxSettings:
     latency_ms: float = 0.0
     # The request log keeps at most this many entries (the oldest go first): a demo may run for hours.
     request_log_limit: int = 100_000
+    # A callback delivery not answered 2xx within this many seconds is retried after each of these delays.
+    callback_timeout: float = 5.0
+    callback_retry_delays: tuple[float, ...] = (2.0, 4.0)

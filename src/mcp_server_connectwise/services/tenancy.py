@@ -22,6 +22,7 @@ from mcp_server_connectwise.secrets import KeyringUnavailable, KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS, Catalog
 from mcp_server_connectwise.services.errors import Failed, Refused, sentence
 from mcp_server_connectwise.state.alerts import AlertKeys
+from mcp_server_connectwise.state.events import EventLog
 
 # A locked keyring can wait for a person to type a password; a call gives up on it after this long.
 KEYRING_TIMEOUT_SECONDS = 10.0
@@ -78,6 +79,7 @@ class TenantSession:
     # write recovery never takes one of them for a later call's lost record.
     reported_ids: dict[str, dict[int, None]] = field(default_factory=dict)
     alert_keys: AlertKeys = field(default_factory=AlertKeys)  # report_alert's per-key locks and counters
+    events: EventLog | None = None  # the callbacks received, shared by every tenant (rows name theirs)
 
     @property
     def name(self) -> str:
@@ -97,12 +99,14 @@ class Tenants:
         transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
         cache_ttl: float = DEFAULT_TTL_SECONDS,
         read_only: bool = False,
+        events: EventLog | None = None,
     ) -> None:
         if default_tenant is not None:
             config.tenant(default_tenant)  # ConfigError at start-up rather than on every call
             config = config.model_copy(update={"default_tenant": default_tenant})
         self.config = config
         self.read_only = read_only
+        self.events = events
         self._key_store = key_store or KeyStore()
         self._credentials = dict(credentials or {})
         self._transports = dict(transports or {})
@@ -183,8 +187,14 @@ class Tenants:
             on_request=_record_request,
             before_write=_before_write,
         )
-        session = self._sessions[tenant.name] = TenantSession(tenant, client, Catalog(client, ttl=self._cache_ttl))
+        session = self._sessions[tenant.name] = TenantSession(
+            tenant, client, Catalog(client, ttl=self._cache_ttl), events=self.events
+        )
         return session
+
+    def transport(self, tenant: TenantConfig) -> httpx2.AsyncBaseTransport | None:
+        """The transport injected for the tenant (the demo's and the tests' in-process sandbox), if any."""
+        return self._transports.get(tenant.name)
 
     async def aclose(self) -> None:
         """Close every client; a later call creates them afresh (caches go with them)."""

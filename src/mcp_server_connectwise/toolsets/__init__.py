@@ -7,7 +7,7 @@ tests' snapshots, fuzzing and audit checks. Adding a tool: its handler and defin
 
 from __future__ import annotations
 
-from mcp_server_connectwise.toolsets import alerts, boards, service, tickets, time
+from mcp_server_connectwise.toolsets import alerts, boards, events, service, tickets, time
 from mcp_server_connectwise.toolsets.definition import Registry
 
-REGISTRY = Registry((tickets.TOOLSET, time.TOOLSET, boards.TOOLSET, service.TOOLSET, alerts.TOOLSET))
+REGISTRY = Registry((tickets.TOOLSET, time.TOOLSET, boards.TOOLSET, service.TOOLSET, alerts.TOOLSET, events.TOOLSET))
