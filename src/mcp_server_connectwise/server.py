@@ -16,7 +16,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +41,7 @@ from mcp_server_connectwise.http_sessions import SessionLimits
 from mcp_server_connectwise.secrets import KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS
 from mcp_server_connectwise.services.tenancy import Tenants
-from mcp_server_connectwise.state.events import SqliteEventLog
+from mcp_server_connectwise.state.events import EventLog, event_log
 from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.toolsets.definition import Offer
 from mcp_server_connectwise.toolsets.runtime import (
@@ -86,7 +85,7 @@ class AppState:
 
     tenants: Tenants
     audit: AuditLog
-    events: SqliteEventLog
+    events: EventLog
     receiver: CallbackReceiver | None = None
     sessions: int = 0
 
@@ -94,16 +93,6 @@ class AppState:
 def build_server(app_config: AppConfig, **options: Any) -> MCPServer:
     """The MCP server for the tenants of `app_config` (see `_build` for the options)."""
     return _build(app_config, **options)[0]
-
-
-def event_log(app_config: AppConfig) -> SqliteEventLog:
-    """The config's event store (opened on first use)."""
-    events = app_config.events
-    return SqliteEventLog(
-        app_config.events_path,
-        retention=timedelta(days=events.retention_days),
-        max_per_tenant=events.max_events_per_tenant,
-    )
 
 
 def _build(
@@ -119,6 +108,7 @@ def _build(
     key_store: KeyStore | None = None,
     cache_ttl: float = DEFAULT_TTL_SECONDS,
     at_start: Callable[[Tenants], Coroutine[Any, Any, None]] | None = None,
+    events: EventLog | None = None,
 ) -> tuple[MCPServer, ToolRuntime, AppState]:
     """The MCP server for the tenants of `app_config`, the runtime its tools run in and the state its lifespan
     owns.
@@ -142,7 +132,7 @@ def _build(
                 listener.host, listener.port, listener.path, allowed_origins=app_config.http.allowed_origins
             ),
         )
-    events = event_log(app_config)
+    events = events or event_log(app_config)
     tenants = Tenants(
         app_config,
         default_tenant=default_tenant,

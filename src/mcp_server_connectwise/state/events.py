@@ -21,13 +21,15 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from mcp_server_connectwise.config import AppConfig
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +142,7 @@ class SqliteEventLog:
         self._db: sqlite3.Connection | None = None
         self._listeners: dict[object, Callable[[str], None]] = {}
         self._appended = 0
-        self._maintained = 0.0
+        self._maintained: datetime | None = None
 
     def __repr__(self) -> str:
         return f"SqliteEventLog({str(self.path)!r})"
@@ -250,11 +252,12 @@ class SqliteEventLog:
         return lambda: self._listeners.pop(token, None) and None
 
     def maintain(self) -> None:
-        now = time.monotonic()
-        if now - self._maintained < MAINTAIN_EVERY_SECONDS and self._appended < MAINTAIN_EVERY_APPENDS:
+        now = self._clock()
+        due = self._maintained is None or now - self._maintained >= timedelta(seconds=MAINTAIN_EVERY_SECONDS)
+        if not due and self._appended < MAINTAIN_EVERY_APPENDS:
             return
         self._maintained, self._appended = now, 0
-        cutoff = _millis(self._clock() - self.retention)
+        cutoff = _millis(now - self.retention)
         with self._transaction("IMMEDIATE") as db:
             db.execute("DELETE FROM events WHERE received < ?", (cutoff,))
             # Cursors are consecutive, so the newest `max_per_tenant` are those within that of the head.
@@ -315,4 +318,13 @@ def _event(row: tuple) -> Event:
         board=board,
         fields=data,
         cursor=cursor,
+    )
+
+
+def event_log(config: AppConfig) -> SqliteEventLog:
+    """The event store `config` names (`[events]`), opened on first use."""
+    return SqliteEventLog(
+        config.events_path,
+        retention=timedelta(days=config.events.retention_days),
+        max_per_tenant=config.events.max_events_per_tenant,
     )
