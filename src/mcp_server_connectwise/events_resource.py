@@ -4,7 +4,8 @@ get when a new event arrives, on both protocol eras:
 - 2026-07-28 clients listen with `subscriptions/listen`; events reach them through the SDK's subscription bus
   (`bus`, given to the MCPServer);
 - earlier clients send `resources/subscribe`, which the SDK leaves to the server: `EventNotifications` keeps
-  their sessions per URI (weakly: a session that ends simply drops out).
+  one session per connection and URI (the SDK's connections are not to be had, only a request's session on
+  one), drops it when a notification cannot be sent to it, and keeps at most MAX_SUBSCRIPTIONS.
 
 A read runs as a get_ticket_events call without arguments (`ToolRuntime.run`): the caller's tenants, the
 tenant's allowlist and the audit apply as they do to the tool. Notifications are level triggers ("read
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import weakref
+from collections import OrderedDict
 from typing import Any
 
 from mcp import MCPError
@@ -34,6 +35,7 @@ from mcp_server_connectwise.toolsets.runtime import ToolRuntime
 logger = logging.getLogger(__name__)
 
 EVENTS_URI = "connectwise://{tenant}/events"
+MAX_SUBSCRIPTIONS = 1024  # handshake-era ones; the oldest goes first (the SDK's listen streams have the same cap)
 _TEMPLATE = UriTemplate.parse(EVENTS_URI)
 
 
@@ -48,7 +50,8 @@ class EventNotifications:
     def __init__(self, runtime: ToolRuntime, bus: InMemorySubscriptionBus) -> None:
         self.runtime = runtime
         self.bus = bus
-        self._sessions: dict[str, weakref.WeakSet[ServerSession]] = {}
+        # (URI, the connection's handshake: the same object for each of its requests) -> a session of it
+        self._sessions: OrderedDict[tuple[str, int], ServerSession] = OrderedDict()
         self._pending: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -67,11 +70,11 @@ class EventNotifications:
         self._pending.discard(tenant)
         uri = events_uri(tenant)
         await self.bus.publish(ResourceUpdated(uri=uri))
-        for session in list(self._sessions.get(uri, ())):
+        for key, session in [(key, session) for key, session in self._sessions.items() if key[0] == uri]:
             try:
                 await session.send_resource_updated(uri)
-            except Exception:  # a session that went away: it is no longer subscribed
-                self._sessions[uri].discard(session)
+            except Exception:  # a connection that went away: it is no longer subscribed
+                self._sessions.pop(key, None)
 
     def _permitted_uri(self, uri: str) -> str:
         match = _TEMPLATE.match(uri)
@@ -86,14 +89,15 @@ class EventNotifications:
         return uri
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
-        uri = self._permitted_uri(str(params.uri))
-        self._sessions.setdefault(uri, weakref.WeakSet()).add(ctx.session)
+        key = (self._permitted_uri(str(params.uri)), id(ctx.session.client_params))
+        self._sessions.pop(key, None)
+        self._sessions[key] = ctx.session
+        while len(self._sessions) > MAX_SUBSCRIPTIONS:
+            self._sessions.popitem(last=False)
         return EmptyResult()
 
     async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
-        sessions = self._sessions.get(str(params.uri))
-        if sessions is not None:
-            sessions.discard(ctx.session)
+        self._sessions.pop((str(params.uri), id(ctx.session.client_params)), None)
         return EmptyResult()
 
 
