@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,6 +52,9 @@ from mcp_server_connectwise.state.events import EventLog
 logger = logging.getLogger(__name__)
 
 _SHOWN_TENANT_CHARS = 64  # of a tenant name in the URL, which may be anything
+# Retention is offered to the event log at most this often (it has its own schedule; this spares a thread hop
+# per callback).
+_MAINTAIN_EVERY_SECONDS = 1.0
 
 
 class Refusal(Exception):
@@ -68,6 +72,7 @@ class CallbackReceiver:
         self.audit = audit
         self.max_body_bytes = max_body_bytes
         self._keys: dict[str, SigningKeys] = {}
+        self._maintained = 0.0
 
     def keys(self, tenant: TenantConfig) -> SigningKeys:
         """The tenant's signing keys (fetched over its injected transport, for the demo and the tests)."""
@@ -118,11 +123,12 @@ class CallbackReceiver:
             return JSONResponse({"error": refusal.reason}, status_code=refusal.status, headers=refusal.headers or None)
         stored = self.events.append(event_of(tenant.name, payload, datetime.now(timezone.utc)))
         answer: dict[str, Any] = {"ok": True, "cursor": stored.cursor} if stored else {"ok": True, "duplicate": True}
-        return JSONResponse(answer, background=BackgroundTask(self._after))
-
-    async def _after(self) -> None:
-        """What may take longer than the answer: retention."""
-        await asyncio.to_thread(self.events.maintain)
+        now = time.monotonic()
+        if now - self._maintained < _MAINTAIN_EVERY_SECONDS:
+            return JSONResponse(answer)
+        self._maintained = now
+        # What may take longer than the answer, after it: retention (subscribers are told by the log's listener).
+        return JSONResponse(answer, background=BackgroundTask(asyncio.to_thread, self.events.maintain))
 
     def _refused(self, name: str, refusal: Refusal, size: int, payload: CallbackPayload | None) -> None:
         shown = name[:_SHOWN_TENANT_CHARS]

@@ -17,6 +17,7 @@ def test_bench_quick_reports_every_section(capsys):
         "### Tools",
         "### Call latency under the rate budget",
         "### Alert storm",
+        "### Callbacks",
         "### tools/list bytes",
         "### Cold start",
     ):
@@ -48,6 +49,12 @@ def test_bench_quick_reports_every_section(capsys):
 
     keys = int(rows["alert storm: reports / keys / concurrent reporters / simulated time"].split(" / ")[1])
     assert int(rows["tickets created (one per key)"]) == keys == int(rows["tickets closed by the clears"])
+
+    per_second = int(rows["verified callbacks per second on loopback (10 in flight)"].replace(",", ""))
+    answers = next(value for name, value in rows.items() if name.startswith("answer time under 50 concurrent"))
+    stored = int(rows["events stored (one per delivery)"].replace(",", ""))
+    assert per_second > 0 and float(answers.split(" / ")[1]) > 0 and stored > 50
+    assert next(value for name, value in rows.items() if name.startswith("event log size per 10,000")).endswith(" MiB")
 
     assert int(rows["tools listed"]) == len(REGISTRY.by_name)
     total = int(rows["tools/list result, JSON bytes"].replace(",", ""))

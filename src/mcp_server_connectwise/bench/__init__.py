@@ -2,8 +2,8 @@
 
 Speed and size targets live here, never in timed unit tests. Sections: the sandbox (requests/second, seeding),
 the tools (ConnectWise requests per call, bytes to the model, added latency), call latency under the rate budget
-(concurrent sessions, a sandbox latency, the token bucket), an alert storm, tools/list bytes per tool and the stdio server's
-cold start.
+(concurrent sessions, a sandbox latency, the token bucket), an alert storm, the callback receiver and event log,
+tools/list bytes per tool and the stdio server's cold start.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from mcp_server_connectwise import __version__
 from mcp_server_connectwise.bench.alerts import bench_alerts
 from mcp_server_connectwise.bench.budget import bench_budget
+from mcp_server_connectwise.bench.callbacks import bench_callbacks
 from mcp_server_connectwise.bench.cold_start import bench_cold_start
 from mcp_server_connectwise.bench.listing import bench_listing
 from mcp_server_connectwise.bench.sandbox import bench_sandbox
@@ -34,5 +35,6 @@ def run_bench(quick: bool) -> None:
     _print_section("Tools", asyncio.run(bench_tools(quick)))
     _print_section("Call latency under the rate budget", asyncio.run(bench_budget(quick)))
     _print_section("Alert storm", asyncio.run(bench_alerts(quick)))
+    _print_section("Callbacks", asyncio.run(bench_callbacks(quick)))
     _print_section("tools/list bytes", asyncio.run(bench_listing()))
     _print_section("Cold start", bench_cold_start(runs=3 if quick else 5))
