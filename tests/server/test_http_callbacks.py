@@ -373,3 +373,40 @@ async def test_an_independent_sender_with_its_own_key_server_is_accepted_where_c
         async with receiving(config_for(tmp_path, **tenant)) as receiver:
             answer = await deliver(receiver, recorded(Metadata={"key_url": keys.url()}), keys.key)
     assert answer.status_code == 200
+
+
+async def test_the_start_up_log_says_which_callbacks_point_here_and_how_to_register_one(tmp_path, caplog):
+    from mcp_server_connectwise.http_callbacks import callbacks_health
+
+    caplog.set_level(logging.INFO, logger="mcp_server_connectwise.http_callbacks")
+    acme, globex = (sandbox_tenant(name, create_app(SandboxSettings(tickets=5))) for name in ("acme", "globex"))
+    principal = Principal(name="agent", token_sha256=hash_token(TOKEN), tenants=("acme",))
+    config = AppConfig(
+        audit=AuditConfig(path=tmp_path / "audit.jsonl"),
+        http=HttpConfig(principals={"agent": principal}),
+        tenants={"acme": acme.config, "globex": globex.config},
+    )
+    listener = Listener("http", "127.0.0.1", free_port())
+    acme.app.state.writer.create(
+        "callbacks",
+        {"url": f"{listener.origin}/callbacks/acme?recordId=", "objectId": 1, "type": "ticket", "level": "owner"},
+        "api-bot",
+    )
+    app = build_network_app(
+        config,
+        listener,
+        at_start=callbacks_health,
+        transports={"acme": acme.transport, "globex": globex.transport},
+        credentials={"acme": acme.credentials, "globex": globex.credentials},
+    )
+    async with serving(app, config=uvicorn_config(app, listener.host, listener.port, config.http)):
+        for _ in range(100):
+            if len([r for r in caplog.records if r.name.endswith("http_callbacks")]) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    said = [record.getMessage() for record in caplog.records if record.name.endswith("http_callbacks")]
+    assert f"callbacks of tenant acme: ConnectWise calls {listener.origin}/callbacks/acme?recordId= (ticket, level owner, id 2)" in said
+    assert (
+        "callbacks of tenant globex: none active points at /callbacks/globex, so no events arrive; register one with "
+        "`mcp-server-connectwise callbacks register globex --url https://PUBLIC_HOST/callbacks/globex`"
+    ) in said
