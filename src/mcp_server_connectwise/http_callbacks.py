@@ -10,7 +10,7 @@ once per URL (3 s at most) and kept. Telling subscribers and applying retention 
 Answers, as JSON: 200 `{"ok": true, "cursor": N}` (`"duplicate": true` for a MessageId already stored); 400,
 not a callback; 401, no or a wrong signature, a foreign CompanyId, or a key URL not to be used; 404, no such
 tenant; 413, a body over [http] max_request_body_bytes; 503 with Retry-After, the signing key cannot be had
-now (ConnectWise retries). Every refusal is audited (`AuditLog.callback`) and logged on one line, never with
+now or the event not stored (ConnectWise retries). Every refusal is audited (`AuditLog.callback`) and logged on one line, never with
 the body, a key or a traceback.
 """
 
@@ -47,7 +47,7 @@ from mcp_server_connectwise.services.callbacks import RECEIVER_PATH, list_callba
 from mcp_server_connectwise.services.errors import ServiceError, explain
 from mcp_server_connectwise.services.events import event_of
 from mcp_server_connectwise.services.tenancy import Tenants
-from mcp_server_connectwise.state.events import EventLog
+from mcp_server_connectwise.state.events import EventLog, EventLogUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ _MAINTAIN_EVERY_SECONDS = 1.0
 
 
 class Refusal(Exception):
+    """A callback not taken: the status to answer and why (one phrase, no body, no key)."""
+
     def __init__(self, status: int, reason: str, **headers: str) -> None:
         super().__init__(reason)
         self.status, self.reason, self.headers = status, reason, headers
@@ -118,17 +120,26 @@ class CallbackReceiver:
                 raise Refusal(401, f"the signing key cannot be used: {exc}") from None
             if not signed:
                 raise Refusal(401, "the signature does not match the body")
+            try:
+                stored = self.events.append(event_of(tenant.name, payload, datetime.now(timezone.utc)))
+            except EventLogUnavailable as exc:  # a full disk, say: ConnectWise retries what is not 2xx
+                raise Refusal(503, f"the event could not be stored: {exc}", **{"Retry-After": "2"}) from None
         except Refusal as refusal:
             self._refused(name, refusal, size, payload)
             return JSONResponse({"error": refusal.reason}, status_code=refusal.status, headers=refusal.headers or None)
-        stored = self.events.append(event_of(tenant.name, payload, datetime.now(timezone.utc)))
         answer: dict[str, Any] = {"ok": True, "cursor": stored.cursor} if stored else {"ok": True, "duplicate": True}
         now = time.monotonic()
         if now - self._maintained < _MAINTAIN_EVERY_SECONDS:
             return JSONResponse(answer)
         self._maintained = now
         # What may take longer than the answer, after it: retention (subscribers are told by the log's listener).
-        return JSONResponse(answer, background=BackgroundTask(asyncio.to_thread, self.events.maintain))
+        return JSONResponse(answer, background=BackgroundTask(self._maintain))
+
+    async def _maintain(self) -> None:
+        try:
+            await asyncio.to_thread(self.events.maintain)
+        except EventLogUnavailable as exc:
+            logger.warning("event retention not applied: %s", exc)
 
     def _refused(self, name: str, refusal: Refusal, size: int, payload: CallbackPayload | None) -> None:
         shown = name[:_SHOWN_TENANT_CHARS]

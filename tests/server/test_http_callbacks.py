@@ -405,8 +405,31 @@ async def test_the_start_up_log_says_which_callbacks_point_here_and_how_to_regis
                 break
             await asyncio.sleep(0.05)
     said = [record.getMessage() for record in caplog.records if record.name.endswith("http_callbacks")]
-    assert f"callbacks of tenant acme: ConnectWise calls {listener.origin}/callbacks/acme?recordId= (ticket, level owner, id 2)" in said
+    assert (
+        f"callbacks of tenant acme: ConnectWise calls {listener.origin}/callbacks/acme?recordId= (ticket, level owner, id 2)"
+        in said
+    )
     assert (
         "callbacks of tenant globex: none active points at /callbacks/globex, so no events arrive; register one with "
         "`mcp-server-connectwise callbacks register globex --url https://PUBLIC_HOST/callbacks/globex`"
     ) in said
+
+
+async def test_an_event_store_that_cannot_be_written_is_503_and_a_read_of_it_one_sentence(tmp_path):
+    from mcp_server_connectwise.config import EventsConfig
+
+    (tmp_path / "not-a-file").mkdir()
+    async with key_server() as keys:
+        config = config_for(tmp_path, **tenant_of(keys)).model_copy(
+            update={"events": EventsConfig(path=tmp_path / "not-a-file")}
+        )
+        async with receiving(config) as receiver:
+            answer = await deliver(receiver, recorded(Metadata={"key_url": keys.url()}), keys.key)
+            async with mcp_client(receiver) as client:
+                read = await client.call_tool("get_ticket_events", {})
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "2"
+    assert "the event could not be stored: The event store cannot be used (is a directory)." in answer.json()["error"]
+    assert read.is_error and read.content[0].text.endswith(
+        "The event store cannot be used (is a directory). Check [events] path in the config and the disk it is on."
+    )
+    assert [line["status"] for line in receiver.refusals()] == [503]

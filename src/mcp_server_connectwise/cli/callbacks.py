@@ -130,7 +130,7 @@ async def _remove(session: TenantSession, callback_id: int) -> int:
 
 
 def _status(config: AppConfig) -> int:
-    from mcp_server_connectwise.state.events import event_log
+    from mcp_server_connectwise.state.events import EventLogUnavailable, event_log
 
     log = event_log(config)
     limits = f"kept {config.events.retention_days} days, at most {config.events.max_events_per_tenant:,} per tenant"
@@ -139,6 +139,9 @@ def _status(config: AppConfig) -> int:
         return 0
     try:
         size = log.size()
+    except EventLogUnavailable as exc:
+        print(f"{PROGRAM}: {log.path}: {exc}", file=sys.stderr)
+        return 1
     finally:
         log.close()
     print(f"Event store: {size.path} ({size.bytes:,} bytes; {limits})")

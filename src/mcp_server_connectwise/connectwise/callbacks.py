@@ -206,7 +206,7 @@ class SigningKeys:
         self._keys: OrderedDict[str, str] = OrderedDict()
         self._fetching: dict[str, asyncio.Future[str]] = {}
         self._fetched_at: deque[float] = deque()
-        self.fetches = 0  # made so far, for the tests and the benchmark
+        self.fetches = 0  # made so far
 
     def __repr__(self) -> str:
         return f"SigningKeys(hosts={sorted(self.hosts.hosts, key=str)}, cached={len(self._keys)})"

@@ -29,7 +29,7 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -59,7 +59,6 @@ class Delivery:
     attempts: int = 0
     status: int | None = None  # of the last attempt; None: no answer
     outcome: str = "pending"  # delivered, failed, not_loopback
-    body: bytes = field(default=b"", repr=False)
 
 
 class CallbackSender:
@@ -177,7 +176,6 @@ class CallbackSender:
 
     async def _deliver(self, delivery: Delivery) -> None:
         body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        delivery.body = body
         headers = {"content-type": "application/json", SIGNATURE_HEADER: signature(self.signing_key, body)}
         for delay in (0.0, *self.settings.callback_retry_delays):
             await asyncio.sleep(delay)

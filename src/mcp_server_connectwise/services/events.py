@@ -16,7 +16,7 @@ from mcp_server_connectwise.connectwise.callbacks import CallbackPayload
 from mcp_server_connectwise.connectwise.models import CWText, CWWholeNumber, Ticket, TimeEntry, label, read_moment
 from mcp_server_connectwise.services.errors import Failed, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
-from mcp_server_connectwise.state.events import CursorAhead, Event, EventFilter, NewEvent
+from mcp_server_connectwise.state.events import CursorAhead, Event, EventFilter, EventLogUnavailable, NewEvent
 from mcp_server_connectwise.untrusted import UntrustedText, clean_untrusted, one_line, untrusted_notice
 
 MAX_EVENTS = 200  # per call
@@ -154,16 +154,18 @@ async def get_ticket_events(session: TenantSession, query: EventsQuery) -> Ticke
     if log is None:
         raise Failed("This server keeps no event log, so it has no events to give.")
     match = _filter(query)
-    if query.since is None:
-        page = log.latest(session.name, query.limit, match)
-    else:
-        try:
+    try:
+        if query.since is None:
+            page = log.latest(session.name, query.limit, match)
+        else:
             page = log.after(session.name, query.since, query.limit, match)
-        except CursorAhead as ahead:
-            raise Refused(
-                f"since {ahead.cursor} is past tenant {session.name}'s newest event ({ahead.head}): it is not a "
-                "cursor this server gave out, or its event store was replaced; call without since to start again."
-            ) from None
+    except CursorAhead as ahead:
+        raise Refused(
+            f"since {ahead.cursor} is past tenant {session.name}'s newest event ({ahead.head}): it is not a "
+            "cursor this server gave out, or its event store was replaced; call without since to start again."
+        ) from None
+    except EventLogUnavailable as exc:
+        raise Failed(f"{exc} Check [events] path in the config and the disk it is on.") from None
     return TicketEvents(
         tenant=session.name,
         events=[TicketEvent.from_event(event) for event in page.events],

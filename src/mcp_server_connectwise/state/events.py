@@ -80,6 +80,10 @@ class EventPage:
     gap: bool = False  # events after the cursor asked for were dropped by retention before they were read
 
 
+class EventLogUnavailable(Exception):
+    """The event store cannot be read or written; str() is one sentence saying why, without its path."""
+
+
 class CursorAhead(Exception):
     """A cursor past the tenant's newest event: not one this log gave out (or the log was replaced)."""
 
@@ -178,14 +182,19 @@ class SqliteEventLog:
     @contextmanager
     def _transaction(self, kind: str = "") -> Iterator[sqlite3.Connection]:
         with self._lock:
-            db = self._connection()
-            db.execute(f"BEGIN {kind}")
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db = self._connection()
+                db.execute(f"BEGIN {kind}")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except (OSError, sqlite3.Error) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise EventLogUnavailable(f"The event store cannot be used ({reason.lower()}).") from None
 
     def append(self, event: NewEvent) -> Event | None:
         with self._transaction("IMMEDIATE") as db:
@@ -266,10 +275,8 @@ class SqliteEventLog:
 
     def size(self) -> StoreSize:
         """The file's size with its write-ahead log, and the events kept per tenant."""
-        with self._lock:
-            counts = dict(
-                self._connection().execute("SELECT tenant, COUNT(*) FROM events GROUP BY tenant ORDER BY tenant")
-            )
+        with self._transaction() as db:
+            counts = dict(db.execute("SELECT tenant, COUNT(*) FROM events GROUP BY tenant ORDER BY tenant"))
         on_disk = sum(
             candidate.stat().st_size
             for candidate in (self.path, self.path.with_name(self.path.name + "-wal"))
