@@ -501,10 +501,13 @@ class AuditLog:
 
         self._append(line_for, durable=True)
 
-    def callback(self, *, tenant: str, status: int, error: str, size: int, delivery: Mapping[str, Any]) -> None:
+    def callback(
+        self, *, tenant: str, status: int, error: str, size: int, delivery: Mapping[str, Any], left_out: int = 0
+    ) -> None:
         """Append a callback line: a delivery to the receiver of `tenant` (as the URL named it) answered `status`
         for `error` (a sentence without the body or any key). `delivery` holds what is known of it: its
-        MessageId, Type and ID, no more. Not fsynced: it records no write to ConnectWise."""
+        MessageId, Type and ID, no more; `left_out` counts the refusals before it that were not audited (the
+        receiver bounds how many it audits). Not fsynced: it records no write to ConnectWise."""
 
         def line_for(prev: str) -> bytes:
             return _encode(
@@ -518,6 +521,7 @@ class AuditLog:
                     "error": error,
                     "bytes": size,
                     **{key: delivery[key] for key in ("message_id", "type", "id") if delivery.get(key) is not None},
+                    **({"left_out": left_out} if left_out else {}),
                 }
             )
 

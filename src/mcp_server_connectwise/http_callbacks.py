@@ -10,8 +10,9 @@ once per URL (3 s at most) and kept. Telling subscribers and applying retention 
 Answers, as JSON: 200 `{"ok": true, "cursor": N}` (`"duplicate": true` for a MessageId already stored); 400,
 not a callback; 401, no or a wrong signature, a foreign CompanyId, or a key URL not to be used; 404, no such
 tenant; 413, a body over [http] max_request_body_bytes; 503 with Retry-After, the signing key cannot be had
-now or the event not stored (ConnectWise retries). Every refusal is audited (`AuditLog.callback`) and logged on one line, never with
-the body, a key or a traceback.
+now or the event not stored (ConnectWise retries). Every refusal is audited (`AuditLog.callback`; at most
+MAX_AUDITED_REFUSALS_PER_MINUTE a minute, the next line counting those left out) and logged on one line, never
+with the body, a key or a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +57,9 @@ _SHOWN_TENANT_CHARS = 64  # of a tenant name in the URL, which may be anything
 # Retention is offered to the event log at most this often (it has its own schedule; this spares a thread hop
 # per callback).
 _MAINTAIN_EVERY_SECONDS = 1.0
+# Refusals audited per minute, at most: anyone can send refusals, and the audit log keeps every rotated file. The
+# next line written counts those left out (`"left_out"`).
+MAX_AUDITED_REFUSALS_PER_MINUTE = 60
 
 
 class Refusal(Exception):
@@ -75,6 +80,9 @@ class CallbackReceiver:
         self.max_body_bytes = max_body_bytes
         self._keys: dict[str, SigningKeys] = {}
         self._maintained = 0.0
+        self.clock = time.monotonic
+        self._audited: deque[float] = deque()  # when the refusals of the last minute were audited
+        self._left_out = 0  # refusals not audited since the last one that was
 
     def keys(self, tenant: TenantConfig) -> SigningKeys:
         """The tenant's signing keys (fetched over its injected transport, for the demo and the tests)."""
@@ -144,10 +152,25 @@ class CallbackReceiver:
     def _refused(self, name: str, refusal: Refusal, size: int, payload: CallbackPayload | None) -> None:
         shown = name[:_SHOWN_TENANT_CHARS]
         delivery = {"message_id": payload.message_id, "type": payload.type, "id": payload.id} if payload else {}
-        # %r: the tenant comes from the URL, and must not break the log's lines.
+        # %r: the tenant comes from the URL, and must not break the log's lines (log_limits bounds their number).
         logger.warning("callback for tenant %r refused with %d: %s", shown, refusal.status, refusal.reason)
+        now = self.clock()
+        while self._audited and now - self._audited[0] >= 60:
+            self._audited.popleft()
+        if len(self._audited) >= MAX_AUDITED_REFUSALS_PER_MINUTE:
+            self._left_out += 1
+            return
+        self._audited.append(now)
+        left_out, self._left_out = self._left_out, 0
         try:
-            self.audit.callback(tenant=shown, status=refusal.status, error=refusal.reason, size=size, delivery=delivery)
+            self.audit.callback(
+                tenant=shown,
+                status=refusal.status,
+                error=refusal.reason,
+                size=size,
+                delivery=delivery,
+                left_out=left_out,
+            )
         except AuditUnavailable as exc:
             logger.error("audit line for a refused callback of tenant %r not written: %s", shown, exc)
 

@@ -433,3 +433,28 @@ async def test_an_event_store_that_cannot_be_written_is_503_and_a_read_of_it_one
         "The event store cannot be used (is a directory). Check [events] path in the config and the disk it is on."
     )
     assert [line["status"] for line in receiver.refusals()] == [503]
+
+
+async def test_a_flood_of_refusals_is_audited_sixty_a_minute_and_the_next_line_counts_the_rest(tmp_path):
+    from starlette.applications import Starlette
+
+    from mcp_server_connectwise.audit import AuditLog
+    from mcp_server_connectwise.http_callbacks import MAX_AUDITED_REFUSALS_PER_MINUTE, CallbackReceiver
+    from mcp_server_connectwise.services.tenancy import Tenants
+    from mcp_server_connectwise.state.events import SqliteEventLog
+
+    config = config_for(tmp_path, base_url="https://api-na.myconnectwise.net/v2025_1/apis/3.0")
+    audit = AuditLog(config.audit.path)
+    receiver = CallbackReceiver(Tenants(config), SqliteEventLog(config.events_path), audit, MAX_BODY)
+    now = [0.0]
+    receiver.clock = lambda: now[0]
+    app = Starlette(routes=[receiver.route()])
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+        for _ in range(MAX_AUDITED_REFUSALS_PER_MINUTE + 15):
+            assert (await http.post("/callbacks/acme", content=b"not json")).status_code == 400
+        now[0] += 60
+        assert (await http.post("/callbacks/nobody", content=b"{}")).status_code == 404
+    audit.close()
+    lines = [line for line in read_audit(config.audit.path) if line.get("kind") == "callback"]
+    assert len(lines) == MAX_AUDITED_REFUSALS_PER_MINUTE + 1
+    assert "left_out" not in lines[-2] and (lines[-1]["left_out"], lines[-1]["status"]) == (15, 404)
