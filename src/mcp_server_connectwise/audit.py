@@ -22,6 +22,11 @@ outcome a person has checked in ConnectWise after a crash:
 
     {"v": 2, "prev": "...", "ts": "...", "kind": "ack", "principal": "local", "intents": ["<16 hex>", ...]}
 
+and a callback line (`AuditLog.callback`), for a ConnectWise callback the receiver refused (never its body):
+
+    {"v": 2, "prev": "...", "ts": "...", "kind": "callback", "tenant": "acme", "status": 401,
+     "error": "the signature does not match", "bytes": 2210, "message_id": "6dd8...", "type": "ticket", "id": 57961}
+
 A line without `kind` is a call line. An intent no call or ack line names is unsettled (`unsettled_intents`):
 the process died between announcing the write and recording its outcome, so whether it reached ConnectWise
 is unknown; `verify_audit` reports each one until it is acknowledged.
@@ -511,6 +516,32 @@ class AuditLog:
 
         self._append(line_for, durable=True)
 
+    def callback(
+        self, *, tenant: str, status: int, error: str, size: int, delivery: Mapping[str, Any], left_out: int = 0
+    ) -> None:
+        """Append a callback line: a delivery to the receiver of `tenant` (as the URL named it) answered `status`
+        for `error` (a sentence without the body or any key). `delivery` holds what is known of it: its
+        MessageId, Type and ID, no more; `left_out` counts the refusals before it that were not audited (the
+        receiver bounds how many it audits). Not fsynced: it records no write to ConnectWise."""
+
+        def line_for(prev: str) -> bytes:
+            return _encode(
+                {
+                    "v": FORMAT_VERSION,
+                    "prev": prev,
+                    "ts": utc_timestamp(),
+                    "kind": "callback",
+                    "tenant": tenant,
+                    "status": status,
+                    "error": error,
+                    "bytes": size,
+                    **{key: delivery[key] for key in ("message_id", "type", "id") if delivery.get(key) is not None},
+                    **({"left_out": left_out} if left_out else {}),
+                }
+            )
+
+        self._append(line_for, durable=False)
+
     def check_writable(self) -> None:
         """Raise AuditUnavailable if a line cannot be written now: the directory or the file cannot be created or
         opened for writing, the disk is (nearly) full, or the last write failed and none has succeeded since."""
@@ -547,8 +578,8 @@ def read_audit(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def read_calls(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The call lines of an audit file (one per tool call), oldest first: its entries without the intent and
-    acknowledgement lines."""
+    """The call lines of an audit file (one per tool call), oldest first: its entries without the intent,
+    acknowledgement and callback lines."""
     return [entry for entry in read_audit(path) if "kind" not in entry]
 
 

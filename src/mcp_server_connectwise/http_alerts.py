@@ -41,7 +41,7 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
-async def _body(request: Request, limit: int) -> bytes | None:
+async def capped_body(request: Request, limit: int) -> bytes | None:
     """The body, or None once it passes `limit` bytes (read no further)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -87,7 +87,7 @@ def alerts_route(
         if definition is None:
             return _error(404, "This server takes no alerts: it is read-only, or the alerts toolset is not served.")
         try:
-            body = await _body(request, max_body_bytes)
+            body = await capped_body(request, max_body_bytes)
         except ClientDisconnect:
             return Response(status_code=400)
         if body is None:

@@ -18,6 +18,7 @@ def test_bench_quick_reports_every_section(capsys):
         "### Call latency under the rate budget",
         "### Alert storm",
         "### Shared state (Redis)",
+        "### Callbacks",
         "### tools/list bytes",
         "### Cold start",
         "### Configuration sync",
@@ -66,6 +67,11 @@ def test_bench_quick_reports_every_section(capsys):
             assert rows[f"{replicas}: calls answered with an error"] == "0"
         shared = next(value for name, value in rows.items() if name.startswith("rate-budget accuracy: most requests"))
         assert "within the bound" in shared and int(shared.split()[0]) > 0
+    per_second = int(rows["verified callbacks per second on loopback (10 in flight)"].replace(",", ""))
+    answers = next(value for name, value in rows.items() if name.startswith("answer time under 50 concurrent"))
+    stored = int(rows["events stored (one per delivery)"].replace(",", ""))
+    assert per_second > 0 and float(answers.split(" / ")[1]) > 0 and stored > 50
+    assert next(value for name, value in rows.items() if name.startswith("event log size per 10,000")).endswith(" MiB")
 
     assert int(rows["tools listed"]) == len(REGISTRY.by_name)
     total = int(rows["tools/list result, JSON bytes"].replace(",", ""))

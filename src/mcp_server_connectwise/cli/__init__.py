@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from mcp_server_connectwise import __version__
-from mcp_server_connectwise.cli import audit, bench, demo, sandbox, serve, tenants, tokens
+from mcp_server_connectwise.cli import audit, bench, callbacks, demo, sandbox, serve, tenants, tokens
 from mcp_server_connectwise.cli.arguments import PROGRAM, UsageError, add_config_option
 
-SUBCOMMANDS = (serve, demo, sandbox, tenants, tokens, audit, bench)  # in the order --help lists them
+SUBCOMMANDS = (serve, demo, sandbox, tenants, tokens, callbacks, audit, bench)  # in the order --help lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,7 @@ from mcp_server_connectwise.config.models import (
     AppConfig,
     AuditConfig,
     ConfigError,
+    EventsConfig,
     HttpConfig,
     Principal,
     SecretsConfig,
@@ -84,13 +85,14 @@ def check_config_text(text: str, path: Path) -> AppConfig:
 def _validated(raw: dict[str, Any], path: Path) -> AppConfig:
     where = str(path)
     _refuse_unknown(
-        where, raw, {"default_tenant", "audit", "http", "server", "secrets", "state", "tenants"}, tenant=None
+        where, raw, {"default_tenant", "audit", "events", "http", "server", "secrets", "state", "tenants"}, tenant=None
     )
 
     default_tenant = raw.get("default_tenant")
     if default_tenant is not None and not isinstance(default_tenant, str):
         raise ConfigError(f"{where}: key 'default_tenant': must be a string")
     audit = _load_audit(where, path, raw.get("audit", {}))
+    events = _load_events(where, path, raw.get("events", {}))
     http = _load_http(where, raw.get("http", {}))
     server = _load_plain_table(where, "server", raw.get("server", {}), ServerConfig)
     secrets = _load_plain_table(where, "secrets", raw.get("secrets", {}), SecretsConfig)
@@ -106,6 +108,7 @@ def _validated(raw: dict[str, Any], path: Path) -> AppConfig:
             path=path,
             default_tenant=default_tenant,
             audit=audit,
+            events=events,
             http=http,
             server=server,
             secrets=secrets,
@@ -179,6 +182,22 @@ def _load_audit(where: str, config_file: Path, table: Any) -> AuditConfig:
             )
         settings["max_bytes"] = max_bytes
     return AuditConfig(**settings)
+
+
+def _load_events(where: str, config_file: Path, table: Any) -> EventsConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: key 'events': must be a table ([events])")
+    _refuse_unknown(f"{where}: [events]", table, set(EventsConfig.model_fields), tenant=None)
+    settings = dict(table)
+    if "path" in table:
+        if not isinstance(table["path"], str) or not table["path"]:
+            raise ConfigError(f"{where}: [events]: key 'path': must be a non-empty string")
+        # Relative to the config, as the audit path is.
+        settings["path"] = config_file.parent / Path(table["path"]).expanduser()
+    try:
+        return EventsConfig(**settings)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: [events]: {_first_message(exc)}") from None
 
 
 def _load_http(where: str, table: Any) -> HttpConfig:

@@ -1,5 +1,5 @@
-"""What `tenants.toml` may say, as validated models: tenants, the audit log, the HTTP transports, the server, the
-shared state.
+"""What `tenants.toml` may say, as validated models: tenants, the audit log, the event store, the HTTP transports,
+the server, the shared state.
 
 API keys are deliberately absent: they live in the OS keyring (see `secrets.py`), never in this file or
 the environment; `[secrets]` only says which keyrings may hold them. HTTP bearer tokens are absent too: `[http.principals.NAME]` holds only a token's SHA-256.
@@ -123,6 +123,9 @@ class TenantConfig(BaseModel):
     api_version: str = "2025.1"
     requests_per_minute: int = 600
     tools: tuple[str, ...] | None = None  # None: every tool; the server checks the names against its tools
+    # Hosts (host or host:port) besides the API host and `site` that may serve the signing key of a callback
+    # (an on-premise ConnectWise's web host, say): a key_url anywhere else is never fetched.
+    callback_key_hosts: tuple[str, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -183,6 +186,13 @@ class TenantConfig(BaseModel):
     def _base_url(cls, value: str | None) -> str | None:
         return None if value is None else check_base_url(value)
 
+    @field_validator("callback_key_hosts", mode="before")
+    @classmethod
+    def _callback_key_hosts(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise ValueError('must be a list of host names, such as ["na.myconnectwise.net"]')
+        return tuple(dict.fromkeys(check_site(item).lower() for item in value))
+
     @field_validator("api_version")
     @classmethod
     def _api_version(cls, value: str) -> str:
@@ -236,6 +246,22 @@ class AuditConfig(BaseModel):
     path: Path = Field(default_factory=default_audit_path)
     # Size at which the live log is rotated (the hash chain continues in the new file).
     max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024, le=1024**3)
+
+
+EVENTS_FILENAME = "events.sqlite3"
+
+
+class EventsConfig(BaseModel):
+    """`[events]`: where ConnectWise's callbacks are kept as events, and for how long. The path defaults to
+    `events.sqlite3` next to the audit log (both in the platform's user data dir unless configured)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    path: Path | None = None
+    # Kept at most this long, and at most this many per tenant (the oldest go first). ConnectWise retries a
+    # failing callback for up to 3 days: a week covers a repeat of anything still kept.
+    retention_days: int = Field(default=7, ge=1, le=365)
+    max_events_per_tenant: int = Field(default=100_000, ge=100, le=10_000_000)
 
 
 Permission = Literal["mcp", "alerts"]
@@ -468,6 +494,7 @@ class AppConfig(BaseModel):
     path: Path | None = None
     default_tenant: str | None = None
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
@@ -496,6 +523,11 @@ class AppConfig(BaseModel):
 
     def _known(self) -> str:
         return "known tenants: " + ", ".join(sorted(self.tenants))
+
+    @property
+    def events_path(self) -> Path:
+        """The event store's file: `[events] path`, else next to the audit log."""
+        return self.events.path or self.audit.path.with_name(EVENTS_FILENAME)
 
     def tenant(self, name: str | None) -> TenantConfig:
         """The named tenant, or the default one when `name` is None."""

@@ -19,6 +19,7 @@ CONFIGURATIONS = "/company/configurations"
 AGREEMENTS = "/finance/agreements"
 CONFIGURATION_TYPES = f"{CONFIGURATIONS}/types"
 CONFIGURATION_STATUSES = f"{CONFIGURATIONS}/statuses"
+CALLBACKS = "/system/callbacks"
 
 
 def ticket(ticket_id: int) -> str:
@@ -56,6 +57,10 @@ def contact(contact_id: int) -> str:
 
 def configuration(configuration_id: int) -> str:
     return f"{CONFIGURATIONS}/{configuration_id}"
+
+
+def callback(callback_id: int) -> str:
+    return f"{CALLBACKS}/{callback_id}"
 
 
 def board_statuses(board_id: int) -> str:

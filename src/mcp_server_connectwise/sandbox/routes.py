@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from mcp_server_connectwise.sandbox.callbacks import KEY_PATH
 from mcp_server_connectwise.sandbox.errors import (
     ApiError,
     bad_request,
@@ -161,7 +162,7 @@ def _item(resource: Resource) -> Endpoint:
         if method == "PUT" and resource.writable:
             return json_response(writer.replace(resource.table, record_id, _body(request), _actor(request), parent))
         if method == "DELETE" and resource.deletable:
-            writer.delete(resource.table, record_id, parent)
+            writer.delete(resource.table, record_id, parent, actor=_actor(request))
             return Response(status_code=204)
         raise method_not_supported(method)
 
@@ -355,6 +356,18 @@ async def company_info(request: Request) -> Response:
     )
 
 
+async def callback_key(request: Request) -> Response:
+    """GET key_url of a callback: `{"signing_key": ...}`, no auth (a receiver has only the URL). [I] An unknown
+    company or key id is ConnectWise's 404 body."""
+    if request.method != "GET":
+        raise method_not_supported(request.method)
+    sender = request.app.state.callbacks
+    answer = sender.key_answer(request.query_params.get("companyName"), request.query_params.get("id"))
+    if answer is None:
+        raise not_found("Callback key", request.query_params.get("id", ""))
+    return json_response(answer)
+
+
 async def endpoint_missing(request: Request) -> Response:
     return json_response({"code": "ConnectWiseApi", "message": "The endpoint does not exist."}, 404)
 
@@ -367,6 +380,7 @@ async def api_error(request: Request, exc: Exception) -> Response:
 def routes() -> list[Route]:
     table: list[Route] = [
         Route("/login/companyinfo/{company}", company_info, methods=["GET"]),
+        Route(KEY_PATH, callback_key, methods=_ALL_METHODS),
         Route(API_ROOT + "/system/info", system_info, methods=_ALL_METHODS),
         Route(API_ROOT + "/service/tickets/search", ticket_search, methods=_ALL_METHODS),
         Route(API_ROOT + "/service/tickets/{parent:int}/allNotes", all_notes, methods=_ALL_METHODS),

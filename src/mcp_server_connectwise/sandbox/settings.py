@@ -25,3 +25,6 @@ class SandboxSettings:
     request_log_limit: int = 100_000
     # [I] How long impersonation keys (POST /system/members/{identifier}/tokens) act as their member.
     token_lifetime_seconds: float = 4 * 3600
+    # A callback delivery not answered 2xx within this many seconds is retried after each of these delays.
+    callback_timeout: float = 5.0
+    callback_retry_delays: tuple[float, ...] = (2.0, 4.0)

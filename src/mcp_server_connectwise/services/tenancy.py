@@ -27,6 +27,7 @@ from mcp_server_connectwise.secrets import KeyringUnavailable, KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS, Catalog
 from mcp_server_connectwise.services.errors import Failed, Refused, sentence
 from mcp_server_connectwise.state.alerts import AlertKeys
+from mcp_server_connectwise.state.events import EventLog
 from mcp_server_connectwise.state.store import AlertLocks, StateStore, check_write, open_state
 
 # A locked keyring can wait for a person to type a password; a call gives up on it after this long.
@@ -86,6 +87,7 @@ class TenantSession:
     reported_ids: dict[str, dict[int, None]] = field(default_factory=dict)
     alert_keys: AlertLocks = field(default_factory=AlertKeys)  # report_alert's per-key locks and counters
     metrics: Metrics = field(default_factory=Metrics)  # the server's counts (none in memory and on stdio)
+    events: EventLog | None = None  # the callbacks received, shared by every tenant (rows name theirs)
 
     @property
     def name(self) -> str:
@@ -113,6 +115,7 @@ class Tenants:
         read_only: bool = False,
         state: StateStore | None = None,
         metrics: Metrics | None = None,
+        events: EventLog | None = None,
     ) -> None:
         if default_tenant is not None:
             config.tenant(default_tenant)  # ConfigError at start-up rather than on every call
@@ -120,6 +123,7 @@ class Tenants:
         self.config = config
         self.read_only = read_only
         self.state = state or open_state(config.state)
+        self.events = events
         self._key_store = key_store or KeyStore()
         self._credentials = dict(credentials or {})
         self._transports = dict(transports or {})
@@ -210,9 +214,13 @@ class Tenants:
         )
         catalog = Catalog(client, ttl=self._cache_ttl, shared=self.state.catalog_cache(tenant.name))
         session = self._sessions[tenant.name] = TenantSession(
-            tenant, client, catalog, alert_keys=self.state.alert_locks(tenant.name), metrics=metrics
+            tenant, client, catalog, alert_keys=self.state.alert_locks(tenant.name), metrics=metrics, events=self.events
         )
         return session
+
+    def transport(self, tenant: TenantConfig) -> httpx2.AsyncBaseTransport | None:
+        """The transport injected for the tenant (the demo's and the tests' in-process sandbox), if any."""
+        return self._transports.get(tenant.name)
 
     async def aclose(self) -> None:
         """Close every client and the state store's connections; a later call creates them afresh (this process's
