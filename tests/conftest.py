@@ -11,6 +11,8 @@ import keyring.errors
 import pytest
 from hypothesis import settings
 
+from support.state_store import running_redis_server
+
 # CI runs the property tests on a fixed seed, so whether a change lands never depends on a lucky draw;
 # local runs explore new examples.
 settings.register_profile("ci", derandomize=True)
@@ -50,3 +52,9 @@ def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> MemoryKeyring:
     yield backend
     # Never fall back to the machine's keyring between tests.
     keyring.set_keyring(keyring.backends.fail.Keyring())
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A redis-server of the test's own on a free loopback port (skipped where it is not installed, outside CI)."""
+    yield from running_redis_server(tmp_path)

@@ -22,6 +22,11 @@ outcome a person has checked in ConnectWise after a crash:
 
     {"v": 2, "prev": "...", "ts": "...", "kind": "ack", "principal": "local", "intents": ["<16 hex>", ...]}
 
+and a callback line (`AuditLog.callback`), for a ConnectWise callback the receiver refused (never its body):
+
+    {"v": 2, "prev": "...", "ts": "...", "kind": "callback", "tenant": "acme", "status": 401,
+     "error": "the signature does not match", "bytes": 2210, "message_id": "6dd8...", "type": "ticket", "id": 57961}
+
 A line without `kind` is a call line. An intent no call or ack line names is unsettled (`unsettled_intents`):
 the process died between announcing the write and recording its outcome, so whether it reached ConnectWise
 is unknown; `verify_audit` reports each one until it is acknowledged.
@@ -165,6 +170,9 @@ class AuditEntry:
     # The ids of the intent lines (`AuditLog.intent`) this call settles: the write announced before it was sent
     # and, for a retry after a crash, the interrupted one it recognised (`unsettled_intents`).
     intents: list[str] = field(default_factory=list)
+    # The ConnectWise member whose impersonation keys the call's writes were sent with (the principal's `member`);
+    # None: the tenant's API member.
+    member: str | None = None
 
     def to_line(self, prev: str) -> bytes:
         """The line's bytes without its newline; `prev` is the hash of the line before it."""
@@ -184,6 +192,8 @@ class AuditEntry:
         }
         if self.intents:  # left out otherwise: a call line without intents is byte for byte what it always was
             record["intents"] = list(self.intents)
+        if self.member is not None:  # likewise
+            record["member"] = self.member
         return _encode(record)
 
 
@@ -446,6 +456,7 @@ class AuditLog:
         body: Any = None,
         free_text: Iterable[str] = (),
         check: str | None = None,
+        member: str | None = None,
     ) -> str:
         """Announce a write before it is sent: append and fsync an intent line, and return its id.
 
@@ -457,29 +468,31 @@ class AuditLog:
         body (matched as `audit_body` says), which are recorded as length and hash only. `path` is recorded
         without its query string. `check` says what a person should look at in ConnectWise if the process dies
         before the outcome is recorded, as a noun phrase without free text ("ticket 1001's notes"; default:
-        `default_check(method, path)`)."""
+        `default_check(method, path)`). `member`: the ConnectWise member the write is sent as, when not the
+        tenant's API member."""
         hidden = frozenset(free_text)
         intent_id = secrets.token_hex(8)
         path = path.split("?", 1)[0]
 
         def line_for(prev: str) -> bytes:
-            return _encode(
-                {
-                    "v": FORMAT_VERSION,
-                    "prev": prev,
-                    "ts": utc_timestamp(),
-                    "kind": "intent",
-                    "id": intent_id,
-                    "tenant": tenant,
-                    "principal": principal,
-                    "tool": tool,
-                    "args": audit_arguments(arguments, hidden),
-                    "method": method.upper(),
-                    "path": path,
-                    "body": audit_body(body, hidden),
-                    "check": check or default_check(method, path),
-                }
-            )
+            record = {
+                "v": FORMAT_VERSION,
+                "prev": prev,
+                "ts": utc_timestamp(),
+                "kind": "intent",
+                "id": intent_id,
+                "tenant": tenant,
+                "principal": principal,
+                "tool": tool,
+                "args": audit_arguments(arguments, hidden),
+                "method": method.upper(),
+                "path": path,
+                "body": audit_body(body, hidden),
+                "check": check or default_check(method, path),
+            }
+            if member is not None:  # left out otherwise, as on the call line
+                record["member"] = member
+            return _encode(record)
 
         self._append(line_for, durable=True)
         return intent_id
@@ -502,6 +515,32 @@ class AuditLog:
             )
 
         self._append(line_for, durable=True)
+
+    def callback(
+        self, *, tenant: str, status: int, error: str, size: int, delivery: Mapping[str, Any], left_out: int = 0
+    ) -> None:
+        """Append a callback line: a delivery to the receiver of `tenant` (as the URL named it) answered `status`
+        for `error` (a sentence without the body or any key). `delivery` holds what is known of it: its
+        MessageId, Type and ID, no more; `left_out` counts the refusals before it that were not audited (the
+        receiver bounds how many it audits). Not fsynced: it records no write to ConnectWise."""
+
+        def line_for(prev: str) -> bytes:
+            return _encode(
+                {
+                    "v": FORMAT_VERSION,
+                    "prev": prev,
+                    "ts": utc_timestamp(),
+                    "kind": "callback",
+                    "tenant": tenant,
+                    "status": status,
+                    "error": error,
+                    "bytes": size,
+                    **{key: delivery[key] for key in ("message_id", "type", "id") if delivery.get(key) is not None},
+                    **({"left_out": left_out} if left_out else {}),
+                }
+            )
+
+        self._append(line_for, durable=False)
 
     def check_writable(self) -> None:
         """Raise AuditUnavailable if a line cannot be written now: the directory or the file cannot be created or
@@ -539,8 +578,8 @@ def read_audit(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def read_calls(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The call lines of an audit file (one per tool call), oldest first: its entries without the intent and
-    acknowledgement lines."""
+    """The call lines of an audit file (one per tool call), oldest first: its entries without the intent,
+    acknowledgement and callback lines."""
     return [entry for entry in read_audit(path) if "kind" not in entry]
 
 

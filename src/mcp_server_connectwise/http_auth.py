@@ -29,6 +29,7 @@ import secrets
 from collections.abc import Sequence
 from hmac import compare_digest
 from pathlib import Path
+from typing import Any
 
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
@@ -41,6 +42,7 @@ TOKEN_PREFIX = "cwmcp_"  # makes a leaked token recognisable to secret scanners
 TOKEN_SCOPE = "connectwise"  # a token with the "mcp" permission carries it; the SDK refuses one without it (403)
 ALERTS_SCOPE = "alerts"  # a token with the "alerts" permission carries it: POST /alerts takes it
 TENANTS_CLAIM = "tenants"
+MEMBER_CLAIM = "member"  # the principal's ConnectWise member, when it has one
 
 # The SDK's own loopback defaults (what it enables when given no settings on a loopback host).
 LOOPBACK_ALLOWED_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
@@ -73,31 +75,32 @@ class PrincipalTokenVerifier(TokenVerifier):
                 f"create one with {TOKENS_CREATE_HINT}"
             )
         self._principals = tuple(
-            (principal.token_sha256.encode("ascii"), principal.name, principal.tenants, _scopes(principal.permissions))
-            for principal in http.principals.values()
+            (principal.token_sha256.encode("ascii"), principal) for principal in http.principals.values()
         )
 
     def __repr__(self) -> str:
-        return f"PrincipalTokenVerifier(principals={[name for _, name, _, _ in self._principals]})"
+        return f"PrincipalTokenVerifier(principals={[principal.name for _, principal in self._principals]})"
 
     async def verify_token(self, token: str) -> AccessToken | None:
         presented = hash_token(token).encode("ascii")
         matched = None
         # Compare with every principal, without stopping at a match, so the time taken says nothing
         # about which principal (or how many) a guess came close to.
-        for digest, name, tenants, scopes in self._principals:
+        for digest, principal in self._principals:
             if compare_digest(presented, digest):
-                matched = (name, tenants, scopes)
+                matched = principal
         if matched is None:
             return None
-        name, tenants, scopes = matched
+        claims: dict[str, Any] = {TENANTS_CLAIM: sorted(matched.tenants)}
+        if matched.member is not None:
+            claims[MEMBER_CLAIM] = matched.member
         return AccessToken(
             # The SDK requires the field but never reads it; keep the hash, so the raw token is gone
             # as soon as this call returns and cannot reach a repr or log through the request state.
             token=presented.decode("ascii"),
-            client_id=name,
-            scopes=scopes,
-            claims={TENANTS_CLAIM: sorted(tenants)},
+            client_id=matched.name,
+            scopes=_scopes(matched.permissions),
+            claims=claims,
         )
 
 
@@ -113,6 +116,12 @@ def principal_tenants(access_token: AccessToken) -> frozenset[str]:
     if not isinstance(tenants, list):
         return frozenset()
     return frozenset(tenant for tenant in tenants if isinstance(tenant, str))
+
+
+def principal_member(access_token: AccessToken) -> str | None:
+    """The ConnectWise member the token's principal writes as, if it has one."""
+    member = (access_token.claims or {}).get(MEMBER_CLAIM)
+    return member if isinstance(member, str) else None
 
 
 def check_tenant_allowed(principal: str | None, allowed: frozenset[str] | None, tenant: str) -> None:

@@ -2,14 +2,18 @@
 
 Over HTTP and SSE (`build_network_app`) every request needs a bearer token of a configured principal, Host and
 Origin are checked, and request bodies are capped; a call runs as the token's principal, within its tenants.
+Beside the MCP endpoint, POST /alerts takes monitoring alerts (bearer token) and POST /callbacks/{tenant}
+ConnectWise's callbacks (signed by ConnectWise; `http_callbacks`), which become the events of the events
+toolset and of the `connectwise://{tenant}/events` resource (`events_resource`).
 
 Logging goes to stderr only: on stdio, stdout is the protocol wire.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +21,14 @@ from typing import Any, Literal
 
 import httpx2
 from mcp.server import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from starlette.applications import Starlette
 
 from mcp_server_connectwise import __version__
 from mcp_server_connectwise.audit import AuditLog
-from mcp_server_connectwise.config import AppConfig, AuditConfig, ConfigError, HttpConfig, Principal
+from mcp_server_connectwise.config import AppConfig, AuditConfig, ConfigError, EventsConfig, HttpConfig, Principal
 from mcp_server_connectwise.connectwise import ApiCredentials
+from mcp_server_connectwise.events_resource import add_events_resource
 from mcp_server_connectwise.http_alerts import alerts_route
 from mcp_server_connectwise.http_auth import (
     PrincipalTokenVerifier,
@@ -30,10 +36,14 @@ from mcp_server_connectwise.http_auth import (
     hash_token,
     transport_security,
 )
+from mcp_server_connectwise.http_callbacks import CallbackReceiver, callbacks_health
+from mcp_server_connectwise.http_ops import STATE_STORE_PROBE, ops_routes, state_store_probe
 from mcp_server_connectwise.http_sessions import SessionLimits
+from mcp_server_connectwise.metrics import Metrics, PrometheusMetrics
 from mcp_server_connectwise.secrets import KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS
 from mcp_server_connectwise.services.tenancy import Tenants
+from mcp_server_connectwise.state.events import EventLog, event_log
 from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.toolsets.definition import Offer
 from mcp_server_connectwise.toolsets.runtime import (
@@ -55,23 +65,36 @@ class Listener:
     transport: Literal["http", "sse"]
     host: str = "127.0.0.1"
     port: int = 8000
+    # Streamable HTTP without sessions: any replica answers any request (no sticky sessions needed).
+    stateless: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stateless and self.transport != "http":
+            raise ValueError("only streamable HTTP can be stateless")
 
     @property
     def path(self) -> str:
         return "/mcp" if self.transport == "http" else "/sse"
 
     @property
-    def url(self) -> str:
+    def origin(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{self.path}"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.origin}{self.path}"
 
 
 @dataclass
 class AppState:
-    """What the lifespan owns: the tenants' clients (closed when the last session ends) and the audit file."""
+    """What the lifespan owns: the tenants' clients (closed when the last session ends), the audit file, the
+    event log and, over HTTP and SSE, the callback receiver."""
 
     tenants: Tenants
     audit: AuditLog
+    events: EventLog
+    receiver: CallbackReceiver | None = None
     sessions: int = 0
 
 
@@ -92,9 +115,13 @@ def _build(
     credentials: Mapping[str, ApiCredentials] | None = None,
     key_store: KeyStore | None = None,
     cache_ttl: float = DEFAULT_TTL_SECONDS,
+    metrics: Metrics | None = None,
+    at_start: Callable[[Tenants], Coroutine[Any, Any, None]] | None = None,
+    events: EventLog | None = None,
     notice: str | None = None,
-) -> tuple[MCPServer, ToolRuntime]:
-    """The MCP server for the tenants of `app_config`, and the runtime its tools run in.
+) -> tuple[MCPServer, ToolRuntime, AppState]:
+    """The MCP server for the tenants of `app_config`, the runtime its tools run in and the state its lifespan
+    owns.
 
     `read_only` removes every write tool (it wins over `toolsets`, which selects toolsets by name - default:
     `[server] toolsets` of the config, else all - and over every tenant's `tools`). A tool is listed when some tenant can run it (its `tools`
@@ -103,7 +130,8 @@ def _build(
     bearer token of a principal in `app_config.http` instead, and runs as that principal, within its tenants
     (serve it with `build_network_app`). `transports` and `credentials` (per tenant name) replace the network
     and the keyring, for the demo and tests; clients are otherwise made on first use from the config and
-    `key_store`. `notice` is a sentence added to the server instructions. Config problems raise ConfigError.
+    `key_store`. `metrics` counts calls and requests (default: nothing is counted). `notice` is a sentence added
+    to the server instructions. Config problems raise ConfigError.
     """
     where = f"{app_config.path}: " if app_config.path else ""
     check_tool_allowlists(app_config.tenants.values(), list(REGISTRY.by_name), where=where)
@@ -115,6 +143,7 @@ def _build(
                 listener.host, listener.port, listener.path, allowed_origins=app_config.http.allowed_origins
             ),
         )
+    events = events or event_log(app_config)
     tenants = Tenants(
         app_config,
         default_tenant=default_tenant,
@@ -123,20 +152,33 @@ def _build(
         transports=transports,
         cache_ttl=cache_ttl,
         read_only=read_only,
+        metrics=metrics,
+        events=events,
     )
-    state = AppState(tenants=tenants, audit=AuditLog(app_config.audit.path, max_bytes=app_config.audit.max_bytes))
+    audit = AuditLog(app_config.audit.path, max_bytes=app_config.audit.max_bytes)
+    state = AppState(tenants=tenants, audit=audit, events=events)
+    if listener is not None:
+        state.receiver = CallbackReceiver(tenants, events, audit, app_config.http.max_request_body_bytes)
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer) -> AsyncIterator[AppState]:
         # The SDK enters this once per process on stdio and HTTP, but once per connection in memory and on SSE.
         state.sessions += 1
+        started: asyncio.Task[None] | None = None
+        if at_start is not None and state.sessions == 1:  # in the background: start-up does not wait for it
+            started = asyncio.create_task(at_start(tenants))
         try:
             yield state
         finally:
+            if started is not None:
+                started.cancel()
             state.sessions -= 1
             if state.sessions == 0:
+                if state.receiver is not None:
+                    await state.receiver.aclose()
                 await state.tenants.aclose()
                 state.audit.close()
+                state.events.close()
 
     try:
         offer = Offer.of(
@@ -149,6 +191,7 @@ def _build(
     )
     # The SDK sends logging to stderr (stdout is the stdio wire). httpx2's request lines would log search
     # conditions - customer names - at INFO, so they are kept to warnings.
+    bus = InMemorySubscriptionBus()  # subscriptions/listen streams: told of new events below
     server = MCPServer(
         SERVER_NAME,
         version=__version__,
@@ -156,10 +199,13 @@ def _build(
         lifespan=lifespan,
         middleware=[AuditRejectedCalls(runtime)],
         tools=[sdk_tool(definition, runtime) for definition in offer.tools.values()],
+        subscriptions=bus,
         **auth,
     )
+    if (reads_events := offer.tools.get("get_ticket_events")) is not None:
+        events.subscribe(add_events_resource(server, runtime, reads_events, bus).on_event)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
-    return server, runtime
+    return server, runtime, state
 
 
 def build_network_app(app_config: AppConfig, listener: Listener, **options: Any) -> Starlette:
@@ -168,10 +214,13 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
     Bearer tokens are required (no [http.principals]: ConfigError); Host and Origin are checked, and a
     non-loopback bind needs [http] allowed_hosts and allowed_origins (else ConfigError); bodies are capped.
     Each principal may hold [http] max_sessions_per_principal MCP sessions, and a session without a client
-    message for [http] session_idle_timeout_seconds is ended (`http_sessions.SessionLimits`). Run it with
-    `http_guard.uvicorn_config` for the connection limits.
+    message for [http] session_idle_timeout_seconds is ended (`http_sessions.SessionLimits`); a stateless
+    listener opens none. Beside them: POST /alerts, and GET /health, /ready and /metrics (`http_ops`). Run it
+    with `http_guard.uvicorn_config` for the connection limits.
     """
-    server, runtime = _build(app_config, listener=listener, **options)
+    metrics = PrometheusMetrics()  # this server's own registry
+    server, runtime, state = _build(app_config, listener=listener, metrics=metrics, **options)
+    assert state.receiver is not None  # made for every listener
     http = app_config.http
     security = transport_security(listener.host, http, config_path=app_config.path)
     if listener.transport == "http":
@@ -181,6 +230,7 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
             transport_security=security,
             max_request_body_size=http.max_request_body_bytes,
             session_idle_timeout=http.session_idle_timeout_seconds,
+            stateless_http=listener.stateless,
         )
         sessions = server.session_manager
     else:
@@ -192,7 +242,12 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
         )
         sessions = None
     verifier = PrincipalTokenVerifier(http, config_path=app_config.path)
-    app.router.routes.insert(0, alerts_route(runtime, verifier, http.max_request_body_bytes))
+    # Outside the SDK's bearer auth, which guards the MCP endpoint's own route only.
+    app.router.routes.insert(0, alerts_route(runtime, verifier, security, http.max_request_body_bytes))
+    app.router.routes.insert(0, state.receiver.route())
+    app.router.routes[0:0] = ops_routes(runtime, metrics, http.metrics_token_sha256)
+    # What /ready asks of the state store: the embedded one is always there, a shared one may not be.
+    setattr(app.state, STATE_STORE_PROBE, state_store_probe(runtime.tenants.state))
     app.add_middleware(
         SessionLimits,
         transport=listener.transport,
@@ -208,6 +263,11 @@ def build_network_app(app_config: AppConfig, listener: Listener, **options: Any)
 # --- the demo: tenant 'demo' on the in-process sandbox -------------------------------------------------
 
 
+def demo_events_path(audit_path: Path) -> Path:
+    """The demo's event store: beside its audit log, named after it (a temporary audit log's is temporary too)."""
+    return audit_path.with_name(f"{audit_path.stem}.events.sqlite3")
+
+
 def _demo(audit_path: Path, http: HttpConfig | None = None) -> tuple[AppConfig, dict[str, Any]]:
     """The demo's config, and the build_server options answering tenant `demo` from a fresh in-process sandbox
     seeded relative to the current hour, so that "this week" and the SLA deadlines ahead mean what they say."""
@@ -219,6 +279,7 @@ def _demo(audit_path: Path, http: HttpConfig | None = None) -> tuple[AppConfig, 
     config = AppConfig(
         default_tenant=DEMO_TENANT,
         audit=AuditConfig(path=audit_path),
+        events=EventsConfig(path=demo_events_path(audit_path)),
         http=http or HttpConfig(),
         tenants={DEMO_TENANT: sandbox.config},
     )
@@ -235,7 +296,17 @@ def build_demo_server(
 
 
 def build_demo_app(audit_path: Path, listener: Listener, token: str, *, read_only: bool = False) -> Starlette:
-    """The demo over HTTP or SSE: like `serve`, it needs a bearer token, here `token` of principal `demo`."""
+    """The demo over HTTP or SSE: like `serve`, it needs a bearer token, here `token` of principal `demo`. Once
+    it listens, it registers its own receiver with the sandbox, which then calls it back on every ticket, note
+    and time change - its own writes included, so that a note added through a tool arrives as an event."""
+    from mcp_server_connectwise.services.callbacks import receiver_path, register_callback
+
     principal = Principal(name=DEMO_TENANT, token_sha256=hash_token(token), tenants=(DEMO_TENANT,))
     config, sandbox = _demo(audit_path, HttpConfig(principals={DEMO_TENANT: principal}))
-    return build_network_app(config, listener, read_only=read_only, **sandbox)
+
+    async def register_receiver(tenants: Tenants) -> None:
+        session = await tenants.open_session(tenants.config.tenant(DEMO_TENANT))
+        await register_callback(session, listener.origin + receiver_path(DEMO_TENANT), self_suppressed=False)
+        await callbacks_health(tenants)
+
+    return build_network_app(config, listener, read_only=read_only, at_start=register_receiver, **sandbox)

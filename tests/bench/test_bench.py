@@ -17,6 +17,8 @@ def test_bench_quick_reports_every_section(capsys):
         "### Tools",
         "### Call latency under the rate budget",
         "### Alert storm",
+        "### Shared state (Redis)",
+        "### Callbacks",
         "### tools/list bytes",
         "### Cold start",
         "### Configuration sync",
@@ -56,6 +58,20 @@ def test_bench_quick_reports_every_section(capsys):
 
     keys = int(rows["alert storm: reports / keys / concurrent reporters / simulated time"].split(" / ")[1])
     assert int(rows["tickets created (one per key)"]) == keys == int(rows["tickets closed by the clears"])
+
+    if "shared state (Redis)" in rows:  # redis-server not installed: said so, nothing measured
+        assert rows["shared state (Redis)"].startswith("skipped: redis-server is not installed")
+    else:
+        for replicas in ("1 replica", "3 replicas"):
+            assert float(rows[f"{replicas}: calls/s (120 calls)"]) > 0
+            assert rows[f"{replicas}: calls answered with an error"] == "0"
+        shared = next(value for name, value in rows.items() if name.startswith("rate-budget accuracy: most requests"))
+        assert "within the bound" in shared and int(shared.split()[0]) > 0
+    per_second = int(rows["verified callbacks per second on loopback (10 in flight)"].replace(",", ""))
+    answers = next(value for name, value in rows.items() if name.startswith("answer time under 50 concurrent"))
+    stored = int(rows["events stored (one per delivery)"].replace(",", ""))
+    assert per_second > 0 and float(answers.split(" / ")[1]) > 0 and stored > 50
+    assert next(value for name, value in rows.items() if name.startswith("event log size per 10,000")).endswith(" MiB")
 
     assert int(rows["tools listed"]) == len(REGISTRY.by_name)
     total = int(rows["tools/list result, JSON bytes"].replace(",", ""))

@@ -11,7 +11,18 @@ import pytest
 
 from mcp_server_connectwise import cli
 
-SUBCOMMAND_MODULES = ["serve", "demo", "config", "bundle", "sandbox", "tenants", "tokens", "audit", "bench"]
+SUBCOMMAND_MODULES = [
+    "serve",
+    "demo",
+    "config",
+    "bundle",
+    "sandbox",
+    "tenants",
+    "tokens",
+    "callbacks",
+    "audit",
+    "bench",
+]
 # What a subcommand imports only when it runs: the config (pydantic), the keyring, the HTTP stack, the MCP SDK.
 HEAVY = ["pydantic", "keyring", "httpx2", "starlette", "uvicorn", "mcp"]
 
@@ -43,6 +54,7 @@ def test_subcommand_modules_do_not_import_the_cli_that_imports_them(module: str)
         ["sandbox"],
         ["tenants", "list"],
         ["tokens", "create", "alice", "--tenants", "acme"],
+        ["callbacks", "status"],
         ["audit", "verify"],
         ["bench"],
     ],

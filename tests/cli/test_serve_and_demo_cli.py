@@ -43,6 +43,7 @@ def args(**values) -> argparse.Namespace:
         read_only=False,
         toolsets=None,
         audit_path=None,
+        stateless=False,
     )
     return argparse.Namespace(**(defaults | values))
 
@@ -79,6 +80,17 @@ def test_serve_beyond_loopback_needs_allowed_hosts_and_origins(tmp_path, host):
     config = write_config(tmp_path, principal)
     with pytest.raises(ConfigError, match=f"binding {host} exposes the server beyond this machine"):
         run_serve(args(config=str(config), transport="http", host=host))
+
+
+@pytest.mark.parametrize("transport", ["stdio", "sse"])
+def test_serve_stateless_is_for_streamable_http_only(tmp_path, capsys, transport):
+    config = write_config(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--config", str(config), "--transport", transport, "--stateless"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "mcp-server-connectwise: --stateless is for streamable HTTP: add --transport http\n"
+    )
 
 
 def test_serve_names_an_unknown_default_tenant_at_start(tmp_path):

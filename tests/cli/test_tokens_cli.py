@@ -46,7 +46,9 @@ def write(tmp_path: Path, text: str = CONFIG) -> Path:
 def create(path: Path, name: str, tenants: str, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
     """Run the command; return (token, everything printed)."""
     code = run_tokens(
-        argparse.Namespace(tokens_command="create", name=name, tenants=tenants, permissions="mcp", config=str(path))
+        argparse.Namespace(
+            tokens_command="create", name=name, tenants=tenants, permissions="mcp", member=None, config=str(path)
+        )
     )
     assert code == 0
     out = capsys.readouterr().out
@@ -174,7 +176,9 @@ def test_bad_input_leaves_the_file_alone(
     path = write(tmp_path)
     with pytest.raises(error) as caught:
         run_tokens(
-            argparse.Namespace(tokens_command="create", name=name, tenants=tenants, permissions="mcp", config=str(path))
+            argparse.Namespace(
+                tokens_command="create", name=name, tenants=tenants, permissions="mcp", member=None, config=str(path)
+            )
         )
     assert str(caught.value) == message
     assert path.read_text(encoding="utf-8") == CONFIG
@@ -209,7 +213,7 @@ def test_a_layout_it_cannot_edit_safely_is_refused(
     with pytest.raises(ConfigError) as caught:
         run_tokens(
             argparse.Namespace(
-                tokens_command="create", name="alice", tenants="acme", permissions="mcp", config=str(path)
+                tokens_command="create", name="alice", tenants="acme", permissions="mcp", member=None, config=str(path)
             )
         )
     assert str(caught.value) == (
@@ -364,3 +368,58 @@ def test_revoking_a_principal_not_written_as_its_own_table_is_refused(
         "was left as it was; it is not written as its own [http.principals.bob] table: delete it by hand\n"
     )
     assert path.read_text(encoding="utf-8") == text
+
+
+# --- members and the metrics token --------------------------------------------------------------------------
+
+
+async def test_a_principal_is_written_with_its_member_and_listed_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path)
+    code, out, _ = cli(
+        ["tokens", "--config", str(path), "create", "alice", "--tenants", "acme", "--member", "jsmith"], capsys
+    )
+    assert code == 0
+    [token] = TOKEN_LINE.findall(out)
+    assert 'member = "jsmith"' in path.read_text(encoding="utf-8")
+    config = load_config(path)
+    assert config.http.principals["alice"].member == "jsmith"
+    access = await PrincipalTokenVerifier(config.http).verify_token(token)
+    assert access is not None and access.claims["member"] == "jsmith"
+    assert cli(["tokens", "--config", str(path), "list"], capsys)[1] == (
+        f"Principals in {path}:\n  alice  tenants: acme  permissions: mcp  member: jsmith\n"
+    )
+    code, out, err = cli(
+        ["tokens", "--config", str(path), "create", "bob", "--tenants", "acme", "--member", "j/smith"], capsys
+    )
+    assert (code, out) == (2, "")
+    assert "--member 'j/smith' must be a ConnectWise member identifier" in err
+    assert "bob" not in load_config(path).http.principals
+
+
+@pytest.mark.parametrize(
+    "text",
+    [CONFIG, CONFIG.replace("[http]\n", "").replace(HTTP_LINE, ""), CONFIG.replace(HTTP_LINE, HTTP_LINE.strip())],
+)
+def test_metrics_writes_only_the_tokens_hash_into_http_and_replaces_an_earlier_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    path = write(tmp_path, text)
+    create(path, "alice", "acme", capsys)  # a principal's table after [http], or where [http] would go
+    tokens = []
+    for _ in range(2):
+        code, out, err = cli(["tokens", "--config", str(path), "metrics"], capsys)
+        assert (code, err) == (0, "")
+        [token] = TOKEN_LINE.findall(out)
+        assert out.count(token) == 1 and "shown only this once" in out
+        tokens.append(token)
+    assert out.startswith(f"replaced the metrics token; the previous one stops working in {path}")
+    edited = path.read_text(encoding="utf-8")
+    assert edited.count("metrics_token_sha256") == 1 and hash_token(tokens[0]) not in edited
+    assert_nothing_but_the_hash_stored(tmp_path, tokens[1])
+    config = load_config(path)
+    assert config.http.metrics_token_sha256 == hash_token(tokens[1])
+    assert "alice" in config.http.principals
+    if "[http]\n" in text:
+        assert edited.startswith(text.split("[http]\n")[0] + "[http]\nmetrics_token_sha256 = ")  # under its header

@@ -16,6 +16,7 @@ from mcp_server_connectwise.config import (
     Principal,
     SecretsConfig,
     ServerConfig,
+    StateConfig,
     TenantConfig,
     config_path,
     example_config,
@@ -116,7 +117,12 @@ def test_the_example_ships_in_the_package_as_its_one_copy() -> None:
 
 def test_the_example_documents_every_table_and_key() -> None:
     text = EXAMPLE_CONFIG.read_text()
-    for table, model in (("secrets", SecretsConfig), ("server", ServerConfig), ("http", HttpConfig)):
+    for table, model in (
+        ("secrets", SecretsConfig),
+        ("server", ServerConfig),
+        ("http", HttpConfig),
+        ("state", StateConfig),
+    ):
         assert f"[{table}]" in text
         for key in set(model.model_fields) - {"principals"}:
             assert f"{key} = " in text, (table, key)
@@ -587,7 +593,7 @@ def test_http_limits_default_to_cutting_off_slow_clients_and_idle_sessions(tmp_p
 def test_the_example_file_documents_every_http_key_and_each_limits_default(tmp_path: Path) -> None:
     text = EXAMPLE_CONFIG.read_text()
     table = text[text.index("# [http]\n") : text.index("# [http.principals.")]
-    keys = [line.removeprefix("# ") for line in table.splitlines() if re.fullmatch(r"# [a-z_]+ = .+", line)]
+    keys = [line.removeprefix("# ") for line in table.splitlines() if re.fullmatch(r"# [a-z][a-z0-9_]* = .+", line)]
     http = load_config(write(tmp_path, "[http]\n" + "\n".join(keys) + "\n" + ACME)).http
     assert {key.split(" = ")[0] for key in keys} == set(HttpConfig.model_fields) - {"principals"}
     for name in [*HTTP_LIMIT_RANGES, "max_request_body_bytes"]:
@@ -954,3 +960,41 @@ def test_a_bad_alerts_key_is_named(tmp_path: Path, extra: str, key: str) -> None
     text = ACME + ALERTS_TABLE.replace('priority = { critical = "Priority 1 - Emergency Response" }\n', "") + extra
     message = error_for(tmp_path, text)
     assert "alerts" in message and key in message
+
+
+def test_a_principal_may_name_its_connectwise_member_and_metrics_take_their_own_token_hash(tmp_path: Path) -> None:
+    text = f'[http]\nmetrics_token_sha256 = "{SHA_B.upper()}"\n' + principal_toml(member='"jsmith"') + ACME
+    http = load_config(write(tmp_path, text)).http
+    assert http.principals["alice"].member == "jsmith"
+    assert http.metrics_token_sha256 == SHA_B  # lowercased, like a principal's
+    assert SHA_B not in repr(http)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            principal_toml(member='"j smith"'),
+            "principal 'alice': key 'member': must be a ConnectWise member identifier: 1 to 15 characters, "
+            "without spaces or any of / \\ ? # %",
+        ),
+        (
+            principal_toml(member='"../../tokens"'),
+            "principal 'alice': key 'member': must be a ConnectWise member identifier: 1 to 15 characters, "
+            "without spaces or any of / \\ ? # %",
+        ),
+        (
+            '[http]\nmetrics_token_sha256 = "cwmcp_pasted-the-token-itself"\n',
+            "[http]: key 'metrics_token_sha256': must be the metrics token's SHA-256 as 64 hexadecimal characters, "
+            "never the token itself; create one with `mcp-server-connectwise tokens metrics`",
+        ),
+        (
+            f'[http]\nmetrics_token_sha256 = "{SHA_A}"\n' + principal_toml(),
+            "[http]: metrics_token_sha256 is the token_sha256 of principal 'alice': give /metrics its own token with "
+            "`mcp-server-connectwise tokens metrics`",
+        ),
+    ],
+)
+def test_bad_members_and_metrics_tokens_are_refused_in_one_line(tmp_path: Path, text: str, message: str) -> None:
+    assert error_for(tmp_path, text + ACME) == f"{tmp_path / 'tenants.toml'}: {message}"
+    assert "pasted-the-token" not in error_for(tmp_path, text + ACME)

@@ -8,6 +8,7 @@ import httpx2
 import pytest
 
 from mcp_server_connectwise.sandbox import SANDBOX_BASE_URL, SandboxSettings, create_app
+from mcp_server_connectwise.sandbox.seed_text import INACTIVE_MEMBER
 
 from support.sandbox_http import AUTH, sandbox_http
 
@@ -174,7 +175,42 @@ async def test_impersonation_tokens_act_as_the_member(client, app):
         "/service/tickets/1001", auth=auth, json=[{"op": "replace", "path": "summary", "value": "Renamed"}]
     )
     assert patched.json()["_info"]["updatedBy"] == "jsmith"
+    ticket = await client.post(
+        "/service/tickets",
+        auth=auth,
+        json={"summary": "As jsmith", "company": {"identifier": "ACME"}, "board": {"name": "Service Desk"}},
+    )
+    assert ticket.json()["_info"]["enteredBy"] == "jsmith"
+    entry = await client.post(
+        "/time/entries",
+        auth=auth,
+        json={
+            "chargeToId": ticket.json()["id"],
+            "chargeToType": "ServiceTicket",
+            "timeStart": "2026-11-02T09:00:00Z",
+            "timeEnd": "2026-11-02T09:30:00Z",
+        },
+    )
+    assert entry.status_code == 201, entry.text
+    assert (entry.json()["enteredBy"], entry.json()["member"]["identifier"]) == ("jsmith", "jsmith")
     assert (await client.post("/system/members/nobody/tokens")).status_code == 404
+
+
+async def test_impersonation_keys_expire_and_cannot_make_more_keys():
+    app = create_app(SandboxSettings(tickets=60, token_lifetime_seconds=0))
+    async with sandbox_http(app) as client:
+        keys = (await client.post("/system/members/JSmith/tokens")).json()  # identifiers in any case
+        auth = (f"sandbox+{keys['publicKey']}", keys["privateKey"])
+        expired = await client.get("/system/info", auth=auth)
+    assert expired.status_code == 401 and expired.json()["message"] == "UserNotAuthenticated"
+    app = create_app(SandboxSettings(tickets=60))
+    async with sandbox_http(app) as client:
+        keys = (await client.post("/system/members/jsmith/tokens")).json()
+        auth = (f"sandbox+{keys['publicKey']}", keys["privateKey"])
+        more = await client.post("/system/members/mgarcia/tokens", auth=auth)
+        inactive = await client.post(f"/system/members/{INACTIVE_MEMBER}/tokens")
+    assert more.status_code == 403 and more.json()["code"] == "Security"
+    assert inactive.status_code == 400 and inactive.json()["errors"][0]["field"] == "inactiveFlag"
 
 
 async def test_raw_basic_header_and_malformed_json(client):

@@ -161,7 +161,11 @@ async def test_written_records_and_other_bodies_match_their_schemas(client, comp
     validate(components, note, "ServiceNote", many=False)
     validate(components, (await client.get("/service/tickets/count")).json(), "Count", many=False)
     validate(components, (await client.get("/system/info")).json(), "Info", many=False)
+    keys = (await client.post("/system/members/jsmith/tokens")).json()
+    validate(components, keys, "Token", many=False)
+    as_member = (f"sandbox+{keys['publicKey']}", keys["privateKey"])
     for response in [
+        await client.post("/system/members/mgarcia/tokens", auth=as_member),
         await client.get("/service/tickets/1"),
         await client.get("/nope"),
         await client.post("/company/contacts", json={}),
@@ -227,3 +231,18 @@ async def test_records_created_from_minimal_bodies_match_their_schemas(app, clie
         validate(components, response.json(), schema, many=False)
         checked += 1
     assert checked == len(MINIMAL_POSTS) - 1  # all but the ticket-configuration link, checked above
+
+
+async def test_a_callbacks_entity_is_the_record_as_its_schema_has_it(app, client, components):
+    """A delivery's `Entity` (a JSON string) is a ticket or time entry as the API serves it. (Delivered nowhere:
+    the URL is not loopback.)"""
+    for kind in ("ticket", "time"):
+        hook = {"url": f"https://hooks.example.com/{kind}?id=", "objectId": 1, "type": kind, "level": "owner"}
+        assert (await client.post("/system/callbacks", json=hook)).status_code == 201
+    ticket = next(t["id"] for t in app.state.store["tickets"].values() if not t.get("closedFlag"))
+    await client.patch(f"/service/tickets/{ticket}", json=[{"op": "replace", "path": "summary", "value": "Entity"}])
+    entry = {"chargeToId": ticket, "timeStart": "2026-11-01T10:00:00Z", "actualHours": 0.5}
+    assert (await client.post("/time/entries", json=entry)).status_code == 201
+    payloads = {d.payload["Type"]: d.payload for d in app.state.callbacks.deliveries}
+    validate(components, json.loads(payloads["ticket"]["Entity"]), "Ticket", many=False)
+    validate(components, json.loads(payloads["time"]["Entity"]), "TimeEntry", many=False)

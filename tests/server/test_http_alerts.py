@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_server_connectwise.audit import read_calls
-from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal
+from mcp_server_connectwise.config import AppConfig, AuditConfig, HttpConfig, Principal, StateConfig
 from mcp_server_connectwise.http_alerts import ALERTS_PATH, MAX_ALERTS
 from mcp_server_connectwise.http_auth import hash_token, new_token
 from mcp_server_connectwise.http_guard import uvicorn_config
@@ -59,7 +59,7 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, **options) -> AsyncIterator[Served]:
+async def serving(tmp_path: Path, state: StateConfig | None = None, **options) -> AsyncIterator[Served]:
     tenant = sandbox_tenant("acme", create_app(SandboxSettings(tickets=200)), requests_per_minute=5000)
     principals = {
         name: Principal(name=name, token_sha256=hash_token(token), tenants=("acme",), permissions=PERMISSIONS[name])
@@ -70,6 +70,7 @@ async def serving(tmp_path: Path, **options) -> AsyncIterator[Served]:
         audit=AuditConfig(path=tmp_path / "audit.jsonl"),
         http=HttpConfig(principals=principals, max_request_body_bytes=64 * 1024),
         tenants={"acme": tenant.config},
+        state=state or StateConfig(),
     )
     listener = Listener("http", "127.0.0.1", free_port())
     app = build_network_app(
@@ -92,7 +93,8 @@ async def post(served: Served, body, principal: str | None = "rmm", **headers) -
     auth = bearer(principal) if principal else {}
     async with httpx2.AsyncClient(timeout=60) as http:
         if isinstance(body, bytes):
-            return await http.post(served.base + ALERTS_PATH, content=body, headers=auth | headers)
+            json_type = {"Content-Type": "application/json"}
+            return await http.post(served.base + ALERTS_PATH, content=body, headers=auth | json_type | headers)
         return await http.post(served.base + ALERTS_PATH, json=body, headers=auth | headers)
 
 
@@ -182,3 +184,26 @@ async def test_a_batch_of_100_alerts_for_10_keys_makes_10_tickets(tmp_path):
         assert len(tickets) == 10 and {t["id"] for t in alert_tickets} == tickets
         assert sum(r["outcome"] == "created" for r in results) == 10
     assert len(read_calls(served.audit_path)) == 100
+
+
+async def test_alerts_have_the_same_host_and_origin_checks_as_mcp(tmp_path):
+    async with serving(tmp_path) as served:
+        response = await post(served, ALERT, Origin="https://evil.example")
+        assert response.status_code == 403 and "Origin" in response.json()["error"]
+        assert served.requests() == []
+
+
+@pytest.mark.parametrize("body", [b"[" * 40_000, b"1" * 5_000])
+async def test_json_nested_or_numbered_beyond_reading_is_422(tmp_path, body):
+    async with serving(tmp_path) as served:
+        response = await post(served, body)
+        assert response.status_code == 422 and "not JSON" in response.json()["error"]
+
+
+async def test_a_tenant_that_is_not_a_name_is_refused_not_defaulted(tmp_path):
+    async with serving(tmp_path) as served:
+        response = await post(served, [ALERT | {"tenant": 5}, ALERT])
+        first, second = response.json()["results"]
+        assert first == {"index": 0, "ok": False, "error": "tenant must be a tenant's name."}
+        assert second["ok"] is True and "next_steps" not in second  # a webhook gets no MCP tool names
+        assert len([r for r in served.requests() if r["method"] == "POST"]) == 1

@@ -108,10 +108,17 @@ async def test_every_figure_is_the_stores(board, company):
         k: v for k, v in figures(store, SINCE, UNTIL, board, company, MAX_TIMED).items() if v is not None
     }
     assert result.times_complete and result.closed > 0 and result.first_response.tickets > 0
-    # One count per figure (each open status of the boards in scope, each priority), sent together.
+    # One count per figure (each open status in use on the boards in scope: named, else active; each priority),
+    # sent together.
     counts = [r for r in app.state.request_log if r["path"] == "/service/tickets/count"]
-    boards = [b for b in store["boards"].values() if board is None or b["name"].casefold() == board.casefold()]
-    open_statuses = [s for b in boards for s in store.children("statuses", b["id"]) if not s["closedStatus"]]
+    boards = [
+        b
+        for b in store["boards"].values()
+        if (b["name"].casefold() == board.casefold() if board else not b["inactiveFlag"])
+    ]
+    open_statuses = [
+        s for b in boards for s in store.children("statuses", b["id"]) if not s["closedStatus"] and not s["inactive"]
+    ]
     assert len(counts) == 3 + len(open_statuses) + len(store["priorities"])
     assert transport.most > 5
     [page] = [r for r in app.state.request_log if r["path"] == "/service/tickets"]

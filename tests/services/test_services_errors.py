@@ -12,6 +12,7 @@ from mcp_server_connectwise.connectwise import (
     DeadlineError,
     DiscoveryError,
     FieldError,
+    ImpersonationError,
     NotFoundError,
     NotJsonError,
     PermissionDeniedError,
@@ -85,3 +86,47 @@ def test_a_local_error_keeps_its_own_sentence_and_is_a_refusal():
     explained = explain(error, "acme")
     assert explained.outcome == "refused"
     assert "The request is too long to send as a URL; narrow the conditions" in str(explained)
+
+
+TOKENS_PATH = "/system/members/jsmith/tokens"
+
+
+@pytest.mark.parametrize(
+    ("error", "sentence"),
+    [
+        (
+            ImpersonationError(
+                "You do not have security permission", member="jsmith", method="POST", path=TOKENS_PATH, status=403
+            ),
+            "The API member of tenant acme may not act as member 'jsmith' (its security role cannot create member "
+            "tokens): an administrator can allow it, or remove `member` from this principal in [http.principals]. "
+            "The change was not sent.",
+        ),
+        (
+            ImpersonationError(
+                "ConnectWise refused the member's fresh keys too",
+                member="jsmith",
+                method="POST",
+                path="/service/tickets/1/notes",
+                status=401,
+            ),
+            "ConnectWise (tenant acme) refused the keys it made for member 'jsmith': check that member, or remove "
+            "`member` from this principal in [http.principals]. The change was not sent.",
+        ),
+        (
+            ImpersonationError(
+                "member object is invalid (member.inactiveFlag: The member is inactive.)",
+                member="jsmith",
+                method="POST",
+                path=TOKENS_PATH,
+                status=400,
+            ),
+            "ConnectWise (tenant acme) gave no keys to write as member 'jsmith' (member object is invalid "
+            "(member.inactiveFlag: The member is inactive.)): check that member, or remove `member` from this "
+            "principal in [http.principals]. The change was not sent.",
+        ),
+    ],
+)
+def test_a_write_that_cannot_be_made_as_the_callers_member_says_what_to_fix(error, sentence):
+    explained = explain(error, "acme")
+    assert (explained.outcome, str(explained)) == ("error", sentence)

@@ -31,7 +31,9 @@ from mcp_server_connectwise.toolsets.runtime import ALREADY_SAVED
 from support.harness import SANDBOX
 
 DEADLINE = 2.0
-EXAMPLES = [(definition.name, definition.examples[0]) for definition in REGISTRY.tools]
+# The tools that talk to ConnectWise; the others read only what this server keeps.
+EXAMPLES = [(definition.name, definition.examples[0]) for definition in REGISTRY.tools if definition.open_world]
+CLOSED_WORLD = [(definition.name, definition.examples[0]) for definition in REGISTRY.tools if not definition.open_world]
 
 
 def server_over(tmp_path, *, base_url: str | None = None, app=None, deadline: float = DEADLINE, wrap=None, **tenant):
@@ -119,6 +121,12 @@ async def test_a_connectwise_that_cannot_be_reached_is_said_so(tmp_path, tool, e
     text = result.content[0].text
     assert result.is_error and took < DEADLINE + 1, (took, text)
     assert "could not be reached" in text and "did not answer" not in text
+
+
+@pytest.mark.parametrize(("tool", "example"), CLOSED_WORLD)
+async def test_a_tool_that_reads_only_this_servers_state_answers_whatever_connectwise_does(tmp_path, tool, example):
+    result, took = await timed_call(server_over(tmp_path, base_url=nothing_listening()), tool, example)
+    assert not result.is_error and took < DEADLINE, result.content[0].text
 
 
 async def test_a_throttling_connectwise_is_answered_at_once_with_when_to_retry(tmp_path):

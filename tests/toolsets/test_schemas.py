@@ -6,11 +6,11 @@ explicit null still means "not given" for each argument whose schema no longer l
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 
 import pytest
 
-from mcp_server_connectwise.services import alerts, desk_summary, sla_risk
 from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.toolsets.definition import with_next_steps
 from mcp_server_connectwise.toolsets.schemas import compact
@@ -143,8 +143,9 @@ class _Frozen(datetime):
 
 @pytest.mark.parametrize("tool", sorted(TOOLS))
 async def test_an_explicit_null_still_means_not_given(tmp_path, tool, monkeypatch):
-    for clocked in (sla_risk, desk_summary, alerts):
-        monkeypatch.setattr(clocked, "datetime", _Frozen)
+    for module in [m for name, m in sys.modules.items() if name.startswith("mcp_server_connectwise.services.")]:
+        if getattr(module, "datetime", None) is datetime:  # every service that reads the clock
+            monkeypatch.setattr(module, "datetime", _Frozen)
     example = REGISTRY.by_name[tool].examples[0]
     nulls = {name: None for name in null_defaulted(tool) if name not in example}
     answers = []

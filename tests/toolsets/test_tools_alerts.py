@@ -237,3 +237,11 @@ def test_a_key_longer_than_the_field_or_with_odd_characters_is_hashed_determinis
     assert alert_key("nagios", 'say "hi"\'') != alert_key("nagios", "say hi")
     assert alert_key("nagios", "disk/C:@srv01") == "nagios:disk/C:@srv01"
     assert alert_key("nagios", "ABC") != alert_key("nagios", "abc")  # ids differ in case: two alerts
+
+
+async def test_a_clear_at_a_severity_below_min_severity_still_closes(tmp_path):
+    harness = make_harness(tmp_path)
+    async with harness.client() as client:
+        created = await report(client)
+        cleared = await report(client, "cleared", minutes=5, severity="info")  # below the demo's min "low"
+    assert cleared["outcome"] == "closed" and cleared["ticket_id"] == created["ticket_id"]

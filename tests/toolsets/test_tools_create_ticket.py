@@ -3,6 +3,7 @@ in-process sandbox."""
 
 from __future__ import annotations
 
+import httpx2
 import pytest
 
 from mcp_server_connectwise.services.ticket_create import similarity
@@ -278,3 +279,56 @@ async def test_a_number_names_a_company_by_id_never_by_part_of_a_name(tmp_path):
     assert by_id.structured_content["company_identifier"] == uptime["identifier"]
     missing = await create(harness, company="100", summary="Router reboots at night")
     assert missing.is_error is True and "There is no company '100'" in missing.content[0].text
+
+
+async def test_true_is_no_company_and_no_device(tmp_path):
+    harness = make_harness(tmp_path)
+    for arguments in ({"company": True}, {"company": "ACME", "configurations": [True]}):
+        result = await create(harness, summary="Scanner offline", **arguments)
+        assert result.is_error is True and "not true or false" in result.content[0].text
+    assert writes(harness.requests()) == []
+
+
+async def test_two_companies_of_one_name_are_both_candidates(tmp_path):
+    harness = make_harness(tmp_path)
+    store = harness.store()
+    acme = company(store, "ACME")
+    harness.sandboxes["acme"].state.writer.create(
+        "companies", {"identifier": "ACME2", "name": acme["name"], "site": {"name": "Main"}}, "jsmith"
+    )
+    result = await create(harness, company=acme["name"].upper(), summary="Scanner offline")
+    assert result.is_error is True
+    assert "matches 2 companies" in result.content[0].text and "(ACME2)" in result.content[0].text
+    assert writes(harness.requests()) == []
+
+
+class DeletesTheDeviceWhenTheTicketIsMade(httpx2.AsyncBaseTransport):
+    """Someone deletes the device in ConnectWise between the ticket's POST and the attach."""
+
+    store: dict = {}
+    device_id = 0
+
+    def around(self, inner: httpx2.AsyncBaseTransport) -> httpx2.AsyncBaseTransport:
+        self.inner = inner
+        return self
+
+    async def handle_async_request(self, request):
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path.endswith("/service/tickets"):
+            self.store["configurations"].pop(self.device_id, None)
+        return response
+
+
+async def test_a_device_that_cannot_be_attached_still_reports_the_ticket(tmp_path):
+    deleting = DeletesTheDeviceWhenTheTicketIsMade()
+    harness = make_harness(tmp_path, wrap=deleting.around)
+    store = harness.store()
+    device = devices_of(store, company(store, "ACME")["id"])[0]
+    deleting.store, deleting.device_id = store, device["id"]
+    result = await create(harness, company="ACME", summary="Workstation will not boot", configurations=[device["name"]])
+    answer = result.structured_content
+    assert result.is_error is False and answer["created"] is True and answer["configurations"] == []
+    [why] = answer["configurations_not_attached"]
+    assert device["name"] in why and "not found" in why
+    [line] = harness.audit()
+    assert line["outcome"] == "ok" and [r["id"] for r in line["written"]] == [answer["ticket_id"]]

@@ -12,10 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from mcp_server_connectwise import __version__
-from mcp_server_connectwise.cli import audit, bench, bundle, config, demo, sandbox, serve, tenants, tokens
+from mcp_server_connectwise.cli import audit, bench, bundle, callbacks, config, demo, sandbox, serve, tenants, tokens
 from mcp_server_connectwise.cli.arguments import PROGRAM, UsageError, add_config_option
 
-SUBCOMMANDS = (serve, demo, config, bundle, sandbox, tenants, tokens, audit, bench)  # in the order --help lists them
+# in the order --help lists them
+SUBCOMMANDS = (serve, demo, config, bundle, sandbox, tenants, tokens, callbacks, audit, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,11 +45,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _run(args: argparse.Namespace) -> int:
     from mcp_server_connectwise.config import ConfigError
     from mcp_server_connectwise.secrets import KeyringUnavailable
+    from mcp_server_connectwise.state.errors import StateUnavailable
 
     try:
         return args.run(args)
     except (ConfigError, KeyringUnavailable, UsageError) as exc:
         print(f"{PROGRAM}: {exc}", file=sys.stderr)
         return 2
+    except StateUnavailable as exc:
+        print(f"{PROGRAM}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from mcp_server_connectwise.bundle import MCPB_CLI, OPTIONS, USER_CONFIG, BundleError
 from mcp_server_connectwise.cli.arguments import PROGRAM, UsageError
@@ -56,17 +57,22 @@ def given(value: str | None) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mcp_server_connectwise.cli.demo import run as run_demo
-    from mcp_server_connectwise.cli.serve import run as run_serve
+    import mcp_server_connectwise.cli.demo as demo
+    import mcp_server_connectwise.cli.serve as serve
 
     config, tenant = given(args.tenants_config), given(args.default_tenant)
-    read_only = (given(args.read_only) or "false").lower() == "true"
+    read_only = ["--read-only"] if (given(args.read_only) or "false").lower() == "true" else []
     if config is None:
         if tenant not in (None, "demo"):
             print(f"{PROGRAM}: warning: default tenant {tenant!r} ignored: the demo has one, demo", file=sys.stderr)
-        return run_demo(argparse.Namespace(transport="stdio", audit_path=None, read_only=read_only), notice=DEMO_NOTICE)
-    return run_serve(
-        argparse.Namespace(
-            config=config, transport="stdio", host=None, port=None, tenant=tenant, read_only=read_only, toolsets=None
-        )
+        return demo.run(_parsed(demo, ["demo", *read_only]), notice=DEMO_NOTICE)
+    return serve.run(
+        _parsed(serve, ["serve", "--config", config, *(["--tenant", tenant] if tenant else []), *read_only])
     )
+
+
+def _parsed(subcommand: Any, argv: list[str]) -> argparse.Namespace:
+    """`argv` as the subcommand's own parser reads it: every option it has, with its defaults."""
+    parser = argparse.ArgumentParser(prog=PROGRAM)
+    subcommand.add_parser(parser.add_subparsers())
+    return parser.parse_args(argv)

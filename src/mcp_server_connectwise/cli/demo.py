@@ -107,12 +107,16 @@ def _on_sigterm(on_exit: Callable[[], None]) -> Iterator[None]:
 
 
 def _remove_audit(path: Path) -> None:
-    """The temporary audit log and any file it was rotated to."""
+    """The temporary audit log, any file it was rotated to, and the event store beside it."""
     from mcp_server_connectwise.audit import rotated_files  # loaded already, by the server
+    from mcp_server_connectwise.server import demo_events_path
 
     for _, rotated in rotated_files(path):
         rotated.unlink(missing_ok=True)
     path.unlink(missing_ok=True)
+    events = demo_events_path(path)
+    for suffix in ("", "-wal", "-shm"):
+        events.with_name(events.name + suffix).unlink(missing_ok=True)
 
 
 def banner(args: argparse.Namespace, audit_path: Path, *, temporary: bool = False) -> str:
@@ -132,10 +136,13 @@ def banner(args: argparse.Namespace, audit_path: Path, *, temporary: bool = Fals
     else:
         from mcp_server_connectwise.server import Listener
 
-        url = Listener(args.transport, args.host, args.port).url
+        listener = Listener(args.transport, args.host, args.port)
+        url = listener.url
         lines += [
             f"Listening at {url}; every request needs the bearer token printed on stdout: "
             "send `Authorization: Bearer TOKEN`.",
+            f"Callbacks: the sandbox calls {listener.origin}/callbacks/demo back on every ticket, note and time "
+            "change (a note you add included); get_ticket_events and connectwise://demo/events show them.",
             f"MCP Inspector: npx @modelcontextprotocol/inspector --cli {url} --method tools/list "
             '--header "Authorization: Bearer TOKEN"',
         ]

@@ -6,7 +6,7 @@ import argparse
 import getpass
 from typing import TYPE_CHECKING, Any
 
-from mcp_server_connectwise.cli.arguments import add_config_option, add_transport_options
+from mcp_server_connectwise.cli.arguments import UsageError, add_config_option, add_transport_options
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -27,6 +27,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=_names,
         help="serve only these toolsets, e.g. tickets,boards (default: [server] toolsets, else all)",
     )
+    parser.add_argument(
+        "--stateless",
+        action="store_true",
+        help="streamable HTTP without sessions, for replicas behind a load balancer without sticky sessions",
+    )
     parser.set_defaults(run=run)
 
 
@@ -38,11 +43,15 @@ def run(args: argparse.Namespace) -> int:
     from mcp_server_connectwise.secrets import KeyStore
     from mcp_server_connectwise.server import Listener, build_network_app, build_server
     from mcp_server_connectwise.shutdown import grace_seconds, run_stdio
+    from mcp_server_connectwise.state.store import check_reachable
 
     logger = logging.getLogger(__name__)
+    if args.stateless and args.transport != "http":
+        raise UsageError("--stateless is for streamable HTTP: add --transport http")
     config = load_config(args.config)
     key_store = KeyStore.for_config(config)  # keys are read on first use; a plaintext keyring is named now
     key_store.warn_at_start()
+    check_reachable(config.state)  # a shared state store that does not answer stops the start, in one line
     options: dict[str, Any] = dict(
         read_only=args.read_only, default_tenant=args.tenant, toolsets=args.toolsets, key_store=key_store
     )
@@ -51,14 +60,19 @@ def run(args: argparse.Namespace) -> int:
         logger.info("serving %d tenant(s) over stdio; audit log %s", len(config.tenants), config.audit.path)
         run_stdio(server, grace=grace_seconds(config.server.call_deadline_seconds))
         return 0
-    listener = Listener(args.transport, args.host, args.port)
-    app = build_network_app(config, listener, **options)
+    from mcp_server_connectwise.http_callbacks import callbacks_health
+
+    listener = Listener(args.transport, args.host, args.port, stateless=args.stateless)
+    app = build_network_app(config, listener, at_start=callbacks_health, **options)
     logger.info(
-        "serving %d tenant(s) at %s to %d principal(s); audit log %s",
+        "serving %d tenant(s) at %s%s to %d principal(s); callbacks at %s/callbacks/TENANT; audit log %s; events %s",
         len(config.tenants),
         listener.url,
+        " (stateless)" if listener.stateless else "",
         len(config.http.principals),
+        listener.origin,
         config.audit.path,
+        config.events_path,
     )
     listen(app, listener, config.http, grace=grace_seconds(config.server.call_deadline_seconds))
     return 0

@@ -1,9 +1,10 @@
-"""`tokens create NAME --tenants a,b | list | revoke NAME`: bearer tokens for the HTTP and SSE transports.
+"""`tokens create NAME --tenants a,b | list | revoke NAME | metrics`: bearer tokens for the HTTP and SSE
+transports, and the one `GET /metrics` takes.
 
-The token is printed once and never written anywhere; the config gets only its SHA-256, and `list` shows
-principals and their tenants, never a hash. Python has no TOML writer in our dependencies, so the file is edited
-as text: the principal's table is replaced in place, appended or (revoke) cut out, and the result must parse to
-exactly the old config with that one change, and load cleanly, before it atomically replaces the file. Comments and
+The token is printed once and never written anywhere; the config gets only its SHA-256 (a principal's
+`token_sha256`, or `[http] metrics_token_sha256`), and `list` shows principals and their tenants, never a hash. Python has no TOML writer in our dependencies, so the file is edited
+as text: the principal's table is replaced in place, appended or (revoke) cut out (the metrics key replaced or
+put under `[http]`), and the result must parse to exactly the old config with that one change, and load cleanly, before it atomically replaces the file. Comments and
 layout elsewhere are left byte for byte as they were.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import json
 import os
 import re
 import stat
@@ -23,6 +25,7 @@ from typing import Any
 from mcp_server_connectwise.cli.arguments import PROGRAM, UsageError, add_config_option
 
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+METRICS_KEY = "metrics_token_sha256"  # in [http]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -38,19 +41,29 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="P,Q",
         help="what the token may do: mcp (the MCP endpoint, the default), alerts (POST /alerts only), or both",
     )
+    create.add_argument(
+        "--member",
+        metavar="IDENTIFIER",
+        help="the principal's ConnectWise member: its writes act as that member (impersonation), its time is logged for it",
+    )
     actions.add_parser("list", help="list the principals and their tenants (never a token or its hash)")
     revoke = actions.add_parser("revoke", help="remove a principal from the config: its token stops working")
     revoke.add_argument("name", help="the principal's name")
+    actions.add_parser(
+        "metrics", help="create (or replace) the token GET /metrics takes: printed once, only its hash is stored"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.tokens_command == "create":
-        return _create(args.name, args.tenants, args.permissions, args.config)
+        return _create(args.name, args.tenants, args.permissions, args.member, args.config)
     if args.tokens_command == "list":
         return _list(args.config)
     if args.tokens_command == "revoke":
         return _revoke(args.name, args.config)
+    if args.tokens_command == "metrics":
+        return _metrics(args.config)
     raise AssertionError(f"unhandled tokens command {args.tokens_command}")
 
 
@@ -68,6 +81,7 @@ def _list(config_arg: str | None) -> int:
         print(
             f"  {principal.name.ljust(width)}  tenants: {', '.join(principal.tenants)}"
             f"  permissions: {', '.join(principal.permissions)}"
+            + (f"  member: {principal.member}" if principal.member else "")
         )
     return 0
 
@@ -102,9 +116,9 @@ def _revoke(name: str, config_arg: str | None) -> int:
     return 0
 
 
-def _create(name: str, tenants_arg: str, permissions_arg: str, config_arg: str | None) -> int:
+def _create(name: str, tenants_arg: str, permissions_arg: str, member: str | None, config_arg: str | None) -> int:
     from mcp_server_connectwise.config import PRINCIPAL_NAME, PRINCIPAL_NAME_RULE, load_config
-    from mcp_server_connectwise.config.models import PERMISSIONS
+    from mcp_server_connectwise.config.models import MEMBER_IDENTIFIER, MEMBER_IDENTIFIER_RULE, PERMISSIONS
     from mcp_server_connectwise.http_auth import hash_token, new_token
 
     if not PRINCIPAL_NAME.fullmatch(name):
@@ -115,6 +129,8 @@ def _create(name: str, tenants_arg: str, permissions_arg: str, config_arg: str |
     permissions = list(dict.fromkeys(part.strip() for part in permissions_arg.split(",") if part.strip()))
     if not permissions or any(permission not in PERMISSIONS for permission in permissions):
         raise UsageError(f"--permissions takes {' and/or '.join(PERMISSIONS)}, e.g. --permissions alerts")
+    if member is not None and not MEMBER_IDENTIFIER.fullmatch(member):
+        raise UsageError(f"--member {member[:80]!r} {MEMBER_IDENTIFIER_RULE}")
     config = load_config(config_arg)
     for tenant in tenants:
         config.tenant(tenant)  # refuses an unknown tenant, naming the known ones
@@ -122,7 +138,7 @@ def _create(name: str, tenants_arg: str, permissions_arg: str, config_arg: str |
     replacing = name in config.http.principals
 
     token = new_token()
-    _write_principal(config.path.resolve(), name, hash_token(token), tenants, permissions)
+    _write_principal(config.path.resolve(), name, hash_token(token), tenants, permissions, member)
 
     if replacing:
         print(
@@ -140,12 +156,63 @@ def _create(name: str, tenants_arg: str, permissions_arg: str, config_arg: str |
     return 0
 
 
-def _write_principal(path: Path, name: str, token_sha256: str, tenants: list[str], permissions: list[str]) -> None:
+def _metrics(config_arg: str | None) -> int:
+    from mcp_server_connectwise.config import ConfigError, load_config
+    from mcp_server_connectwise.http_auth import hash_token, new_token
+
+    config = load_config(config_arg)
+    assert config.path is not None  # load_config always records where it read from
+    replacing = config.http.metrics_token_sha256 is not None
+    path = config.path.resolve()
+    token = new_token()
+    token_sha256 = hash_token(token)
+    text, status = _read(path)
+    edited = _with_http_key(text, METRICS_KEY, token_sha256)
+    expected = copy.deepcopy(tomllib.loads(text))
+    expected.setdefault("http", {})[METRICS_KEY] = token_sha256
+    if _parsed(edited) != expected:
+        raise ConfigError(
+            f"{path}: cannot set [http] {METRICS_KEY} without changing other settings, so the file was left as it "
+            f"was; write http as an [http] table (not inline or dotted keys) and retry"
+        )
+    _replace_file(path, edited, status)
+    what = "replaced the metrics token; the previous one stops working" if replacing else "created the metrics token"
+    print(f"{what} in {config.path} ([http] {METRICS_KEY}); restart a running server to apply it")
+    print("Bearer token for GET /metrics, shown only this once and stored nowhere (the config keeps only its SHA-256);")
+    print("give it to the scraper now, as the header 'Authorization: Bearer <token>':")
+    print(token)
+    return 0
+
+
+def _with_http_key(text: str, key: str, value: str) -> str:
+    """`text` with `key = "value"` in its `[http]` table: the key's line replaced, else put right under the
+    header; a file without an `[http]` header gets one at its end."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    line = f"{key} = {_toml_string(value)}{newline}"
+    lines = text.splitlines(keepends=True)
+    block = _table_block(lines, ["http"])
+    if block is None:
+        if text and not text.endswith(("\n", "\r")):
+            text += newline
+        return text + (newline if text else "") + "[http]" + newline + line
+    start, end = block
+    assignment = re.compile(rf"\s*{re.escape(key)}\s*=")
+    index = next((i for i in range(start + 1, end) if assignment.match(lines[i])), None)
+    if index is None:
+        lines.insert(start + 1, line)
+    else:
+        lines[index] = line
+    return "".join(lines)
+
+
+def _write_principal(
+    path: Path, name: str, token_sha256: str, tenants: list[str], permissions: list[str], member: str | None
+) -> None:
     from mcp_server_connectwise.config import ConfigError
 
     text, status = _read(path)
     newline = "\r\n" if "\r\n" in text else "\n"
-    table = _principal_table(name, token_sha256, tenants, permissions, newline)
+    table = _principal_table(name, token_sha256, tenants, permissions, member, newline)
     edited = _with_table(text, name, table, newline)
 
     expected = copy.deepcopy(tomllib.loads(text))
@@ -153,6 +220,8 @@ def _write_principal(path: Path, name: str, token_sha256: str, tenants: list[str
     principals[name] = {"token_sha256": token_sha256, "tenants": tenants}
     if permissions != ["mcp"]:
         principals[name]["permissions"] = permissions
+    if member is not None:
+        principals[name]["member"] = member
     if _parsed(edited) != expected:
         # The principal (or [http]) is written in a form a table header cannot replace, e.g. an inline table.
         raise ConfigError(
@@ -172,7 +241,9 @@ def _read(path: Path) -> tuple[str, os.stat_result]:
         raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
 
 
-def _principal_table(name: str, token_sha256: str, tenants: list[str], permissions: list[str], newline: str) -> str:
+def _principal_table(
+    name: str, token_sha256: str, tenants: list[str], permissions: list[str], member: str | None, newline: str
+) -> str:
     key = name if BARE_KEY.fullmatch(name) else f'"{name}"'  # names are plain: no escaping needed
     lines = [
         f"[http.principals.{key}]",
@@ -182,14 +253,21 @@ def _principal_table(name: str, token_sha256: str, tenants: list[str], permissio
     ]
     if permissions != ["mcp"]:  # the default is left unsaid
         lines.append("permissions = [" + ", ".join(f'"{permission}"' for permission in permissions) + "]")
+    if member is not None:
+        lines.append(f"member = {_toml_string(member)}")
     return newline.join(lines) + newline
 
 
-def _table_block(lines: list[str], name: str) -> tuple[int, int] | None:
-    """The lines [start, end) of the principal's `[http.principals.NAME]` table, or None when it has none."""
+def _toml_string(value: str) -> str:
+    """`value` as a TOML basic string (JSON's escapes are TOML's for the characters a member may hold)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _table_block(lines: list[str], target: list[str]) -> tuple[int, int] | None:
+    """The lines [start, end) of the table whose header is `target` (`["http", "principals", NAME]`), or None
+    when the file has no such header."""
     headers = [(index, _header_path(line)) for index, line in enumerate(lines)]
     headers = [(index, header) for index, header in headers if header is not None]
-    target = ["http", "principals", name]
     for position, (start, header) in enumerate(headers):
         if header != target:
             continue
@@ -204,7 +282,7 @@ def _table_block(lines: list[str], name: str) -> tuple[int, int] | None:
 def _with_table(text: str, name: str, table: str, newline: str) -> str:
     """`text` with the principal's table block replaced by `table`, or with `table` appended."""
     lines = text.splitlines(keepends=True)
-    block = _table_block(lines, name)
+    block = _table_block(lines, ["http", "principals", name])
     if block is not None:
         start, end = block
         return "".join(lines[:start]) + table + "".join(lines[end:])
@@ -217,7 +295,7 @@ def _without_table(text: str, name: str) -> str | None:
     """`text` without the principal's table block and the blank lines just above it, which set it apart (as
     `_with_table` puts them there: create then revoke gives the file back as it was); None when it has no block."""
     lines = text.splitlines(keepends=True)
-    block = _table_block(lines, name)
+    block = _table_block(lines, ["http", "principals", name])
     if block is None:
         return None
     start, end = block

@@ -23,16 +23,19 @@ from mcp_server_connectwise.config.models import (
     APP_NAME,
     PRINCIPAL_NAME,
     PRINCIPAL_NAME_RULE,
+    STATE_URL_ENV,
     TENANT_NAME,
     TENANT_NAME_RULE,
     TOKENS_CREATE_HINT,
     AppConfig,
     AuditConfig,
     ConfigError,
+    EventsConfig,
     HttpConfig,
     Principal,
     SecretsConfig,
     ServerConfig,
+    StateConfig,
     TenantConfig,
 )
 
@@ -46,7 +49,7 @@ KEYS_BELONG_IN_KEYRING = (
 )
 
 
-PlainTable = TypeVar("PlainTable", ServerConfig, SecretsConfig)
+PlainTable = TypeVar("PlainTable", ServerConfig, SecretsConfig, StateConfig)
 
 
 def config_path(explicit: str | os.PathLike[str] | None) -> Path:
@@ -81,15 +84,19 @@ def check_config_text(text: str, path: Path) -> AppConfig:
 
 def _validated(raw: dict[str, Any], path: Path) -> AppConfig:
     where = str(path)
-    _refuse_unknown(where, raw, {"default_tenant", "audit", "http", "server", "secrets", "tenants"}, tenant=None)
+    _refuse_unknown(
+        where, raw, {"default_tenant", "audit", "events", "http", "server", "secrets", "state", "tenants"}, tenant=None
+    )
 
     default_tenant = raw.get("default_tenant")
     if default_tenant is not None and not isinstance(default_tenant, str):
         raise ConfigError(f"{where}: key 'default_tenant': must be a string")
     audit = _load_audit(where, path, raw.get("audit", {}))
+    events = _load_events(where, path, raw.get("events", {}))
     http = _load_http(where, raw.get("http", {}))
     server = _load_plain_table(where, "server", raw.get("server", {}), ServerConfig)
     secrets = _load_plain_table(where, "secrets", raw.get("secrets", {}), SecretsConfig)
+    state = _state_url_from_env(_load_plain_table(where, "state", raw.get("state", {}), StateConfig))
 
     tenant_tables = raw.get("tenants", {})
     if not isinstance(tenant_tables, dict):
@@ -101,9 +108,11 @@ def _validated(raw: dict[str, Any], path: Path) -> AppConfig:
             path=path,
             default_tenant=default_tenant,
             audit=audit,
+            events=events,
             http=http,
             server=server,
             secrets=secrets,
+            state=state,
             tenants=tenants,
         )
     except ValidationError as exc:
@@ -175,6 +184,22 @@ def _load_audit(where: str, config_file: Path, table: Any) -> AuditConfig:
     return AuditConfig(**settings)
 
 
+def _load_events(where: str, config_file: Path, table: Any) -> EventsConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: key 'events': must be a table ([events])")
+    _refuse_unknown(f"{where}: [events]", table, set(EventsConfig.model_fields), tenant=None)
+    settings = dict(table)
+    if "path" in table:
+        if not isinstance(table["path"], str) or not table["path"]:
+            raise ConfigError(f"{where}: [events]: key 'path': must be a non-empty string")
+        # Relative to the config, as the audit path is.
+        settings["path"] = config_file.parent / Path(table["path"]).expanduser()
+    try:
+        return EventsConfig(**settings)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: [events]: {_first_message(exc)}") from None
+
+
 def _load_http(where: str, table: Any) -> HttpConfig:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: key 'http': must be a table ([http])")
@@ -199,6 +224,18 @@ def _load_plain_table(where: str, key: str, table: Any, model: type[PlainTable])
         return model(**table)
     except ValidationError as exc:
         raise ConfigError(f"{where}: [{key}]: {_first_message(exc)}") from None
+
+
+def _state_url_from_env(state: StateConfig) -> StateConfig:
+    """`[state]` with its url replaced by $CONNECTWISE_MCP_STATE_URL when that is set."""
+    url = os.environ.get(STATE_URL_ENV)
+    if not url:
+        return state
+    try:
+        return StateConfig(url=url, prefix=state.prefix)
+    except ValidationError as exc:  # the value is never quoted: it may carry a password
+        problem = _first_message(exc).removeprefix("key 'url': ")
+        raise ConfigError(f"${STATE_URL_ENV}: {problem}") from None
 
 
 def _load_principal(where: str, name: str, table: Any) -> Principal:

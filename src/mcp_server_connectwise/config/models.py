@@ -1,4 +1,5 @@
-"""What `tenants.toml` may say, as validated models: tenants, the audit log, the HTTP transports, the server.
+"""What `tenants.toml` may say, as validated models: tenants, the audit log, the event store, the HTTP transports,
+the server, the shared state.
 
 API keys are deliberately absent: they live in the OS keyring (see `secrets.py`), never in this file or
 the environment; `[secrets]` only says which keyrings may hold them. HTTP bearer tokens are absent too: `[http.principals.NAME]` holds only a token's SHA-256.
@@ -19,6 +20,8 @@ from mcp_server_connectwise.config.network import (
     check_base_url,
     check_header_safe,
     check_site,
+    check_state_url,
+    shown_state_url,
 )
 
 APP_NAME = "mcp-server-connectwise"
@@ -38,6 +41,12 @@ PRINCIPAL_NAME = TENANT_NAME
 PRINCIPAL_NAME_RULE = "a principal name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 TOKEN_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 TOKENS_CREATE_HINT = "`mcp-server-connectwise tokens create NAME --tenants a,b`"
+METRICS_TOKEN_HINT = "`mcp-server-connectwise tokens metrics`"
+# A ConnectWise member identifier (at most 15 characters in ConnectWise's model); it goes into a URL path.
+MEMBER_IDENTIFIER = re.compile(r"[^\s\x00-\x1f\x7f/\\?#%]{1,15}")
+MEMBER_IDENTIFIER_RULE = (
+    "must be a ConnectWise member identifier: 1 to 15 characters, without spaces or any of / \\ ? # %"
+)
 TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 DEFAULT_MAX_REQUEST_BODY_BYTES = 1024 * 1024
 # Tool arguments are small JSON (the longest is a note's text); bigger bodies are abuse, not work.
@@ -114,6 +123,9 @@ class TenantConfig(BaseModel):
     api_version: str = "2025.1"
     requests_per_minute: int = 600
     tools: tuple[str, ...] | None = None  # None: every tool; the server checks the names against its tools
+    # Hosts (host or host:port) besides the API host and `site` that may serve the signing key of a callback
+    # (an on-premise ConnectWise's web host, say): a key_url anywhere else is never fetched.
+    callback_key_hosts: tuple[str, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -174,6 +186,13 @@ class TenantConfig(BaseModel):
     def _base_url(cls, value: str | None) -> str | None:
         return None if value is None else check_base_url(value)
 
+    @field_validator("callback_key_hosts", mode="before")
+    @classmethod
+    def _callback_key_hosts(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise ValueError('must be a list of host names, such as ["na.myconnectwise.net"]')
+        return tuple(dict.fromkeys(check_site(item).lower() for item in value))
+
     @field_validator("api_version")
     @classmethod
     def _api_version(cls, value: str) -> str:
@@ -229,6 +248,22 @@ class AuditConfig(BaseModel):
     max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024, le=1024**3)
 
 
+EVENTS_FILENAME = "events.sqlite3"
+
+
+class EventsConfig(BaseModel):
+    """`[events]`: where ConnectWise's callbacks are kept as events, and for how long. The path defaults to
+    `events.sqlite3` next to the audit log (both in the platform's user data dir unless configured)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    path: Path | None = None
+    # Kept at most this long, and at most this many per tenant (the oldest go first). ConnectWise retries a
+    # failing callback for up to 3 days: a week covers a repeat of anything still kept.
+    retention_days: int = Field(default=7, ge=1, le=365)
+    max_events_per_tenant: int = Field(default=100_000, ge=100, le=10_000_000)
+
+
 Permission = Literal["mcp", "alerts"]
 PERMISSIONS: tuple[Permission, ...] = ("mcp", "alerts")
 
@@ -245,6 +280,9 @@ class Principal(BaseModel):
     # What the token may do: "mcp" (the MCP endpoint: every tool the server offers) and "alerts" (POST /alerts,
     # for a monitor or an RMM: its token can report alerts and nothing else).
     permissions: tuple[Permission, ...] = ("mcp",)
+    # The ConnectWise member (identifier) the principal is: its writes are sent with that member's impersonation
+    # keys in each of its tenants, and its time defaults to it. None: the tenant's API member writes.
+    member: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -263,6 +301,13 @@ class Principal(BaseModel):
                 f"create a token with {TOKENS_CREATE_HINT}"
             )
         return value.lower()
+
+    @field_validator("member")
+    @classmethod
+    def _member(cls, value: str | None) -> str | None:
+        if value is not None and not MEMBER_IDENTIFIER.fullmatch(value):
+            raise ValueError(MEMBER_IDENTIFIER_RULE)
+        return value
 
     @field_validator("permissions", mode="before")
     @classmethod
@@ -290,6 +335,37 @@ class SecretsConfig(BaseModel):
     allow_plaintext_keyring: bool = False
 
 
+# Overrides `[state] url` when set (a deploy's environment file, rather than the TOML that every replica shares).
+STATE_URL_ENV = "CONNECTWISE_MCP_STATE_URL"
+STATE_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class StateConfig(BaseModel):
+    """`[state]`: where the rate budgets, alert locks and caches several server processes share are kept. No
+    `url`: in this process (one server, today's behaviour); a Redis URL: in that Redis, under `prefix`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    url: str | None = Field(default=None, repr=False)  # may carry a password: never shown (see `shown_url`)
+    prefix: str = "mcp-server-connectwise"  # several deployments can share one Redis under different prefixes
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_state_url(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not STATE_PREFIX.fullmatch(value):
+            raise ValueError("must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        return value
+
+    @property
+    def shown_url(self) -> str | None:
+        return None if self.url is None else shown_state_url(self.url)
+
+
 class HttpConfig(BaseModel):
     """The streamable HTTP and SSE transports: who may call them, from which Host/Origin, and what they may hold."""
 
@@ -313,6 +389,8 @@ class HttpConfig(BaseModel):
     # per log_repeat_interval_seconds are written, then one line saying how many more were not.
     log_repeat_burst: int = 5
     log_repeat_interval_seconds: float = 60.0
+    # GET /metrics answers only this token (its SHA-256, written by `tokens metrics`); None: /metrics is off.
+    metrics_token_sha256: str | None = Field(default=None, repr=False)
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
@@ -330,6 +408,16 @@ class HttpConfig(BaseModel):
     @classmethod
     def _allowed_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(check_allowed_origin(origin) for origin in value))
+
+    @field_validator("metrics_token_sha256")
+    @classmethod
+    def _metrics_token_sha256(cls, value: str | None) -> str | None:
+        if value is not None and not TOKEN_SHA256.fullmatch(value):  # never quoted: it may be the token itself
+            raise ValueError(
+                "must be the metrics token's SHA-256 as 64 hexadecimal characters, never the token itself; "
+                f"create one with {METRICS_TOKEN_HINT}"
+            )
+        return None if value is None else value.lower()
 
     @field_validator("max_request_body_bytes")
     @classmethod
@@ -360,6 +448,11 @@ class HttpConfig(BaseModel):
                     f"give each its own token with {TOKENS_CREATE_HINT}"
                 )
             owner_of[principal.token_sha256] = key
+        if self.metrics_token_sha256 in owner_of:
+            raise ValueError(
+                f"metrics_token_sha256 is the token_sha256 of principal '{owner_of[self.metrics_token_sha256]}': give "
+                f"/metrics its own token with {METRICS_TOKEN_HINT}"
+            )
         return self
 
 
@@ -401,9 +494,11 @@ class AppConfig(BaseModel):
     path: Path | None = None
     default_tenant: str | None = None
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     tenants: dict[str, TenantConfig]
 
     @model_validator(mode="after")
@@ -428,6 +523,11 @@ class AppConfig(BaseModel):
 
     def _known(self) -> str:
         return "known tenants: " + ", ".join(sorted(self.tenants))
+
+    @property
+    def events_path(self) -> Path:
+        """The event store's file: `[events] path`, else next to the audit log."""
+        return self.events.path or self.audit.path.with_name(EVENTS_FILENAME)
 
     def tenant(self, name: str | None) -> TenantConfig:
         """The named tenant, or the default one when `name` is None."""

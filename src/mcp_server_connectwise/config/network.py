@@ -102,3 +102,34 @@ def check_allowed_origin(value: str) -> str:
             "with no path or trailing slash"
         ) from None
     return value.lower()
+
+
+STATE_URL_SCHEMES = ("redis", "rediss")
+
+
+def check_state_url(value: str) -> str:
+    """A Redis URL: `redis://` or `rediss://` (TLS), a host, optionally a port, a database number and a password.
+    The sentence never quotes the value: it may carry the password."""
+    parts = urlsplit(value)
+    try:
+        check_header_safe(value)  # urlsplit silently drops tabs and newlines
+        if parts.scheme not in STATE_URL_SCHEMES or not parts.hostname or parts.fragment:
+            raise ValueError
+        _check_port(parts)
+        _check_host(parts.hostname)
+        if parts.path not in ("", "/") and not parts.path[1:].isdigit():
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            "must be a Redis URL such as 'redis://redis.internal:6379/0' or 'rediss://:PASSWORD@redis.internal:6380' "
+            "(rediss: TLS), with a host, optionally a port and a database number"
+        ) from None
+    return value
+
+
+def shown_state_url(value: str) -> str:
+    """The URL as logs and errors show it: scheme, host, port and database, never a user name or password."""
+    parts = urlsplit(value)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path if parts.path not in ('', '/') else ''}"

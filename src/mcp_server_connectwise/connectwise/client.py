@@ -4,6 +4,13 @@ One pooled `httpx2.AsyncClient` per tenant. Every request goes through `_send`, 
 rate budget is spent, attempts are recorded, retries are decided (`retry.decide`) and failures become
 typed errors (`errors`). Secrets live only in the Authorization header and never reach a log line,
 an error or a repr.
+
+Impersonation: a write made in a call scope with a `member` (`scope.call_scope(member=...)`) is sent with that
+member's keys, from `POST /system/members/{member}/tokens` (made with the API member's keys, through `_send`
+like any request: it spends the budget and is recorded). The keys are kept per member until shortly before
+their `expiration` and shared by concurrent writes; keys ConnectWise refuses with 401 (revoked, or expired by
+its clock) are fetched afresh and the write is sent once more - a 401 applied nothing. Reads always use the API
+member's keys.
 """
 
 from __future__ import annotations
@@ -25,18 +32,25 @@ from . import endpoints
 from .conditions import Expr, serialize
 from .errors import (
     AmbiguousWriteError,
+    AuthenticationError,
+    ConflictError,
     ConnectWiseError,
     DeadlineError,
     DiscoveryError,
+    ImpersonationError,
+    NotFoundError,
     NotJsonError,
+    PermissionDeniedError,
     RateLimitedError,
     ServerError,
     TransportError,
+    ValidationError,
     error_from_response,
     parse_retry_after,
 )
 from .hosts import is_loopback_host
-from .ratelimit import BudgetWaitTooLong, RateBudget
+from .models import read_moment
+from .ratelimit import Budget, BudgetWaitTooLong, RateBudget
 from .retry import Outcome, RetryPolicy, decide
 from .scope import CallScope
 from .scope import current as current_scope
@@ -70,6 +84,14 @@ def _out_of_time(method: str, path: str, maybe_applied: bool) -> ConnectWiseErro
 
 # ConnectWise advises few parallel calls per tenant (API.md, rate limits).
 _MAX_CONNECTIONS = 10
+
+# A member's impersonation keys are fetched again once less than this share of their lifetime is left, and at
+# most this many seconds before they expire: a write never goes out on keys about to lapse.
+_REFRESH_EARLY_SHARE = 0.1
+_REFRESH_EARLY_MAX_SECONDS = 300.0
+# [I] How long keys whose `expiration` cannot be read are kept: ConnectWise documents none. Keys that lapse
+# sooner are refused with 401 and fetched again.
+_UNREAD_EXPIRY_SECONDS = 600.0
 
 # Base URLs found via /login/companyinfo, for the whole process, keyed by (site, company) in lower case.
 _discovered_base_urls: dict[tuple[str, str], str] = {}
@@ -116,6 +138,23 @@ class RequestRecord:
     elapsed_ms: float
     attempt: int
     budget_wait_ms: float = 0.0  # time spent waiting for the rate budget before this attempt
+    credentials: bool = False  # a request for a member's impersonation keys: it changes no record
+
+    @property
+    def writes(self) -> bool:
+        """Whether this attempt may have changed a record in ConnectWise."""
+        return self.method != "GET" and not self.credentials
+
+
+@dataclass(frozen=True, repr=False)
+class _MemberKeys:
+    """A member's impersonation keys, as the Authorization headers of its writes, and when to fetch new ones."""
+
+    headers: dict[str, str]
+    refresh_at: float  # on the client's wall clock
+
+    def __repr__(self) -> str:
+        return "_MemberKeys(headers='***')"
 
 
 @dataclass
@@ -195,24 +234,25 @@ class ConnectWiseClient:
         *,
         transport: httpx2.AsyncBaseTransport | None = None,
         on_request: Callable[[RequestRecord], None] | None = None,
-        before_write: Callable[[str, str, Any], None] | None = None,
+        before_write: Callable[[str, str, Any], Awaitable[None]] | None = None,
+        budget: Budget | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._on_request = on_request
-        # Told (method, path, body) before a write is first sent; if it raises, the write is not sent.
+        # Awaited with (method, path, body) before a write is first sent; if it raises, the write is not sent.
         self._before_write = before_write
         self._sleep = sleep
         self._base_url = settings.base_url.rstrip("/") if settings.base_url else None
         self._discovery_lock = asyncio.Lock()  # concurrent first calls discover once
-        login = f"{settings.company_id}+{credentials.public_key}:{credentials.private_key}"
-        self._api_headers = {
-            "Authorization": "Basic " + base64.b64encode(login.encode()).decode("ascii"),
-            "clientId": settings.client_id,
-            "Accept": f"application/vnd.connectwise.com+json; version={settings.api_version}",
-        }
-        self._budget = RateBudget(settings.requests_per_minute, clock=clock, sleep=sleep)
+        self._api_headers = self._headers(credentials)
+        self._wall_clock = wall_clock  # what impersonation keys' expiration is compared with
+        self._member_keys: dict[str, _MemberKeys] = {}
+        self._member_key_fetches: dict[str, asyncio.Lock] = {}  # concurrent first writes as a member fetch once
+        # The tenant's budget (the state store's, shared with other processes), else one of this client's own.
+        self._budget = budget or RateBudget(settings.requests_per_minute, clock=clock, sleep=sleep)
         self._http = httpx2.AsyncClient(
             transport=transport,
             timeout=httpx2.Timeout(
@@ -227,6 +267,15 @@ class ConnectWiseClient:
 
     def __repr__(self) -> str:
         return f"ConnectWiseClient(company_id={self._settings.company_id!r}, base_url={self._base_url!r})"
+
+    def _headers(self, credentials: ApiCredentials) -> dict[str, str]:
+        settings = self._settings
+        login = f"{settings.company_id}+{credentials.public_key}:{credentials.private_key}"
+        return {
+            "Authorization": "Basic " + base64.b64encode(login.encode()).decode("ascii"),
+            "clientId": settings.client_id,
+            "Accept": f"application/vnd.connectwise.com+json; version={settings.api_version}",
+        }
 
     async def __aenter__(self) -> ConnectWiseClient:
         return self
@@ -296,13 +345,15 @@ class ConnectWiseClient:
         headers: dict[str, str],
         params: dict[str, Any] | None = None,
         json: Any = None,
+        credentials: bool = False,
     ) -> httpx2.Response:
-        """Send with the rate budget and retries; return a 2xx response or raise a typed error."""
+        """Send with the rate budget and retries; return a 2xx response or raise a typed error. `credentials`:
+        a request for impersonation keys, which changes no record."""
         policy = self._settings.retry
         scope = current_scope()
-        # Only a GET is known to change nothing: once any other request may have reached ConnectWise
-        # without an answer, a final failure leaves its outcome unknown, even for an idempotent one.
-        is_write = method != "GET"
+        # Only a GET (or a request for keys) is known to change nothing: once any other request may have reached
+        # ConnectWise without an answer, a final failure leaves its outcome unknown, even for an idempotent one.
+        is_write = method != "GET" and not credentials
         maybe_applied = False
         attempt = 0
         while True:
@@ -329,10 +380,10 @@ class ConnectWiseClient:
                 raise _invalid_url_error(exc, method, path) from None
             except asyncio.CancelledError:
                 # The call was stopped (cancelled, or out of time) with this attempt on the wire: it was sent.
-                self._record(method, path, None, started, attempt, waited)
+                self._record(method, path, None, started, attempt, waited, credentials)
                 raise
             except httpx2.TransportError as exc:
-                self._record(method, path, None, started, attempt, waited)
+                self._record(method, path, None, started, attempt, waited, credentials)
                 sent = not isinstance(exc, _NEVER_SENT)
                 maybe_applied = maybe_applied or sent
                 delay = decide(policy, attempt, Outcome(sent=sent), idempotent=idempotent)
@@ -354,7 +405,7 @@ class ConnectWiseClient:
                         f"no answer from ConnectWise ({failure})", reached=sent, method=method, path=path
                     ) from None
             else:
-                self._record(method, path, response.status_code, started, attempt, waited)
+                self._record(method, path, response.status_code, started, attempt, waited, credentials)
                 if response.is_success:
                     return response
                 error = error_from_response(method, path, response)
@@ -396,13 +447,20 @@ class ConnectWiseClient:
         return httpx2.Timeout(read, connect=min(settings.connect_timeout, read), read=read, write=read, pool=read)
 
     def _record(
-        self, method: str, path: str, status: int | None, started: float, attempt: int, waited: float = 0.0
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        started: float,
+        attempt: int,
+        waited: float = 0.0,
+        credentials: bool = False,
     ) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.debug("%s %s -> %s in %.0f ms (attempt %d)", method, path, status or "no answer", elapsed_ms, attempt)
         if self._on_request is not None:
             try:
-                self._on_request(RequestRecord(method, path, status, elapsed_ms, attempt, waited * 1000))
+                self._on_request(RequestRecord(method, path, status, elapsed_ms, attempt, waited * 1000, credentials))
             except Exception:  # a broken observer must not turn a request that happened into a failure
                 logger.exception("on_request hook failed for %s %s", method, path)
 
@@ -411,11 +469,80 @@ class ConnectWiseClient:
     ) -> httpx2.Response:
         _check_path(path)
         url = await self.base_url() + path
+        member = current_scope().member if method != "GET" else None
+        # The member's keys come first: a write they cannot be had for is not announced, and not sent.
+        keys = await self._keys_of(member) if member is not None else None
         if method != "GET" and self._before_write is not None:
-            self._before_write(method, path, json)
-        return await self._send(
-            method, url, path, idempotent=idempotent, headers=self._api_headers, params=params, json=json
-        )
+            await self._before_write(method, path, json)
+        if keys is None:
+            return await self._send(
+                method, url, path, idempotent=idempotent, headers=self._api_headers, params=params, json=json
+            )
+        assert member is not None
+        try:
+            return await self._send(
+                method, url, path, idempotent=idempotent, headers=keys.headers, params=params, json=json
+            )
+        except AuthenticationError:
+            # Keys refused (revoked, or expired by ConnectWise's clock): nothing was applied, so fresh keys may
+            # send it once more.
+            keys = await self._keys_of(member, refused=keys)
+        try:
+            return await self._send(
+                method, url, path, idempotent=idempotent, headers=keys.headers, params=params, json=json
+            )
+        except AuthenticationError:
+            raise ImpersonationError(
+                "ConnectWise refused the member's fresh keys too", member=member, method=method, path=path, status=401
+            ) from None
+
+    # --- impersonation -------------------------------------------------------------------------------
+
+    async def _keys_of(self, member: str, *, refused: _MemberKeys | None = None) -> _MemberKeys:
+        """The member's impersonation keys: the kept ones while fresh (and not `refused`), else new ones."""
+
+        def usable(keys: _MemberKeys | None) -> _MemberKeys | None:
+            fresh = keys is not None and keys is not refused and self._wall_clock() < keys.refresh_at
+            return keys if fresh else None
+
+        if (keys := usable(self._member_keys.get(member))) is not None:
+            return keys
+        async with self._member_key_fetches.setdefault(member, asyncio.Lock()):
+            if (keys := usable(self._member_keys.get(member))) is not None:
+                return keys  # fetched by a concurrent write meanwhile
+            keys = self._member_keys[member] = await self._fetch_keys(member)
+            return keys
+
+    async def _fetch_keys(self, member: str) -> _MemberKeys:
+        path = endpoints.member_tokens(member)
+        url = await self.base_url() + path
+        fetched_at = self._wall_clock()
+        try:
+            response = await self._send("POST", url, path, idempotent=True, headers=self._api_headers, credentials=True)
+        except (NotFoundError, PermissionDeniedError, ValidationError, ConflictError) as exc:
+            raise ImpersonationError(
+                exc.message, member=member, method="POST", path=path, status=exc.status, code=exc.code
+            ) from None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        body: dict[str, Any] = answer if isinstance(answer, dict) else {}
+        public_key, private_key = body.get("publicKey"), body.get("privateKey")
+        if not (isinstance(public_key, str) and public_key and isinstance(private_key, str) and private_key):
+            raise ImpersonationError(
+                "ConnectWise answered without a publicKey and privateKey",
+                member=member,
+                method="POST",
+                path=path,
+                status=response.status_code,
+            )
+        expires = read_moment(body.get("expiration"))
+        expires_at = expires.timestamp() if expires is not None else fetched_at + _UNREAD_EXPIRY_SECONDS
+        lifetime = max(0.0, expires_at - fetched_at)
+        early = min(_REFRESH_EARLY_MAX_SECONDS, _REFRESH_EARLY_SHARE * lifetime)
+        logger.debug("fetched impersonation keys for member %s, kept for %.0f s", member, lifetime - early)
+        return _MemberKeys(self._headers(ApiCredentials(public_key, private_key)), expires_at - early)
 
     # --- reads ---------------------------------------------------------------------------------------
 

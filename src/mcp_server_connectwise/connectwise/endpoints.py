@@ -19,6 +19,7 @@ CONFIGURATIONS = "/company/configurations"
 AGREEMENTS = "/finance/agreements"
 CONFIGURATION_TYPES = f"{CONFIGURATIONS}/types"
 CONFIGURATION_STATUSES = f"{CONFIGURATIONS}/statuses"
+CALLBACKS = "/system/callbacks"
 
 
 def ticket(ticket_id: int) -> str:
@@ -58,6 +59,10 @@ def configuration(configuration_id: int) -> str:
     return f"{CONFIGURATIONS}/{configuration_id}"
 
 
+def callback(callback_id: int) -> str:
+    return f"{CALLBACKS}/{callback_id}"
+
+
 def board_statuses(board_id: int) -> str:
     return f"{BOARDS}/{board_id}/statuses"
 
@@ -72,6 +77,12 @@ def board_subtypes(board_id: int) -> str:
 
 def board_items(board_id: int) -> str:
     return f"{BOARDS}/{board_id}/items"
+
+
+def member_tokens(identifier: str) -> str:
+    """POST here makes keys that act as the member (impersonation). The identifier is quoted: it comes from
+    configuration."""
+    return f"{MEMBERS}/{quote(identifier, safe='')}/tokens"
 
 
 def count(list_path: str) -> str:

@@ -164,6 +164,17 @@ class DiscoveryError(ConnectWiseError):
     """The tenant's base URL could not be found from its site and company id."""
 
 
+class ImpersonationError(ConnectWiseError):
+    """A write could not be made as `member`: ConnectWise refused to make its keys (POST
+    /system/members/{member}/tokens; `status` 404: no such member, 403: the API member's role may not, 400),
+    answered without usable keys (a 2xx `status`), or refused fresh keys on the write (401). The write was not
+    applied."""
+
+    def __init__(self, message: str, *, member: str, **kwargs: Unpack[RequestContext]) -> None:
+        self.member = member
+        super().__init__(message, **kwargs)
+
+
 _BY_STATUS: dict[int, type[ConnectWiseError]] = {
     400: ValidationError,
     401: AuthenticationError,

@@ -17,6 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,15 @@ class BudgetWaitTooLong(Exception):
     def __init__(self, wait: float) -> None:
         super().__init__(f"the request budget would make this request wait {wait:.1f} s")
         self.wait = wait
+
+
+class Budget(Protocol):
+    """What the client spends before each request: a `RateBudget` of this process, or one that several processes
+    share (the state store's)."""
+
+    requests_per_minute: int
+
+    async def acquire(self, caller: Hashable = None, *, max_wait: float | None = None) -> float: ...
 
 
 class RateBudget:

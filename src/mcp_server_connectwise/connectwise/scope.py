@@ -1,8 +1,10 @@
-"""The scope of the call a request is made for: its deadline and who is asking.
+"""The scope of the call a request is made for: its deadline, who is asking, and as which member it writes.
 
 Whoever calls the client (a tool call, a batch) opens a scope; every request made inside it, in any task it
 starts, shares one deadline - budget waits, retries, `Retry-After` and the requests themselves all fit inside
-it - and queues for the rate budget as that caller, so callers are served fairly.
+it - and queues for the rate budget as that caller, so callers are served fairly. With a `member`, the scope's
+writes are sent with that ConnectWise member's impersonation keys (see `ConnectWiseClient`), so ConnectWise's
+own records name the person who asked rather than the API member.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class CallScope:
     deadline: float | None = None  # on `clock`; None: no deadline
     caller: Hashable = None
     clock: Callable[[], float] = time.monotonic
+    member: str | None = None  # the ConnectWise member identifier writes act as; None: the API member
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (never negative), or None without one."""
@@ -35,10 +38,15 @@ def current() -> CallScope:
 
 @contextmanager
 def call_scope(
-    seconds: float | None, caller: Hashable = None, *, clock: Callable[[], float] = time.monotonic
+    seconds: float | None,
+    caller: Hashable = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    member: str | None = None,
 ) -> Iterator[CallScope]:
-    """Requests made inside this block answer within `seconds` from now, queued as `caller`."""
-    scope = CallScope(None if seconds is None else clock() + seconds, caller, clock)
+    """Requests made inside this block answer within `seconds` from now, queued as `caller`; writes act as
+    `member` when given."""
+    scope = CallScope(None if seconds is None else clock() + seconds, caller, clock, member)
     token = _scope.set(scope)
     try:
         yield scope

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from mcp_server_connectwise.sandbox.callbacks import CallbackSender
 from mcp_server_connectwise.sandbox.errors import ApiError
 from mcp_server_connectwise.sandbox.faults import FaultInjector
 from mcp_server_connectwise.sandbox.gate import RequestLog, SandboxGate
@@ -19,8 +20,8 @@ def create_app(settings: SandboxSettings | None = None, *, base_url: str = SANDB
     """A sandbox seeded from `settings`. `base_url` is only used to write the `_info` hrefs in records.
 
     `app.state` holds `settings`, `store` (the records), `writer`, `faults` (FaultInjector: counters and
-    `fail_next`) and `request_log` (one dict per request, see gate.SandboxGate; it keeps the newest
-    `settings.request_log_limit` at most)."""
+    `fail_next`), `request_log` (one dict per request, see gate.SandboxGate; it keeps the newest
+    `settings.request_log_limit` at most) and `callbacks` (the CallbackSender: its signing key and deliveries)."""
     settings = settings or SandboxSettings()
     request_log = RequestLog(settings.request_log_limit)  # first: it checks the limit
     store = Store(base_url)
@@ -44,7 +45,9 @@ def create_app(settings: SandboxSettings | None = None, *, base_url: str = SANDB
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.writer = Writer(store)
+    callbacks = CallbackSender(store, settings, base_url)
+    app.state.writer = Writer(store, on_change=callbacks.changed)
+    app.state.callbacks = callbacks
     app.state.faults = faults
     app.state.request_log = request_log
     return app

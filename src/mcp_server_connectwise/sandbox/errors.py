@@ -19,6 +19,10 @@ def not_authenticated() -> ApiError:
     return ApiError(401, {"code": "ConnectWiseApi", "message": "UserNotAuthenticated"})
 
 
+def security_denied() -> ApiError:
+    return ApiError(403, {"code": "Security", "message": "You do not have security permission to perform this action."})
+
+
 def endpoint_missing() -> ApiError:
     return ApiError(404, {"code": "ConnectWiseApi", "message": "The endpoint does not exist."})
 

@@ -12,18 +12,26 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from mcp_server_connectwise.sandbox.errors import ApiError, bad_request, method_not_supported, not_found
+from mcp_server_connectwise.sandbox.callbacks import KEY_PATH
+from mcp_server_connectwise.sandbox.errors import (
+    ApiError,
+    bad_request,
+    field_error,
+    invalid_object,
+    method_not_supported,
+    not_found,
+    security_denied,
+)
 from mcp_server_connectwise.sandbox.gate import json_bytes
 from mcp_server_connectwise.sandbox.paging import forward_only, navigable
 from mcp_server_connectwise.sandbox.query import Query, custom_field_predicate, matching
-from mcp_server_connectwise.sandbox.settings import API_ROOT, CODEBASE
+from mcp_server_connectwise.sandbox.settings import API_MEMBER_IDENTIFIER, API_ROOT, CODEBASE
 from mcp_server_connectwise.sandbox.store import CONFIGURATION_REFERENCE_FIELDS, Record, Store, Token, iso
 from mcp_server_connectwise.sandbox.tables import TABLES
 from mcp_server_connectwise.sandbox.writes import Writer
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_TOKEN_LIFETIME = 4 * 3600
 VERSION = "v2025.1.10431"
 
 
@@ -154,7 +162,7 @@ def _item(resource: Resource) -> Endpoint:
         if method == "PUT" and resource.writable:
             return json_response(writer.replace(resource.table, record_id, _body(request), _actor(request), parent))
         if method == "DELETE" and resource.deletable:
-            writer.delete(resource.table, record_id, parent)
+            writer.delete(resource.table, record_id, parent, actor=_actor(request))
             return Response(status_code=204)
         raise method_not_supported(method)
 
@@ -286,16 +294,30 @@ async def ticket_configuration(request: Request) -> Response:
 
 
 async def member_tokens(request: Request) -> Response:
-    """POST /system/members/{identifier}/tokens: keys that act as that member (impersonation)."""
+    """POST /system/members/{identifier}/tokens: keys that act as that member (impersonation) until their
+    `expiration`; requests made with them are that member's (`createdBy`, `enteredBy`, `updatedBy`).
+
+    [I] Not public, chosen here: only the API member's own keys may ask (keys made this way get 403, as a
+    security role without the right would); an inactive member gets 400 (it cannot log in); the keys live
+    `settings.token_lifetime_seconds`. Expired keys are forgotten as new ones are made."""
     if request.method != "POST":
         raise method_not_supported(request.method)
+    if _actor(request) != API_MEMBER_IDENTIFIER:
+        raise security_denied()
     store = _store(request)
     identifier = request.path_params["identifier"]
     member = store.find("members", "identifier", identifier)
     if member is None:
         raise not_found("Member", identifier)
+    if member.get("inactiveFlag"):
+        raise invalid_object(
+            "member", [field_error("InvalidField", "The member is inactive.", "member", "inactiveFlag")]
+        )
+    now = time.time()
+    for public_key in [key for key, token in store.tokens.items() if token.expires <= now]:
+        del store.tokens[public_key]
     public_key, private_key = secrets.token_hex(8), secrets.token_hex(8)
-    expires = time.time() + _TOKEN_LIFETIME
+    expires = now + request.app.state.settings.token_lifetime_seconds
     store.tokens[public_key] = Token(private_key, member["identifier"], expires)
     return json_response({"publicKey": public_key, "privateKey": private_key, "expiration": iso(expires)})
 
@@ -334,6 +356,18 @@ async def company_info(request: Request) -> Response:
     )
 
 
+async def callback_key(request: Request) -> Response:
+    """GET key_url of a callback: `{"signing_key": ...}`, no auth (a receiver has only the URL). [I] An unknown
+    company or key id is ConnectWise's 404 body."""
+    if request.method != "GET":
+        raise method_not_supported(request.method)
+    sender = request.app.state.callbacks
+    answer = sender.key_answer(request.query_params.get("companyName"), request.query_params.get("id"))
+    if answer is None:
+        raise not_found("Callback key", request.query_params.get("id", ""))
+    return json_response(answer)
+
+
 async def endpoint_missing(request: Request) -> Response:
     return json_response({"code": "ConnectWiseApi", "message": "The endpoint does not exist."}, 404)
 
@@ -346,6 +380,7 @@ async def api_error(request: Request, exc: Exception) -> Response:
 def routes() -> list[Route]:
     table: list[Route] = [
         Route("/login/companyinfo/{company}", company_info, methods=["GET"]),
+        Route(KEY_PATH, callback_key, methods=_ALL_METHODS),
         Route(API_ROOT + "/system/info", system_info, methods=_ALL_METHODS),
         Route(API_ROOT + "/service/tickets/search", ticket_search, methods=_ALL_METHODS),
         Route(API_ROOT + "/service/tickets/{parent:int}/allNotes", all_notes, methods=_ALL_METHODS),

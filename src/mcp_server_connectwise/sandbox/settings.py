@@ -36,3 +36,8 @@ class SandboxSettings:
     now: float = SEED_NOW  # epoch seconds every seeded date is relative to
     # The request log keeps at most this many entries (the oldest go first): a demo may run for hours.
     request_log_limit: int = 100_000
+    # [I] How long impersonation keys (POST /system/members/{identifier}/tokens) act as their member.
+    token_lifetime_seconds: float = 4 * 3600
+    # A callback delivery not answered 2xx within this many seconds is retried after each of these delays.
+    callback_timeout: float = 5.0
+    callback_retry_delays: tuple[float, ...] = (2.0, 4.0)

@@ -13,6 +13,9 @@
   note are ignored in PATCH and PUT.
 - The declarative rules (required, unique, enums, defaults...) are the tables' own (tables.py); `_RULES`
   holds the ones that are code.
+- Every write is told to `on_change` (the callbacks, `callbacks.py`), with `skipCallback` of a ticket write.
+  [I] A PATCH of a request option (`skipCallback`, `processNotifications`) applies to that request and is not
+  stored, as a POST or PUT body's is not.
 
 [I] The wording of the validation messages below is not public; codes, resources and fields follow the
 documented shapes (API.md, examples/error_bodies.json).
@@ -54,15 +57,26 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-class Writer:
-    """Applies writes to a store on behalf of `actor` (a member identifier, e.g. "api-bot")."""
+Changed = Callable[..., None]  # (table, action, record, actor, *, skip): a write was made
 
-    def __init__(self, store: Store) -> None:
+
+class Writer:
+    """Applies writes to a store on behalf of `actor` (a member identifier, e.g. "api-bot"), telling
+    `on_change` of each."""
+
+    def __init__(self, store: Store, on_change: Changed | None = None) -> None:
         self.store = store
+        self.on_change = on_change
+
+    def _changed(self, name: str, action: str, record: Record, actor: str, *, skip: bool = False) -> None:
+        if self.on_change is not None:
+            self.on_change(name, action, record, actor, skip=skip)
 
     # --- entry points ----------------------------------------------------------------------------------
 
-    def create(self, name: str, body: Any, actor: str, parent_id: int | None = None) -> Record:
+    def create(
+        self, name: str, body: Any, actor: str, parent_id: int | None = None, *, calls_back: bool = True
+    ) -> Record:
         self.store.load_all()
         table = TABLES[name]
         record = self._clean(table, body)
@@ -78,6 +92,7 @@ class Writer:
         record["_info"] = self._info(table, record, actor, now, None)
         self.store.put(name, record)
         self._after(table, None, record, actor, now)
+        self._changed(name, "added", record, actor, skip=not calls_back or _skips_callback(body))
         if name == "tickets":
             self._initial_notes(record, body, actor)
         return record
@@ -92,7 +107,7 @@ class Writer:
         record = dict(old)
         changed: set[str] = set()
         errors: Errors = []
-        ignored = {"id", "_info", *table.computed}
+        ignored = {"id", "_info", *table.computed, *table.ignored_in_body}
         parent = _url_parent(table)
         if parent is not None:
             ignored.add(parent.field)
@@ -124,7 +139,11 @@ class Writer:
         self._require_on_update(table, record, changed, errors)
         if errors:
             raise invalid_object(table.resource, errors)
-        return self._save(table, record, old, changed, actor)
+        skip = any(
+            isinstance(op, dict) and op.get("path", "").removeprefix("/") == "skipCallback" and op.get("value") is True
+            for op in operations
+        )
+        return self._save(table, record, old, changed, actor, skip=skip)
 
     def replace(self, name: str, record_id: int, body: Any, actor: str, parent_id: int | None = None) -> Record:
         self.store.load_all()
@@ -139,12 +158,15 @@ class Writer:
         parent = _url_parent(table)
         if parent is not None:
             self._set_parent(table, record, parent.id_of(old))
-        return self._save(table, {"id": record_id, **record}, old, set(record) | set(old), actor)
+        return self._save(
+            table, {"id": record_id, **record}, old, set(record) | set(old), actor, skip=_skips_callback(body)
+        )
 
-    def delete(self, name: str, record_id: int, parent_id: int | None = None) -> None:
+    def delete(self, name: str, record_id: int, parent_id: int | None = None, *, actor: str = "") -> None:
         self.store.load_all()
         record = self.existing(name, record_id, parent_id)
         self.store.delete(name, record_id)
+        self._changed(name, "deleted", record, actor)
         for child in TABLES.values():
             if child.parent is not None and child.parent.table == name and child.parent.deleted_with_parent:
                 for row in self.store.children(child.name, record_id):
@@ -240,7 +262,9 @@ class Writer:
             raise not_found(TABLES[name].label, record_id)
         return record
 
-    def _save(self, table: Table, record: Record, old: Record, changed: set[str], actor: str) -> Record:
+    def _save(
+        self, table: Table, record: Record, old: Record, changed: set[str], actor: str, *, skip: bool = False
+    ) -> Record:
         errors: Errors = []
         self._resolve(table, record, changed, errors)
         self._rules(table, record, old, changed, actor, errors)
@@ -250,6 +274,7 @@ class Writer:
         record["_info"] = self._info(table, record, actor, now, old)
         self.store.put(table.name, record)
         self._after(table, old, record, actor, now)
+        self._changed(table.name, "updated", record, actor, skip=skip)
         return record
 
     def _clean(self, table: Table, body: Any) -> Record:
@@ -589,7 +614,8 @@ class Writer:
             text = body.get(key)
             if isinstance(text, str) and text.strip():
                 note = {"text": text, flag: True, "issueFlag": key == "initialDescription"}
-                self.create("notes", note, actor, parent_id=ticket["id"])
+                # Part of the ticket's creation, which has called back already.
+                self.create("notes", note, actor, parent_id=ticket["id"], calls_back=False)
 
     def _note_rules(self, record: Record, old: Record | None, changed: set[str], actor: str, errors: Errors) -> None:
         if not any(record.get(flag) is True for flag in _NOTE_FLAGS):
@@ -777,6 +803,11 @@ _RULES: dict[str, Callable[[Writer, Record, Record | None, set[str], str, Errors
     "timeEntries": Writer._time_rules,
     "callbacks": Writer._callback_rules,
 }
+
+
+def _skips_callback(body: Any) -> bool:
+    """Whether a POST or PUT body asks that its write call nothing back."""
+    return isinstance(body, dict) and body.get("skipCallback") is True
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

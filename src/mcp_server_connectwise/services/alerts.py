@@ -2,7 +2,8 @@
 
 The alert's key (`alert_key`) is kept on its ticket (`externalXRef`: staff see it, customers do not), so the
 ticket is found in ConnectWise, by any process, before and after a restart. Per key, reports take turns (a
-lock in `state.alerts`), and each is one of:
+lock of the state store: in this process, or in Redis for every replica, where each write under it is checked
+against it just before it is sent), and each is one of:
 
 - raised, no ticket open for the key: a ticket is created on the tenant's alert board (`[tenants.X.alerts]`),
   priority from the severity, the device attached, notifications off (`created`); when an earlier ticket of
@@ -35,21 +36,22 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from mcp_server_connectwise.config import AlertsConfig
 from mcp_server_connectwise.config.models import SEVERITIES, Severity
+from mcp_server_connectwise.connectwise import ConnectWiseError, endpoints
 from mcp_server_connectwise.connectwise import conditions as cw
-from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.models import BoardStatus, Ticket
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, notes, resolve, updates, write_recovery
-from mcp_server_connectwise.services.arguments import When, any_case, written_text
+from mcp_server_connectwise.services.arguments import RecordName, When, any_case, written_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
-from mcp_server_connectwise.services.errors import Failed, Look, Refused, ServiceError
+from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused, ServiceError
 from mcp_server_connectwise.services.notes import MAX_NOTE_CHARS, NoteRequest
 from mcp_server_connectwise.services.tenancy import TenantSession
-from mcp_server_connectwise.services.ticket_devices import attach, find_configuration
+from mcp_server_connectwise.services.ticket_devices import attach_to_new_ticket, find_configuration
 from mcp_server_connectwise.services.updates import MAX_SUMMARY_CHARS, TicketChanges, summary_text
 from mcp_server_connectwise.services.write_recovery import PlannedWrite, entered_since
 from mcp_server_connectwise.state.alerts import AlertKeyState
+from mcp_server_connectwise.state.errors import LockLost, StateUnavailable
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
 T = TypeVar("T")
@@ -86,7 +88,7 @@ class AlertReport(BaseModel):
     alert_id: Annotated[str, Field(min_length=1, max_length=200, description="The same for every report of it.")]
     state: AlertState
     severity: SeverityName
-    company: Annotated[str | int, Field(description="Identifier or name.")]
+    company: Annotated[RecordName, Field(description="Identifier or name.")]
     summary: Annotated[str, Field(min_length=1, max_length=MAX_SUMMARY_CHARS)]
     details: Annotated[str | None, Field(max_length=MAX_NOTE_CHARS, description="The ticket's description.")] = None
     device: Annotated[str | None, Field(description="Configuration name or serial number.")] = None
@@ -181,7 +183,10 @@ async def _tickets_of(session: TenantSession, key: str) -> list[Ticket]:
 def _at(report: AlertReport) -> datetime:
     now = datetime.now(timezone.utc)
     if report.occurred_at is None:
-        return now
+        # A repeat of a call whose outcome is unknown keeps that call's time: the notes it may have written
+        # carry it, and are found again (write recovery matches them by text).
+        earlier = write_recovery.earlier_attempt()
+        return earlier.started.astimezone(timezone.utc).replace(microsecond=0) if earlier else now
     at = resolve.moment("occurred_at", report.occurred_at).astimezone(timezone.utc)
     if at > now + CLOCK_SKEW:
         raise Refused(f"occurred_at {report.occurred_at.isoformat()} is in the future; send the time the alert fired.")
@@ -197,6 +202,19 @@ async def _set_status(session: TenantSession, ticket_id: int, status: BoardStatu
     await updates.update_ticket(session, TicketChanges(ticket_id=ticket_id, status=status.id))
 
 
+async def _second_write(session: TenantSession, ticket_id: int, done: str, write: Awaitable[T]) -> T:
+    """The second write of a two-write change (a note and a status): the first is in ConnectWise, so a failure
+    now leaves the change half done, an unknown outcome - and a retry of the same report finishes it."""
+    try:
+        return await write
+    except (ServiceError, ConnectWiseError) as failure:
+        raise OutcomeUnknown(
+            f"Ticket {ticket_id} (tenant {session.name}) was only partly {done}: the first write went through, the "
+            f"second failed ({failure}). Send the same report again to finish it.",
+            look=Look.READ_TICKET,
+        ) from None
+
+
 def _when(moment: datetime) -> str:
     return utc_text(moment)
 
@@ -210,7 +228,8 @@ async def report_alert(session: TenantSession, report: AlertReport) -> AlertHand
     summary = summary_text(report.summary)
     details = written_text("details", report.details).strip() if report.details else None
     at = _at(report)
-    if SEVERITIES.index(report.severity) > SEVERITIES.index(config.min_severity):
+    # A clear always counts: monitors often send recoveries at a lower severity than the alert had.
+    if report.state == "raised" and SEVERITIES.index(report.severity) > SEVERITIES.index(config.min_severity):
         return AlertHandled(
             tenant=session.name,
             outcome="skipped",
@@ -218,16 +237,27 @@ async def report_alert(session: TenantSession, report: AlertReport) -> AlertHand
             reason=f"severity {report.severity} is below the tenant's min_severity {config.min_severity}",
         )
     setup = await _setup(session, config)
-    async with session.alert_keys.locked(key) as state:
-        tickets = await _tickets_of(session, key)
-        latest = tickets[0] if tickets else None
-        if report.state == "cleared":
-            return await _cleared(session, setup, state, key, latest, at)
-        if latest is not None and not latest.closed_flag:
-            return await _repeated(session, setup, state, key, latest, at)
-        if latest is not None and _reopenable(setup, latest, at):
-            return await _reopen(session, setup, state, key, latest, at)
-        return await _create(session, setup, state, key, report, summary, details, at, earlier=latest)
+    try:
+        async with session.alert_keys.locked(key) as state:
+            tickets = await _tickets_of(session, key)
+            latest = tickets[0] if tickets else None
+            if report.state == "cleared":
+                return await _cleared(session, setup, state, key, latest, at)
+            if latest is not None and not latest.closed_flag:
+                return await _repeated(session, setup, state, key, latest, at)
+            if latest is not None and _reopenable(setup, latest, at):
+                return await _reopen(session, setup, state, key, latest, at)
+            return await _create(session, setup, state, key, report, summary, details, at, earlier=latest)
+    except StateUnavailable as exc:
+        raise Failed(
+            f"Alert {key} was not handled: {exc}, and without it another server could open a second ticket for "
+            "the alert; send it again once the store answers."
+        ) from None
+    except LockLost as exc:
+        raise Failed(
+            f"Alert {key} was stopped before its next write: {exc}, so another server may be handling it now; "
+            f"send it again to see where it stands."
+        ) from None
 
 
 def _reopenable(setup: _Setup, ticket: Ticket, at: datetime) -> bool:
@@ -305,7 +335,7 @@ async def _cleared(
         return AlertHandled(
             tenant=session.name, outcome="kept_open", ticket_id=ticket.id, key=key, reason=kept_because, note_id=note_id
         )
-    await _set_status(session, ticket.id, setup.close_status)
+    await _second_write(session, ticket.id, "closed", _set_status(session, ticket.id, setup.close_status))
     state.cycles.append(at)
     return AlertHandled(tenant=session.name, outcome="closed", ticket_id=ticket.id, key=key, note_id=note_id)
 
@@ -321,8 +351,10 @@ async def _reopen(
             f" The alert is flapping: closed and reopened {len(cycles)} times within an hour, so it will no longer"
             " be closed automatically; close it by hand once it is stable."
         )
-    await _set_status(session, ticket.id, setup.status)
+    # The note first, as on a clear: a retry after a failed status change finds the ticket still closed, and
+    # the note already there (found by its text), so it only reopens it.
     note_id = await _note(session, ticket.id, text)
+    await _second_write(session, ticket.id, "reopened", _set_status(session, ticket.id, setup.status))
     state.flapping_noted = state.flapping_noted or flapping
     state.noted(at)
     return AlertHandled(
@@ -393,10 +425,7 @@ async def _create(
     )
     created = Ticket.model_validate(await write_recovery.create_once(session, write))
     if device is not None:
-        try:
-            await attach(session, created.id, device)
-        except ServiceError as failure:
-            device_not_attached = f"{device.name}: {failure}"
+        device_not_attached = await attach_to_new_ticket(session, created.id, device)
     state.noted(at)
     state.cycles.clear()
     state.flapping_noted = False

@@ -3,12 +3,11 @@ take, with which of them close it or forbid time entries."""
 
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import BaseModel, Field
 
 from mcp_server_connectwise.connectwise.models import BoardStatus
 from mcp_server_connectwise.services import catalog, resolve
+from mcp_server_connectwise.services.concurrency import all_or_none
 from mcp_server_connectwise.services.tenancy import TenantSession
 
 
@@ -73,7 +72,7 @@ async def list_boards(session: TenantSession) -> Boards:
         (board for board in boards if not board.inactive_flag),
         key=lambda board: ((board.name or "").casefold(), board.id),
     )
-    statuses = await asyncio.gather(*(session.catalog.load(catalog.board_statuses(board.id)) for board in active))
+    statuses = await all_or_none(*(session.catalog.load(catalog.board_statuses(board.id)) for board in active))
     return Boards(
         tenant=session.name,
         boards=[

@@ -4,6 +4,10 @@ statuses) cached with a TTL.
 Reference data changes rarely and every write validates names against it, so caching it is what lets a
 warm `update_ticket` cost two requests. A name that is not found in a cached list triggers one refresh
 before the caller is told it does not exist: the cache may simply predate a new status.
+
+With a shared state store (Redis), a list is also kept there, as ConnectWise's rows, for the same TTL: a replica
+that lacks a list takes it from there before asking ConnectWise, and keeps it until the shared copy expires.
+When the store cannot be reached, each process keeps to its own cache (the store logs that once).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from mcp_server_connectwise.connectwise.models import (
     Record,
     WorkType,
 )
+from mcp_server_connectwise.state.errors import StateUnavailable
+from mcp_server_connectwise.state.store import SharedCache
 
 DEFAULT_TTL_SECONDS = 300.0
 
@@ -96,10 +102,12 @@ class Catalog:
         *,
         ttl: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedCache | None = None,
     ) -> None:
         self._client = client
         self._ttl = ttl
         self._clock = clock
+        self._shared = shared
         # Keyed by path. Every ReferenceList of one path has the same model, so the list cached under
         # `kind.path` holds `kind.model` records: what `load` casts it back to.
         self._entries: dict[str, tuple[float, Sequence[Record]]] = {}
@@ -109,13 +117,32 @@ class Catalog:
         entry = self._entries.get(kind.path)
         if entry is not None and not refresh and self._clock() < entry[0]:
             return cast(list[R], entry[1]), False
+        if not refresh and (kept := await self._shared_rows(kind.path)) is not None:
+            rows, left = kept
+            items = [kind.model.model_validate(row) for row in rows]
+            self._entries[kind.path] = (self._clock() + left, items)
+            return items, False
         rows = await self._client.list_all(kind.path, fields=kind.fields)
         items = [kind.model.model_validate(row) for row in rows]
         self._entries[kind.path] = (self._clock() + self._ttl, items)
+        if self._shared is not None:
+            try:
+                await self._shared.put(kind.path, rows, self._ttl)
+            except StateUnavailable:
+                pass  # kept here; the store has said it is gone
         return items, True
 
+    async def _shared_rows(self, path: str) -> tuple[list[dict], float] | None:
+        if self._shared is None:
+            return None
+        try:
+            return await self._shared.get(path)
+        except StateUnavailable:
+            return None
+
     def cached(self, kind: ReferenceList[R]) -> list[R] | None:
-        """The list as cached and still within its TTL, or None: what `load` would answer without a request."""
+        """The list as cached in this process and still within its TTL, or None: what `load` answers without a
+        request to ConnectWise or the shared store."""
         entry = self._entries.get(kind.path)
         return cast(list[R], entry[1]) if entry is not None and self._clock() < entry[0] else None
 

@@ -45,10 +45,12 @@ def described(company: Company) -> str:
 def _match(companies: Sequence[Company], value: str | int) -> Company | list[Company] | None:
     """The company `value` names, the candidates when several names contain it, or None."""
     wanted = resolve.normalise(str(value))
-    for key in (lambda c: c.identifier, lambda c: c.name):
-        exact = [c for c in companies if (text := key(c)) is not None and resolve.normalise(text) == wanted]
-        if exact:
-            return exact[0]
+    by_identifier = [c for c in companies if c.identifier is not None and resolve.normalise(c.identifier) == wanted]
+    if by_identifier:  # identifiers are unique in ConnectWise
+        return by_identifier[0]
+    by_name = [c for c in companies if c.name is not None and resolve.normalise(c.name) == wanted]
+    if by_name:  # names are not: two companies of one name are both candidates
+        return by_name[0] if len(by_name) == 1 else by_name
     wanted_id = resolve.as_id(value)
     by_id = next((c for c in companies if c.id == wanted_id), None) if wanted_id is not None else None
     if by_id is not None or wanted_id is not None:  # a number is an id: "100" is not part of "100% Uptime"

@@ -8,7 +8,6 @@ company's active configurations' types (a page of 1,000 devices per request): co
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from datetime import date
 from typing import Annotated
@@ -19,7 +18,9 @@ from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.models import Company, Configuration, label
 from mcp_server_connectwise.services.agreements import company_agreements, last_day, not_usable_because, today
+from mcp_server_connectwise.services.arguments import RecordName
 from mcp_server_connectwise.services.companies import company as resolve_company
+from mcp_server_connectwise.services.concurrency import all_or_none
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
@@ -29,7 +30,7 @@ NO_TYPE = "(no type)"
 
 class CompanyRequest(BaseModel):
     company: Annotated[
-        str | int, Field(description='Company identifier, id or name (or a unique part of it), e.g. "ACME".')
+        RecordName, Field(description='Company identifier, id or name (or a unique part of it), e.g. "ACME".')
     ]
 
 
@@ -89,7 +90,7 @@ async def _types_of_active_configurations(session: TenantSession, company_id: in
 
 async def get_company(session: TenantSession, request: CompanyRequest) -> CompanyDetails:
     found = await resolve_company(session, request.company)
-    record, agreements, devices, open_tickets = await asyncio.gather(
+    record, agreements, devices, open_tickets = await all_or_none(
         session.client.get(endpoints.company(found.id)),
         company_agreements(session, found),
         _types_of_active_configurations(session, found.id),

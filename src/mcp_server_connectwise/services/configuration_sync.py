@@ -39,7 +39,7 @@ from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Company, Configuration
 from mcp_server_connectwise.connectwise.scope import current as current_scope
 from mcp_server_connectwise.services import progress, resolve, write_recovery
-from mcp_server_connectwise.services.arguments import NameOrId, not_a_yes_no, written_text
+from mcp_server_connectwise.services.arguments import NameOrId, RecordName, not_a_yes_no, written_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
 from mcp_server_connectwise.services.configurations import CONCURRENT_REQUESTS, mac_digits
@@ -105,7 +105,7 @@ class Device(BaseModel):
     notes: str | None = None
 
 
-CompanyArgument = Annotated[str | int, Field(description='Company identifier or name, e.g. "ACME".')]
+CompanyArgument = Annotated[RecordName, Field(description='Company identifier or name, e.g. "ACME".')]
 
 
 class ConfigurationUpsert(Device):

@@ -26,6 +26,7 @@ from mcp_server_connectwise.connectwise.models import Company, Configuration, Ti
 from mcp_server_connectwise.services import resolve
 from mcp_server_connectwise.services.arguments import MAX_ID, NameOrId, not_a_yes_no
 from mcp_server_connectwise.services.companies import company as resolve_company
+from mcp_server_connectwise.services.concurrency import all_or_none
 from mcp_server_connectwise.services.errors import Look, Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.ticket_devices import find_configuration, shown_configuration
@@ -292,7 +293,7 @@ async def _open_tickets(session: TenantSession, configuration: Configuration) ->
     )
     tickets = [Ticket.model_validate(item) for item in page.items]
     limit = asyncio.Semaphore(CONCURRENT_REQUESTS)
-    attached = await asyncio.gather(*(_attached(session, t.id, configuration.id, limit) for t in tickets))
+    attached = await all_or_none(*(_attached(session, t.id, configuration.id, limit) for t in tickets))
     found = [
         OpenTicket(id=t.id, summary=t.summary, board=label(t.board), status=label(t.status))
         for t, on_it in zip(tickets, attached, strict=True)

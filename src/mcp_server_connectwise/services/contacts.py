@@ -17,7 +17,7 @@ from mcp_server_connectwise.connectwise import NotFoundError, endpoints
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Company, Contact, label
 from mcp_server_connectwise.services import resolve
-from mcp_server_connectwise.services.arguments import MAX_ID, not_a_yes_no
+from mcp_server_connectwise.services.arguments import MAX_ID, NameOrId, not_a_yes_no
 from mcp_server_connectwise.services.companies import check_page, described, search_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.errors import Look, Refused, shown
@@ -109,7 +109,7 @@ class ContactQuery(BaseModel):
     name: Annotated[str | None, Field(description="Full, first or last name.")] = None
     email: Annotated[str | None, Field(description='Email address, or a domain such as "@acme.example".')] = None
     phone: Annotated[str | None, Field(description='Phone number or part of it, e.g. "555-0142".')] = None
-    company: Annotated[str | int | None, Field(description="Company identifier or name.")] = None
+    company: Annotated[NameOrId, Field(description="Company identifier or name.")] = None
     include_inactive: Annotated[bool, Field(description="Also contacts marked inactive.")] = False
     limit: Annotated[int, Field(ge=1, le=100, description="Rows per page."), BeforeValidator(not_a_yes_no)] = 25
     page: Annotated[

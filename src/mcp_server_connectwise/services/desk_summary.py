@@ -9,7 +9,6 @@ at most MAX_PAGES pages: the answer says when that cap cut them.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
 from typing import Annotated
 
@@ -21,6 +20,7 @@ from mcp_server_connectwise.connectwise.client import MAX_PAGE_SIZE
 from mcp_server_connectwise.connectwise.models import read_moment
 from mcp_server_connectwise.services import catalog, progress, resolve
 from mcp_server_connectwise.services.arguments import When, iso_text
+from mcp_server_connectwise.services.concurrency import all_or_none
 from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.ticket_search import BoardNames, CompanyName, board_scope
@@ -132,8 +132,14 @@ async def service_desk_summary(session: TenantSession, request: DeskSummaryReque
         )
     scope = await board_scope(session, request.board, request.company)
     priorities, _ = await session.catalog.load(catalog.PRIORITIES)
+    # One count per open status: of the boards named, else of every active board (statuses no longer in use
+    # hold no tickets worth a request each).
     open_statuses = [
-        (board, status) for board, statuses in scope.boards for status in statuses if not status.closed_status
+        (board, status)
+        for board, statuses in scope.boards
+        if request.board is not None or not board.inactive_flag
+        for status in statuses
+        if not status.closed_status and not status.inactive
     ]
     is_open = cw.and_(scope.conditions, cw.eq("closedFlag", False))
     closed = cw.and_(
@@ -146,8 +152,8 @@ async def service_desk_summary(session: TenantSession, request: DeskSummaryReque
         *(cw.and_(is_open, cw.eq("status/id", status.id)) for _, status in open_statuses),
         *(cw.and_(is_open, cw.eq("priority/id", priority.id)) for priority in priorities),
     ]
-    counts, (responses, resolutions, complete) = await asyncio.gather(
-        asyncio.gather(*(session.client.count(endpoints.TICKETS, conditions=conditions) for conditions in counted)),
+    counts, (responses, resolutions, complete) = await all_or_none(
+        all_or_none(*(session.client.count(endpoints.TICKETS, conditions=conditions) for conditions in counted)),
         _closed_times(session, closed),
     )
     opened, closed_count, open_now, *rest = counts

@@ -24,6 +24,7 @@ from mcp_server_connectwise.connectwise import (
     ConnectWiseError,
     DeadlineError,
     DiscoveryError,
+    ImpersonationError,
     NotFoundError,
     NotJsonError,
     PermissionDeniedError,
@@ -127,10 +128,38 @@ def _out_of_time(exc: DeadlineError, tenant: str, unsent: str) -> ServiceError:
     )
 
 
+def _not_as_member(exc: ImpersonationError, tenant: str) -> ServiceError:
+    """The sentence for a write that could not be made as the caller's ConnectWise member (`member` of its
+    principal): said so, with what to fix; the write was not sent."""
+    member = shown(exc.member)
+    fix = "or remove `member` from this principal in [http.principals]"
+    if exc.status == 404:
+        problem = (
+            f"ConnectWise (tenant {tenant}) has no member {member} to write as: correct `member` in [http.principals]"
+        )
+    elif exc.status == 403:
+        problem = (
+            f"The API member of tenant {tenant} may not act as member {member} (its security role cannot create "
+            f"member tokens): an administrator can allow it, {fix}"
+        )
+    elif exc.status == 401:  # the keys were made, then refused on the write
+        problem = (
+            f"ConnectWise (tenant {tenant}) refused the keys it made for member {member}: check that member, {fix}"
+        )
+    else:
+        problem = (
+            f"ConnectWise (tenant {tenant}) gave no keys to write as member {member} "
+            f"({one_line(exc.message)[:_QUOTED_CHARS]}): check that member, {fix}"
+        )
+    return Failed(f"{problem}. The change was not sent.")
+
+
 def explain(exc: ConnectWiseError, tenant: str, *, write_unsent: bool = False) -> ServiceError:
     """The sentence for a ConnectWise failure in `tenant` that the service did not handle itself.
     `write_unsent`: the call was to write, and had sent no write when this happened (it failed reading)."""
     unsent = " The change was not sent." if write_unsent or exc.method not in (None, "GET") else ""
+    if isinstance(exc, ImpersonationError):
+        return _not_as_member(exc, tenant)
     if isinstance(exc, AmbiguousWriteError):
         return OutcomeUnknown(
             f"The change was sent to ConnectWise (tenant {tenant}) but no answer came back, so it is unknown whether "

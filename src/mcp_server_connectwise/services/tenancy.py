@@ -1,8 +1,11 @@
 """Tenants: which ConnectWise company a call works for, its lazily created client and its caches.
 
 A client is created on a tenant's first use, from the config and the keys in the OS keyring (or credentials
-and transports injected by the demo and the tests), and lives until `aclose`. Every client reports its HTTP
-attempts to `collect_requests`, so a tool call can list the requests it caused in its audit line.
+and transports injected by the demo and the tests), and lives until `aclose`. Its rate budget, its catalog's
+shared layer and its alert locks come from the state store (`[state]`: this process, or a Redis that replicas
+share). Every client reports its HTTP
+attempts to `collect_requests`, so a tool call can list the requests it caused in its audit line, and to the
+server's `Metrics`.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import httpx2
 
 from mcp_server_connectwise.config import AppConfig, ConfigError, TenantConfig
 from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, ConnectWiseClient, RequestRecord
+from mcp_server_connectwise.connectwise.scope import current as current_scope
+from mcp_server_connectwise.metrics import Metrics
 from mcp_server_connectwise.secrets import KeyringUnavailable, KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS, Catalog
 from mcp_server_connectwise.services.errors import Failed, Refused, sentence
 from mcp_server_connectwise.state.alerts import AlertKeys
+from mcp_server_connectwise.state.events import EventLog
+from mcp_server_connectwise.state.store import AlertLocks, StateStore, check_write, open_state
 
 # A locked keyring can wait for a person to type a password; a call gives up on it after this long.
 KEYRING_TIMEOUT_SECONDS = 10.0
@@ -39,7 +46,8 @@ WriteAnnouncer = Callable[[str, str, Any], None]
 _announce_write: ContextVar[WriteAnnouncer | None] = ContextVar("announce_write", default=None)
 
 
-def _before_write(method: str, path: str, body: Any) -> None:
+async def _before_write(method: str, path: str, body: Any) -> None:
+    await check_write()  # first: a write the alert lock refuses is not announced either
     announce = _announce_write.get()
     if announce is not None:
         announce(method, path, body)
@@ -77,11 +85,19 @@ class TenantSession:
     # Per kind of record ("note"), the ids of the records this session reported as created, oldest first:
     # write recovery never takes one of them for a later call's lost record.
     reported_ids: dict[str, dict[int, None]] = field(default_factory=dict)
-    alert_keys: AlertKeys = field(default_factory=AlertKeys)  # report_alert's per-key locks and counters
+    alert_keys: AlertLocks = field(default_factory=AlertKeys)  # report_alert's per-key locks and counters
+    metrics: Metrics = field(default_factory=Metrics)  # the server's counts (none in memory and on stdio)
+    events: EventLog | None = None  # the callbacks received, shared by every tenant (rows name theirs)
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def member(self) -> str | None:
+        """The member this call's time is logged for unless it names one: the caller's own ConnectWise member
+        (a principal's `member`, whose writes act as it), else the tenant's configured `member`."""
+        return current_scope().member or self.config.member
 
 
 class Tenants:
@@ -97,16 +113,22 @@ class Tenants:
         transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
         cache_ttl: float = DEFAULT_TTL_SECONDS,
         read_only: bool = False,
+        state: StateStore | None = None,
+        metrics: Metrics | None = None,
+        events: EventLog | None = None,
     ) -> None:
         if default_tenant is not None:
             config.tenant(default_tenant)  # ConfigError at start-up rather than on every call
             config = config.model_copy(update={"default_tenant": default_tenant})
         self.config = config
         self.read_only = read_only
+        self.state = state or open_state(config.state)
+        self.events = events
         self._key_store = key_store or KeyStore()
         self._credentials = dict(credentials or {})
         self._transports = dict(transports or {})
         self._cache_ttl = cache_ttl
+        self.metrics = metrics or Metrics()
         self._sessions: dict[str, TenantSession] = {}
         # The keyring read under way per tenant, which concurrent first calls share.
         self._keyring_reads: dict[str, asyncio.Future[ApiCredentials]] = {}
@@ -176,18 +198,34 @@ class Tenants:
             api_version=tenant.api_version,
             requests_per_minute=tenant.requests_per_minute,
         )
+        metrics = self.metrics
+
+        def on_request(record: RequestRecord) -> None:
+            _record_request(record)
+            metrics.connectwise_request(tenant.name, record)
+
         client = ConnectWiseClient(
             settings,
             credentials,
             transport=self._transports.get(tenant.name),
-            on_request=_record_request,
+            on_request=on_request,
             before_write=_before_write,
+            budget=self.state.rate_budget(tenant.name, tenant.requests_per_minute),
         )
-        session = self._sessions[tenant.name] = TenantSession(tenant, client, Catalog(client, ttl=self._cache_ttl))
+        catalog = Catalog(client, ttl=self._cache_ttl, shared=self.state.catalog_cache(tenant.name))
+        session = self._sessions[tenant.name] = TenantSession(
+            tenant, client, catalog, alert_keys=self.state.alert_locks(tenant.name), metrics=metrics, events=self.events
+        )
         return session
 
+    def transport(self, tenant: TenantConfig) -> httpx2.AsyncBaseTransport | None:
+        """The transport injected for the tenant (the demo's and the tests' in-process sandbox), if any."""
+        return self._transports.get(tenant.name)
+
     async def aclose(self) -> None:
-        """Close every client; a later call creates them afresh (caches go with them)."""
+        """Close every client and the state store's connections; a later call creates them afresh (this process's
+        caches go with them)."""
         sessions, self._sessions = self._sessions, {}
         for session in sessions.values():
             await session.client.aclose()
+        await self.state.aclose()

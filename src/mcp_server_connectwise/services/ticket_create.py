@@ -32,14 +32,14 @@ from mcp_server_connectwise.connectwise.models import Company, Configuration, Ti
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, resolve, write_recovery
 from mcp_server_connectwise.services.agreements import company_agreements, of_type, today, usable_agreement
-from mcp_server_connectwise.services.arguments import NameOrId, When, written_text
+from mcp_server_connectwise.services.arguments import NameOrId, RecordName, When, written_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
 from mcp_server_connectwise.services.contacts import contact as resolve_contact
-from mcp_server_connectwise.services.errors import Look, Refused, ServiceError
+from mcp_server_connectwise.services.errors import Look, Refused
 from mcp_server_connectwise.services.notes import MAX_NOTE_CHARS
 from mcp_server_connectwise.services.tenancy import TenantSession
-from mcp_server_connectwise.services.ticket_devices import attach, find_configuration
+from mcp_server_connectwise.services.ticket_devices import attach_to_new_ticket, find_configuration
 from mcp_server_connectwise.services.tickets import info_date
 from mcp_server_connectwise.services.updates import MAX_SUMMARY_CHARS, Level, summary_text
 from mcp_server_connectwise.services.write_recovery import PlannedWrite, entered_since, same_text
@@ -90,7 +90,7 @@ class NewTicket(BaseModel):
     """A ticket to create; names, not ids."""
 
     summary: Annotated[str, Field(min_length=1, max_length=MAX_SUMMARY_CHARS)]
-    company: Annotated[str | int, Field(description="Identifier or name.")]
+    company: Annotated[RecordName, Field(description="Identifier or name.")]
     board: Annotated[NameOrId, Field(description="Default: the tenant's default_board.")] = None
     contact: Annotated[NameOrId, Field(description="Name, email or id.")] = None
     description: Annotated[str | None, Field(max_length=MAX_NOTE_CHARS, description="Customer-visible first note.")] = (
@@ -108,7 +108,7 @@ class NewTicket(BaseModel):
     agreement: Annotated[NameOrId, Field(description="Of the company, active today: name or id.")] = None
     required_date: Annotated[When, Field(description="Due date.")] = None
     configurations: Annotated[
-        list[str | int] | None,
+        list[RecordName] | None,
         Field(max_length=MAX_CONFIGURATIONS, description="Devices to attach: ids, names or serial numbers."),
     ] = None
     notify: Annotated[bool, Field(description="Email the contact and resources.")] = False
@@ -347,12 +347,11 @@ async def create_ticket(session: TenantSession, request: NewTicket) -> TicketCre
     ticket = Ticket.model_validate(created)
     attached, not_attached = [], []
     for configuration in resolved.configurations:
-        try:
-            await attach(session, ticket.id, configuration)
-        except ServiceError as failure:
-            not_attached.append(f"{configuration.name} (id {configuration.id}): {failure}")
-        else:
+        failure = await attach_to_new_ticket(session, ticket.id, configuration)
+        if failure is None:
             attached.append(configuration.id)
+        else:
+            not_attached.append(failure)
     return TicketCreated(
         tenant=session.name,
         created=True,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from mcp_server_connectwise.connectwise import (
     AmbiguousWriteError,
     ConflictError,
+    ConnectWiseError,
     NotFoundError,
     ServerError,
     TransportError,
@@ -25,9 +26,9 @@ from mcp_server_connectwise.connectwise import (
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Company, Configuration, label
 from mcp_server_connectwise.services import resolve, write_recovery
-from mcp_server_connectwise.services.arguments import TicketId
+from mcp_server_connectwise.services.arguments import RecordName, TicketId
 from mcp_server_connectwise.services.companies import described
-from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused, shown
+from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused, ServiceError, explain, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import company_of, read_ticket, ticket_not_found
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
@@ -39,8 +40,7 @@ _CANDIDATES = 10  # read when matching a name or serial number, and listed in a 
 class DeviceOnTicket(BaseModel):
     ticket_id: TicketId
     configuration: Annotated[
-        str | int,
-        Field(description="Configuration (device) id, name or serial number, within the ticket's company."),
+        RecordName, Field(description="Configuration (device) id, name or serial number, within the ticket's company.")
     ]
 
 
@@ -122,6 +122,18 @@ async def attach(session: TenantSession, ticket_id: int, configuration: Configur
     )
 
 
+async def attach_to_new_ticket(session: TenantSession, ticket_id: int, configuration: Configuration) -> str | None:
+    """Attach `configuration` to a ticket just created; why it could not be, or None. Never raises for a
+    ConnectWise failure: the ticket exists, and the answer must say so whatever the attach met."""
+    try:
+        await attach(session, ticket_id, configuration)
+    except ServiceError as failure:
+        return f"{shown_configuration(configuration)}: {failure}"
+    except ConnectWiseError as failure:
+        return f"{shown_configuration(configuration)}: {explain(failure, session.name)}"
+    return None
+
+
 async def detach(session: TenantSession, ticket_id: int, configuration: Configuration) -> bool:
     """Detach `configuration` from the ticket; False when it was not attached."""
     path = endpoints.ticket_configuration(ticket_id, configuration.id)
@@ -132,14 +144,15 @@ async def _twice(session: TenantSession, ticket_id: int, configuration: Configur
     """Send an attach or detach; after a failure whose outcome is unknown, send it once more: a second
     attach answers 409 and a second detach 404 if the first one was done."""
     already = ConflictError if verb == "attach" else NotFoundError
+    first_may_have_applied = False
     for attempt in range(2):
         try:
             await send()
         except already:
-            if attempt == 0:
-                return False
-            return True  # done by the first attempt, whose answer was lost
+            # On the second attempt: done by the first, whose answer was lost - if it could have been applied.
+            return first_may_have_applied
         except (AmbiguousWriteError, ServerError, TransportError) as failure:
+            first_may_have_applied = isinstance(failure, AmbiguousWriteError)
             if attempt == 1:
                 raise Failed(
                     f"Could not {verb} configuration {shown_configuration(configuration)} on ticket {ticket_id} "

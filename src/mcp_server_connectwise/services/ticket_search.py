@@ -9,7 +9,6 @@ more than itself).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from mcp_server_connectwise.connectwise.models import (
 )
 from mcp_server_connectwise.services import catalog, resolve
 from mcp_server_connectwise.services.arguments import MAX_ID, NameOrNames, When, any_case, not_a_yes_no
+from mcp_server_connectwise.services.concurrency import all_or_none
 from mcp_server_connectwise.services.errors import Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import info_date
@@ -248,7 +248,7 @@ async def _statuses(session: TenantSession, *, refresh: bool) -> tuple[list[Boar
     """The statuses of every board (inactive ones too), board by board in board order; whether all of them
     were fetched just now."""
     boards, fresh = await session.catalog.load(catalog.BOARDS, refresh=refresh)
-    loaded = await asyncio.gather(
+    loaded = await all_or_none(
         *(session.catalog.load(catalog.board_statuses(board.id), refresh=refresh) for board in boards)
     )
     statuses = [status for items, _ in loaded for status in in_board_order(items)]
@@ -384,7 +384,7 @@ async def board_scope(session: TenantSession, board: NameOrNames, company: str |
     boards, _ = await session.catalog.load(catalog.BOARDS)
     wanted = {resolve.normalise(name) for name in named}
     in_scope = [b for b in boards if not wanted or (b.name is not None and resolve.normalise(b.name) in wanted)]
-    loaded = await asyncio.gather(*(session.catalog.load(catalog.board_statuses(b.id)) for b in in_scope))
+    loaded = await all_or_none(*(session.catalog.load(catalog.board_statuses(b.id)) for b in in_scope))
     return BoardScope(
         conditions, [(b, in_board_order(statuses)) for b, (statuses, _) in zip(in_scope, loaded, strict=True)]
     )

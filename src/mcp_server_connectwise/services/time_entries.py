@@ -47,9 +47,9 @@ class TimeEntryRequest(BaseModel):
         float | None, Field(gt=0, le=24 * 60, description="Instead of hours."), BeforeValidator(not_a_yes_no)
     ] = None
     notes: Annotated[str | None, Field(description="What was done (customer-visible on invoices).")] = None
-    member: Annotated[str | None, Field(description="Member identifier; default: the tenant's configured member.")] = (
-        None
-    )
+    member: Annotated[
+        str | None, Field(description="Member identifier; default: the caller's member, else the tenant's.")
+    ] = None
     work_type: Annotated[str | None, Field(description='Name, e.g. "Remote Support".')] = None
     billable_option: BillableOption | None = None
     internal_notes: Annotated[str | None, Field(description="Staff only.")] = None
@@ -160,7 +160,7 @@ async def create_time_entry(session: TenantSession, request: TimeEntryRequest) -
         if value is not None:
             resolve.name_or_id(argument, value)
     notes, internal_notes = cleaned("notes", request.notes), cleaned("internal_notes", request.internal_notes)
-    member_name = request.member if request.member is not None else session.config.member
+    member_name = request.member if request.member is not None else session.member
     if member_name is None:
         raise Refused(
             f"Tenant {session.name} has no default member; give member (the ConnectWise member identifier to log the time for)."

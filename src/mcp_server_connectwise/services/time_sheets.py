@@ -1,8 +1,8 @@
 """A time sheet read back, and a time entry corrected while ConnectWise still lets its member change it.
 
 `list_time_entries`: one member's entries or one ticket's, over at most `MAX_DAYS` days, with hours per day
-and billable totals. Without member and ticket it is the tenant's configured member (`member` in the config:
-the server's "me"); without dates, the current week, Monday to Sunday (a ticket's alone: all its time). Days
+and billable totals. Without member and ticket it is the caller's member (a principal's `member`), else the
+tenant's configured `member` (the server's "me"); without dates, the current week, Monday to Sunday (a ticket's alone: all its time). Days
 are UTC days, as ConnectWise stores times. One bounded page walk (`MAX_PAGES` pages of `PAGE_SIZE`, only the
 fields shown); past that the answer says so rather than cut silently.
 
@@ -101,7 +101,10 @@ EntryId = Annotated[
 
 class TimeSheetQuery(BaseModel):
     member: Annotated[
-        NameOrId, Field(description="Identifier or full name; default: the tenant's member, unless ticket_id.")
+        NameOrId,
+        Field(
+            description="Identifier or full name; default: the caller's, else the tenant's member, unless ticket_id."
+        ),
     ] = None
     ticket_id: Annotated[TicketId | None, Field(description="Only this ticket's entries.")] = None
     date_from: Annotated[Day, Field(description="First UTC day; default: this week's Monday.")] = None
@@ -217,12 +220,12 @@ def _check_query(session: TenantSession, query: TimeSheetQuery) -> str | int | N
         return resolve.name_or_id("member", query.member)
     if query.ticket_id is not None:
         return None
-    if session.config.member is None:
+    if session.member is None:
         raise Refused(
             f"Tenant {session.name} has no configured member to list time for; give member (e.g. its identifier) "
             "or ticket_id."
         )
-    return session.config.member
+    return session.member
 
 
 async def list_time_entries(session: TenantSession, query: TimeSheetQuery, today: date | None = None) -> TimeSheet:

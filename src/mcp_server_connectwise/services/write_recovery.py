@@ -222,6 +222,7 @@ async def _look(session: TenantSession, write: PlannedWrite, since: datetime, wh
     try:
         candidates = await write.find(since)
     except Exception as look_failure:
+        session.metrics.write_recovery(write.kind, "failed")
         if isinstance(look_failure, ConnectWiseError):
             looking = _why(look_failure)
         else:
@@ -234,7 +235,9 @@ async def _look(session: TenantSession, write: PlannedWrite, since: datetime, wh
             look=write.look,
         ) from None
     reported = session.reported_ids.get(write.kind, {})
-    return next((record for record in candidates if _has_id(record) and record["id"] not in reported), None)
+    found = next((record for record in candidates if _has_id(record) and record["id"] not in reported), None)
+    session.metrics.write_recovery(write.kind, "absent" if found is None else "found")
+    return found
 
 
 def _remember(session: TenantSession, kind: str, record_id: object) -> None:

@@ -14,6 +14,7 @@ from mcp_server_connectwise.toolsets import (
     companies,
     configurations,
     contacts,
+    events,
     service,
     tickets,
     time,
@@ -31,5 +32,6 @@ REGISTRY = Registry(
         contacts.TOOLSET,
         agreements.TOOLSET,
         configurations.TOOLSET,
+        events.TOOLSET,
     )
 )

@@ -12,6 +12,7 @@ async def report_alert(call: ToolCall, report: AlertReport) -> AlertHandled:
     board. Repeats are coalesced into a note per interval, a clear closes the ticket unless a person worked
     it, a recurrence soon after reopens it; below the tenant's min_severity nothing is written."""
     handled = await alerts.report_alert(call.session, report)
+    call.session.metrics.alert(handled.outcome)
     if handled.outcome in ("created", "closed", "reopened") and handled.ticket_id is not None:
         call.wrote("ticket", handled.ticket_id, alert=handled.key, outcome=handled.outcome)
     if handled.note_id is not None:

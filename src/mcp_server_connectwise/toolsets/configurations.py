@@ -70,6 +70,7 @@ async def sync_configurations(call: ToolCall, sync: DeviceSync) -> SyncResult:
     for done in synced.devices:
         if done.configuration_id is not None and done.outcome in ("created", "updated"):
             call.wrote("configuration", done.configuration_id, outcome=done.outcome)
+    call.partly_unknown = any(done.outcome == "unknown" for done in synced.devices)
     return synced
 
 

@@ -39,6 +39,8 @@ class ToolCall:
     session: TenantSession
     written: list[dict[str, Any]] = field(default_factory=list)
     intents: list[str] = field(default_factory=list)  # the audit intent lines this call's writes settle
+    # A batch's answer can say that some of its writes have an unknown outcome: the call is audited as unknown.
+    partly_unknown: bool = False
 
     def wrote(self, record: str, record_id: int, **details: Any) -> None:
         """Note a record created or changed, for the audit line."""
@@ -68,6 +70,7 @@ class ToolDefinition:
     idempotent: bool = False  # for a write: repeating the call changes nothing more
     free_text: frozenset[str] = frozenset()  # arguments the audit records as length + hash only
     untrusted_output: bool = True  # the result carries text written by customers
+    open_world: bool = True  # it talks to ConnectWise (False: it reads only what this server keeps)
 
     @property
     def name(self) -> str:
@@ -94,7 +97,7 @@ class ToolDefinition:
         writes = {} if self.read_only else {"destructive_hint": self.destructive, "idempotent_hint": self.idempotent}
         return ToolAnnotations(
             read_only_hint=self.read_only,
-            open_world_hint=True,  # every tool talks to ConnectWise
+            open_world_hint=self.open_world,
             **writes,
         )
 

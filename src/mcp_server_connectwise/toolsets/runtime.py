@@ -38,7 +38,12 @@ from mcp_server_connectwise.config import ConfigError, TenantConfig, did_you_mea
 from mcp_server_connectwise.config.models import DEFAULT_CALL_DEADLINE_SECONDS
 from mcp_server_connectwise.connectwise import ConnectWiseError, RequestRecord
 from mcp_server_connectwise.connectwise.scope import call_scope
-from mcp_server_connectwise.http_auth import TenantNotAllowed, check_tenant_allowed, principal_tenants
+from mcp_server_connectwise.http_auth import (
+    TenantNotAllowed,
+    check_tenant_allowed,
+    principal_member,
+    principal_tenants,
+)
 from mcp_server_connectwise.services import progress
 from mcp_server_connectwise.services.errors import Failed, Look, Refused, ServiceError, explain, sentence, shown
 from mcp_server_connectwise.services.tenancy import Tenants, announcing_writes, collect_requests
@@ -46,6 +51,7 @@ from mcp_server_connectwise.services.write_recovery import EarlierAttempt, repea
 from mcp_server_connectwise.toolsets.arguments import ARGUMENT_ERROR, SentencedArguments, argument_refusal
 from mcp_server_connectwise.toolsets.definition import Offer, Registry, ToolCall, ToolDefinition, with_next_steps
 from mcp_server_connectwise.toolsets.schemas import compact
+from mcp_server_connectwise.untrusted import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +116,12 @@ def check_tool_allowlists(tenants: Iterable[TenantConfig], known: Collection[str
 
 @dataclass(frozen=True)
 class Caller:
-    """Who makes a call: a principal (named in the audit) and the tenants it may use (None: every tenant)."""
+    """Who makes a call: a principal (named in the audit), the tenants it may use (None: every tenant) and the
+    ConnectWise member its writes act as (None: the tenant's API member)."""
 
     principal: str
     tenants: frozenset[str] | None
+    member: str | None = None
 
 
 def to_result(model: BaseModel, *, untrusted: bool) -> CallToolResult:
@@ -146,6 +154,7 @@ class ToolRuntime:
     ) -> None:
         self.tenants = tenants
         self.audit = audit
+        self.metrics = tenants.metrics  # what /metrics counts (nothing on stdio and in memory)
         self.principal = principal
         self.offer = offer  # the tools listed; a call's answer names those its tenant can run
         self.deadline = deadline  # seconds a call may take before it answers
@@ -184,6 +193,7 @@ class ToolRuntime:
                     path=path,
                     body=body,
                     free_text=definition.free_text,
+                    member=caller.member,
                 )
             except AuditUnavailable as exc:
                 raise Failed(f"{exc} The write could not be audited, so it was not sent.") from None
@@ -194,7 +204,7 @@ class ToolRuntime:
     def caller(self) -> Caller:
         access = get_access_token()
         if access is not None:
-            return Caller(access.client_id, principal_tenants(access))
+            return Caller(access.client_id, principal_tenants(access), principal_member(access))
         if self.principal is None:
             # The SDK refuses unauthenticated requests (401) before a tool runs; refuse rather than trust.
             return Caller("unauthenticated", frozenset())
@@ -234,7 +244,7 @@ class ToolRuntime:
         earlier: EarlierAttempt | None = None
         with (
             collect_requests() as requests,
-            call_scope(self.deadline, caller=(caller.principal, session)),
+            call_scope(self.deadline, caller=(caller.principal, session), member=caller.member),
         ):
             try:
                 if callable(unknown):
@@ -255,8 +265,10 @@ class ToolRuntime:
                         result = await _call_handler(definition, call, arguments)
                     if repeat is not None:  # done, having looked for what the earlier call wrote: it is settled
                         call.intents.extend(repeat.intents)
+                    if call.partly_unknown:  # answered, but some write of it may or may not have been applied
+                        outcome = "unknown"
             except TimeoutError:
-                sent = [request for request in requests if request.method != "GET"]
+                sent = [request for request in requests if request.writes]
                 outcome, error = (
                     ("unknown", _ran_out_of_time_writing(definition, tenant_name, self.deadline))
                     if sent
@@ -266,7 +278,7 @@ class ToolRuntime:
             except ServiceError as exc:
                 outcome, error = exc.outcome, str(exc) + self._offer_for(tenant_name).look(exc.look)
             except ConnectWiseError as exc:
-                write_unsent = not definition.read_only and all(request.method == "GET" for request in requests)
+                write_unsent = not definition.read_only and not any(request.writes for request in requests)
                 explained = explain(exc, tenant_name, write_unsent=write_unsent)
                 outcome, error = explained.outcome, str(explained) + self._offer_for(tenant_name).look(explained.look)
             except BaseException as exc:
@@ -275,7 +287,7 @@ class ToolRuntime:
                 # it could send one (a request in flight is not yet listed), may have written: outcome unknown.
                 cancelled = not isinstance(exc, Exception)
                 may_have_written = not definition.read_only and (
-                    any(request.method != "GET" for request in requests) or (cancelled and call is not None)
+                    any(request.writes for request in requests) or (cancelled and call is not None)
                 )
                 if key is not None:
                     self._settle(key, "unknown" if may_have_written else "error", called_at, call)
@@ -295,7 +307,8 @@ class ToolRuntime:
             self._settle(key, outcome, called_at, call)
         self._audit(caller, definition, tenant_name, arguments, outcome, error, started, requests, call)
         if error is not None:
-            raise ToolError(error)
+            # Sentences quote names customers wrote (a contact, a device): nothing hidden in them reaches the model.
+            raise ToolError(one_line(error))
         assert result is not None  # no error: the handler returned its result
         next_steps = self._offer_for(tenant_name).next_steps(definition, result)
         if earlier is not None and earlier.found is not None:
@@ -350,6 +363,7 @@ class ToolRuntime:
         requests: list,
         call: ToolCall | None,
     ) -> None:
+        seconds = time.perf_counter() - started
         entry = AuditEntry(
             tenant=tenant,
             principal=caller.principal,
@@ -357,11 +371,13 @@ class ToolRuntime:
             args=audit_arguments(arguments, definition.free_text),
             outcome=outcome,  # type: ignore[arg-type]
             error=error,
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=seconds * 1000,
             requests=[_audited_request(r) for r in requests],
             written=call.written if call else [],
             intents=call.intents if call else [],
+            member=None if definition.read_only else caller.member,  # reads go as the API member
         )
+        self.metrics.tool_call(definition.name, outcome, seconds)
         # Writes are fsynced: the trail of what changed in ConnectWise must survive a crash.
         self._write_line(entry, durable=not definition.read_only)
         marker = _audited_marker.get()
@@ -376,6 +392,7 @@ class ToolRuntime:
         free_text = (
             definition.free_text if definition else {key for key, value in arguments.items() if isinstance(value, str)}
         )
+        seconds = time.perf_counter() - started
         entry = AuditEntry(
             tenant=arguments.get("tenant") if isinstance(arguments.get("tenant"), str) else None,
             principal=self.caller().principal,
@@ -383,9 +400,11 @@ class ToolRuntime:
             args=audit_arguments(arguments, free_text),
             outcome="refused",
             error="arguments do not match the tool's input schema" if definition else "no such tool",
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=seconds * 1000,
         )
         self._write_line(entry, durable=False)
+        # A name that is no tool is the caller's text: it is counted, never used as a label.
+        self.metrics.tool_call(name if definition else "unknown", "refused", seconds)
 
     def _write_line(self, entry: AuditEntry, *, durable: bool) -> None:
         try:
