@@ -86,13 +86,15 @@ async def silent_connectwise() -> AsyncIterator[str]:
         server.close()
 
 
-def nothing_listening() -> str:
+@pytest.fixture
+def nothing_listening():
+    """A loopback URL whose port is bound and never listened on: connections to it are refused, and no other
+    process can take the port while the test runs (a port merely found free could be)."""
     import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v4_6_release/apis/3.0"
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}/v4_6_release/apis/3.0"
 
 
 async def timed_call(server, tool: str, arguments: dict):
@@ -116,16 +118,18 @@ async def test_a_connectwise_that_never_answers_gets_every_tool_an_answer_within
 
 
 @pytest.mark.parametrize(("tool", "example"), EXAMPLES)
-async def test_a_connectwise_that_cannot_be_reached_is_said_so(tmp_path, tool, example):
-    result, took = await timed_call(server_over(tmp_path, base_url=nothing_listening()), tool, example)
+async def test_a_connectwise_that_cannot_be_reached_is_said_so(tmp_path, tool, example, nothing_listening):
+    result, took = await timed_call(server_over(tmp_path, base_url=nothing_listening), tool, example)
     text = result.content[0].text
     assert result.is_error and took < DEADLINE + 1, (took, text)
     assert "could not be reached" in text and "did not answer" not in text
 
 
 @pytest.mark.parametrize(("tool", "example"), CLOSED_WORLD)
-async def test_a_tool_that_reads_only_this_servers_state_answers_whatever_connectwise_does(tmp_path, tool, example):
-    result, took = await timed_call(server_over(tmp_path, base_url=nothing_listening()), tool, example)
+async def test_a_tool_that_reads_only_this_servers_state_answers_whatever_connectwise_does(
+    tmp_path, tool, example, nothing_listening
+):
+    result, took = await timed_call(server_over(tmp_path, base_url=nothing_listening), tool, example)
     assert not result.is_error and took < DEADLINE, result.content[0].text
 
 
