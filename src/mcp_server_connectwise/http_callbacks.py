@@ -17,7 +17,6 @@ with the body, a key or a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -129,7 +128,7 @@ class CallbackReceiver:
             if not signed:
                 raise Refusal(401, "the signature does not match the body")
             try:
-                stored = self.events.append(event_of(tenant.name, payload, datetime.now(timezone.utc)))
+                stored = await self.events.append(event_of(tenant.name, payload, datetime.now(timezone.utc)))
             except EventLogUnavailable as exc:  # a full disk, say: ConnectWise retries what is not 2xx
                 raise Refusal(503, f"the event could not be stored: {exc}", **{"Retry-After": "2"}) from None
         except Refusal as refusal:
@@ -145,7 +144,7 @@ class CallbackReceiver:
 
     async def _maintain(self) -> None:
         try:
-            await asyncio.to_thread(self.events.maintain)
+            await self.events.maintain()
         except EventLogUnavailable as exc:
             logger.warning("event retention not applied: %s", exc)
 

@@ -43,7 +43,8 @@ from mcp_server_connectwise.metrics import Metrics, PrometheusMetrics
 from mcp_server_connectwise.secrets import KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS
 from mcp_server_connectwise.services.tenancy import Tenants
-from mcp_server_connectwise.state.events import EventLog, event_log
+from mcp_server_connectwise.state.events import EventLog
+from mcp_server_connectwise.state.store import open_state
 from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.toolsets.definition import Offer
 from mcp_server_connectwise.toolsets.runtime import (
@@ -143,7 +144,8 @@ def _build(
                 listener.host, listener.port, listener.path, allowed_origins=app_config.http.allowed_origins
             ),
         )
-    events = events or event_log(app_config)
+    state_store = open_state(app_config.state)
+    events = events or state_store.event_log(app_config)
     tenants = Tenants(
         app_config,
         default_tenant=default_tenant,
@@ -154,6 +156,7 @@ def _build(
         read_only=read_only,
         metrics=metrics,
         events=events,
+        state=state_store,
     )
     audit = AuditLog(app_config.audit.path, max_bytes=app_config.audit.max_bytes)
     state = AppState(tenants=tenants, audit=audit, events=events)
@@ -165,8 +168,10 @@ def _build(
         # The SDK enters this once per process on stdio and HTTP, but once per connection in memory and on SSE.
         state.sessions += 1
         started: asyncio.Task[None] | None = None
-        if at_start is not None and state.sessions == 1:  # in the background: start-up does not wait for it
-            started = asyncio.create_task(at_start(tenants))
+        if state.sessions == 1:
+            await state.events.start()
+            if at_start is not None:  # in the background: start-up does not wait for it
+                started = asyncio.create_task(at_start(tenants))
         try:
             yield state
         finally:
@@ -176,9 +181,9 @@ def _build(
             if state.sessions == 0:
                 if state.receiver is not None:
                     await state.receiver.aclose()
+                await state.events.aclose()
                 await state.tenants.aclose()
                 state.audit.close()
-                state.events.close()
 
     try:
         offer = Offer.of(

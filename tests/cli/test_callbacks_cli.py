@@ -20,14 +20,17 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_server_connectwise.cli import main
+from mcp_server_connectwise.config import load_config
 from mcp_server_connectwise.connectwise import ApiCredentials
 from mcp_server_connectwise.sandbox import SandboxSettings, create_app
 from mcp_server_connectwise.sandbox.settings import API_ROOT
 from mcp_server_connectwise.secrets import KeyStore
 from mcp_server_connectwise.server import demo_events_path
-from mcp_server_connectwise.state.events import NewEvent, SqliteEventLog
+from mcp_server_connectwise.state.events import EventLog, NewEvent, SqliteEventLog
+from mcp_server_connectwise.state.redis import RedisState
 
 from support.key_server import free_port
+from support.state_store import state_config
 
 RECEIVER = "https://mcp.example.com/callbacks/acme"
 
@@ -156,12 +159,34 @@ def test_status_names_the_event_store_its_size_and_events_per_tenant(config, cap
     assert code == 0 and out.startswith(f"Event store: {store} (not created yet") and "kept 3 days" in out
     assert not store.exists()  # looking creates nothing
     log = SqliteEventLog(store)
-    for n in range(3):
-        log.append(NewEvent("acme", f"m-{n}", "ticket", "updated", n, datetime.now(timezone.utc)))
+    asyncio.run(store_events(log, 3))
     log.close()
     code, out, _ = run(config, capsys, "status")
     assert code == 0 and f"Event store: {store} (" in out and " bytes; kept 3 days, at most 100,000 per tenant)" in out
     assert "  acme: 3 events\n  globex: 0 events\n" in out
+
+
+async def store_events(log: EventLog, count: int) -> None:
+    for n in range(count):
+        await log.append(NewEvent("acme", f"m-{n}", "ticket", "updated", n, datetime.now(timezone.utc)))
+
+
+def test_status_with_a_shared_store_names_redis_and_counts_the_events_there(config, capsys, redis_server):
+    with config.open("a", encoding="utf-8") as file:
+        file.write(f'[state]\nurl = "{redis_server.url}"\n')
+
+    async def store_two() -> None:
+        state = RedisState(state_config(redis_server))
+        await store_events(state.event_log(load_config(config)), 2)
+        await state.aclose()
+
+    asyncio.run(store_two())
+    code, out, _ = run(config, capsys, "status")
+    assert code == 0 and out.startswith(f"Event store: Redis at redis://127.0.0.1:{redis_server.port}/0 (kept 7 days")
+    assert "  acme: 2 events\n  globex: 0 events\n" in out
+    redis_server.stop()
+    code, _, err = run(config, capsys, "status")
+    assert code == 1 and "cannot be reached" in err and "Start Redis or correct [state] url" in err
 
 
 async def test_the_http_demo_registers_its_receiver_and_a_note_added_arrives_as_an_event(tmp_path):

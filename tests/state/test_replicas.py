@@ -9,7 +9,10 @@ each request arrives.
 - a replica killed while it holds alert locks leaves none held past their expiry, and its alert is handled by
   another replica afterwards;
 - Redis stopped: reads keep answering on every replica, POST /alerts answers 503; Redis back: alerts are
-  handled again, with no restart.
+  handled again, with no restart;
+- the sandbox's callback for a technician's change, delivered to replica A, is returned by get_ticket_events
+  on replica C and tells a subscriber on replica B;
+- a replica killed while callbacks pour in has stored every one it acknowledged, once (read on another).
 """
 
 from __future__ import annotations
@@ -27,19 +30,24 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.subscriptions import ResourceUpdated
 
 from cli.test_graceful_shutdown import tenant_config
 from mcp_server_connectwise.bench.budget import max_in_window
 from mcp_server_connectwise.bench.processes import LoopbackSandbox, free_port, wait_until
+from mcp_server_connectwise.connectwise.callbacks import SIGNATURE_HEADER, signature
 from mcp_server_connectwise.connectwise.ratelimit import default_burst
 from mcp_server_connectwise.http_alerts import ALERTS_PATH
 from mcp_server_connectwise.http_auth import hash_token, new_token
+from mcp_server_connectwise.sandbox.settings import SandboxSettings
 from mcp_server_connectwise.sandbox.tenant import ALERTS
 from mcp_server_connectwise.services.alerts import alert_key
 from mcp_server_connectwise.state.redis.alerts import LOCK_SECONDS
 from mcp_server_connectwise.state.redis.connection import CHECK_SECONDS_WHILE_UNREACHABLE
+from server.test_http_callbacks import register, technician
 from server.test_stdio_inspector import console_script
 
+from support.key_server import KeyServer, serving
 from support.sandbox_http import AUTH
 
 REPLICAS = 3
@@ -93,7 +101,13 @@ def sandbox(tmp_path) -> Iterator[LoopbackSandbox]:
 
 
 @pytest.fixture
-def replicas(tmp_path, sandbox, redis_server) -> Iterator[list[Replica]]:
+def key_port() -> int:
+    """Where a test's own ConnectWise key server listens (a key host the tenant allows), when it starts one."""
+    return free_port()
+
+
+@pytest.fixture
+def replicas(tmp_path, sandbox, redis_server, key_port) -> Iterator[list[Replica]]:
     extra = (
         f'[state]\nurl = "{redis_server.url}"\n[server]\ncall_deadline_seconds = 60\n'
         f'[http.principals.alice]\ntoken_sha256 = "{hash_token(TOKEN)}"\ntenants = ["acme"]\n'
@@ -105,7 +119,10 @@ def replicas(tmp_path, sandbox, redis_server) -> Iterator[list[Replica]]:
         for key, value in ALERTS.model_dump(exclude={"priority"}, exclude_none=True).items()
     )
     with config.open("a") as file:  # into [tenants.acme], the file's last table
-        file.write(f"requests_per_minute = {REQUESTS_PER_MINUTE}\n[tenants.acme.alerts]\n{alerts}")
+        file.write(
+            f'requests_per_minute = {REQUESTS_PER_MINUTE}\ncallback_key_hosts = ["127.0.0.1:{key_port}"]\n'
+            f"[tenants.acme.alerts]\n{alerts}"
+        )
     started = [Replica(config, env, tmp_path / f"replica-{number}.log") for number in range(REPLICAS)]
     try:
         for replica in started:
@@ -221,3 +238,106 @@ async def three_replicas(sandbox: LoopbackSandbox, replicas: list[Replica], redi
         resumed = [await post_alert(http, replica, "fw02-ping") for replica in living]
         assert [answer.json()["results"][0]["outcome"] for answer in resumed] == ["created", "coalesced"]
         assert len(await tickets_of(sandbox, "fw02-ping")) == 1
+
+
+# --- events: one log, every replica ---------------------------------------------------------------------
+
+DELIVERIES = 300
+IN_FLIGHT = 10
+KILL_AFTER = 60  # acknowledged deliveries before the replica is killed
+
+
+def ticket_callback(keys: KeyServer, n: int) -> dict:
+    """A ConnectWise callback for a change to ticket 50000 + n, signed (by the caller) with the key server's key."""
+    ticket = {"id": 50_000 + n, "summary": f"Disk {n} is failing", "board": {"id": 1, "name": "Service Desk"}}
+    return {
+        "MessageId": f"delivery-{n}",
+        "FromUrl": "127.0.0.1",
+        "CompanyId": SandboxSettings().company,
+        "MemberId": "jsmith",
+        "Action": "updated",
+        "Type": "ticket",
+        "ID": ticket["id"],
+        "Entity": json.dumps(ticket),
+        "Metadata": {"key_url": keys.url()},
+        "CallbackObjectRecId": 1,
+    }
+
+
+async def all_events(session: Client) -> list[dict]:
+    seen, since = [], 0
+    while True:
+        result = await session.call_tool("get_ticket_events", {"since": since, "limit": 100})
+        assert not result.is_error, result.content
+        page = result.structured_content
+        seen += page["events"]
+        since = page["next_cursor"]
+        if not page["has_more"]:
+            return seen
+
+
+async def test_callbacks_reach_every_replica_and_a_killed_replica_loses_none_it_acknowledged(
+    sandbox, replicas, key_port
+):
+    try:
+        await events_on_replicas(sandbox, replicas, key_port)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+
+
+async def events_on_replicas(sandbox: LoopbackSandbox, replicas: list[Replica], key_port: int) -> None:
+    a, b, c = replicas
+    keys = KeyServer()
+    async with serving(keys.app(), port=key_port) as origin, AsyncExitStack() as stack:
+        keys.origin = origin
+        http = await stack.enter_async_context(
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+        )
+        on_b = await stack.enter_async_context(Client(streamable_http_client(b.base + "/mcp", http_client=http)))
+        on_c = await stack.enter_async_context(Client(streamable_http_client(c.base + "/mcp", http_client=http)))
+        subscription = await stack.enter_async_context(
+            on_b.listen(resource_subscriptions=["connectwise://acme/events"])
+        )
+
+        # --- the sandbox calls replica A back; C returns the event, B's subscriber is told ---------------------
+        await register(sandbox.base_url, a)
+        async with httpx2.AsyncClient(headers={"clientId": "test"}, timeout=30) as connectwise:
+            [ticket] = (await connectwise.get(f"{sandbox.base_url}/service/tickets?pageSize=1", auth=AUTH)).json()
+            patch = [{"op": "replace", "path": "summary", "value": "Printer on floor 3 is offline"}]
+            as_jsmith = await technician(sandbox.base_url, connectwise)
+            answer = await connectwise.patch(
+                f"{sandbox.base_url}/service/tickets/{ticket['id']}", json=patch, auth=as_jsmith
+            )
+            assert answer.status_code == 200, answer.text
+        told = await asyncio.wait_for(anext(aiter(subscription)), 30)
+        assert told == ResourceUpdated(uri="connectwise://acme/events")
+        [event] = await all_events(on_c)
+        assert (event["cursor"], event["id"], event["by"]) == (1, ticket["id"], "jsmith")
+        assert event["summary"] == "Printer on floor 3 is offline"
+
+        # --- callbacks pour into replica C, which is killed mid-run ----------------------------------------
+        acknowledged: list[int] = []
+        slots = asyncio.Semaphore(IN_FLIGHT)
+
+        async def deliver(payload: dict) -> None:
+            raw = json.dumps(payload).encode()
+            headers = {"content-type": "application/json", SIGNATURE_HEADER: signature(keys.key, raw)}
+            async with slots:
+                try:
+                    answer = await http.post(
+                        f"{c.base}/callbacks/acme?recordId={payload['ID']}", content=raw, headers=headers
+                    )
+                except httpx2.TransportError:
+                    return  # not acknowledged: ConnectWise would deliver it again
+            if answer.status_code == 200:
+                acknowledged.append(payload["ID"])
+
+        sending = asyncio.gather(*(deliver(ticket_callback(keys, n)) for n in range(DELIVERIES)))
+        await asyncio.to_thread(wait_until, lambda: len(acknowledged) >= KILL_AFTER, "deliveries acknowledged")
+        c.process.send_signal(signal.SIGKILL)
+        await sending
+        assert KILL_AFTER <= len(acknowledged) < DELIVERIES
+        stored = [event["id"] for event in await all_events(on_b)][1:]
+        assert len(stored) == len(set(stored))  # each once
+        assert set(acknowledged) <= set(stored)
+        assert keys.requests == ["/key"]  # the key was fetched once, and kept

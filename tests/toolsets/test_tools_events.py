@@ -51,15 +51,15 @@ async def call(client, **arguments) -> dict:
 async def test_the_first_call_gives_the_latest_and_a_cursor_then_only_what_is_new(tmp_path, log):
     harness = make_harness(tmp_path, events=log)
     for n in range(1, 6):
-        log.append(ticket_event(n))
+        await log.append(ticket_event(n))
     async with harness.client() as client:
         first = await call(client, limit=2)
         assert [e["cursor"] for e in first["events"]] == [4, 5] and first["next_cursor"] == 5
         assert first["has_more"] is False
         assert (await call(client, since=5))["events"] == []
-        log.append(ticket_event(6))
-        log.append(ticket_event(7, type="time", board="Alerts", fields={"ticket_id": 1001, "hours": 0.25}))
-        log.append(ticket_event(8, action="added"))
+        await log.append(ticket_event(6))
+        await log.append(ticket_event(7, type="time", board="Alerts", fields={"ticket_id": 1001, "hours": 0.25}))
+        await log.append(ticket_event(8, action="added"))
         page = await call(client, since=5, limit=2)
         assert [e["cursor"] for e in page["events"]] == [6, 7] and page["has_more"] and page["next_cursor"] == 7
         assert "since=7" in page["next_steps"]
@@ -82,7 +82,7 @@ async def test_the_first_call_gives_the_latest_and_a_cursor_then_only_what_is_ne
 
 async def test_another_tenants_events_are_not_shown(tmp_path, log):
     harness = make_harness(tmp_path, {"acme": {}, "globex": {}}, events=log)
-    log.append(ticket_event(1, tenant="globex"))
+    await log.append(ticket_event(1, tenant="globex"))
     async with harness.client() as client:
         assert (await call(client))["events"] == []
         assert len((await call(client, tenant="globex"))["events"]) == 1
@@ -90,7 +90,7 @@ async def test_another_tenants_events_are_not_shown(tmp_path, log):
 
 async def test_a_cursor_this_server_never_gave_out_is_refused_with_what_to_do(tmp_path, log):
     harness = make_harness(tmp_path, events=log)
-    log.append(ticket_event(1))
+    await log.append(ticket_event(1))
     async with harness.client() as client:
         result = await client.call_tool("get_ticket_events", {"since": 9})
     assert result.is_error
@@ -109,7 +109,7 @@ async def test_arguments_no_event_could_match_are_refused(tmp_path, log, argumen
 
 async def test_the_resource_lists_the_latest_events_as_the_tool_does(tmp_path, log):
     harness = make_harness(tmp_path, events=log)
-    log.append(ticket_event(1))
+    await log.append(ticket_event(1))
     async with harness.client() as client:
         templates = (await client.list_resource_templates()).resource_templates
         read = await client.read_resource(URI)
@@ -132,9 +132,9 @@ async def test_a_listening_client_is_told_when_an_event_arrives(tmp_path, log):
     harness = make_harness(tmp_path, events=log)
     async with harness.client() as client:
         async with client.listen(resource_subscriptions=[URI]) as subscription:
-            log.append(ticket_event(1, tenant="globex"))  # another tenant's resource: not this one
-            log.append(ticket_event(1))
-            log.append(ticket_event(2))
+            await log.append(ticket_event(1, tenant="globex"))  # another tenant's resource: not this one
+            await log.append(ticket_event(1))
+            await log.append(ticket_event(2))
             told = await asyncio.wait_for(anext(aiter(subscription)), 5)
         assert told == ResourceUpdated(uri=URI)
         assert [e["cursor"] for e in (await call(client, since=0))["events"]] == [1, 2]
@@ -154,11 +154,11 @@ async def test_a_client_of_the_handshake_era_subscribes_and_unsubscribes(tmp_pat
         assert client.server_capabilities.resources.subscribe is True
         with pytest.warns(MCPDeprecationWarning):
             await client.subscribe_resource(URI)
-        log.append(ticket_event(1))
+        await log.append(ticket_event(1))
         await asyncio.wait_for(arrived.wait(), 5)
         with pytest.warns(MCPDeprecationWarning):
             await client.unsubscribe_resource(URI)
-        log.append(ticket_event(2))
+        await log.append(ticket_event(2))
         await asyncio.sleep(0.1)
         with pytest.warns(MCPDeprecationWarning), pytest.raises(MCPError, match="No events resource"):
             await client.subscribe_resource("connectwise://globex/events")

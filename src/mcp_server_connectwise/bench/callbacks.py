@@ -132,7 +132,7 @@ async def _receiver(quick: bool) -> list[tuple[str, str]]:
                 running.should_exit = True
             await asyncio.gather(*tasks)
             await sandbox_app.state.callbacks.aclose()
-        stored = SqliteEventLog(config.events_path).latest(TENANT, 1).next_cursor
+        stored = (await SqliteEventLog(config.events_path).latest(TENANT, 1)).next_cursor
     answers_ms = [seconds * 1000 for seconds in answers]
     return [
         ("verified callbacks per second on loopback (10 in flight)", f"{throughput:,.0f}"),
@@ -144,13 +144,13 @@ async def _receiver(quick: bool) -> list[tuple[str, str]]:
     ]
 
 
-def _log_size() -> list[tuple[str, str]]:
+async def _log_size() -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="connectwise-bench-") as directory:
         log = SqliteEventLog(Path(directory) / "events.sqlite3")
         now = datetime.now(timezone.utc)
         started = time.perf_counter()
         for n in range(LOG_EVENTS):
-            log.append(
+            await log.append(
                 NewEvent(
                     tenant=TENANT,
                     message_id=str(uuid.uuid4()),
@@ -183,4 +183,4 @@ def _log_size() -> list[tuple[str, str]]:
 
 
 async def bench_callbacks(quick: bool) -> list[tuple[str, str]]:
-    return [*await _receiver(quick), *_log_size()]
+    return [*await _receiver(quick), *await _log_size()]

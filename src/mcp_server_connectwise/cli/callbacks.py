@@ -130,10 +130,14 @@ async def _remove(session: TenantSession, callback_id: int) -> int:
 
 
 def _status(config: AppConfig) -> int:
+    limits = f"kept {config.events.retention_days} days, at most {config.events.max_events_per_tenant:,} per tenant"
+    if config.state.url is not None:
+        import asyncio
+
+        return asyncio.run(_shared_status(config, limits))
     from mcp_server_connectwise.state.events import EventLogUnavailable, event_log
 
     log = event_log(config)
-    limits = f"kept {config.events.retention_days} days, at most {config.events.max_events_per_tenant:,} per tenant"
     if not log.path.exists():
         print(f"Event store: {log.path} (not created yet: no callback has arrived; {limits})")
         return 0
@@ -147,4 +151,23 @@ def _status(config: AppConfig) -> int:
     print(f"Event store: {size.path} ({size.bytes:,} bytes; {limits})")
     for tenant in config.tenants:
         print(f"  {tenant}: {size.events.get(tenant, 0):,} events")
+    return 0
+
+
+async def _shared_status(config: AppConfig, limits: str) -> int:
+    from mcp_server_connectwise.state.events import EventLogUnavailable
+    from mcp_server_connectwise.state.redis import RedisState
+
+    state = RedisState(config.state)
+    try:
+        log = state.event_log(config)
+        counts = {tenant: await log.count(tenant) for tenant in config.tenants}
+    except EventLogUnavailable as exc:
+        print(f"{PROGRAM}: {exc} {exc.remedy}", file=sys.stderr)
+        return 1
+    finally:
+        await state.aclose()
+    print(f"Event store: Redis at {config.state.shown_url} ({limits})")
+    for tenant, count in counts.items():
+        print(f"  {tenant}: {count:,} events")
     return 0

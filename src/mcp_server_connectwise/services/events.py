@@ -156,16 +156,16 @@ async def get_ticket_events(session: TenantSession, query: EventsQuery) -> Ticke
     match = _filter(query)
     try:
         if query.since is None:
-            page = log.latest(session.name, query.limit, match)
+            page = await log.latest(session.name, query.limit, match)
         else:
-            page = log.after(session.name, query.since, query.limit, match)
+            page = await log.after(session.name, query.since, query.limit, match)
     except CursorAhead as ahead:
         raise Refused(
             f"since {ahead.cursor} is past tenant {session.name}'s newest event ({ahead.head}): it is not a "
             "cursor this server gave out, or its event store was replaced; call without since to start again."
         ) from None
     except EventLogUnavailable as exc:
-        raise Failed(f"{exc} Check [events] path in the config and the disk it is on.") from None
+        raise Failed(f"{exc} {exc.remedy}") from None
     return TicketEvents(
         tenant=session.name,
         events=[TicketEvent.from_event(event) for event in page.events],

@@ -1,21 +1,24 @@
 """The event log: each verified ConnectWise callback, once, in order of arrival, per tenant.
 
-`EventLog` is the interface the receiver, the events tool and the resource notifications use; it is kept small
-so that a shared store (Redis, for several server processes) can implement it too:
+`EventLog` is the interface the receiver, the events tool and the resource notifications use, with two
+implementations: `SqliteEventLog` here (the embedded default) and `state.redis.events.RedisEventLog` (for
+several server processes sharing one Redis):
 
 - `append` stores an event unless its tenant already has one with the same `message_id` (ConnectWise repeats
   deliveries), giving it the tenant's next cursor: 1, 2, 3, ... never reused, also after old events go;
 - `after` reads the events after a cursor, oldest first; `latest` the newest few (and the cursor to go on from);
-- `subscribe` registers a listener told the tenant of every new event (after it is stored);
+- `subscribe` registers a listener told the tenant of every new event (after it is stored); `start` (awaited
+  once the server runs) begins telling them of events other processes stored, where the log can;
 - `maintain` applies retention (by age and by count per tenant); the receiver calls it after answering.
 
-`SqliteEventLog` is the embedded default: one SQLite file (WAL, so readers never wait for the writer and
-several processes can share it), opened on first use, surviving restarts. A new event reaches the listeners
-of the process that stored it only.
+`SqliteEventLog` is one SQLite file (WAL, so readers never wait for the writer and several processes can share
+it), opened on first use, surviving restarts. A new event reaches the listeners of the process that stored it
+only. Its calls are short and local, so they run on the event loop; only retention goes to a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -72,6 +75,9 @@ class EventFilter:
         return self.board is None or (event.board or "").casefold() == self.board.casefold()
 
 
+ALL_EVENTS = EventFilter()
+
+
 @dataclass(frozen=True)
 class EventPage:
     events: list[Event]  # oldest first
@@ -81,7 +87,12 @@ class EventPage:
 
 
 class EventLogUnavailable(Exception):
-    """The event store cannot be read or written; str() is one sentence saying why, without its path."""
+    """The event store cannot be read or written: str() is one sentence saying why (without a path or a
+    password), `remedy` one saying what to check."""
+
+    def __init__(self, reason: str, remedy: str) -> None:
+        super().__init__(reason)
+        self.remedy = remedy
 
 
 class CursorAhead(Exception):
@@ -93,15 +104,15 @@ class CursorAhead(Exception):
 
 
 class EventLog(Protocol):
-    def append(self, event: NewEvent) -> Event | None:
+    async def append(self, event: NewEvent) -> Event | None:
         """Store `event` and return it with its cursor; None if its tenant has its message_id already."""
         ...
 
-    def after(self, tenant: str, cursor: int, limit: int, match: EventFilter = EventFilter()) -> EventPage:
+    async def after(self, tenant: str, cursor: int, limit: int, match: EventFilter = ALL_EVENTS) -> EventPage:
         """Up to `limit` matching events after `cursor`, oldest first. CursorAhead past the newest event."""
         ...
 
-    def latest(self, tenant: str, limit: int, match: EventFilter = EventFilter()) -> EventPage:
+    async def latest(self, tenant: str, limit: int, match: EventFilter = ALL_EVENTS) -> EventPage:
         """The newest `limit` matching events, oldest first, and the tenant's newest cursor."""
         ...
 
@@ -109,11 +120,34 @@ class EventLog(Protocol):
         """Tell `listener` the tenant of each new event; returns the unsubscribe function."""
         ...
 
-    def maintain(self) -> None:
+    async def start(self) -> None:
+        """Begin telling the listeners of events that other processes store (where this log can know of them)."""
+        ...
+
+    async def maintain(self) -> None:
         """Apply retention, if it is due."""
         ...
 
-    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+class Listeners:
+    """The listeners of one log: each is told a tenant, and one that raises does not stop the others."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[object, Callable[[str], None]] = {}
+
+    def add(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        token = object()
+        self._listeners[token] = listener
+        return lambda: self._listeners.pop(token, None) and None
+
+    def tell(self, tenant: str) -> None:
+        for listener in list(self._listeners.values()):
+            try:
+                listener(tenant)
+            except Exception:  # one broken listener must not stop the others, nor fail the append
+                logger.exception("event listener failed")
 
 
 @dataclass(frozen=True)
@@ -144,7 +178,7 @@ class SqliteEventLog:
         self._clock = clock
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._listeners: dict[object, Callable[[str], None]] = {}
+        self._listeners = Listeners()
         self._appended = 0
         self._maintained: datetime | None = None
 
@@ -194,9 +228,12 @@ class SqliteEventLog:
                 db.execute("COMMIT")
             except (OSError, sqlite3.Error) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                raise EventLogUnavailable(f"The event store cannot be used ({reason.lower()}).") from None
+                raise EventLogUnavailable(
+                    f"The event store cannot be used ({reason.lower()}).",
+                    "Check [events] path in the config and the disk it is on.",
+                ) from None
 
-    def append(self, event: NewEvent) -> Event | None:
+    async def append(self, event: NewEvent) -> Event | None:
         with self._transaction("IMMEDIATE") as db:
             if db.execute(
                 "SELECT 1 FROM events WHERE tenant = ? AND message_id = ?", (event.tenant, event.message_id)
@@ -222,15 +259,10 @@ class SqliteEventLog:
                 ),
             )
         self._appended += 1
-        stored = Event(**{**event.__dict__, "cursor": cursor})
-        for listener in list(self._listeners.values()):
-            try:
-                listener(event.tenant)
-            except Exception:  # one broken listener must not stop the others, nor fail the append
-                logger.exception("event listener failed")
-        return stored
+        self._listeners.tell(event.tenant)
+        return Event(**{**event.__dict__, "cursor": cursor})
 
-    def after(self, tenant: str, cursor: int, limit: int, match: EventFilter = EventFilter()) -> EventPage:
+    async def after(self, tenant: str, cursor: int, limit: int, match: EventFilter = ALL_EVENTS) -> EventPage:
         where, values = _where(match)
         with self._transaction() as db:  # one snapshot: the head and the rows agree
             head = _head(db, tenant)
@@ -241,12 +273,9 @@ class SqliteEventLog:
                 (tenant, cursor, *values, limit + 1),
             ).fetchall()
             (oldest,) = db.execute("SELECT MIN(cursor) FROM events WHERE tenant = ?", (tenant,)).fetchone()
-        events = [_event(row) for row in rows[:limit]]
-        has_more = len(rows) > limit
-        gap = (oldest is None and head > cursor) or (oldest is not None and oldest > cursor + 1)
-        return EventPage(events, events[-1].cursor if has_more else head, has_more, gap)
+        return page_after(cursor, limit, head, oldest, [_event(row) for row in rows])
 
-    def latest(self, tenant: str, limit: int, match: EventFilter = EventFilter()) -> EventPage:
+    async def latest(self, tenant: str, limit: int, match: EventFilter = ALL_EVENTS) -> EventPage:
         where, values = _where(match)
         with self._transaction() as db:
             head = _head(db, tenant)
@@ -256,11 +285,15 @@ class SqliteEventLog:
         return EventPage([_event(row) for row in reversed(rows)], head, False)
 
     def subscribe(self, listener: Callable[[str], None]) -> Callable[[], None]:
-        token = object()
-        self._listeners[token] = listener
-        return lambda: self._listeners.pop(token, None) and None
+        return self._listeners.add(listener)
 
-    def maintain(self) -> None:
+    async def start(self) -> None:
+        return None  # other processes' appends are not seen here
+
+    async def maintain(self) -> None:
+        await asyncio.to_thread(self._maintain)
+
+    def _maintain(self) -> None:
         now = self._clock()
         due = self._maintained is None or now - self._maintained >= timedelta(seconds=MAINTAIN_EVERY_SECONDS)
         if not due and self._appended < MAINTAIN_EVERY_APPENDS:
@@ -284,11 +317,23 @@ class SqliteEventLog:
         )
         return StoreSize(self.path, on_disk, counts)
 
+    async def aclose(self) -> None:
+        self.close()
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def page_after(cursor: int, limit: int, head: int, oldest: int | None, matching: list[Event]) -> EventPage:
+    """The page of `after(cursor, limit)` from up to `limit + 1` `matching` events after the cursor (oldest
+    first), the tenant's newest cursor `head` and its oldest kept one (None: none kept)."""
+    events = matching[:limit]
+    has_more = len(matching) > limit
+    gap = (oldest is None and head > cursor) or (oldest is not None and oldest > cursor + 1)
+    return EventPage(events, events[-1].cursor if has_more else head, has_more, gap)
 
 
 def _head(db: sqlite3.Connection, tenant: str) -> int:

@@ -6,6 +6,8 @@ A store hands each tenant its
 - **alert locks** (`AlertLocks`): report_alert's per-key lock with the key's repeat counters and flap history;
 - **catalog cache** (`SharedCache`): the reference lists `services.catalog` keeps for their TTL;
 
+and holds the **event log** of ConnectWise's callbacks (`state.events.EventLog`, one for all tenants),
+
 and says whether it is reachable (`check`, what `/ready` reports). `EmbeddedState` keeps all of it in this
 process: one server, nothing to install. `state.redis.RedisState` keeps it in one Redis for several replicas.
 
@@ -21,9 +23,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mcp_server_connectwise.config import StateConfig
+from mcp_server_connectwise.config import AppConfig, StateConfig
 from mcp_server_connectwise.connectwise.ratelimit import Budget, RateBudget
 from mcp_server_connectwise.state.alerts import AlertKeys, AlertKeyState
+from mcp_server_connectwise.state.events import EventLog, event_log
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,10 @@ class StateStore(Protocol):
         """The shared layer under the tenant's catalog, or None when its own (in this process) is all there is."""
         ...
 
+    def event_log(self, config: AppConfig) -> EventLog:
+        """The event log of `config`'s `[events]`."""
+        ...
+
     async def check(self) -> StateCheck:
         """Reach the store now (at most about a second) and say whether it answered."""
         ...
@@ -82,6 +89,9 @@ class EmbeddedState:
 
     def catalog_cache(self, tenant: str) -> SharedCache | None:
         return None
+
+    def event_log(self, config: AppConfig) -> EventLog:
+        return event_log(config)  # a SQLite file
 
     async def check(self) -> StateCheck:
         return self.status

@@ -1,15 +1,19 @@
 """The state store in Redis, for several replicas of the server (`[state] url`): one connection per process
 (`connection`), and on it each tenant's rate budget (`budget`), alert locks (`alerts`) and catalog cache
-(`cache`). Another kind of shared state is one more class over the same `RedisConnection`."""
+(`cache`), and the event log (`events`). Another kind of shared state is one more class over the same
+`RedisConnection`."""
 
 from __future__ import annotations
 
-from mcp_server_connectwise.config import StateConfig
+from datetime import timedelta
+
+from mcp_server_connectwise.config import AppConfig, StateConfig
 from mcp_server_connectwise.connectwise.ratelimit import Budget
 from mcp_server_connectwise.state.redis.alerts import RedisAlertKeys
 from mcp_server_connectwise.state.redis.budget import SharedRateBudget
 from mcp_server_connectwise.state.redis.cache import RedisCache
 from mcp_server_connectwise.state.redis.connection import RedisConnection, check_reachable_now
+from mcp_server_connectwise.state.redis.events import RedisEventLog
 from mcp_server_connectwise.state.store import AlertLocks, SharedCache, StateCheck
 
 
@@ -25,6 +29,13 @@ class RedisState:
 
     def catalog_cache(self, tenant: str) -> SharedCache | None:
         return RedisCache(self.connection, tenant)
+
+    def event_log(self, config: AppConfig) -> RedisEventLog:
+        return RedisEventLog(
+            self.connection,
+            retention=timedelta(days=config.events.retention_days),
+            max_per_tenant=config.events.max_events_per_tenant,
+        )
 
     async def check(self) -> StateCheck:
         return await self.connection.check()

@@ -102,6 +102,10 @@ class RedisConnection:
         """A Lua script, sent by its SHA-1 (and loaded again when a restarted Redis has forgotten it)."""
         return self._redis.register_script(source)
 
+    def pubsub(self) -> redis.asyncio.client.PubSub:
+        """A subscription of this process (it holds one of the pool's connections until closed)."""
+        return self._redis.pubsub()
+
     @property
     def reachable(self) -> bool:
         return self._reachable
@@ -120,7 +124,14 @@ class RedisConnection:
         """`use(redis)`, or `StateUnavailable` when the store does not answer (and it is marked unreachable)."""
         self._start_watch()
         try:
-            result = await use(self._redis)
+            try:
+                result = await use(self._redis)
+            except RedisConnectionError:
+                # The pool's idle connections outlive a restart of Redis, and each fails on its first use: drop
+                # them and try once more on a new one. (A use cut off mid-answer may so run twice: every script
+                # here takes that safely - a budget spent twice, an event or a lock found already there.)
+                await self._redis.connection_pool.disconnect(inuse_connections=False)
+                result = await use(self._redis)
         except UNREACHABLE as exc:
             self._lost(exc)
             raise self.unavailable() from None
