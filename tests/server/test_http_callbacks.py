@@ -435,6 +435,33 @@ async def test_an_event_store_that_cannot_be_written_is_503_and_a_read_of_it_one
     assert [line["status"] for line in receiver.refusals()] == [503]
 
 
+async def test_with_a_shared_store_down_callbacks_get_503_and_are_stored_once_it_answers_again(tmp_path, redis_server):
+    from support.state_store import state_config
+
+    async with key_server() as keys:
+        config = config_for(tmp_path, **tenant_of(keys)).model_copy(update={"state": state_config(redis_server)})
+        payload = recorded(Metadata={"key_url": keys.url()})
+        async with receiving(config) as receiver:
+            redis_server.stop()
+            refused = await deliver(receiver, payload, keys.key)
+            async with mcp_client(receiver) as client:
+                read = await client.call_tool("get_ticket_events", {})
+            redis_server.start()
+            stored = await deliver(receiver, payload, keys.key)  # ConnectWise's next attempt
+            again = await deliver(receiver, payload, keys.key)
+            seen = await events(receiver)
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "2"
+    assert (
+        "the event could not be stored: The event store cannot be used: the shared state store at "
+        in (refused.json()["error"])
+    )
+    assert read.is_error and read.content[0].text.endswith(
+        "Start Redis or correct [state] url; events are stored and read again once it answers."
+    )
+    assert stored.json() == {"ok": True, "cursor": 1} and again.json() == {"ok": True, "duplicate": True}
+    assert [event["cursor"] for event in seen["events"]] == [1]
+
+
 async def test_a_flood_of_refusals_is_audited_sixty_a_minute_and_the_next_line_counts_the_rest(tmp_path):
     from starlette.applications import Starlette
 
