@@ -1,6 +1,7 @@
 """What operators and load balancers ask a network server: `GET /health`, `GET /ready` and `GET /metrics`.
 
-- `/health` (liveness): no token, no detail - `{"status": "ok"}` while the process serves requests.
+- `/health` (liveness): no token, no detail - `{"status": "ok"}` while the process serves requests, with a
+  `warning` while its shared state store is known not to answer (the process lives on; `/ready` says more).
 - `/ready` (readiness): no token; 200 `{"status": "ready", "checks": {...}}` when every tenant's API keys can be
   read, the audit log can be written and the state store answers, else 503 `{"status": "not ready", "checks":
   {...}}` with the failed checks named (no secret, no path: the log line says more).
@@ -73,8 +74,17 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
-async def _health(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+STATE_STORE_WARNING = "the shared state store cannot be reached: reads go on, alert writes and callbacks are refused"
+
+
+def _health(store: StateStore) -> Callable[[Request], Awaitable[Response]]:
+    async def health(_request: Request) -> Response:
+        # What the store's last use or check found: a liveness probe waits on nothing.
+        if not store.status.reachable:
+            return JSONResponse({"status": "ok", "warning": STATE_STORE_WARNING})
+        return JSONResponse({"status": "ok"})
+
+    return health
 
 
 def _ready(runtime: ToolRuntime) -> Callable[[Request], Awaitable[Response]]:
@@ -135,7 +145,7 @@ def _metrics(metrics: PrometheusMetrics, token_sha256: str | None) -> Callable[[
 def ops_routes(runtime: ToolRuntime, metrics: PrometheusMetrics, metrics_token_sha256: str | None) -> list[Route]:
     """The routes of GET /health, /ready and /metrics."""
     return [
-        Route(HEALTH_PATH, _health, methods=["GET"]),
+        Route(HEALTH_PATH, _health(runtime.tenants.state), methods=["GET"]),
         Route(READY_PATH, _ready(runtime), methods=["GET"]),
         Route(METRICS_PATH, _metrics(metrics, metrics_token_sha256), methods=["GET"]),
     ]

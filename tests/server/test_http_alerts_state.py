@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx2
+
+from mcp_server_connectwise.http_ops import STATE_STORE_WARNING
 from mcp_server_connectwise.state.redis.connection import CHECK_SECONDS_WHILE_UNREACHABLE
 from server.test_http_alerts import ALERT, post, serving
 
 from support.state_store import state_config
+
+
+async def health(served) -> httpx2.Response:
+    async with httpx2.AsyncClient() as http:
+        return await http.get(served.base + "/health")
 
 
 def writes(served) -> list[dict]:
@@ -31,8 +39,12 @@ async def test_alerts_answer_503_while_the_store_is_down_and_are_handled_once_it
                 "and without it two servers could open two tickets for one alert; send them again shortly."
             )
         assert len(writes(served)) == sent
+        down = await health(served)
 
         redis_server.start()
         await asyncio.sleep(CHECK_SECONDS_WHILE_UNREACHABLE + 0.5)
         resumed = await post(served, ALERT | {"alert_id": "ping-acme-fw02-0"})
+        back = await health(served)
     assert resumed.status_code == 200 and resumed.json()["results"][0]["outcome"] == "created", resumed.text
+    assert (down.status_code, down.json()) == (200, {"status": "ok", "warning": STATE_STORE_WARNING})
+    assert (back.status_code, back.json()) == (200, {"status": "ok"})
