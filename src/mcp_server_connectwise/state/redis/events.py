@@ -153,8 +153,11 @@ class RedisEventLog:
 
     async def append(self, event: NewEvent) -> Event | None:
         notice = json.dumps({"tenant": event.tenant, "replica": self._connection.replica})
-        keys = [self._key(event.tenant, "message", event.message_id), self._key(event.tenant, "head")]
-        keys.append(self._key(event.tenant))
+        keys = [
+            self._key(event.tenant, "message", event.message_id),
+            self._key(event.tenant, "head"),
+            self._key(event.tenant),
+        ]
         retention_ms = max(1, int(self.retention.total_seconds() * 1000))
         args: list[str | int] = [
             retention_ms,
@@ -235,11 +238,11 @@ class RedisEventLog:
             pubsub = self._connection.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
-                if missed:
-                    missed = False
-                    for tenant in sorted(self._known):
-                        self._listeners.tell(tenant)
                 while self._connection.reachable:  # the connection's watch notices a Redis gone silent
+                    if missed:  # subscribed again, with the store answering: whatever went by is to be read
+                        missed = False
+                        for tenant in sorted(self._known):
+                            self._listeners.tell(tenant)
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_POLL_SECONDS)
                     if message is not None:
                         self._heard(message["data"])
