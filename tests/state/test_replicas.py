@@ -8,8 +8,8 @@ each request arrives.
 - one alert posted to all three at once makes one ticket;
 - a replica killed while it holds alert locks leaves none held past their expiry, and its alert is handled by
   another replica afterwards;
-- Redis stopped: reads keep answering on every replica, POST /alerts answers 503; Redis back: alerts are
-  handled again, with no restart;
+- Redis stopped: reads keep answering on every replica, POST /alerts answers 503, /ready says so; Redis back:
+  alerts are handled again, with no restart;
 - the sandbox's callback for a technician's change, delivered to replica A, is returned by get_ticket_events
   on replica C and tells a subscriber on replica B;
 - a replica killed while callbacks pour in has stored every one it acknowledged, once (read on another).
@@ -232,12 +232,16 @@ async def three_replicas(sandbox: LoopbackSandbox, replicas: list[Replica], redi
         assert {answer.status_code for answer in refused} == {503}
         assert all("shared state store cannot be reached" in answer.json()["error"] for answer in refused)
         assert await tickets_of(sandbox, "fw02-ping") == []
+        for replica in living:
+            not_ready = await http.get(replica.base + "/ready")
+            assert not_ready.status_code == 503 and not_ready.json()["checks"]["state"] == "unreachable"
 
         redis_server.start()
         await asyncio.sleep(CHECK_SECONDS_WHILE_UNREACHABLE + 1)
         resumed = [await post_alert(http, replica, "fw02-ping") for replica in living]
         assert [answer.json()["results"][0]["outcome"] for answer in resumed] == ["created", "coalesced"]
         assert len(await tickets_of(sandbox, "fw02-ping")) == 1
+        assert {(await http.get(replica.base + "/ready")).status_code for replica in living} == {200}
 
 
 # --- events: one log, every replica ---------------------------------------------------------------------
