@@ -29,7 +29,7 @@ from mcp_server_connectwise.audit import AuditLog
 from mcp_server_connectwise.config import AppConfig, AuditConfig, ConfigError, EventsConfig, HttpConfig, Principal
 from mcp_server_connectwise.connectwise import ApiCredentials
 from mcp_server_connectwise.events_resource import add_events_resource
-from mcp_server_connectwise.http_alerts import alerts_route
+from mcp_server_connectwise.http_alerts import alerts_health, alerts_route
 from mcp_server_connectwise.http_auth import (
     PrincipalTokenVerifier,
     auth_settings,
@@ -300,6 +300,13 @@ def build_demo_server(
     return build_server(config, principal=principal, read_only=read_only, notice=notice, **sandbox)
 
 
+async def start_checks(tenants: Tenants) -> None:
+    """What `serve` over HTTP checks and logs once it serves, in the background: each tenant's alert config
+    against its ConnectWise, and which callbacks point at this server."""
+    await alerts_health(tenants)
+    await callbacks_health(tenants)
+
+
 def build_demo_app(audit_path: Path, listener: Listener, token: str, *, read_only: bool = False) -> Starlette:
     """The demo over HTTP or SSE: like `serve`, it needs a bearer token, here `token` of principal `demo`. Once
     it listens, it registers its own receiver with the sandbox, which then calls it back on every ticket, note
@@ -312,6 +319,6 @@ def build_demo_app(audit_path: Path, listener: Listener, token: str, *, read_onl
     async def register_receiver(tenants: Tenants) -> None:
         session = await tenants.open_session(tenants.config.tenant(DEMO_TENANT))
         await register_callback(session, listener.origin + receiver_path(DEMO_TENANT), self_suppressed=False)
-        await callbacks_health(tenants)
+        await start_checks(tenants)
 
     return build_network_app(config, listener, read_only=read_only, at_start=register_receiver, **sandbox)

@@ -207,3 +207,36 @@ async def test_a_tenant_that_is_not_a_name_is_refused_not_defaulted(tmp_path):
         assert first == {"index": 0, "ok": False, "error": "tenant must be a tenant's name."}
         assert second["ok"] is True and "next_steps" not in second  # a webhook gets no MCP tool names
         assert len([r for r in served.requests() if r["method"] == "POST"]) == 1
+
+
+async def test_at_start_each_tenants_alert_config_is_checked_against_its_connectwise_and_logged(tmp_path, caplog):
+    import logging
+
+    from mcp_server_connectwise.http_alerts import alerts_health
+    from mcp_server_connectwise.sandbox.tenant import ALERTS
+    from mcp_server_connectwise.services.tenancy import Tenants
+
+    caplog.set_level(logging.INFO, logger="mcp_server_connectwise.http_alerts")
+    tenants = {
+        "acme": sandbox_tenant("acme"),
+        "globex": sandbox_tenant("globex", alerts=ALERTS.model_copy(update={"close_status": "Shredded"})),
+        "initech": sandbox_tenant("initech", alerts=None),
+    }
+    config = AppConfig(
+        audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={name: t.config for name, t in tenants.items()}
+    )
+    runs = Tenants(
+        config,
+        transports={name: t.transport for name, t in tenants.items()},
+        credentials={name: t.credentials for name, t in tenants.items()},
+    )
+    await alerts_health(runs)
+    await runs.aclose()
+    said = [record.getMessage() for record in caplog.records if record.name.endswith("http_alerts")]
+    assert said == [
+        f"alerts of tenant acme: board {ALERTS.board}, status {ALERTS.status}, closed with {ALERTS.close_status}",
+        "alerts of tenant globex cannot be handled: The alert config is wrong: [tenants.globex.alerts] close_status: "
+        "'Shredded' is not a status of board Alerts in tenant globex; valid statuses: New, Acknowledged, "
+        "Investigating, Auto-Closed, Closed. Nothing was changed.",
+    ]
+    assert tenants["initech"].app.state.request_log == []  # it takes no alerts: nothing asked

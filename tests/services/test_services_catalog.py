@@ -37,6 +37,20 @@ async def test_a_miss_refreshes_a_cached_list_once():
     assert found is None and len(app.state.request_log) == 2
 
 
+async def test_misses_one_after_another_refresh_a_list_once_per_interval():
+    app = sandbox_app()
+    clock = Clock()
+    cache = Catalog(sandbox_session(app).client, ttl=600, clock=clock)
+    await cache.load(catalog.PRIORITIES)
+    for guess in ("Urgent", "Critical", "P1", "Highest"):  # a model guessing names
+        found, _ = await cache.find(catalog.PRIORITIES, lambda p, guess=guess: p.name == guess)
+        assert found is None
+    assert len(app.state.request_log) == 2  # the load, and the first miss's refresh
+    clock.now = catalog.MISS_REFRESH_SECONDS
+    await cache.find(catalog.PRIORITIES, lambda p: p.name == "Urgent")
+    assert len(app.state.request_log) == 3
+
+
 async def test_a_fresh_list_is_not_fetched_again_on_a_miss():
     app = sandbox_app()
     cache = Catalog(sandbox_session(app).client)

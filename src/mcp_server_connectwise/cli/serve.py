@@ -60,19 +60,19 @@ def run(args: argparse.Namespace) -> int:
         logger.info("serving %d tenant(s) over stdio; audit log %s", len(config.tenants), config.audit.path)
         run_stdio(server, grace=grace_seconds(config.server.call_deadline_seconds))
         return 0
-    from mcp_server_connectwise.http_callbacks import callbacks_health
+    from mcp_server_connectwise.server import start_checks
 
     listener = Listener(args.transport, args.host, args.port, stateless=args.stateless)
-    app = build_network_app(config, listener, at_start=callbacks_health, **options)
+    app = build_network_app(config, listener, at_start=start_checks, **options)
     logger.info(
-        "serving %d tenant(s) at %s%s to %d principal(s); callbacks at %s/callbacks/TENANT; audit log %s; events %s",
+        "serving %d tenant(s) at %s%s to %d principal(s); callbacks at %s/callbacks/TENANT; audit log %s; events in %s",
         len(config.tenants),
         listener.url,
         " (stateless)" if listener.stateless else "",
         len(config.http.principals),
         listener.origin,
         config.audit.path,
-        config.events_path,
+        f"Redis at {config.state.shown_url}" if config.state.url else config.events_path,
     )
     listen(app, listener, config.http, grace=grace_seconds(config.server.call_deadline_seconds))
     return 0

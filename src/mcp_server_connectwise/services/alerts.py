@@ -167,6 +167,15 @@ async def _setup(session: TenantSession, config: AlertsConfig) -> _Setup:
     return _Setup(config, board.id, board.name, status, close, on_board, priorities)
 
 
+async def check_alerts_config(session: TenantSession) -> str | None:
+    """The tenant's alert config resolved against its ConnectWise, as a few words for the log (None: the tenant
+    takes no alerts); `Failed` naming the key whose name ConnectWise lacks."""
+    if session.config.alerts is None:
+        return None
+    setup = await _setup(session, session.config.alerts)
+    return f"board {setup.board_name}, status {setup.status.name}, closed with {setup.close_status.name}"
+
+
 async def _tickets_of(session: TenantSession, key: str) -> list[Ticket]:
     """The tickets carrying the key, newest first (ConnectWise compares text in any case: the key is matched
     exactly here)."""

@@ -3,7 +3,9 @@ statuses) cached with a TTL.
 
 Reference data changes rarely and every write validates names against it, so caching it is what lets a
 warm `update_ticket` cost two requests. A name that is not found in a cached list triggers one refresh
-before the caller is told it does not exist: the cache may simply predate a new status.
+before the caller is told it does not exist: the cache may simply predate a new status. Such refreshes of one
+list are at most one per MISS_REFRESH_SECONDS: a caller guessing names one after another cannot turn each
+guess into a reload of the whole list.
 
 With a shared state store (Redis), a list is also kept there, as ConnectWise's rows, for the same TTL: a replica
 that lacks a list takes it from there before asking ConnectWise, and keeps it until the shared copy expires.
@@ -34,6 +36,7 @@ from mcp_server_connectwise.state.errors import StateUnavailable
 from mcp_server_connectwise.state.store import SharedCache
 
 DEFAULT_TTL_SECONDS = 300.0
+MISS_REFRESH_SECONDS = 30.0
 
 R = TypeVar("R", bound=Record)
 
@@ -111,6 +114,7 @@ class Catalog:
         # Keyed by path. Every ReferenceList of one path has the same model, so the list cached under
         # `kind.path` holds `kind.model` records: what `load` casts it back to.
         self._entries: dict[str, tuple[float, Sequence[Record]]] = {}
+        self._refreshed_on_miss: dict[str, float] = {}  # path -> when a miss last refreshed it
 
     async def load(self, kind: ReferenceList[R], *, refresh: bool = False) -> tuple[list[R], bool]:
         """The whole list and whether it was fetched just now (False: served from the cache)."""
@@ -150,7 +154,9 @@ class Catalog:
         """The first item that `matches`, refreshing a stale list once on a miss; also the list searched."""
         items, fresh = await self.load(kind)
         found = next((item for item in items if matches(item)), None)
-        if found is None and not fresh:
+        last = self._refreshed_on_miss.get(kind.path)
+        if found is None and not fresh and (last is None or self._clock() - last >= MISS_REFRESH_SECONDS):
+            self._refreshed_on_miss[kind.path] = self._clock()
             items, _ = await self.load(kind, refresh=True)
             found = next((item for item in items if matches(item)), None)
         return found, items
