@@ -80,6 +80,7 @@ class CallbackReceiver:
         self._keys: dict[str, SigningKeys] = {}
         self._maintained = 0.0
         self.clock = time.monotonic
+        self._unstored: dict[str, int] = {}  # tenant -> callbacks answered 503 since its last stored event
         self._audited: deque[float] = deque()  # when the refusals of the last minute were audited
         self._left_out = 0  # refusals not audited since the last one that was
 
@@ -130,7 +131,17 @@ class CallbackReceiver:
             try:
                 stored = await self.events.append(event_of(tenant.name, payload, datetime.now(timezone.utc)))
             except EventLogUnavailable as exc:  # a full disk, say: ConnectWise retries what is not 2xx
+                self._unstored[tenant.name] = self._unstored.get(tenant.name, 0) + 1
                 raise Refusal(503, f"the event could not be stored: {exc}", **{"Retry-After": "2"}) from None
+            if (unstored := self._unstored.pop(tenant.name, 0)) > 0:
+                # ConnectWise tries a delivery twice more within seconds, then never again.
+                logger.warning(
+                    "events of tenant %s are stored again; %d callback(s) were refused while the event store "
+                    "could not be used, and those ConnectWise gave up on are not events: read again the records "
+                    "changed meanwhile",
+                    tenant.name,
+                    unstored,
+                )
         except Refusal as refusal:
             self._refused(name, refusal, size, payload)
             return JSONResponse({"error": refusal.reason}, status_code=refusal.status, headers=refusal.headers or None)

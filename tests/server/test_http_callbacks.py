@@ -435,8 +435,12 @@ async def test_an_event_store_that_cannot_be_written_is_503_and_a_read_of_it_one
     assert [line["status"] for line in receiver.refusals()] == [503]
 
 
-async def test_with_a_shared_store_down_callbacks_get_503_and_are_stored_once_it_answers_again(tmp_path, redis_server):
+async def test_with_a_shared_store_down_callbacks_get_503_and_are_stored_once_it_answers_again(
+    tmp_path, redis_server, caplog
+):
     from support.state_store import state_config
+
+    caplog.set_level(logging.WARNING, logger="mcp_server_connectwise.http_callbacks")
 
     async with key_server() as keys:
         config = config_for(tmp_path, **tenant_of(keys)).model_copy(update={"state": state_config(redis_server)})
@@ -451,12 +455,16 @@ async def test_with_a_shared_store_down_callbacks_get_503_and_are_stored_once_it
             again = await deliver(receiver, payload, keys.key)
             seen = await events(receiver)
     assert refused.status_code == 503 and refused.headers["retry-after"] == "2"
-    assert (
-        "the event could not be stored: The event store cannot be used: the shared state store at "
-        in (refused.json()["error"])
+    assert refused.json()["error"] == (
+        "the event could not be stored: The shared event store (Redis, [state] url) does not answer."
     )
     assert read.is_error and read.content[0].text.endswith(
-        "Start Redis or correct [state] url; events are stored and read again once it answers."
+        "The shared event store (Redis, [state] url) does not answer. Start Redis or correct [state] url, then try "
+        "again."
+    )
+    assert (
+        "events of tenant acme are stored again; 1 callback(s) were refused while the event store could not be used"
+        in caplog.text
     )
     assert stored.json() == {"ok": True, "cursor": 1} and again.json() == {"ok": True, "duplicate": True}
     assert [event["cursor"] for event in seen["events"]] == [1]

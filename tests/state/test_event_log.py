@@ -212,6 +212,10 @@ async def replicas(redis_server) -> AsyncIterator[list[RedisEventLog]]:
         await state.aclose()
 
 
+async def listening(logs: list[RedisEventLog]) -> None:
+    await asyncio.wait_for(asyncio.gather(*(log.listening.wait() for log in logs)), 10)
+
+
 async def heard_within(heard: list[str], expected: list[str], seconds: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + seconds
     while heard != expected:
@@ -227,7 +231,7 @@ async def test_an_event_stored_on_one_replica_is_read_on_another_with_the_same_c
     heard_on_a: list[str] = []
     b.subscribe(heard_on_b.append)
     a.subscribe(heard_on_a.append)
-    await asyncio.sleep(0.2)  # the replicas' subscriptions to the channel are in place
+    await listening(replicas)
     stored = await a.append(event(1))
     assert stored is not None and stored.cursor == 1
     await heard_within(heard_on_b, ["acme"])
@@ -250,15 +254,50 @@ async def test_without_redis_each_use_is_one_sentence_and_when_it_is_back_listen
     a, b, _c = replicas
     heard: list[str] = []
     b.subscribe(heard.append)
+    await listening(replicas)
     await a.append(event(1))
     await heard_within(heard, ["acme"])
     redis_server.stop()
     with pytest.raises(EventLogUnavailable) as refused:
         await a.append(event(2))
-    assert str(refused.value).startswith("The event store cannot be used: the shared state store at redis://")
-    assert refused.value.remedy.startswith("Start Redis or correct [state] url")
+    assert str(refused.value) == "The shared event store (Redis, [state] url) does not answer."
+    assert refused.value.remedy == "Start Redis or correct [state] url, then try again."
     with pytest.raises(EventLogUnavailable):
         await b.after("acme", 0, 10)
     redis_server.start()  # saving nothing: the events before are gone with it, as a restarted Redis loses them
     await heard_within(heard, ["acme", "acme"], seconds=10.0)  # b may have missed events meanwhile
     assert (await a.append(event(2))).cursor == 1
+
+
+async def test_events_dropped_between_reading_the_head_and_the_range_are_a_gap(replicas, monkeypatch):
+    """Another replica's appends trim the oldest events (max_per_tenant) after this read took the head."""
+    a, b, _c = replicas
+    a.max_per_tenant = b.max_per_tenant = 5
+    for n in range(1, 6):
+        await a.append(event(n))
+    read_head = RedisEventLog._head
+
+    async def head_then_five_more(self, client, tenant):
+        head = await read_head(self, client, tenant)
+        for n in range(6, 11):
+            await b.append(event(n))
+        return head
+
+    monkeypatch.setattr(RedisEventLog, "_head", head_then_five_more)
+    page = await a.after("acme", 0, 10)
+    assert page.events == [] and page.gap and page.next_cursor == 5
+
+
+async def test_a_filtered_read_looks_at_a_bounded_number_of_events_and_says_where_to_go_on(replicas, monkeypatch):
+    from mcp_server_connectwise.state.redis import events as redis_events
+
+    log = replicas[0]  # SQLite filters in its query: only the shared log filters what it reads
+
+    monkeypatch.setattr(redis_events, "MAX_SCANNED", 300)  # a small bound, so that the test stays quick
+    for n in range(1, 451):
+        await log.append(event(n, type="time" if n == 450 else "ticket"))
+    only_time = EventFilter(types=("time",))
+    first = await log.after("acme", 0, 10, only_time)
+    assert first.events == [] and first.has_more and first.next_cursor == 400  # two batches of 200 read
+    second = await log.after("acme", first.next_cursor, 10, only_time)
+    assert [e.cursor for e in second.events] == [450] and not second.has_more and second.next_cursor == 450

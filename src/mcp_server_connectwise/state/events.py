@@ -157,7 +157,7 @@ class StoreSize:
     events: dict[str, int]  # per tenant
 
 
-def _millis(moment: datetime) -> int:
+def millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
@@ -250,7 +250,7 @@ class SqliteEventLog:
                     event.tenant,
                     cursor,
                     event.message_id,
-                    _millis(event.received),
+                    millis(event.received),
                     event.type,
                     event.action,
                     event.record_id,
@@ -273,7 +273,8 @@ class SqliteEventLog:
                 (tenant, cursor, *values, limit + 1),
             ).fetchall()
             (oldest,) = db.execute("SELECT MIN(cursor) FROM events WHERE tenant = ?", (tenant,)).fetchone()
-        return page_after(cursor, limit, head, oldest, [_event(row) for row in rows])
+        gap = (oldest is None and head > cursor) or (oldest is not None and oldest > cursor + 1)
+        return page_after(limit, head, gap, [_event(row) for row in rows])
 
     async def latest(self, tenant: str, limit: int, match: EventFilter = ALL_EVENTS) -> EventPage:
         where, values = _where(match)
@@ -299,7 +300,7 @@ class SqliteEventLog:
         if not due and self._appended < MAINTAIN_EVERY_APPENDS:
             return
         self._maintained, self._appended = now, 0
-        cutoff = _millis(now - self.retention)
+        cutoff = millis(now - self.retention)
         with self._transaction("IMMEDIATE") as db:
             db.execute("DELETE FROM events WHERE received < ?", (cutoff,))
             # Cursors are consecutive, so the newest `max_per_tenant` are those within that of the head.
@@ -327,12 +328,11 @@ class SqliteEventLog:
                 self._db = None
 
 
-def page_after(cursor: int, limit: int, head: int, oldest: int | None, matching: list[Event]) -> EventPage:
+def page_after(limit: int, head: int, gap: bool, matching: list[Event]) -> EventPage:
     """The page of `after(cursor, limit)` from up to `limit + 1` `matching` events after the cursor (oldest
-    first), the tenant's newest cursor `head` and its oldest kept one (None: none kept)."""
+    first), the tenant's newest cursor `head`, and whether events after the cursor were dropped unread."""
     events = matching[:limit]
     has_more = len(matching) > limit
-    gap = (oldest is None and head > cursor) or (oldest is not None and oldest > cursor + 1)
     return EventPage(events, events[-1].cursor if has_more else head, has_more, gap)
 
 

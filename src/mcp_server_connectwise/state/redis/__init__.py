@@ -33,6 +33,7 @@ class RedisState:
     def event_log(self, config: AppConfig) -> RedisEventLog:
         return RedisEventLog(
             self.connection,
+            config.tenants,
             retention=timedelta(days=config.events.retention_days),
             max_per_tenant=config.events.max_events_per_tenant,
         )

@@ -25,7 +25,7 @@ class RedisCache:
             async with client.pipeline(transaction=True) as pipe:
                 return await pipe.get(self._key(path)).pttl(self._key(path)).execute()
 
-        text, left = await self._connection.run(read)
+        text, left = await self._connection.run(read, retry=True)
         if text is None or left <= 0:
             return None
         return json.loads(text), left / 1000
@@ -33,4 +33,6 @@ class RedisCache:
     async def put(self, path: str, rows: list[dict[str, Any]], ttl: float) -> None:
         if self._connection.reachable:
             text = json.dumps(rows, separators=(",", ":"))
-            await self._connection.run(lambda client: client.set(self._key(path), text, px=max(1, int(ttl * 1000))))
+            await self._connection.run(
+                lambda client: client.set(self._key(path), text, px=max(1, int(ttl * 1000))), retry=True
+            )

@@ -120,28 +120,35 @@ class RedisConnection:
     def unavailable(self) -> StateUnavailable:
         return StateUnavailable(f"the shared state store at {self.shown} cannot be reached ({self._problem})")
 
-    async def run(self, use: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T:
-        """`use(redis)`, or `StateUnavailable` when the store does not answer (and it is marked unreachable)."""
+    async def run(self, use: Callable[[redis.asyncio.Redis], Awaitable[T]], *, retry: bool = False) -> T:
+        """`use(redis)`, or `StateUnavailable` when the store does not answer (and it is marked unreachable).
+        With `retry` (for a use that may run twice: a read, a put), a use whose connection was lost is tried once
+        more on a new one."""
         self._start_watch()
         try:
             try:
                 result = await use(self._redis)
             except RedisConnectionError:
-                # The pool's idle connections outlive a restart of Redis, and each fails on its first use: drop
-                # them and try once more on a new one. (A use cut off mid-answer may so run twice: every script
-                # here takes that safely - a budget spent twice, an event or a lock found already there.)
-                await self._redis.connection_pool.disconnect(inuse_connections=False)
+                # The pool's idle connections outlive a restart of Redis, and each fails on its first use.
+                await self._drop_idle_connections()
+                if not retry:
+                    raise
                 result = await use(self._redis)
         except UNREACHABLE as exc:
             self._lost(exc)
             raise self.unavailable() from None
-        self._back()
+        if not self._reachable:
+            await self._drop_idle_connections()  # those from before the store was lost
+            self._back()
         return result
+
+    async def _drop_idle_connections(self) -> None:
+        await self._redis.connection_pool.disconnect(inuse_connections=False)
 
     async def check(self) -> StateCheck:
         """Reach the store now (as the heartbeat does: it also counts the replicas)."""
         try:
-            self.replicas = max(1, int(await self.run(self._beat)))
+            self.replicas = max(1, int(await self.run(self._beat, retry=True)))
         except StateUnavailable:
             pass
         return self.status
