@@ -13,7 +13,7 @@ from mcp_server_connectwise.services.configuration_sync import ConfigurationUpse
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown
 
 from support.customers import company, devices_of
-from support.faults import Rewriting, script_faults
+from support.faults import PatchesSubPaths, Rewriting, script_faults
 from support.harness import sandbox_app, sandbox_session
 
 NEW_IP = "10.9.9.9"
@@ -105,14 +105,8 @@ async def test_a_200_that_does_not_show_the_change_is_reported_failed():
     app = sandbox_app()
     device = seeded_device(app)
 
-    class IpAsSubPath(Rewriting):  # a sub-path: ConnectWise answers 200 and changes nothing
-        def request_json(self, request, body):
-            if request.method != "PATCH":
-                return body
-            return [{**op, "path": "ipAddress/value"} if op["path"] == "ipAddress" else op for op in body]
-
     with pytest.raises(Failed) as failed:
-        await upsert_configuration(sandbox_session(app, transport=IpAsSubPath(app)), new_ip(device))
+        await upsert_configuration(sandbox_session(app, transport=PatchesSubPaths(app, "ipAddress")), new_ip(device))
     assert str(failed.value) == (
         f"Configuration {device['id']} (tenant acme) does not show the change of ipAddress; send the device again."
     )

@@ -354,7 +354,6 @@ async def _patch(session: TenantSession, plan: _Plan) -> None:
     """Send the plan's PATCH; a lost answer is settled by reading the record back."""
     assert plan.record is not None
     record_id = plan.record["id"]
-    where = f"configuration {record_id} (tenant {session.name})"
     again = "Send the device again: the same values change nothing twice."
 
     def not_shown_sentence(not_shown: write_recovery.NotShown) -> str:
@@ -369,16 +368,12 @@ async def _patch(session: TenantSession, plan: _Plan) -> None:
         read=dict,
         shows=lambda record, operation: not _differs(operation["path"], record, operation["value"]),
         record="the record",
+        where=f"configuration {record_id} (tenant {session.name})",
         look=Look.FIND_CONFIGURATION,
-        no_time=lambda what_happened: (
-            f"It is unknown whether {where} was changed: {what_happened}, and the call had no time left to read it "
-            f"back. {again}"
-        ),
-        unreadable=lambda what_happened, _: (
-            f"It is unknown whether {where} was changed: {what_happened}, and reading it back failed too. {again}"
-        ),
+        unreadable=lambda _: f"reading it back failed too. {again}",
         unknown=not_shown_sentence,  # not shown after a lost answer: ConnectWise may still be applying it
         not_applied=not_shown_sentence,
+        no_time=f"the call had no time left to read it back. {again}",
     )
     try:
         await write_recovery.patch_checked(session, patch)

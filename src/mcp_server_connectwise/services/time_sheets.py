@@ -499,15 +499,9 @@ async def _patched(session: TenantSession, entry_id: int, operations: list[dict]
         read=TimeEntry.model_validate,
         shows=lambda entry, operation: _FIELDS[operation["path"]].holds(entry, operation["value"]),
         record="the entry",
+        where=where,
         look=Look.LIST_TIME,
-        no_time=lambda what_happened: (
-            f"It is unknown whether {where} was changed: {what_happened}, and this call had no time left to read "
-            "it back. Check it before sending the change again."
-        ),
-        unreadable=lambda what_happened, why: (
-            f"It is unknown whether {where} was changed: {what_happened}, and reading it back failed too ({why}). "
-            "Check it before sending the change again."
-        ),
+        unreadable=lambda why: f"reading it back failed too ({why}). Check it before sending the change again.",
         unknown=unknown,
         not_applied=not_applied,
     )

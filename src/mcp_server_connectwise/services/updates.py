@@ -316,15 +316,9 @@ def _patch(session: TenantSession, ticket_id: int, plan: _Plan) -> write_recover
         read=Ticket.model_validate,
         shows=_shows,
         record="the ticket",
+        where=where,
         look=Look.READ_TICKET,
-        no_time=lambda what_happened: (
-            f"It is unknown whether {where} was changed: {what_happened}, and this call had no time left to read "
-            "it back. Check it before sending the change again."
-        ),
-        unreadable=lambda what_happened, why: (
-            f"It is unknown whether {where} was changed: {what_happened}, and reading the ticket back failed too "
-            f"({why}). Check it before sending the change again."
-        ),
+        unreadable=lambda why: f"reading the ticket back failed too ({why}). Check it before sending the change again.",
         unknown=unknown,
         not_applied=not_applied,
     )

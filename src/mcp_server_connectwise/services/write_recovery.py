@@ -294,11 +294,18 @@ class PlannedPatch(Generic[M]):
     read: Callable[[dict], M]  # the record in an answer that has an id; a pydantic ValidationError: none
     shows: Callable[[M, dict], bool]  # whether the record holds what an operation sets
     record: str  # "the ticket": what an answer without it is said to be without
+    where: str  # "ticket 1003 (tenant acme)": "It is unknown whether <where> was changed: <what_happened>, and ..."
     look: Look
-    no_time: Callable[[str], str]  # what_happened -> the deadline leaves no time to read the record back
-    unreadable: Callable[[str, str], str]  # what_happened, why -> reading it back failed
+    unreadable: Callable[[str], str]  # why -> how that sentence ends when reading the record back failed
     unknown: Callable[[NotShown], str]  # the answer was lost and the record does not show the PATCH: OutcomeUnknown
     not_applied: Callable[[NotShown], str]  # ConnectWise answered and the record does not show it: Failed
+    # How that sentence ends when the call's deadline leaves no time to read the record back.
+    no_time: str = "this call had no time left to read it back. Check it before sending the change again."
+
+    def unknown_because(self, what_happened: str, ending: str) -> OutcomeUnknown:
+        return OutcomeUnknown(
+            f"It is unknown whether {self.where} was changed: {what_happened}, and {ending}", look=self.look
+        )
 
 
 async def patch_checked(session: TenantSession, patch: PlannedPatch[M]) -> M:
@@ -317,7 +324,7 @@ async def patch_checked(session: TenantSession, patch: PlannedPatch[M]) -> M:
     read_back = record is None
     if record is None:
         if lost:  # ConnectWise may still be applying it
-            await settle(SETTLE_SECONDS, lambda: OutcomeUnknown(patch.no_time(what_happened), look=patch.look))
+            await settle(SETTLE_SECONDS, lambda: patch.unknown_because(what_happened, patch.no_time))
         record = await _read_back(session, patch, what_happened)
     not_shown = [operation["path"] for operation in patch.operations if not patch.shows(record, operation)]
     if not not_shown:
@@ -335,7 +342,7 @@ async def _read_back(session: TenantSession, patch: PlannedPatch[M], what_happen
     except ConnectWiseError as failure:
         record, why = None, f"HTTP {failure.status}" if failure.status is not None else "no answer"
     if record is None:
-        raise OutcomeUnknown(patch.unreadable(what_happened, why), look=patch.look)
+        raise patch.unknown_because(what_happened, patch.unreadable(why))
     return record
 
 
