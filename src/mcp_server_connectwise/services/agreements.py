@@ -21,7 +21,7 @@ from mcp_server_connectwise.connectwise import NotFoundError, endpoints
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Agreement, Company, label
 from mcp_server_connectwise.services import resolve
-from mcp_server_connectwise.services.arguments import RecordName
+from mcp_server_connectwise.services.arguments import CompanyName
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
 from mcp_server_connectwise.services.errors import Look, Refused, shown
@@ -163,7 +163,7 @@ def of_type(agreements: Sequence[Agreement], agreement_type: str, on: date) -> l
 
 
 class AgreementQuery(BaseModel):
-    company: Annotated[RecordName, Field(description='Company identifier or name, e.g. "ACME".')]
+    company: CompanyName
     include_inactive: Annotated[bool, Field(description="Also cancelled, expired and inactive ones.")] = False
 
 

@@ -137,13 +137,13 @@ class CompanySearchResult(BaseModel):
     notice: str = untrusted_notice("name, phone and default_contact")
 
 
-def search_text(argument: str, value: str | None) -> str | None:
+def search_text(argument: str, value: str | None, at_most: int = MAX_SEARCH_TEXT) -> str | None:
     """A search filter's text, whitespace collapsed (None when blank: no filter); refused when no record could
-    match text that long."""
+    match text that long (longer than `at_most`: what the fields searched hold)."""
     text = resolve.collapse(value) if value else ""
-    if len(text) > MAX_SEARCH_TEXT:
+    if len(text) > at_most:
         raise Refused(
-            f"{argument} is {len(text)} characters long; search text can have at most {MAX_SEARCH_TEXT} "
+            f"{argument} is {len(text)} characters long; search text can have at most {at_most} "
             "(longer matches nothing), so shorten it."
         )
     return text or None

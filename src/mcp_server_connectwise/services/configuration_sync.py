@@ -37,7 +37,7 @@ from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Company, Configuration
 from mcp_server_connectwise.connectwise.scope import current as current_scope
 from mcp_server_connectwise.services import progress, resolve, write_recovery
-from mcp_server_connectwise.services.arguments import NameOrId, RecordName, not_a_yes_no, written_text
+from mcp_server_connectwise.services.arguments import CompanyName, NameOrId, not_a_yes_no, written_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
 from mcp_server_connectwise.services.configurations import CONCURRENT_REQUESTS, mac_digits
@@ -103,11 +103,8 @@ class Device(BaseModel):
     notes: str | None = None
 
 
-CompanyArgument = Annotated[RecordName, Field(description='Company identifier or name, e.g. "ACME".')]
-
-
 class ConfigurationUpsert(Device):
-    company: CompanyArgument
+    company: CompanyName
 
 
 class FieldChange(BaseModel):
@@ -132,7 +129,7 @@ class ConfigurationUpserted(BaseModel):
 
 
 class DeviceSync(BaseModel):
-    company: CompanyArgument
+    company: CompanyName
     devices: Annotated[
         list[Device], Field(min_length=1, max_length=MAX_DEVICES, description="Fields left out stay as they are.")
     ]
