@@ -69,3 +69,17 @@ def fast_recovery(monkeypatch) -> None:
     monkeypatch.setattr(write_recovery, "SETTLE_SECONDS", 0.0)
     monkeypatch.setattr(write_recovery, "RECHECK_SECONDS", 0.0)
     monkeypatch.setattr(retry, "backoff", lambda policy, attempt, jitter=random.random: 0.01)
+
+
+class PatchesSubPaths(Rewriting):
+    """The sandbox behind a client whose PATCH operations on `fields` name a sub-path instead (`ipAddress/value`):
+    ConnectWise answers 200 and changes nothing (API.md), the silent false success."""
+
+    def __init__(self, app, *fields: str, sub_path: str = "value") -> None:
+        super().__init__(app)
+        self.fields, self.sub_path = fields, sub_path
+
+    def request_json(self, request: httpx2.Request, body: object) -> object:
+        if request.method != "PATCH" or not isinstance(body, list):
+            return body
+        return [{**op, "path": f"{op['path']}/{self.sub_path}"} if op["path"] in self.fields else op for op in body]

@@ -21,7 +21,7 @@ from mcp_server_connectwise.connectwise import NotFoundError, endpoints
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Agreement, Company, label
 from mcp_server_connectwise.services import resolve
-from mcp_server_connectwise.services.arguments import RecordName
+from mcp_server_connectwise.services.arguments import CompanyName
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
 from mcp_server_connectwise.services.errors import Look, Refused, shown
@@ -89,25 +89,20 @@ async def company_agreements(session: TenantSession, company: Company) -> list[A
     return sorted(agreements, key=lambda a: (resolve.normalise(a.name or ""), a.id))
 
 
-def _match(agreements: Sequence[Agreement], value: str | int, on: date) -> Agreement | list[Agreement] | None:
-    """The agreement `value` names (id, name, or a unique part of a name), the candidates when several do,
-    or None. Of several with one name (a renewal keeps its name), the one usable today is taken. An id matches
-    no part of a name: 20 is not "Block Time 20 Hours"."""
+def _match(agreements: Sequence[Agreement], value: str | int, on: date) -> list[Agreement]:
+    """The agreements `value` names: the one of its id, else those of its name, else those whose name contains
+    it. Of several with one name (a renewal keeps its name), the one usable today is taken. An id matches no
+    part of a name: 20 is not "Block Time 20 Hours"."""
     wanted_id = resolve.as_id(value)
-    by_id = next((a for a in agreements if a.id == wanted_id), None) if wanted_id is not None else None
-    if by_id is not None:
+    by_id = [a for a in agreements if a.id == wanted_id][:1] if wanted_id is not None else []
+    if by_id:
         return by_id
     wanted = resolve.normalise(str(value))
     named = [a for a in agreements if a.name and resolve.normalise(a.name) == wanted]
     if not named and wanted_id is None:
         named = [a for a in agreements if a.name and wanted in resolve.normalise(a.name)]
-    candidates = named
-    if len(candidates) > 1:
-        usable = [a for a in candidates if not_usable_because(a, on) is None]
-        candidates = usable if len(usable) == 1 else candidates
-    if len(candidates) == 1:
-        return candidates[0]
-    return candidates or None
+    usable = [a for a in named if not_usable_because(a, on) is None]
+    return usable if len(named) > 1 and len(usable) == 1 else named
 
 
 async def usable_agreement(session: TenantSession, company: Company, value: str | int) -> Agreement:
@@ -116,19 +111,22 @@ async def usable_agreement(session: TenantSession, company: Company, value: str 
     resolve.name_or_id("agreement", value)
     on = today()
     agreements = await company_agreements(session, company)
-    found = _match(agreements, value, on)
-    if isinstance(found, list):
-        raise Refused(
-            f"{shown(value)} matches {len(found)} agreements of company {described(company)}: "
-            f"{', '.join(_shown(a) for a in found)}; give agreement as one of their ids.",
-            look=Look.AGREEMENTS,
-        )
-    if found is None:
-        raise Refused(
+
+    async def which_there_are() -> str:
+        return (
             f"Company {described(company)} has no agreement {shown(value)}"
-            f"{await _elsewhere(session, value)}; {usable_list(company, agreements, on)}.",
-            look=Look.AGREEMENTS,
+            f"{await _elsewhere(session, value)}; {usable_list(company, agreements, on)}."
         )
+
+    found = await resolve.one_of(
+        value,
+        _match(agreements, value, on),
+        shown_as=_shown,
+        several=f"agreements of company {described(company)}",
+        give="agreement as one of their ids",
+        none=which_there_are,
+        look=Look.AGREEMENTS,
+    )
     why = not_usable_because(found, on)
     if why is not None:
         raise Refused(
@@ -165,7 +163,7 @@ def of_type(agreements: Sequence[Agreement], agreement_type: str, on: date) -> l
 
 
 class AgreementQuery(BaseModel):
-    company: Annotated[RecordName, Field(description='Company identifier or name, e.g. "ACME".')]
+    company: CompanyName
     include_inactive: Annotated[bool, Field(description="Also cancelled, expired and inactive ones.")] = False
 
 

@@ -48,6 +48,7 @@ from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown,
 from mcp_server_connectwise.services.notes import MAX_NOTE_CHARS, NoteRequest
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.ticket_devices import attach_to_new_ticket, find_configuration
+from mcp_server_connectwise.services.time_entries import ticket_time_entries
 from mcp_server_connectwise.services.updates import MAX_SUMMARY_CHARS, TicketChanges, summary_text
 from mcp_server_connectwise.services.write_recovery import PlannedWrite, entered_since
 from mcp_server_connectwise.state.alerts import AlertKeyState
@@ -311,10 +312,7 @@ async def _worked_by_a_person(session: TenantSession, setup: _Setup, ticket: Tic
     if ticket.status is None or ticket.status.id != setup.status.id:
         shown = ticket.status.name if ticket.status and ticket.status.name else "another status"
         return f"a person moved it to {shown}, so it is left for them to close"
-    logged = await session.client.count(
-        endpoints.TIME_ENTRIES,
-        conditions=cw.and_(cw.eq("chargeToType", "ServiceTicket"), cw.eq("chargeToId", ticket.id)),
-    )
+    logged = await session.client.count(endpoints.TIME_ENTRIES, conditions=ticket_time_entries(ticket.id))
     if logged:
         return f"{logged} time entr{'y is' if logged == 1 else 'ies are'} logged on it, so it is left for a person to close"
     return None

@@ -81,6 +81,7 @@ NameOrNames = str | list[str] | None
 NameOrId = Annotated[str | int | None, BeforeValidator(not_a_yes_no)]
 # A required name or id of a record (a company, a device): JSON true must not become id 1.
 RecordName = Annotated[str | int, BeforeValidator(not_a_yes_no)]
+CompanyName = Annotated[RecordName, Field(description='Company identifier or name, e.g. "ACME".')]
 # A date-time argument needs a time zone: JSON Schema's `date-time` format (RFC 3339) says so, the server
 # instructions say it in words, and the refusal of one without says it with an example.
 When = Annotated[datetime | None, BeforeValidator(iso_text)]

@@ -42,23 +42,19 @@ def described(company: Company) -> str:
     return f"{company.name or company.identifier or company.id} ({company.identifier or company.id})"
 
 
-def _match(companies: Sequence[Company], value: str | int) -> Company | list[Company] | None:
-    """The company `value` names, the candidates when several names contain it, or None."""
+def _match(companies: Sequence[Company], value: str | int) -> list[Company]:
+    """The companies `value` names: the one it names exactly, else every one whose name contains it."""
     wanted = resolve.normalise(str(value))
     by_identifier = [c for c in companies if c.identifier is not None and resolve.normalise(c.identifier) == wanted]
     if by_identifier:  # identifiers are unique in ConnectWise
-        return by_identifier[0]
+        return by_identifier[:1]
     by_name = [c for c in companies if c.name is not None and resolve.normalise(c.name) == wanted]
     if by_name:  # names are not: two companies of one name are both candidates
-        return by_name[0] if len(by_name) == 1 else by_name
+        return by_name
     wanted_id = resolve.as_id(value)
-    by_id = next((c for c in companies if c.id == wanted_id), None) if wanted_id is not None else None
-    if by_id is not None or wanted_id is not None:  # a number is an id: "100" is not part of "100% Uptime"
-        return by_id
-    partial = [c for c in companies if c.name and wanted in resolve.normalise(c.name)]
-    if len(partial) == 1:
-        return partial[0]
-    return partial or None
+    if wanted_id is not None:  # a number is an id: "100" is not part of "100% Uptime"
+        return [c for c in companies if c.id == wanted_id][:1]
+    return [c for c in companies if c.name and wanted in resolve.normalise(c.name)]
 
 
 async def company(session: TenantSession, value: str | int, argument: str = "company") -> Company:
@@ -67,23 +63,26 @@ async def company(session: TenantSession, value: str | int, argument: str = "com
     resolve.name_or_id(argument, value)
     companies, fresh = await session.catalog.load(COMPANIES)
     found = _match([c for c in companies if not c.deleted_flag], value)
-    if found is None and not fresh:
+    if not found and not fresh:
         companies, _ = await session.catalog.load(COMPANIES, refresh=True)
         found = _match([c for c in companies if not c.deleted_flag], value)
-    if isinstance(found, Company):
-        return found
-    if found:
-        listed = ", ".join(described(c) for c in found[:_LISTED])
-        more = f" and {len(found) - _LISTED} more" if len(found) > _LISTED else ""
-        raise Refused(
-            f"{shown(value)} matches {len(found)} companies in tenant {session.name}: {listed}{more}; "
-            f"give {argument} as one of their identifiers.",
-            look=Look.FIND_COMPANY,
-        )
-    by_name = {resolve.normalise(c.name): c for c in companies if c.name and not c.deleted_flag}
-    close = difflib.get_close_matches(resolve.normalise(str(value)), list(by_name), n=_LISTED, cutoff=0.4)
-    closest = f"; the closest names: {', '.join(described(by_name[n]) for n in close)}" if close else ""
-    raise Refused(f"There is no company {shown(value)} in tenant {session.name}{closest}.", look=Look.FIND_COMPANY)
+
+    async def closest_names() -> str:
+        by_name = {resolve.normalise(c.name): c for c in companies if c.name and not c.deleted_flag}
+        close = difflib.get_close_matches(resolve.normalise(str(value)), list(by_name), n=_LISTED, cutoff=0.4)
+        closest = f"; the closest names: {', '.join(described(by_name[n]) for n in close)}" if close else ""
+        return f"There is no company {shown(value)} in tenant {session.name}{closest}."
+
+    return await resolve.one_of(
+        value,
+        found,
+        shown_as=described,
+        several=f"companies in tenant {session.name}",
+        give=f"{argument} as one of their identifiers",
+        none=closest_names,
+        look=Look.FIND_COMPANY,
+        listed=_LISTED,
+    )
 
 
 # --- search_companies ------------------------------------------------------------------------------------
@@ -138,13 +137,13 @@ class CompanySearchResult(BaseModel):
     notice: str = untrusted_notice("name, phone and default_contact")
 
 
-def search_text(argument: str, value: str | None) -> str | None:
+def search_text(argument: str, value: str | None, at_most: int = MAX_SEARCH_TEXT) -> str | None:
     """A search filter's text, whitespace collapsed (None when blank: no filter); refused when no record could
-    match text that long."""
+    match text that long (longer than `at_most`: what the fields searched hold)."""
     text = resolve.collapse(value) if value else ""
-    if len(text) > MAX_SEARCH_TEXT:
+    if len(text) > at_most:
         raise Refused(
-            f"{argument} is {len(text)} characters long; search text can have at most {MAX_SEARCH_TEXT} "
+            f"{argument} is {len(text)} characters long; search text can have at most {at_most} "
             "(longer matches nothing), so shorten it."
         )
     return text or None

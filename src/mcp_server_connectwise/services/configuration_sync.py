@@ -28,23 +28,21 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field
 
 from mcp_server_connectwise.connectwise import (
-    AmbiguousWriteError,
     ConnectWiseError,
     DeadlineError,
     NotFoundError,
-    NotJsonError,
     endpoints,
 )
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Company, Configuration
 from mcp_server_connectwise.connectwise.scope import current as current_scope
 from mcp_server_connectwise.services import progress, resolve, write_recovery
-from mcp_server_connectwise.services.arguments import NameOrId, RecordName, not_a_yes_no, written_text
+from mcp_server_connectwise.services.arguments import CompanyName, NameOrId, not_a_yes_no, written_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
 from mcp_server_connectwise.services.configurations import CONCURRENT_REQUESTS, mac_digits
 from mcp_server_connectwise.services.contacts import contact as resolve_contact
-from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused, ServiceError, explain, shown
+from mcp_server_connectwise.services.errors import Failed, Look, Refused, ServiceError, explain, shown
 from mcp_server_connectwise.services.notes import MAX_NOTE_CHARS
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.ticket_devices import shown_configuration
@@ -105,11 +103,8 @@ class Device(BaseModel):
     notes: str | None = None
 
 
-CompanyArgument = Annotated[RecordName, Field(description='Company identifier or name, e.g. "ACME".')]
-
-
 class ConfigurationUpsert(Device):
-    company: CompanyArgument
+    company: CompanyName
 
 
 class FieldChange(BaseModel):
@@ -134,7 +129,7 @@ class ConfigurationUpserted(BaseModel):
 
 
 class DeviceSync(BaseModel):
-    company: CompanyArgument
+    company: CompanyName
     devices: Annotated[
         list[Device], Field(min_length=1, max_length=MAX_DEVICES, description="Fields left out stay as they are.")
     ]
@@ -352,58 +347,38 @@ def _created(session: TenantSession, company: Company, plan: _Plan) -> PlannedWr
     )
 
 
-async def _read_back(session: TenantSession, record_id: int, what_happened: str) -> dict:
-    try:
-        record = await session.client.get(endpoints.configuration(record_id))
-    except ConnectWiseError:
-        record = None
-    if not isinstance(record, dict):
-        raise OutcomeUnknown(
-            f"It is unknown whether configuration {record_id} (tenant {session.name}) was changed: {what_happened}, "
-            "and reading it back failed too. Send the device again: the same values change nothing twice.",
-            look=Look.FIND_CONFIGURATION,
-        )
-    return record
-
-
 async def _patch(session: TenantSession, plan: _Plan) -> None:
     """Send the plan's PATCH; a lost answer is settled by reading the record back."""
     assert plan.record is not None
     record_id = plan.record["id"]
+    again = "Send the device again: the same values change nothing twice."
+
+    def not_shown_sentence(not_shown: write_recovery.NotShown) -> str:
+        return (
+            f"Configuration {record_id} (tenant {session.name}) does not show the change of "
+            f"{', '.join(not_shown.paths)}; send the device again."
+        )
+
+    patch = write_recovery.PlannedPatch(
+        endpoints.configuration(record_id),
+        plan.operations,
+        read=dict,
+        shows=lambda record, operation: not _differs(operation["path"], record, operation["value"]),
+        record="the record",
+        where=f"configuration {record_id} (tenant {session.name})",
+        look=Look.FIND_CONFIGURATION,
+        unreadable=lambda _: f"reading it back failed too. {again}",
+        unknown=not_shown_sentence,  # not shown after a lost answer: ConnectWise may still be applying it
+        not_applied=not_shown_sentence,
+        no_time=f"the call had no time left to read it back. {again}",
+    )
     try:
-        answer = await session.client.patch(endpoints.configuration(record_id), plan.operations)
+        await write_recovery.patch_checked(session, patch)
     except NotFoundError:
         raise Failed(
             f"Configuration {record_id} was deleted from ConnectWise (tenant {session.name}) after it was read; "
             "send the device again to create it."
         ) from None
-    except AmbiguousWriteError:
-        what_happened = "ConnectWise gave no answer to the change"
-        await write_recovery.settle(
-            write_recovery.SETTLE_SECONDS,
-            lambda: OutcomeUnknown(
-                f"It is unknown whether configuration {record_id} (tenant {session.name}) was changed: "
-                f"{what_happened}, and the call had no time left to read it back. Send the device again: the same "
-                "values change nothing twice.",
-                look=Look.FIND_CONFIGURATION,
-            ),
-        )
-        answer, ambiguous = await _read_back(session, record_id, what_happened), True
-    except NotJsonError as not_json:
-        what_happened = f"ConnectWise answered the change (HTTP {not_json.status}) with a body that is not JSON"
-        answer, ambiguous = await _read_back(session, record_id, what_happened), False
-    else:
-        ambiguous = False
-        if not isinstance(answer, dict) or "id" not in answer:
-            answer = await _read_back(session, record_id, "ConnectWise answered the change without the record")
-    not_applied = [op["path"] for op in plan.operations if _differs(op["path"], answer, op["value"])]
-    if not_applied:
-        # Not shown after a lost answer: ConnectWise may still be applying it.
-        raise (OutcomeUnknown if ambiguous else Failed)(
-            f"Configuration {record_id} (tenant {session.name}) does not show the change of {', '.join(not_applied)}; "
-            "send the device again.",
-            look=Look.FIND_CONFIGURATION,
-        )
 
 
 async def _write(session: TenantSession, company: Company, plan: _Plan) -> tuple[Written, int]:

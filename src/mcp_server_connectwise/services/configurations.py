@@ -24,7 +24,8 @@ from mcp_server_connectwise.connectwise import NotFoundError, endpoints
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Company, Configuration, Ticket, label
 from mcp_server_connectwise.services import resolve
-from mcp_server_connectwise.services.arguments import MAX_ID, NameOrId, not_a_yes_no
+from mcp_server_connectwise.services.arguments import NameOrId, not_a_yes_no
+from mcp_server_connectwise.services.companies import check_page, search_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.concurrency import all_or_none
 from mcp_server_connectwise.services.errors import Look, Refused, shown
@@ -129,25 +130,12 @@ class ConfigurationQuery(BaseModel):
     ] = 1
 
 
-def _text(argument: str, value: str | None) -> str | None:
-    """Search text as ConnectWise compares it (whitespace collapsed), None when blank; refused when too long to
-    match anything."""
-    text = resolve.collapse(value) if value else ""
-    if len(text) > MAX_SEARCH_TEXT:
-        raise Refused(
-            f"{argument} is {len(text)} characters long; no configuration holds more than {MAX_SEARCH_TEXT} there, "
-            "so shorten it."
-        )
-    return text or None
-
-
 async def search_configurations(session: TenantSession, query: ConfigurationQuery) -> ConfigurationSearchResult:
-    name = _text("name", query.name)
-    serial = _text("serial_number", query.serial_number)
-    ip_address = _text("ip_address", query.ip_address)
-    mac = _text("mac_address", query.mac_address)
-    if query.page > MAX_ID:
-        raise Refused(f"page {shown(query.page)} is past any result; use next_page from an earlier search.")
+    name, serial, ip_address, mac = (
+        search_text(argument, getattr(query, argument), MAX_SEARCH_TEXT)
+        for argument in ("name", "serial_number", "ip_address", "mac_address")
+    )
+    check_page(query.page)
     company = await resolve_company(session, query.company) if query.company is not None else None
     kind = (
         await resolve.configuration_type(session, resolve.name_or_id("type", query.type), writing=False)

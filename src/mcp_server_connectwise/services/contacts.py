@@ -68,22 +68,25 @@ async def contact(session: TenantSession, company: Company, value: str | int) ->
             )
     except cw.UnsafeValueError as exc:
         raise Refused(f"{exc} Give the contact's name or email as ConnectWise shows it.") from None
-    found = [Contact.model_validate(item) for item in page.items]
-    if len(found) == 1:
-        return found[0]
-    if found:
-        raise Refused(
-            f"{shown(value)} matches {'more than ' if page.has_next else ''}{len(found)} contacts of company "
-            f"{described(company)}: {', '.join(_shown(c) for c in found)}; give contact as one of their emails "
-            "or ids.",
-            look=Look.FIND_CONTACT,
+
+    async def who_there_is() -> str:
+        others = await session.client.get_page(
+            endpoints.CONTACTS, conditions=of_company, fields=CONTACT_FIELDS, order_by="lastName", page_size=_CANDIDATES
         )
-    others = await session.client.get_page(
-        endpoints.CONTACTS, conditions=of_company, fields=CONTACT_FIELDS, order_by="lastName", page_size=_CANDIDATES
+        listed = [Contact.model_validate(item) for item in others.items]
+        who = f"its contacts include {', '.join(_shown(c) for c in listed)}" if listed else "it has no active contact"
+        return f"Company {described(company)} has no active contact {shown(value)}; {who}."
+
+    return await resolve.one_of(
+        value,
+        [Contact.model_validate(item) for item in page.items],
+        shown_as=_shown,
+        several=f"contacts of company {described(company)}",
+        give="contact as one of their emails or ids",
+        none=who_there_is,
+        look=Look.FIND_CONTACT,
+        more=page.has_next,
     )
-    listed = [Contact.model_validate(item) for item in others.items]
-    who = f"its contacts include {', '.join(_shown(c) for c in listed)}" if listed else "it has no active contact"
-    raise Refused(f"Company {described(company)} has no active contact {shown(value)}; {who}.", look=Look.FIND_CONTACT)
 
 
 async def _by_id(session: TenantSession, company: Company, contact_id: int) -> Contact:

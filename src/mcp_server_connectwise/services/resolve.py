@@ -10,7 +10,7 @@ could not store: ids outside int32, empty or over-long names, date-times without
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -27,7 +27,7 @@ from mcp_server_connectwise.connectwise.models import (
 from mcp_server_connectwise.services import catalog
 from mcp_server_connectwise.services.arguments import MAX_ID
 from mcp_server_connectwise.services.catalog import NamedRecord, ReferenceList
-from mcp_server_connectwise.services.errors import Refused, shown
+from mcp_server_connectwise.services.errors import Look, Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
 
 # Listing every valid name helps until the list itself drowns the message.
@@ -39,6 +39,7 @@ EARLIEST = datetime(1753, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
 
 R = TypeVar("R", bound=Record)
+T = TypeVar("T")
 
 
 def collapse(text: str) -> str:
@@ -111,10 +112,37 @@ def _by_name_or_id(value: str | int, *names: Callable[[R], str | None]) -> Calla
     return matches
 
 
-def name_list(names: Sequence[str | None]) -> str:
-    listed = [name for name in names if name][:MAX_NAMES_LISTED]
+def name_list(names: Sequence[str | None], limit: int = MAX_NAMES_LISTED) -> str:
+    listed = [name for name in names if name][:limit]
     more = len([name for name in names if name]) - len(listed)
     return ", ".join(listed) + (f" and {more} more" if more > 0 else "")
+
+
+async def one_of(
+    value: str | int,
+    candidates: Sequence[T],
+    *,
+    shown_as: Callable[[T], str],
+    several: str,
+    give: str,
+    none: Callable[[], Awaitable[str]],
+    look: Look | None = None,
+    more: bool = False,
+    listed: int | None = None,
+) -> T:
+    """The only one of `candidates`, the records `value` matched. Several are refused naming them all ("<value>
+    matches 3 <several>: <each shown_as>; give <give>."; `more`: they are a first page of more, `listed`: name
+    at most that many); none with the sentence `none()` makes, which may look up who there is instead."""
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        names = [shown_as(candidate) for candidate in candidates]
+        raise Refused(
+            f"{shown(value)} matches {'more than ' if more else ''}{len(candidates)} {several}: "
+            f"{name_list(names, listed or len(names))}; give {give}.",
+            look=look,
+        )
+    raise Refused(await none(), look=look)
 
 
 def _active(items: Sequence[R]) -> list[R]:

@@ -87,25 +87,30 @@ async def find_configuration(session: TenantSession, company: Company, value: st
         )
     except cw.UnsafeValueError as exc:
         raise Refused(f"{exc} Give the configuration's id instead.") from None
-    found_all = [Configuration.model_validate(item) for item in page.items]
-    if len(found_all) == 1:
-        return found_all[0]
-    if found_all:
-        raise Refused(
-            f"{shown(value)} matches {len(found_all)} configurations of company {described(company)}: "
-            f"{', '.join(shown_configuration(c) for c in found_all)}; give configuration as one of their ids."
+
+    async def what_there_is() -> str:
+        others = await session.client.get_page(
+            endpoints.CONFIGURATIONS,
+            conditions=cw.and_(of_company, cw.eq("activeFlag", True)),
+            fields=CONFIGURATION_FIELDS,
+            order_by="name",
+            page_size=_CANDIDATES,
         )
-    others = await session.client.get_page(
-        endpoints.CONFIGURATIONS,
-        conditions=cw.and_(of_company, cw.eq("activeFlag", True)),
-        fields=CONFIGURATION_FIELDS,
-        order_by="name",
-        page_size=_CANDIDATES,
-    )
-    listed = [Configuration.model_validate(item) for item in others.items]
-    has = f"its configurations include {', '.join(shown_configuration(c) for c in listed)}" if listed else "it has none"
-    raise Refused(
-        f"Company {described(company)} has no configuration with the id, name or serial number {shown(value)}{elsewhere}; {has}."
+        listed = [Configuration.model_validate(item) for item in others.items]
+        has = (
+            f"its configurations include {', '.join(shown_configuration(c) for c in listed)}"
+            if listed
+            else "it has none"
+        )
+        return f"Company {described(company)} has no configuration with the id, name or serial number {shown(value)}{elsewhere}; {has}."
+
+    return await resolve.one_of(
+        value,
+        [Configuration.model_validate(item) for item in page.items],
+        shown_as=shown_configuration,
+        several=f"configurations of company {described(company)}",
+        give="configuration as one of their ids",
+        none=what_there_is,
     )
 
 

@@ -23,21 +23,14 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field
-from pydantic import ValidationError as PydanticValidationError
 
-from mcp_server_connectwise.connectwise import (
-    AmbiguousWriteError,
-    ConnectWiseError,
-    NotFoundError,
-    NotJsonError,
-    endpoints,
-)
+from mcp_server_connectwise.connectwise import NotFoundError, endpoints
 from mcp_server_connectwise.connectwise.conditions import Expr, and_, eq, ge, le, lt
 from mcp_server_connectwise.connectwise.models import EDITABLE_TIME_ENTRY_STATUSES, TimeEntry, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import resolve, write_recovery
 from mcp_server_connectwise.services.arguments import MAX_ID, NameOrId, TicketId, iso_text, not_a_yes_no
-from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused
+from mcp_server_connectwise.services.errors import Look, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import read_ticket
 from mcp_server_connectwise.services.time_entries import (
@@ -466,16 +459,6 @@ async def _read_entry(session: TenantSession, entry_id: int) -> TimeEntry:
         raise _not_found(session, entry_id) from None
 
 
-def _entry_in(answer: object) -> TimeEntry | None:
-    """The entry in an answer, or None when the answer holds none."""
-    if not isinstance(answer, dict) or not isinstance(answer.get("id"), int) or isinstance(answer.get("id"), bool):
-        return None
-    try:
-        return TimeEntry.model_validate(answer)
-    except PydanticValidationError:
-        return None
-
-
 async def update_time_entry(session: TenantSession, changes: TimeEntryChanges) -> TimeEntryUpdated:
     entry_id = changes.entry_id
     notes = _check_changes(changes)
@@ -494,63 +477,38 @@ async def update_time_entry(session: TenantSession, changes: TimeEntryChanges) -
 async def _patched(session: TenantSession, entry_id: int, operations: list[dict]) -> TimeEntry:
     """The entry once ConnectWise shows the patch applied; a refusal, a failure or an unknown outcome if not."""
     where = f"time entry {entry_id} (tenant {session.name})"
-    lost = False
+
+    def unknown(not_shown: write_recovery.NotShown) -> str:
+        return (
+            f"It is unknown whether {where} was changed: {not_shown.what_happened}, and the entry read back still "
+            f"shows the old {', '.join(not_shown.paths)}; ConnectWise may still apply it. Check it before sending "
+            "the change again (a retry of this same call reads the entry first and sends only what is still "
+            "different)."
+        )
+
+    def not_applied(not_shown: write_recovery.NotShown) -> str:
+        shown = "the entry read back" if not_shown.read_back else "its answer"
+        return (
+            f"The change to {where} was not applied as asked: ConnectWise accepted it, but {shown} shows the old "
+            f"{', '.join(not_shown.paths)}. Read the entry before trying again."
+        )
+
+    patch = write_recovery.PlannedPatch(
+        endpoints.time_entry(entry_id),
+        operations,
+        read=TimeEntry.model_validate,
+        shows=lambda entry, operation: _FIELDS[operation["path"]].holds(entry, operation["value"]),
+        record="the entry",
+        where=where,
+        look=Look.LIST_TIME,
+        unreadable=lambda why: f"reading it back failed too ({why}). Check it before sending the change again.",
+        unknown=unknown,
+        not_applied=not_applied,
+    )
     try:
-        answer = await session.client.patch(endpoints.time_entry(entry_id), operations)
-        what_happened = "ConnectWise answered the change without the entry"  # said only if so
+        return await write_recovery.patch_checked(session, patch)
     except NotFoundError:
         raise _not_found(session, entry_id) from None
-    except AmbiguousWriteError:
-        answer, what_happened, lost = None, "ConnectWise gave no answer to the change", True
-    except NotJsonError as failure:
-        answer = None
-        what_happened = f"ConnectWise answered the change (HTTP {failure.status}) with a body that is not JSON"
-    after = _entry_in(answer)
-    read_back = after is None
-    if after is None:
-        if lost:  # ConnectWise may still be applying it: wait as write recovery does before reading it back
-            await write_recovery.settle(
-                write_recovery.SETTLE_SECONDS,
-                lambda: OutcomeUnknown(
-                    f"It is unknown whether {where} was changed: {what_happened}, and this call had no time left to "
-                    "read it back. Check it before sending the change again.",
-                    look=Look.LIST_TIME,
-                ),
-            )
-        after = await _read_back(session, entry_id, where, what_happened)
-    not_applied = [
-        operation["path"] for operation in operations if not _FIELDS[operation["path"]].holds(after, operation["value"])
-    ]
-    if not not_applied:
-        return after
-    if lost:
-        raise OutcomeUnknown(
-            f"It is unknown whether {where} was changed: {what_happened}, and the entry read back still shows the "
-            f"old {', '.join(not_applied)}; ConnectWise may still apply it. Check it before sending the change again "
-            "(a retry of this same call reads the entry first and sends only what is still different).",
-            look=Look.LIST_TIME,
-        )
-    shown = "the entry read back" if read_back else "its answer"
-    raise Failed(
-        f"The change to {where} was not applied as asked: ConnectWise accepted it, but {shown} shows the old "
-        f"{', '.join(not_applied)}. Read the entry before trying again.",
-        look=Look.LIST_TIME,
-    )
-
-
-async def _read_back(session: TenantSession, entry_id: int, where: str, what_happened: str) -> TimeEntry:
-    try:
-        entry = _entry_in(await session.client.get(endpoints.time_entry(entry_id)))
-        why = "ConnectWise answered without the entry"
-    except ConnectWiseError as failure:
-        entry, why = None, f"HTTP {failure.status}" if failure.status is not None else "no answer"
-    if entry is None:
-        raise OutcomeUnknown(
-            f"It is unknown whether {where} was changed: {what_happened}, and reading it back failed too ({why}). "
-            "Check it before sending the change again.",
-            look=Look.LIST_TIME,
-        )
-    return entry
 
 
 def _updated(

@@ -17,21 +17,14 @@ from dataclasses import field as dataclass_field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
-from pydantic import ValidationError as PydanticValidationError
 
-from mcp_server_connectwise.connectwise import (
-    AmbiguousWriteError,
-    ConnectWiseError,
-    NotFoundError,
-    NotJsonError,
-    endpoints,
-)
+from mcp_server_connectwise.connectwise import NotFoundError, endpoints
 from mcp_server_connectwise.connectwise.models import Reference, Ticket, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
 from mcp_server_connectwise.services import catalog, resolve, write_recovery
 from mcp_server_connectwise.services.agreements import usable_agreement
 from mcp_server_connectwise.services.arguments import NameOrId, TicketId, When, any_case, not_a_yes_no, written_text
-from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown, Refused
+from mcp_server_connectwise.services.errors import Look, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.tickets import company_of, read_ticket, ticket_not_found
 from mcp_server_connectwise.services.time_entries import STORED_TIME_TOLERANCE
@@ -281,50 +274,9 @@ async def update_ticket(session: TenantSession, changes: TicketChanges) -> Ticke
     if not plan.operations:
         return TicketUpdated(tenant=session.name, ticket_id=ticket_id, patched=False, changes=[])
     try:
-        answer = await session.client.patch(endpoints.ticket(ticket_id), plan.operations)
+        after = await write_recovery.patch_checked(session, _patch(session, ticket_id, plan))
     except NotFoundError:
         raise ticket_not_found(session, ticket_id) from None
-    except AmbiguousWriteError:
-        answer, what_happened, ambiguous = None, "ConnectWise gave no answer to the change", True
-    except NotJsonError as failure:
-        answer, ambiguous = None, False
-        what_happened = f"ConnectWise answered the change (HTTP {failure.status}) with a body that is not JSON"
-    else:
-        ambiguous = False
-        what_happened = "ConnectWise answered the change without the ticket"  # said only if so
-    after = _ticket_in(answer)
-    if after is not None:
-        not_applied_because = "ConnectWise answered 200 without applying it (the silent false success of a PATCH)"
-    else:
-        if ambiguous:
-            # ConnectWise may still be applying it: wait as write recovery does before reading it back.
-            await write_recovery.settle(
-                write_recovery.SETTLE_SECONDS,
-                lambda: OutcomeUnknown(
-                    f"It is unknown whether ticket {ticket_id} (tenant {session.name}) was changed: {what_happened}, "
-                    "and this call had no time left to read it back. Check it before sending the change again.",
-                    look=Look.READ_TICKET,
-                ),
-            )
-        after = await _read_back(session, ticket_id, what_happened)
-        not_applied_because = f"{what_happened}, and the ticket read back still shows the old value"
-    not_applied = [operation["path"] for operation in plan.operations if not _shows(after, operation)]
-    if not_applied:
-        applied = [path for path in plan.shown_after if path not in not_applied]
-        if ambiguous:
-            raise OutcomeUnknown(
-                f"It is unknown whether ticket {ticket_id} (tenant {session.name}) was changed as asked: "
-                f"{what_happened}, and the ticket read back still shows the old value of {', '.join(not_applied)}; "
-                f"ConnectWise may still apply it. {', '.join(applied) + ' did change. ' if applied else ''}"
-                "Check it before sending the change again.",
-                look=Look.READ_TICKET,
-            )
-        raise Failed(
-            f"Ticket {ticket_id} (tenant {session.name}) was not changed as asked: {', '.join(not_applied)} did not "
-            f"change; {not_applied_because}. {', '.join(applied) + ' did change. ' if applied else ''}"
-            "Read the ticket before trying again.",
-            look=Look.READ_TICKET,
-        )
     changed = [
         FieldChange(field=path, before=_BY_PATH[path].shown(ticket), after=_BY_PATH[path].shown(after) or planned)
         for path, planned in plan.shown_after.items()
@@ -332,27 +284,41 @@ async def update_ticket(session: TenantSession, changes: TicketChanges) -> Ticke
     return TicketUpdated(tenant=session.name, ticket_id=ticket_id, patched=True, changes=changed)
 
 
-async def _read_back(session: TenantSession, ticket_id: int, what_happened: str) -> Ticket:
-    """The ticket as ConnectWise now shows it, when the answer to the PATCH did not show it."""
-    try:
-        ticket = _ticket_in(await session.client.get(endpoints.ticket(ticket_id)))
-        why = "ConnectWise answered without the ticket"
-    except ConnectWiseError as failure:
-        ticket, why = None, f"HTTP {failure.status}" if failure.status is not None else "no answer"
-    if ticket is None:
-        raise OutcomeUnknown(
-            f"It is unknown whether ticket {ticket_id} (tenant {session.name}) was changed: {what_happened}, and "
-            f"reading the ticket back failed too ({why}). Check it before sending the change again.",
-            look=Look.READ_TICKET,
+def _patch(session: TenantSession, ticket_id: int, plan: _Plan) -> write_recovery.PlannedPatch[Ticket]:
+    """The plan's PATCH, and what update_ticket says when the ticket does not show it."""
+    where = f"ticket {ticket_id} (tenant {session.name})"
+
+    def also_applied(not_shown: write_recovery.NotShown) -> str:
+        applied = [path for path in plan.shown_after if path not in not_shown.paths]
+        return ", ".join(applied) + " did change. " if applied else ""
+
+    def unknown(not_shown: write_recovery.NotShown) -> str:
+        return (
+            f"It is unknown whether {where} was changed as asked: {not_shown.what_happened}, and the ticket read "
+            f"back still shows the old value of {', '.join(not_shown.paths)}; ConnectWise may still apply it. "
+            f"{also_applied(not_shown)}Check it before sending the change again."
         )
-    return ticket
 
+    def not_applied(not_shown: write_recovery.NotShown) -> str:
+        because = (
+            f"{not_shown.what_happened}, and the ticket read back still shows the old value"
+            if not_shown.read_back
+            else "ConnectWise answered 200 without applying it (the silent false success of a PATCH)"
+        )
+        return (
+            f"Ticket {ticket_id} (tenant {session.name}) was not changed as asked: {', '.join(not_shown.paths)} did "
+            f"not change; {because}. {also_applied(not_shown)}Read the ticket before trying again."
+        )
 
-def _ticket_in(answer: object) -> Ticket | None:
-    """The ticket in an answer, or None when the answer holds none (no body, no id, not a ticket)."""
-    if not isinstance(answer, dict) or not isinstance(answer.get("id"), int) or isinstance(answer.get("id"), bool):
-        return None
-    try:
-        return Ticket.model_validate(answer)
-    except PydanticValidationError:
-        return None
+    return write_recovery.PlannedPatch(
+        endpoints.ticket(ticket_id),
+        plan.operations,
+        read=Ticket.model_validate,
+        shows=_shows,
+        record="the ticket",
+        where=where,
+        look=Look.READ_TICKET,
+        unreadable=lambda why: f"reading the ticket back failed too ({why}). Check it before sending the change again.",
+        unknown=unknown,
+        not_applied=not_applied,
+    )

@@ -1,4 +1,5 @@
-"""Creating a record exactly once when ConnectWise's answer to the POST is lost.
+"""Creating a record exactly once when ConnectWise's answer to the POST is lost, and knowing whether a PATCH
+was applied when its answer does not show it.
 
 A POST that failed may still have created the record, and the client never re-sends it blindly. How
 `create_once` finds out depends on what is known about the failed attempt:
@@ -19,6 +20,10 @@ get (and report) their own record.
 
 Cost: nothing on the warm path. A failed attempt costs one list request per look (at most two looks per
 attempt, two sends) and the waits before them.
+
+A PATCH (`patch_checked`) only replaces values, so it needs no such search: the record is read back when the
+answer does not hold it (lost, not JSON, no record), after `SETTLE_SECONDS` when it was lost, and compared with
+what the PATCH sets. One GET at most, and only then.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Generic, TypeGuard, TypeVar
+
+from pydantic import ValidationError as PydanticValidationError
 
 from mcp_server_connectwise.connectwise import (
     AmbiguousWriteError,
@@ -44,6 +52,8 @@ from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown
 from mcp_server_connectwise.services.tenancy import TenantSession
 
 logger = logging.getLogger(__name__)
+
+M = TypeVar("M")
 
 # A failed POST may still be running in ConnectWise; looking at once could miss it and re-send it.
 SETTLE_SECONDS = 2.0
@@ -155,7 +165,7 @@ def _waits_before_looks(failure: ConnectWiseError) -> tuple[float, ...]:
     return ()  # never sent
 
 
-def _has_id(record: object) -> bool:
+def _has_id(record: object) -> TypeGuard[dict]:
     return isinstance(record, dict) and isinstance(record.get("id"), int) and not isinstance(record.get("id"), bool)
 
 
@@ -261,6 +271,88 @@ def _why(failure: ConnectWiseError) -> str:
     if isinstance(failure, TransportError):
         return "ConnectWise did not answer" if failure.reached else "ConnectWise could not be reached"
     return "ConnectWise could not be reached or did not answer"
+
+
+@dataclass(frozen=True)
+class NotShown:
+    """The record after a PATCH does not show all of it: the paths of the operations it does not show, what the
+    PATCH's answer was when the record had to be read back (`read_back`), e.g. "ConnectWise gave no answer to
+    the change"."""
+
+    paths: list[str]
+    what_happened: str
+    read_back: bool
+
+
+@dataclass(frozen=True)
+class PlannedPatch(Generic[M]):
+    """A PATCH of one record, how to read the record out of an answer, and the sentence of each outcome other
+    than applied (`what_happened` as in `NotShown`)."""
+
+    path: str  # the record's: PATCHed, and read back with a GET
+    operations: list[dict]
+    read: Callable[[dict], M]  # the record in an answer that has an id; a pydantic ValidationError: none
+    shows: Callable[[M, dict], bool]  # whether the record holds what an operation sets
+    record: str  # "the ticket": what an answer without it is said to be without
+    where: str  # "ticket 1003 (tenant acme)": "It is unknown whether <where> was changed: <what_happened>, and ..."
+    look: Look
+    unreadable: Callable[[str], str]  # why -> how that sentence ends when reading the record back failed
+    unknown: Callable[[NotShown], str]  # the answer was lost and the record does not show the PATCH: OutcomeUnknown
+    not_applied: Callable[[NotShown], str]  # ConnectWise answered and the record does not show it: Failed
+    # How that sentence ends when the call's deadline leaves no time to read the record back.
+    no_time: str = "this call had no time left to read it back. Check it before sending the change again."
+
+    def unknown_because(self, what_happened: str, ending: str) -> OutcomeUnknown:
+        return OutcomeUnknown(
+            f"It is unknown whether {self.where} was changed: {what_happened}, and {ending}", look=self.look
+        )
+
+
+async def patch_checked(session: TenantSession, patch: PlannedPatch[M]) -> M:
+    """PATCH and return the record once ConnectWise shows every operation applied (see the module). A 404 to the
+    PATCH is raised as it is: each caller says in its own words that the record is gone."""
+    lost = False
+    try:
+        answer = await session.client.patch(patch.path, patch.operations)
+        what_happened = f"ConnectWise answered the change without {patch.record}"  # said only if so
+    except AmbiguousWriteError:
+        answer, what_happened, lost = None, "ConnectWise gave no answer to the change", True
+    except NotJsonError as failure:
+        answer = None
+        what_happened = f"ConnectWise answered the change (HTTP {failure.status}) with a body that is not JSON"
+    record = _record_in(answer, patch.read)
+    read_back = record is None
+    if record is None:
+        if lost:  # ConnectWise may still be applying it
+            await settle(SETTLE_SECONDS, lambda: patch.unknown_because(what_happened, patch.no_time))
+        record = await _read_back(session, patch, what_happened)
+    not_shown = [operation["path"] for operation in patch.operations if not patch.shows(record, operation)]
+    if not not_shown:
+        return record
+    why = NotShown(not_shown, what_happened, read_back)
+    if lost:
+        raise OutcomeUnknown(patch.unknown(why), look=patch.look)
+    raise Failed(patch.not_applied(why), look=patch.look)
+
+
+async def _read_back(session: TenantSession, patch: PlannedPatch[M], what_happened: str) -> M:
+    try:
+        record = _record_in(await session.client.get(patch.path), patch.read)
+        why = f"ConnectWise answered without {patch.record}"
+    except ConnectWiseError as failure:
+        record, why = None, f"HTTP {failure.status}" if failure.status is not None else "no answer"
+    if record is None:
+        raise patch.unknown_because(what_happened, patch.unreadable(why))
+    return record
+
+
+def _record_in(answer: object, read: Callable[[dict], M]) -> M | None:
+    if not _has_id(answer):
+        return None
+    try:
+        return read(answer)
+    except PydanticValidationError:
+        return None
 
 
 def same_text(stored: object, sent: str | None) -> bool:
