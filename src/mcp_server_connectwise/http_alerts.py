@@ -25,10 +25,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_server_connectwise.connectwise import ConnectWiseError
 from mcp_server_connectwise.http_auth import ALERTS_SCOPE, PrincipalTokenVerifier
 from mcp_server_connectwise.services.alerts import alert_key, check_alerts_config
-from mcp_server_connectwise.services.errors import ServiceError, explain
+from mcp_server_connectwise.services.errors import ServiceError
 from mcp_server_connectwise.services.tenancy import Tenants
 from mcp_server_connectwise.toolsets.runtime import ToolRuntime
 
@@ -47,15 +46,10 @@ logger = logging.getLogger(__name__)
 async def alerts_health(tenants: Tenants) -> None:
     """Log, per tenant that takes alerts, whether the names of its alert config exist in its ConnectWise (or
     else the first alert would be the first to find out), warming the catalogs alerts use."""
-    for tenant in tenants.config.tenants.values():
-        if tenant.alerts is None:
-            continue
-        try:
-            described = await check_alerts_config(await tenants.open_session(tenant))
-        except ServiceError as exc:
-            logger.warning("alerts of tenant %s cannot be handled: %s", tenant.name, exc)
-        except ConnectWiseError as exc:
-            logger.warning("alert config of tenant %s unchecked: %s", tenant.name, explain(exc, tenant.name))
+    taking = [tenant for tenant in tenants.config.tenants.values() if tenant.alerts is not None]
+    for tenant, described in await tenants.each(check_alerts_config, taking):
+        if isinstance(described, ServiceError):
+            logger.warning("alerts of tenant %s cannot be handled: %s", tenant.name, described)
         else:
             logger.info("alerts of tenant %s: %s", tenant.name, described)
 

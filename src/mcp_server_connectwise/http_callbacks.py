@@ -33,7 +33,6 @@ from starlette.routing import Route
 from mcp_server_connectwise.audit import AuditLog, AuditUnavailable
 from mcp_server_connectwise.config import TenantConfig
 from mcp_server_connectwise.config.models import APP_NAME
-from mcp_server_connectwise.connectwise import ConnectWiseError
 from mcp_server_connectwise.connectwise.callbacks import (
     SIGNATURE_HEADER,
     CallbackPayload,
@@ -45,7 +44,7 @@ from mcp_server_connectwise.connectwise.callbacks import (
 )
 from mcp_server_connectwise.http_alerts import capped_body
 from mcp_server_connectwise.services.callbacks import RECEIVER_PATH, list_callbacks, receiver_path
-from mcp_server_connectwise.services.errors import ServiceError, explain
+from mcp_server_connectwise.services.errors import ServiceError
 from mcp_server_connectwise.services.events import event_of
 from mcp_server_connectwise.services.tenancy import Tenants
 from mcp_server_connectwise.state.events import EventLog, EventLogUnavailable
@@ -193,16 +192,11 @@ class CallbackReceiver:
 async def callbacks_health(tenants: Tenants) -> None:
     """Log, per tenant, which active callbacks of its ConnectWise point at this server's receiver (one request
     each), or why that cannot be read."""
-    for tenant in tenants.config.tenants.values():
+    for tenant, entries in await tenants.each(list_callbacks):
+        if isinstance(entries, ServiceError):
+            logger.warning("callbacks of tenant %s unknown: %s", tenant.name, entries)
+            continue
         path = receiver_path(tenant.name)
-        try:
-            entries = await list_callbacks(await tenants.open_session(tenant))
-        except ServiceError as exc:
-            logger.warning("callbacks of tenant %s unknown: %s", tenant.name, exc)
-            continue
-        except ConnectWiseError as exc:
-            logger.warning("callbacks of tenant %s unknown: %s", tenant.name, explain(exc, tenant.name))
-            continue
         ours = [
             entry
             for entry in entries

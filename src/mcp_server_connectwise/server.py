@@ -58,6 +58,8 @@ from mcp_server_connectwise.toolsets.runtime import (
 SERVER_NAME = "mcp-server-connectwise"
 DEMO_TENANT = "demo"
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Listener:
@@ -303,8 +305,9 @@ def build_demo_server(
 async def start_checks(tenants: Tenants) -> None:
     """What `serve` over HTTP checks and logs once it serves, in the background: each tenant's alert config
     against its ConnectWise, and which callbacks point at this server."""
-    await alerts_health(tenants)
-    await callbacks_health(tenants)
+    for failed in await asyncio.gather(alerts_health(tenants), callbacks_health(tenants), return_exceptions=True):
+        if isinstance(failed, Exception):  # a check's own fault: the server serves on
+            logger.error("a start-up check failed", exc_info=failed)
 
 
 def build_demo_app(audit_path: Path, listener: Listener, token: str, *, read_only: bool = False) -> Starlette:

@@ -11,24 +11,32 @@ server's `Metrics`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 
 from mcp_server_connectwise.config import AppConfig, ConfigError, TenantConfig
-from mcp_server_connectwise.connectwise import ApiCredentials, ClientSettings, ConnectWiseClient, RequestRecord
+from mcp_server_connectwise.connectwise import (
+    ApiCredentials,
+    ClientSettings,
+    ConnectWiseClient,
+    ConnectWiseError,
+    RequestRecord,
+)
 from mcp_server_connectwise.connectwise.scope import current as current_scope
 from mcp_server_connectwise.metrics import Metrics
 from mcp_server_connectwise.secrets import KeyringUnavailable, KeyStore
 from mcp_server_connectwise.services.catalog import DEFAULT_TTL_SECONDS, Catalog
-from mcp_server_connectwise.services.errors import Failed, Refused, sentence
+from mcp_server_connectwise.services.errors import Failed, Refused, ServiceError, explain, sentence
 from mcp_server_connectwise.state.alerts import AlertKeys
 from mcp_server_connectwise.state.events import EventLog
 from mcp_server_connectwise.state.store import AlertLocks, StateStore, check_write, open_state
+
+T = TypeVar("T")
 
 # A locked keyring can wait for a person to type a password; a call gives up on it after this long.
 KEYRING_TIMEOUT_SECONDS = 10.0
@@ -156,6 +164,23 @@ class Tenants:
             # A concurrent first call may have created it meanwhile; nothing awaits between look and create.
             session = self._sessions.get(tenant.name) or self._new_session(tenant, credentials)
         return session
+
+    async def each(
+        self, check: Callable[[TenantSession], Awaitable[T]], tenants: Iterable[TenantConfig] | None = None
+    ) -> list[tuple[TenantConfig, T | ServiceError]]:
+        """`check` on a session of each of `tenants` (default: all), concurrently, with what it returned or the
+        sentence it failed with (a ConnectWise failure explained): for start-up checks that log each tenant's."""
+
+        async def one(tenant: TenantConfig) -> T | ServiceError:
+            try:
+                return await check(await self.open_session(tenant))
+            except ServiceError as exc:
+                return exc
+            except ConnectWiseError as exc:
+                return explain(exc, tenant.name)
+
+        chosen = list(self.config.tenants.values() if tenants is None else tenants)
+        return list(zip(chosen, await asyncio.gather(*(one(tenant) for tenant in chosen)), strict=True))
 
     async def _read_keys(self, tenant: TenantConfig) -> ApiCredentials:
         # One read per tenant at a time, shared by every call waiting: a locked keyring is not asked again by
