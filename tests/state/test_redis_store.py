@@ -87,3 +87,24 @@ async def test_while_redis_is_down_each_replica_keeps_its_own_lists(replicas, re
     _, fetched = await second.load(catalog.MEMBERS)  # and kept here
     assert not fetched and len(app.state.request_log) == 2
     assert not replicas[1].status.reachable
+
+
+def test_at_start_a_redis_that_can_lose_keys_or_keeps_nothing_is_warned_of(redis_server, caplog):
+    from mcp_server_connectwise.state.redis import check_reachable_now
+
+    caplog.set_level("WARNING", logger="mcp_server_connectwise.state.redis.connection")
+    shown = f"the shared state store at redis://127.0.0.1:{redis_server.port}/0"
+    redis = redis_server.client()
+    redis.config_set("maxmemory-policy", "allkeys-lru")  # the test's own: saving nothing, appendonly no
+    check_reachable_now(state_config(redis_server))
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{shown} evicts keys when full (maxmemory-policy allkeys-lru): a forgotten MessageId or alert lock can make "
+        "a second event or ticket; set maxmemory-policy noeviction",
+        f"{shown} keeps nothing across a restart (no appendonly, no save): event cursors would start again at 1; "
+        "set appendonly yes",
+    ]
+    caplog.clear()
+    redis.config_set("maxmemory-policy", "noeviction")
+    redis.config_set("save", "3600 1")  # snapshots (appendonly would do too)
+    check_reachable_now(state_config(redis_server))
+    assert caplog.records == []

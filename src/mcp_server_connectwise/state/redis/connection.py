@@ -28,7 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
@@ -220,6 +220,8 @@ def check_reachable_now(config: StateConfig) -> None:
         raise StateUnavailable(f"[state] url {config.shown_url} cannot be used ({problem(exc)})") from None
     try:
         client.ping()
+        for warning in keeping_warnings(client):
+            logger.warning("the shared state store at %s %s", config.shown_url, warning)
     except UNREACHABLE as exc:
         raise StateUnavailable(
             f"the shared state store at {config.shown_url} ([state] url) does not answer ({problem(exc)}): start "
@@ -227,3 +229,29 @@ def check_reachable_now(config: StateConfig) -> None:
         ) from None
     finally:
         client.close()
+
+
+def keeping_warnings(client: Any) -> list[str]:
+    """What in the store's settings can lose what replicas rely on (MessageIds, locks, cursors), as it says them:
+    evicting keys under memory pressure, or keeping nothing across a restart. A Redis that does not tell (a
+    managed one may refuse INFO) is not warned of."""
+    warnings = []
+    try:
+        policy = client.info("memory").get("maxmemory_policy", "noeviction")
+    except ResponseError:
+        policy = "noeviction"
+    if policy != "noeviction":
+        warnings.append(
+            f"evicts keys when full (maxmemory-policy {policy}): a forgotten MessageId or alert lock can make a "
+            "second event or ticket; set maxmemory-policy noeviction"
+        )
+    try:
+        kept = client.config_get("appendonly").get("appendonly") == "yes" or bool(client.config_get("save").get("save"))
+    except ResponseError:  # CONFIG refused (managed Redis): its persistence is the provider's
+        kept = True
+    if not kept:
+        warnings.append(
+            "keeps nothing across a restart (no appendonly, no save): event cursors would start again at 1; set "
+            "appendonly yes"
+        )
+    return warnings
