@@ -169,6 +169,15 @@ async def test_a_name_two_companies_use_is_refused_with_both_unless_company_narr
     assert unknown.is_error and unknown.content[0].text.endswith("Use search_configurations to find the configuration.")
 
 
+async def test_a_configuration_named_by_company_and_id_is_read_once(tmp_path):
+    harness = make_harness(tmp_path)
+    firewall = device(harness.store(), "ACME-FW01")
+    result = await call(harness, "get_configuration", configuration=firewall["id"], company="ACME")
+    assert result.structured_content["serial_number"] == firewall["serialNumber"]
+    reads = [r for r in harness.requests() if r["path"].endswith(f"/company/configurations/{firewall['id']}")]
+    assert len(reads) == 1
+
+
 async def test_device_texts_are_marked_untrusted(tmp_path):
     harness = make_harness(tmp_path)
     async with harness.client() as client:

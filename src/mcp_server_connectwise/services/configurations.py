@@ -294,8 +294,10 @@ async def get_configuration(session: TenantSession, lookup: ConfigurationLookup)
     if lookup.company is not None:
         company: Company = await resolve_company(session, lookup.company)
         found = await find_configuration(session, company, lookup.configuration)
-        # Found by name or serial number, it holds only the columns a match needs.
-        configuration = Configuration.model_validate(await session.client.get(endpoints.configuration(found.id)))
+        if resolve.as_id(lookup.configuration) == found.id:  # found by its id: read whole already
+            configuration = found
+        else:  # found by name or serial number, it holds only the columns a match needs
+            configuration = Configuration.model_validate(await session.client.get(endpoints.configuration(found.id)))
     else:
         configuration = await _find_anywhere(session, lookup.configuration)
     tickets, checked, more = await _open_tickets(session, configuration)
