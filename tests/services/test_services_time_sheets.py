@@ -50,6 +50,20 @@ def seeded_entry(app, *, status: str = "Open", ticket_takes_time: bool = True) -
 # --- list_time_entries ---------------------------------------------------------------------------------------
 
 
+async def test_a_member_no_longer_active_still_has_a_time_sheet_to_review():
+    app = sandbox_app()
+    store = app.state.store
+    member = next(m for m in store["members"].values() if m["inactiveFlag"])
+    entry = next(
+        e for e in store["timeEntries"].values() if WEEK[0].isoformat() <= e["timeStart"][:10] <= WEEK[1].isoformat()
+    )
+    entry["member"] = {"id": member["id"], "identifier": member["identifier"], "name": "Kai Fischer"}  # before leaving
+    sheet = await list_time_entries(
+        sandbox_session(app), time_sheet(member=member["identifier"], date_from=WEEK[0], date_to=WEEK[1])
+    )
+    assert [e.id for e in sheet.entries] == [entry["id"]] and sheet.member == member["identifier"]
+
+
 async def test_a_members_week_has_its_entries_hours_per_day_and_billable_totals():
     app = sandbox_app()
     sheet = await list_time_entries(

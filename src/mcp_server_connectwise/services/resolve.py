@@ -200,15 +200,16 @@ def _full_name(member: Member) -> str | None:
     return " ".join(names) or None
 
 
-async def member(session: TenantSession, value: str | int) -> Member:
-    """A member by identifier (login, e.g. "jsmith"), full name or id."""
+async def member(session: TenantSession, value: str | int, *, active: bool = True) -> Member:
+    """A member by identifier (login, e.g. "jsmith"), full name or id; with `active` False, also one no longer
+    active (whose past time can still be read)."""
     found, members = await session.catalog.find(
         catalog.MEMBERS, _by_name_or_id(value, lambda m: m.identifier, _full_name)
     )
-    if found is None or found.inactive_flag:
+    if found is None or (active and found.inactive_flag):
         raise Refused(
-            f"There is no active member {shown(value)} in tenant {session.name}; give a member identifier such as "
-            f"{name_list([m.identifier for m in _active(members)])}."
+            f"There is no {'active ' if active else ''}member {shown(value)} in tenant {session.name}; give a member "
+            f"identifier such as {name_list([m.identifier for m in _active(members)])}."
         )
     return found
 

@@ -224,7 +224,8 @@ def _check_query(session: TenantSession, query: TimeSheetQuery) -> str | int | N
 async def list_time_entries(session: TenantSession, query: TimeSheetQuery, today: date | None = None) -> TimeSheet:
     member_name = _check_query(session, query)
     days = time_sheet_days(query, today or datetime.now(timezone.utc).date())
-    member = await resolve.member(session, member_name) if member_name is not None else None
+    # A member no longer active still has a time sheet to review.
+    member = await resolve.member(session, member_name, active=False) if member_name is not None else None
     conditions = and_(
         eq("member/id", member.id) if member is not None else None,
         ticket_time_entries(query.ticket_id) if query.ticket_id is not None else None,
