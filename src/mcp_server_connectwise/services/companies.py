@@ -26,7 +26,7 @@ from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.models import Company, label
 from mcp_server_connectwise.services import resolve
-from mcp_server_connectwise.services.arguments import MAX_ID, not_a_yes_no
+from mcp_server_connectwise.services.arguments import not_a_yes_no
 from mcp_server_connectwise.services.catalog import ReferenceList
 from mcp_server_connectwise.services.errors import Look, Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
@@ -137,27 +137,14 @@ class CompanySearchResult(BaseModel):
     notice: str = untrusted_notice("name, phone and default_contact")
 
 
-def search_text(argument: str, value: str | None, at_most: int = MAX_SEARCH_TEXT) -> str | None:
-    """A search filter's text, whitespace collapsed (None when blank: no filter); refused when no record could
-    match text that long (longer than `at_most`: what the fields searched hold)."""
-    text = resolve.collapse(value) if value else ""
-    if len(text) > at_most:
-        raise Refused(
-            f"{argument} is {len(text)} characters long; search text can have at most {at_most} "
-            "(longer matches nothing), so shorten it."
-        )
-    return text or None
-
-
-def check_page(page: int) -> None:
-    if page > MAX_ID:
-        raise Refused(f"page {shown(page)} is past any result; use next_page from an earlier search.")
-
-
 async def search_companies(session: TenantSession, query: CompanyQuery) -> CompanySearchResult:
-    check_page(query.page)
-    name, identifier = search_text("name", query.name), search_text("identifier", query.identifier)
-    status, kind = search_text("status", query.status), search_text("type", query.type)
+    resolve.check_page(query.page)
+    name, identifier = (
+        resolve.search_text("name", query.name, MAX_SEARCH_TEXT),
+        resolve.search_text("identifier", query.identifier, MAX_SEARCH_TEXT),
+    )
+    status = resolve.search_text("status", query.status, MAX_SEARCH_TEXT)
+    kind = resolve.search_text("type", query.type, MAX_SEARCH_TEXT)
     try:
         conditions = cw.and_(
             cw.contains("name", name) if name else None,

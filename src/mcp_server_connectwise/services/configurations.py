@@ -25,7 +25,6 @@ from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Company, Configuration, Ticket, label
 from mcp_server_connectwise.services import resolve
 from mcp_server_connectwise.services.arguments import NameOrId, not_a_yes_no
-from mcp_server_connectwise.services.companies import check_page, search_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.concurrency import all_or_none
 from mcp_server_connectwise.services.errors import Look, Refused, shown
@@ -132,10 +131,10 @@ class ConfigurationQuery(BaseModel):
 
 async def search_configurations(session: TenantSession, query: ConfigurationQuery) -> ConfigurationSearchResult:
     name, serial, ip_address, mac = (
-        search_text(argument, getattr(query, argument), MAX_SEARCH_TEXT)
+        resolve.search_text(argument, getattr(query, argument), MAX_SEARCH_TEXT)
         for argument in ("name", "serial_number", "ip_address", "mac_address")
     )
-    check_page(query.page)
+    resolve.check_page(query.page)
     company = await resolve_company(session, query.company) if query.company is not None else None
     kind = (
         await resolve.configuration_type(session, resolve.name_or_id("type", query.type), writing=False)

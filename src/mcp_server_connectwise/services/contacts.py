@@ -18,7 +18,7 @@ from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Company, Contact, label
 from mcp_server_connectwise.services import resolve
 from mcp_server_connectwise.services.arguments import MAX_ID, NameOrId, not_a_yes_no
-from mcp_server_connectwise.services.companies import check_page, described, search_text
+from mcp_server_connectwise.services.companies import MAX_SEARCH_TEXT, described
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.errors import Look, Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
@@ -163,8 +163,10 @@ def _communication(email: str | None, phone: str | None) -> cw.Expr | None:
 
 
 async def search_contacts(session: TenantSession, query: ContactQuery) -> ContactSearchResult:
-    check_page(query.page)
-    name, email, phone = (search_text(a, getattr(query, a)) for a in ("name", "email", "phone"))
+    resolve.check_page(query.page)
+    name, email, phone = (
+        resolve.search_text(a, getattr(query, a), MAX_SEARCH_TEXT) for a in ("name", "email", "phone")
+    )
     company_id = (await resolve_company(session, query.company)).id if query.company is not None else None
     try:
         conditions = cw.and_(

@@ -259,3 +259,20 @@ async def configuration_status(session: TenantSession, value: str | int) -> Conf
             f"{name_list([s.description for s in statuses]) or 'none'}."
         )
     return found
+
+
+def search_text(argument: str, value: str | None, at_most: int) -> str | None:
+    """A search filter's text, whitespace collapsed (None when blank: no filter); refused when no record could
+    match text that long (longer than `at_most`: what the fields searched hold)."""
+    text = collapse(value) if value else ""
+    if len(text) > at_most:
+        raise Refused(
+            f"{argument} is {len(text)} characters long; search text can have at most {at_most} "
+            "(longer matches nothing), so shorten it."
+        )
+    return text or None
+
+
+def check_page(page: int) -> None:
+    if page > MAX_ID:
+        raise Refused(f"page {shown(page)} is past any result; use next_page from an earlier search.")

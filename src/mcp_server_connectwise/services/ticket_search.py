@@ -178,12 +178,7 @@ def _checked_conditions(query: TicketQuery) -> cw.Expr | None:
             if name.strip():  # blank names are no filter
                 resolve.name_or_id(argument, name)
     for argument in ("company", "contact", "owner", "summary_contains"):
-        text = _text(getattr(query, argument)) or ""
-        if len(text) > MAX_SEARCH_TEXT:
-            raise Refused(
-                f"{argument} is {len(text)} characters long; search text can have at most {MAX_SEARCH_TEXT} "
-                "(longer matches no ticket), so shorten it."
-            )
+        resolve.search_text(argument, getattr(query, argument), MAX_SEARCH_TEXT)
     for argument in ("entered_after", "entered_before", "updated_after", "updated_before", "due_before"):
         if getattr(query, argument) is not None:
             resolve.moment(argument, getattr(query, argument))
