@@ -161,7 +161,7 @@ async def test_a_name_two_companies_use_is_refused_with_both_unless_company_narr
     other = add_device(harness, name="shared-nas", serialNumber="SN-B", company=smith)
     refused = await call(harness, "get_configuration", configuration="Shared-NAS")
     text = refused.content[0].text
-    assert refused.is_error and "'Shared-NAS' names 2 configurations in tenant acme" in text
+    assert refused.is_error and "'Shared-NAS' matches 2 configurations in tenant acme" in text
     assert f"SHARED-NAS (id {twin['id']}, serial SN-A) of Acme Rocket Supplies" in text and "give company" in text
     narrowed = await call(harness, "get_configuration", configuration="Shared-NAS", company="SmithJones")
     assert narrowed.structured_content["id"] == other["id"]

@@ -242,18 +242,19 @@ async def _find_anywhere(session: TenantSession, value: str | int) -> Configurat
         )
     except cw.UnsafeValueError as exc:
         raise Refused(f"{exc} Give the configuration's id instead.") from None
-    found = [Configuration.model_validate(item) for item in page.items]
-    if len(found) == 1:
-        return found[0]
-    if found:
-        listed = ", ".join(f"{shown_configuration(c)} of {label(c.company)}" for c in found)
-        raise Refused(
-            f"{shown(value)} names {'more than ' if page.has_next else ''}{len(found)} configurations in tenant "
-            f"{session.name}: {listed}; give configuration as one of their ids, or give company."
-        )
-    raise Refused(
-        f"There is no configuration with the id, name or serial number {shown(value)} in tenant {session.name}.",
+
+    async def none() -> str:
+        return f"There is no configuration with the id, name or serial number {shown(value)} in tenant {session.name}."
+
+    return await resolve.one_of(
+        value,
+        [Configuration.model_validate(item) for item in page.items],
+        shown_as=lambda c: f"{shown_configuration(c)} of {label(c.company)}",
+        several=f"configurations in tenant {session.name}",
+        give="configuration as one of their ids, or give company",
+        none=none,
         look=Look.FIND_CONFIGURATION,
+        more=page.has_next,
     )
 
 
