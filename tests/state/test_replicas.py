@@ -22,7 +22,7 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -151,20 +151,21 @@ async def tickets_of(sandbox: LoopbackSandbox, alert_id: str) -> list[dict]:
     return answer.json()
 
 
-def first_error(error: BaseException) -> BaseException:
-    """The error itself, out of the exception groups the MCP clients' task groups wrap it in."""
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
+async def unwrapped(run: Awaitable[None]) -> None:
+    """Await `run`, raising the error itself out of the exception groups the MCP clients' task groups wrap it in."""
+    try:
+        await run
+    except BaseExceptionGroup as group:
+        error: BaseException = group
+        while isinstance(error, BaseExceptionGroup):
+            error = error.exceptions[0]
+        raise error from None
 
 
 async def test_three_replicas_share_the_budget_the_alert_locks_and_survive_losing_redis(
     sandbox, replicas, redis_server
 ):
-    try:
-        await three_replicas(sandbox, replicas, redis_server)
-    except BaseExceptionGroup as group:
-        raise first_error(group) from None
+    await unwrapped(three_replicas(sandbox, replicas, redis_server))
 
 
 async def three_replicas(sandbox: LoopbackSandbox, replicas: list[Replica], redis_server) -> None:
@@ -283,10 +284,7 @@ async def all_events(session: Client) -> list[dict]:
 async def test_callbacks_reach_every_replica_and_a_killed_replica_loses_none_it_acknowledged(
     sandbox, replicas, key_port
 ):
-    try:
-        await events_on_replicas(sandbox, replicas, key_port)
-    except BaseExceptionGroup as group:
-        raise first_error(group) from None
+    await unwrapped(events_on_replicas(sandbox, replicas, key_port))
 
 
 async def events_on_replicas(sandbox: LoopbackSandbox, replicas: list[Replica], key_port: int) -> None:
