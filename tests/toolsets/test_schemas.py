@@ -6,11 +6,11 @@ explicit null still means "not given" for each argument whose schema no longer l
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timezone
 
 import pytest
 
+from mcp_server_connectwise.services import clock
 from mcp_server_connectwise.toolsets import REGISTRY
 from mcp_server_connectwise.toolsets.definition import with_next_steps
 from mcp_server_connectwise.toolsets.schemas import compact
@@ -132,20 +132,12 @@ def null_defaulted(tool: str) -> list[str]:
     return [parameter.name for parameter in REGISTRY.by_name[tool].arguments if parameter.default is None] + ["tenant"]
 
 
-class _Frozen(datetime):
-    """A clock that stands still, so that two calls of a tool that reads it answer alike."""
-
-    @classmethod
-    def now(cls, tz=None):  # type: ignore[override]
-        moment = datetime(2026, 11, 2, 12, tzinfo=timezone.utc)
-        return moment.astimezone(tz) if tz else moment.replace(tzinfo=None)
+FROZEN = datetime(2026, 11, 2, 12, tzinfo=timezone.utc)  # two calls of a tool that reads the clock answer alike
 
 
 @pytest.mark.parametrize("tool", sorted(TOOLS))
 async def test_an_explicit_null_still_means_not_given(tmp_path, tool, monkeypatch):
-    for module in [m for name, m in sys.modules.items() if name.startswith("mcp_server_connectwise.services.")]:
-        if getattr(module, "datetime", None) is datetime:  # every service that reads the clock
-            monkeypatch.setattr(module, "datetime", _Frozen)
+    monkeypatch.setattr(clock, "now", lambda: FROZEN)
     example = REGISTRY.by_name[tool].examples[0]
     nulls = {name: None for name in null_defaulted(tool) if name not in example}
     answers = []

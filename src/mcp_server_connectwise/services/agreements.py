@@ -12,7 +12,7 @@ one cannot be used); the listing, the resolver and the default all read that one
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from mcp_server_connectwise.connectwise import NotFoundError, endpoints
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import Agreement, Company, label
-from mcp_server_connectwise.services import resolve
+from mcp_server_connectwise.services import clock, resolve
 from mcp_server_connectwise.services.arguments import CompanyName
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
@@ -43,7 +43,7 @@ AGREEMENT_FIELDS = (
 
 
 def today() -> date:
-    return datetime.now(timezone.utc).date()
+    return clock.now().date()
 
 
 def last_day(agreement: Agreement) -> date | None:

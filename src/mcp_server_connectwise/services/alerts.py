@@ -40,7 +40,7 @@ from mcp_server_connectwise.connectwise import ConnectWiseError, endpoints
 from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise.models import BoardStatus, Ticket
 from mcp_server_connectwise.connectwise.times import utc_text
-from mcp_server_connectwise.services import catalog, notes, resolve, updates, write_recovery
+from mcp_server_connectwise.services import catalog, clock, notes, resolve, updates, write_recovery
 from mcp_server_connectwise.services.arguments import RecordName, When, any_case, written_text
 from mcp_server_connectwise.services.companies import company as resolve_company
 from mcp_server_connectwise.services.companies import described
@@ -191,7 +191,7 @@ async def _tickets_of(session: TenantSession, key: str) -> list[Ticket]:
 
 
 def _at(report: AlertReport) -> datetime:
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     if report.occurred_at is None:
         # A repeat of a call whose outcome is unknown keeps that call's time: the notes it may have written
         # carry it, and are found again (write recovery matches them by text).

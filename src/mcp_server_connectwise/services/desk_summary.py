@@ -18,7 +18,7 @@ from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.client import MAX_PAGE_SIZE
 from mcp_server_connectwise.connectwise.models import read_moment
-from mcp_server_connectwise.services import catalog, progress, resolve
+from mcp_server_connectwise.services import catalog, clock, progress, resolve
 from mcp_server_connectwise.services.arguments import When, iso_text
 from mcp_server_connectwise.services.concurrency import all_or_none
 from mcp_server_connectwise.services.errors import Refused
@@ -122,9 +122,7 @@ async def _closed_times(session: TenantSession, conditions: cw.Expr | None) -> t
 
 async def service_desk_summary(session: TenantSession, request: DeskSummaryRequest) -> DeskSummary:
     since = resolve.moment("since", request.since).astimezone(timezone.utc)
-    until = (resolve.moment("until", request.until) if request.until else datetime.now(timezone.utc)).astimezone(
-        timezone.utc
-    )
+    until = (resolve.moment("until", request.until) if request.until else clock.now()).astimezone(timezone.utc)
     if since >= until:
         raise Refused(
             f"since ({since.isoformat()}) is not before until ({until.isoformat()}); give a period that ends after "

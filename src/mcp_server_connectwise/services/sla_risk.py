@@ -27,7 +27,7 @@ from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.client import MAX_PAGE_SIZE
 from mcp_server_connectwise.connectwise.models import Ticket, label, read_moment
-from mcp_server_connectwise.services import progress
+from mcp_server_connectwise.services import clock, progress
 from mcp_server_connectwise.services.arguments import not_a_yes_no
 from mcp_server_connectwise.services.tenancy import TenantSession
 from mcp_server_connectwise.services.ticket_search import BoardNames, CompanyName, board_scope
@@ -162,7 +162,7 @@ def _row(found: _Found, now: datetime, *, waiting: bool) -> SlaTicket:
 
 async def find_sla_risk(session: TenantSession, request: SlaRiskRequest, *, now: datetime | None = None) -> SlaRisk:
     """One request per page of candidates (at most MAX_PAGES), plus the board lists not yet cached."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    now = (now or clock.now()).astimezone(timezone.utc).replace(microsecond=0)
     scope = await board_scope(session, request.board, request.company)
     waiting_statuses = {status.id for status in scope.statuses().values() if status.escalation_status == WAITING}
     conditions = cw.and_(scope.conditions, candidates(now + timedelta(hours=request.within_hours)))

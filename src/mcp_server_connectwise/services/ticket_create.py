@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -30,7 +30,7 @@ from mcp_server_connectwise.connectwise import conditions as cw
 from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.models import Company, Configuration, Ticket, label
 from mcp_server_connectwise.connectwise.times import utc_text
-from mcp_server_connectwise.services import catalog, resolve, write_recovery
+from mcp_server_connectwise.services import catalog, clock, resolve, write_recovery
 from mcp_server_connectwise.services.agreements import company_agreements, of_type, today, usable_agreement
 from mcp_server_connectwise.services.arguments import NameOrId, RecordName, When, written_text
 from mcp_server_connectwise.services.companies import company as resolve_company
@@ -267,7 +267,7 @@ async def _default_agreement(session: TenantSession, resolved: _Resolved, agreem
 async def _possible_duplicates(session: TenantSession, resolved: _Resolved) -> list[PossibleDuplicate]:
     """The company's (and contact's) open tickets entered within DUPLICATE_WINDOW whose summary is similar to
     the new one's, most similar first: one request."""
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     conditions = cw.and_(
         cw.eq("company/id", resolved.company.id),
         cw.eq("contact/id", resolved.contact_id) if resolved.contact_id is not None else None,

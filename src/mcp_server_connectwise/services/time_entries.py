@@ -11,7 +11,7 @@ from mcp_server_connectwise.connectwise import endpoints
 from mcp_server_connectwise.connectwise.conditions import Expr, and_, eq, ge, le, or_
 from mcp_server_connectwise.connectwise.models import Ticket, TimeEntry, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
-from mcp_server_connectwise.services import catalog, resolve
+from mcp_server_connectwise.services import catalog, clock, resolve
 from mcp_server_connectwise.services.arguments import TicketId, any_case, iso_text, not_a_yes_no, written_text
 from mcp_server_connectwise.services.errors import Look, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
@@ -115,7 +115,7 @@ def work_period(request: Period, now: datetime | None = None) -> tuple[datetime,
         raise Refused(f"end ({utc_text(end)}) must be after start ({utc_text(start)}).")
     if end - start > MAX_DURATION:
         raise Refused("A time entry can cover at most 24 hours; split longer work into several entries.")
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    now = (now or clock.now()).astimezone(timezone.utc).replace(microsecond=0)
     if start > now + CLOCK_SKEW:
         raise Refused(
             f"start ({utc_text(start)}) is in the future (it is now {utc_text(now)}); time is logged for work "

@@ -28,7 +28,7 @@ from mcp_server_connectwise.connectwise import NotFoundError, endpoints
 from mcp_server_connectwise.connectwise.conditions import Expr, and_, eq, ge, le, lt
 from mcp_server_connectwise.connectwise.models import EDITABLE_TIME_ENTRY_STATUSES, TimeEntry, label, read_moment
 from mcp_server_connectwise.connectwise.times import utc_text
-from mcp_server_connectwise.services import resolve, write_recovery
+from mcp_server_connectwise.services import clock, resolve, write_recovery
 from mcp_server_connectwise.services.arguments import MAX_ID, NameOrId, TicketId, iso_text, not_a_yes_no
 from mcp_server_connectwise.services.errors import Look, Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
@@ -223,7 +223,7 @@ def _check_query(session: TenantSession, query: TimeSheetQuery) -> str | int | N
 
 async def list_time_entries(session: TenantSession, query: TimeSheetQuery, today: date | None = None) -> TimeSheet:
     member_name = _check_query(session, query)
-    days = time_sheet_days(query, today or datetime.now(timezone.utc).date())
+    days = time_sheet_days(query, today or clock.now().date())
     # A member no longer active still has a time sheet to review.
     member = await resolve.member(session, member_name, active=False) if member_name is not None else None
     conditions = and_(

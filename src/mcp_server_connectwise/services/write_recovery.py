@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Generic, TypeGuard, TypeVar
 
 from pydantic import ValidationError as PydanticValidationError
@@ -48,6 +48,7 @@ from mcp_server_connectwise.connectwise import (
 )
 from mcp_server_connectwise.connectwise.models import read_moment
 from mcp_server_connectwise.connectwise.scope import current as current_scope
+from mcp_server_connectwise.services import clock
 from mcp_server_connectwise.services.errors import Failed, Look, OutcomeUnknown
 from mcp_server_connectwise.services.tenancy import TenantSession
 
@@ -133,7 +134,7 @@ async def recover_earlier(session: TenantSession, write: PlannedWrite) -> dict |
 
 async def send_once(session: TenantSession, write: PlannedWrite) -> dict:
     """POST `write.body` and return the created record, looking for it before any re-send (see the module)."""
-    since = datetime.now(timezone.utc) - CLOCK_SKEW
+    since = clock.now() - CLOCK_SKEW
     created = await _send_or_find(session, write, since)
     _remember(session, write.kind, created.get("id"))
     return created
