@@ -144,31 +144,34 @@ async def _receiver(quick: bool) -> list[tuple[str, str]]:
     ]
 
 
+def ticket_event(n: int, now: datetime) -> NewEvent:
+    """The event of a ticket's change, as a callback makes it: what the event log benchmarks store."""
+    return NewEvent(
+        tenant=TENANT,
+        message_id=str(uuid.uuid4()),
+        type="ticket",
+        action="updated",
+        record_id=1000 + n % 5000,
+        received=now,
+        board="Service Desk",
+        fields={
+            "by": "jsmith",
+            "updated": now.isoformat(),
+            "summary": f"Printer on the third floor jams on every print job ({n})",
+            "status": "In Progress",
+            "priority": "Priority 3 - Normal Response",
+            "company": "Smith, Jones & Partners LLP",
+        },
+    )
+
+
 async def _log_size() -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="connectwise-bench-") as directory:
         log = SqliteEventLog(Path(directory) / "events.sqlite3")
         now = datetime.now(timezone.utc)
         started = time.perf_counter()
         for n in range(LOG_EVENTS):
-            await log.append(
-                NewEvent(
-                    tenant=TENANT,
-                    message_id=str(uuid.uuid4()),
-                    type="ticket",
-                    action="updated",
-                    record_id=1000 + n % 5000,
-                    received=now,
-                    board="Service Desk",
-                    fields={
-                        "by": "jsmith",
-                        "updated": now.isoformat(),
-                        "summary": f"Printer on the third floor jams on every print job ({n})",
-                        "status": "In Progress",
-                        "priority": "Priority 3 - Normal Response",
-                        "company": "Smith, Jones & Partners LLP",
-                    },
-                )
-            )
+            await log.append(ticket_event(n, now))
         appends = LOG_EVENTS / (time.perf_counter() - started)
         with_wal = log.size().bytes
         log.close()  # the last connection checkpoints the write-ahead log into the file

@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx2
@@ -34,6 +35,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_server_connectwise.bench.budget import max_in_window
+from mcp_server_connectwise.bench.callbacks import LOG_EVENTS, ticket_event
 from mcp_server_connectwise.bench.processes import (
     LOOPBACK,
     LoopbackSandbox,
@@ -44,9 +46,12 @@ from mcp_server_connectwise.bench.processes import (
 )
 from mcp_server_connectwise.bench.replica import spec
 from mcp_server_connectwise.bench.tools import _percentile
+from mcp_server_connectwise.config import StateConfig
 from mcp_server_connectwise.config.models import MAX_REQUESTS_PER_MINUTE
 from mcp_server_connectwise.connectwise.ratelimit import default_burst
 from mcp_server_connectwise.http_auth import hash_token, new_token
+from mcp_server_connectwise.state.redis import RedisState
+from mcp_server_connectwise.state.redis.events import RedisEventLog
 
 LATENCY_MS = 20.0
 CALLERS = 12
@@ -157,6 +162,28 @@ async def _paced(
         return sandbox.arrivals()[before:], calls, errors
 
 
+async def _event_log(redis: RedisServer, events: int) -> list[tuple[str, str]]:
+    """Appends to the event log in Redis, one after another (each one script), and the memory they take."""
+    state = RedisState(StateConfig(url=redis.url))
+    log = RedisEventLog(state.connection)
+    client = redis.client()
+    before = client.info("memory")["used_memory"]
+    now = datetime.now(timezone.utc)
+    started = time.perf_counter()
+    for n in range(events):
+        await log.append(ticket_event(n, now))
+    appends = events / (time.perf_counter() - started)
+    used = client.info("memory")["used_memory"] - before
+    await state.aclose()
+    return [
+        ("event log on Redis: appends per second (one script each, one client)", f"{appends:,.0f}"),
+        (
+            f"event log on Redis: memory per {LOG_EVENTS:,} ticket events",
+            f"{used * LOG_EVENTS / events / 1024 / 1024:.2f} MiB",
+        ),
+    ]
+
+
 def _latency_row(latencies: list[float]) -> str:
     return f"{statistics.median(latencies) * 1000:.1f} / {_percentile(latencies, 0.99) * 1000:.1f} ms"
 
@@ -180,6 +207,7 @@ async def bench_shared_state(quick: bool) -> list[tuple[str, str]]:
             with _replicas(3, directory, base_url, redis.url, token) as urls:
                 measured[3] = await _throughput(urls, token, calls)
                 arrivals, paced_calls, paced_errors = await _paced(urls, token, duration, sandbox)
+            events = await _event_log(redis, LOG_EVENTS // 10 if quick else LOG_EVENTS)
             version = subprocess.run([redis.binary, "--version"], capture_output=True, text=True).stdout.split()[2]
         finally:
             sandbox.stop()
@@ -213,4 +241,4 @@ async def bench_shared_state(quick: bool) -> list[tuple[str, str]]:
             f"{most} ({'within' if most <= bound else 'OVER'} the bound; {len(arrivals):,} requests in all)",
         ),
     ]
-    return rows
+    return rows + events
