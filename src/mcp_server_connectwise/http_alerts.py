@@ -28,7 +28,7 @@ from starlette.routing import Route
 from mcp_server_connectwise.http_auth import ALERTS_SCOPE, PrincipalTokenVerifier
 from mcp_server_connectwise.services.alerts import alert_key, check_alerts_config
 from mcp_server_connectwise.services.errors import ServiceError
-from mcp_server_connectwise.services.tenancy import Tenants
+from mcp_server_connectwise.services.tenancy import Tenants, Unchecked
 from mcp_server_connectwise.toolsets.runtime import ToolRuntime
 
 ALERTS_PATH = "/alerts"
@@ -50,6 +50,8 @@ async def alerts_health(tenants: Tenants) -> None:
     for tenant, described in await tenants.each(check_alerts_config, taking):
         if isinstance(described, ServiceError):
             logger.warning("alerts of tenant %s cannot be handled: %s", tenant.name, described)
+        elif isinstance(described, Unchecked):
+            logger.warning("alert config of tenant %s unchecked: %s", tenant.name, described)
         else:
             logger.info("alerts of tenant %s: %s", tenant.name, described)
 

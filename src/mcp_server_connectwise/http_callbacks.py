@@ -46,7 +46,7 @@ from mcp_server_connectwise.http_alerts import capped_body
 from mcp_server_connectwise.services.callbacks import RECEIVER_PATH, list_callbacks, receiver_path
 from mcp_server_connectwise.services.errors import ServiceError
 from mcp_server_connectwise.services.events import event_of
-from mcp_server_connectwise.services.tenancy import Tenants
+from mcp_server_connectwise.services.tenancy import Tenants, Unchecked
 from mcp_server_connectwise.state.events import EventLog, EventLogUnavailable
 
 logger = logging.getLogger(__name__)
@@ -135,8 +135,8 @@ class CallbackReceiver:
             if (unstored := self._unstored.pop(tenant.name, 0)) > 0:
                 # ConnectWise tries a delivery twice more within seconds, then never again.
                 logger.warning(
-                    "events of tenant %s are stored again; %d callback(s) were refused while the event store "
-                    "could not be used, and those ConnectWise gave up on are not events: read again the records "
+                    "events of tenant %s are stored again; %d delivery attempt(s) were refused while the event store could "
+                    "not be used, and those ConnectWise gave up on were never stored: read again the records "
                     "changed meanwhile",
                     tenant.name,
                     unstored,
@@ -193,7 +193,7 @@ async def callbacks_health(tenants: Tenants) -> None:
     """Log, per tenant, which active callbacks of its ConnectWise point at this server's receiver (one request
     each), or why that cannot be read."""
     for tenant, entries in await tenants.each(list_callbacks):
-        if isinstance(entries, ServiceError):
+        if isinstance(entries, (ServiceError, Unchecked)):
             logger.warning("callbacks of tenant %s unknown: %s", tenant.name, entries)
             continue
         path = receiver_path(tenant.name)

@@ -240,3 +240,33 @@ async def test_at_start_each_tenants_alert_config_is_checked_against_its_connect
         "Investigating, Auto-Closed, Closed. Nothing was changed.",
     ]
     assert tenants["initech"].app.state.request_log == []  # it takes no alerts: nothing asked
+
+
+async def test_a_connectwise_failing_at_start_leaves_the_alert_config_unchecked_not_wrong(
+    tmp_path, caplog, monkeypatch
+):
+    import logging
+
+    from mcp_server_connectwise.connectwise import retry
+    from mcp_server_connectwise.http_alerts import alerts_health
+    from mcp_server_connectwise.services.tenancy import Tenants
+
+    monkeypatch.setattr(retry, "backoff", lambda *args, **kwargs: 0.0)
+    caplog.set_level(logging.INFO, logger="mcp_server_connectwise.http_alerts")
+    tenants = {
+        "acme": sandbox_tenant("acme"),
+        "globex": sandbox_tenant("globex", create_app(SandboxSettings(fault_rate=1.0))),  # every request fails
+    }
+    config = AppConfig(
+        audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={name: t.config for name, t in tenants.items()}
+    )
+    runs = Tenants(
+        config,
+        transports={name: t.transport for name, t in tenants.items()},
+        credentials={name: t.credentials for name, t in tenants.items()},
+    )
+    await alerts_health(runs)
+    await runs.aclose()
+    said = [record.getMessage() for record in caplog.records if record.name.endswith("http_alerts")]
+    assert said[0].startswith("alerts of tenant acme: board Alerts")
+    assert said[1].startswith("alert config of tenant globex unchecked: ") and "ConnectWise" in said[1], said

@@ -463,7 +463,7 @@ async def test_with_a_shared_store_down_callbacks_get_503_and_are_stored_once_it
         "again."
     )
     assert (
-        "events of tenant acme are stored again; 1 callback(s) were refused while the event store could not be used"
+        "events of tenant acme are stored again; 1 delivery attempt(s) were refused while the event store could not be used"
         in caplog.text
     )
     assert stored.json() == {"ok": True, "cursor": 1} and again.json() == {"ok": True, "duplicate": True}

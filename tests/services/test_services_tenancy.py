@@ -11,7 +11,8 @@ import pytest
 
 from conftest import MemoryKeyring
 from mcp_server_connectwise.config import AppConfig, AuditConfig
-from mcp_server_connectwise.connectwise import ApiCredentials
+from mcp_server_connectwise.connectwise import ApiCredentials, endpoints
+from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.services import tenancy
 from mcp_server_connectwise.services.errors import Failed
 from mcp_server_connectwise.services.tenancy import Tenants
@@ -94,3 +95,33 @@ async def test_a_tenant_without_keys_is_told_how_to_store_them(tmp_path):
         match="Tenant globex has no API keys in the keyring; run `mcp-server-connectwise tenants set-keys globex`",
     ):
         await tenants.open_session(tenants.config.tenants["globex"])
+
+
+async def test_each_tenant_is_checked_and_one_checks_own_fault_leaves_the_others_outcomes(tmp_path, caplog):
+    from mcp_server_connectwise.services.errors import Refused
+    from mcp_server_connectwise.services.tenancy import Unchecked
+
+    names = ("acme", "globex", "initech")
+    sandboxes = {name: sandbox_tenant(name) for name in names}
+    config = AppConfig(
+        audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={n: t.config for n, t in sandboxes.items()}
+    )
+    tenants = Tenants(
+        config,
+        transports={n: t.transport for n, t in sandboxes.items()},
+        credentials={n: t.credentials for n, t in sandboxes.items()},
+    )
+
+    async def check(session):
+        if session.name == "globex":
+            raise ValueError("a bug in the check")
+        if session.name == "initech":
+            raise Refused("Tenant initech takes no alerts.")
+        return len((await session.client.get_page(endpoints.BOARDS, page_size=1)).items)
+
+    outcomes = {tenant.name: outcome for tenant, outcome in await tenants.each(check)}
+    await tenants.aclose()
+    assert outcomes["acme"] == 1
+    assert outcomes["globex"] == Unchecked("the check failed unexpectedly (ValueError; the log has more).")
+    assert isinstance(outcomes["initech"], Refused) and str(outcomes["initech"]) == "Tenant initech takes no alerts."
+    assert "a start-up check of tenant globex failed" in caplog.text

@@ -97,6 +97,10 @@ def test_at_start_a_redis_that_can_lose_keys_or_keeps_nothing_is_warned_of(redis
     redis = redis_server.client()
     redis.config_set("maxmemory-policy", "allkeys-lru")  # the test's own: saving nothing, appendonly no
     check_reachable_now(state_config(redis_server))
+    assert "evicts keys" not in caplog.text  # without a memory limit, nothing is evicted
+    caplog.clear()
+    redis.config_set("maxmemory", "512mb")
+    check_reachable_now(state_config(redis_server))
     assert [record.getMessage() for record in caplog.records] == [
         f"{shown} evicts keys when full (maxmemory-policy allkeys-lru): a forgotten MessageId or alert lock can make "
         "a second event or ticket; set maxmemory-policy noeviction",

@@ -107,7 +107,10 @@ async def test_inactive_configurations_only_when_asked_and_pages(tmp_path):
         ({"type": "Toaster"}, "There is no configuration type 'Toaster' in tenant acme; types: Managed Server, "),
         ({"status": "Broken"}, "There is no configuration status 'Broken' in tenant acme; statuses: Active, Inactive."),
         ({"company": "Acmee Rockets"}, "closest names: Acme Rocket Supplies (ACME)"),
-        ({"name": "x" * 251}, "name is 251 characters long"),
+        (
+            {"name": "x" * 251},
+            "name is 251 characters long; search text can have at most 250 (longer matches nothing), so shorten it.",
+        ),
         ({"name": "a\"b'c"}, "both a double quote"),
     ],
 )

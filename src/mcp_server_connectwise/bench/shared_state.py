@@ -167,14 +167,17 @@ async def _event_log(redis: RedisServer, events: int) -> list[tuple[str, str]]:
     state = RedisState(StateConfig(url=redis.url))
     log = RedisEventLog(state.connection)
     client = redis.client()
-    before = client.info("memory")["used_memory"]
-    now = datetime.now(timezone.utc)
-    started = time.perf_counter()
-    for n in range(events):
-        await log.append(ticket_event(n, now))
-    appends = events / (time.perf_counter() - started)
-    used = client.info("memory")["used_memory"] - before
-    await state.aclose()
+    try:
+        before = client.info("memory")["used_memory"]
+        now = datetime.now(timezone.utc)
+        started = time.perf_counter()
+        for n in range(events):
+            await log.append(ticket_event(n, now))
+        appends = events / (time.perf_counter() - started)
+        used = client.info("memory")["used_memory"] - before
+    finally:
+        client.close()
+        await state.aclose()
     return [
         ("event log on Redis: appends per second (one script each, one client)", f"{appends:,.0f}"),
         (

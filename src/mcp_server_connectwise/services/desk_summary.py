@@ -23,7 +23,7 @@ from mcp_server_connectwise.services.arguments import When, iso_text
 from mcp_server_connectwise.services.concurrency import all_or_none
 from mcp_server_connectwise.services.errors import Refused
 from mcp_server_connectwise.services.tenancy import TenantSession
-from mcp_server_connectwise.services.ticket_search import BoardNames, CompanyName, board_scope
+from mcp_server_connectwise.services.ticket_search import BoardNames, CompanyFilter, board_scope
 
 MAX_PAGES = 5
 MAX_TIMED = MAX_PAGES * MAX_PAGE_SIZE
@@ -32,7 +32,7 @@ TIME_FIELDS = ("id", "_info/dateEntered", "dateResponded", "closedDate")
 
 class DeskSummaryRequest(BaseModel):
     board: BoardNames = None
-    company: CompanyName = None
+    company: CompanyFilter = None
     since: Annotated[
         datetime,
         Field(description="Start of the period, with a time zone, e.g. 2026-10-01T00:00:00Z."),

@@ -30,7 +30,7 @@ from mcp_server_connectwise.connectwise.models import Ticket, label, read_moment
 from mcp_server_connectwise.services import clock, progress
 from mcp_server_connectwise.services.arguments import not_a_yes_no
 from mcp_server_connectwise.services.tenancy import TenantSession
-from mcp_server_connectwise.services.ticket_search import BoardNames, CompanyName, board_scope
+from mcp_server_connectwise.services.ticket_search import BoardNames, CompanyFilter, board_scope
 from mcp_server_connectwise.untrusted import UntrustedText, untrusted_notice
 
 # Tickets past or near a deadline are a desk's worst few hundred, not its history: a call reads at most this
@@ -65,7 +65,7 @@ FIELDS = (
 
 class SlaRiskRequest(BaseModel):
     board: BoardNames = None
-    company: CompanyName = None
+    company: CompanyFilter = None
     within_hours: Annotated[
         float,
         Field(ge=0, le=MAX_WINDOW_HOURS, description="Include deadlines up to this many hours ahead."),

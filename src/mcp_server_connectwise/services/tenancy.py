@@ -11,6 +11,7 @@ server's `Metrics`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,6 +38,18 @@ from mcp_server_connectwise.state.events import EventLog
 from mcp_server_connectwise.state.store import AlertLocks, StateStore, check_write, open_state
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """A tenant's check that could not be made, and why (one sentence)."""
+
+    sentence: str
+
+    def __str__(self) -> str:
+        return self.sentence
+
 
 # A locked keyring can wait for a person to type a password; a call gives up on it after this long.
 KEYRING_TIMEOUT_SECONDS = 10.0
@@ -167,17 +180,21 @@ class Tenants:
 
     async def each(
         self, check: Callable[[TenantSession], Awaitable[T]], tenants: Iterable[TenantConfig] | None = None
-    ) -> list[tuple[TenantConfig, T | ServiceError]]:
-        """`check` on a session of each of `tenants` (default: all), concurrently, with what it returned or the
-        sentence it failed with (a ConnectWise failure explained): for start-up checks that log each tenant's."""
+    ) -> list[tuple[TenantConfig, T | ServiceError | Unchecked]]:
+        """`check` on a session of each of `tenants` (default: all), concurrently, for start-up checks that log
+        each tenant's outcome: what it returned, the sentence it refused or failed with (`ServiceError`), or
+        why it could not be made (`Unchecked`: ConnectWise failed it, or the check itself did)."""
 
-        async def one(tenant: TenantConfig) -> T | ServiceError:
+        async def one(tenant: TenantConfig) -> T | ServiceError | Unchecked:
             try:
                 return await check(await self.open_session(tenant))
             except ServiceError as exc:
                 return exc
             except ConnectWiseError as exc:
-                return explain(exc, tenant.name)
+                return Unchecked(str(explain(exc, tenant.name)))
+            except Exception as exc:  # a fault of the check's own: the other tenants' outcomes still count
+                logger.error("a start-up check of tenant %s failed", tenant.name, exc_info=exc)
+                return Unchecked(f"the check failed unexpectedly ({type(exc).__name__}; the log has more).")
 
         chosen = list(self.config.tenants.values() if tenants is None else tenants)
         return list(zip(chosen, await asyncio.gather(*(one(tenant) for tenant in chosen)), strict=True))

@@ -28,7 +28,7 @@ from mcp_server_connectwise.connectwise.models import (
     label,
 )
 from mcp_server_connectwise.services import catalog, resolve
-from mcp_server_connectwise.services.arguments import MAX_ID, NameOrNames, When, any_case, not_a_yes_no
+from mcp_server_connectwise.services.arguments import NameOrNames, When, any_case, not_a_yes_no
 from mcp_server_connectwise.services.concurrency import all_or_none
 from mcp_server_connectwise.services.errors import Refused, shown
 from mcp_server_connectwise.services.tenancy import TenantSession
@@ -105,7 +105,8 @@ class TicketSearchResult(BaseModel):
 
 
 BoardNames = NameOrNames
-CompanyName = Annotated[str | None, Field(description="Name, part of one, or identifier.")]
+# A filter: part of a name matches, unlike arguments.CompanyName (one company).
+CompanyFilter = Annotated[str | None, Field(description="Name, part of one, or identifier.")]
 
 
 class TicketQuery(BaseModel):
@@ -113,7 +114,7 @@ class TicketQuery(BaseModel):
 
     board: BoardNames = None
     status: NameOrNames = None
-    company: CompanyName = None
+    company: CompanyFilter = None
     contact: Annotated[str | None, Field(description="Name or part of one.")] = None
     owner: Annotated[str | None, Field(description='Member identifier, e.g. "jsmith", or part of a name.')] = None
     priority: Annotated[NameOrNames, Field(description='e.g. "Priority 1 - Critical".')] = None
@@ -189,8 +190,7 @@ def _checked_conditions(query: TicketQuery) -> cw.Expr | None:
                 f"{after} ({starts.isoformat()}) is not before {before} ({ends.isoformat()}), so no ticket can "
                 "match; swap them or widen the range."
             )
-    if query.page > MAX_ID:
-        raise Refused(f"page {shown(query.page)} is past any result; use next_page from an earlier search.")
+    resolve.check_page(query.page)
     try:
         conditions = search_conditions(query)
     except cw.UnsafeValueError as exc:

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, get_args, get_origin
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -44,7 +44,7 @@ from mcp_server_connectwise.http_auth import (
     principal_member,
     principal_tenants,
 )
-from mcp_server_connectwise.services import progress
+from mcp_server_connectwise.services import clock, progress
 from mcp_server_connectwise.services.errors import Failed, Look, Refused, ServiceError, explain, sentence, shown
 from mcp_server_connectwise.services.tenancy import Tenants, announcing_writes, collect_requests
 from mcp_server_connectwise.services.write_recovery import EarlierAttempt, repeating
@@ -226,7 +226,7 @@ class ToolRuntime:
 
         Every request the call makes shares one deadline (`connectwise.scope`); past it, plus a moment for the
         answer, the call is stopped and answered with what is known."""
-        started, called_at = time.perf_counter(), datetime.now(timezone.utc)
+        started, called_at = time.perf_counter(), clock.now()
         caller = self.caller()
         invalid: PydanticValidationError | None = arguments.pop(ARGUMENT_ERROR, None)
         tenant_name = arguments.pop("tenant", None)

@@ -127,8 +127,8 @@ class RedisAlertKeys:
 
     async def _still_held(self, held: _Held) -> bool:
         """Whether the lock still holds this holder's token, renewing it if so."""
-        renewed = await self._connection.run(
-            lambda client: self._hold([held.lock], [held.value, self._lock_ms], client)
+        renewed = await self._connection.run(  # renewing twice is renewing: it may be retried
+            lambda client: self._hold([held.lock], [held.value, self._lock_ms], client), retry=True
         )
         return bool(renewed)
 

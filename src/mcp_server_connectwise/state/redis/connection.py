@@ -237,10 +237,11 @@ def keeping_warnings(client: Any) -> list[str]:
     managed one may refuse INFO) is not warned of."""
     warnings = []
     try:
-        policy = client.info("memory").get("maxmemory_policy", "noeviction")
+        memory = client.info("memory")
     except ResponseError:
-        policy = "noeviction"
-    if policy != "noeviction":
+        memory = {}
+    policy = memory.get("maxmemory_policy", "noeviction")
+    if policy != "noeviction" and memory.get("maxmemory", 0):  # without a memory limit nothing is evicted
         warnings.append(
             f"evicts keys when full (maxmemory-policy {policy}): a forgotten MessageId or alert lock can make a "
             "second event or ticket; set maxmemory-policy noeviction"
