@@ -23,6 +23,8 @@ from mcp_server_connectwise.sandbox import SandboxSettings, create_app
 from mcp_server_connectwise.sandbox.tenant import sandbox_tenant
 from mcp_server_connectwise.server import Listener, build_network_app
 
+from support.harness import sandbox_tenants
+
 TOKENS = {"rmm": new_token(), "alice": new_token(), "ops": new_token()}
 PERMISSIONS = {"rmm": ("alerts",), "alice": ("mcp",), "ops": ("mcp", "alerts")}
 ALERT = {
@@ -214,7 +216,6 @@ async def test_at_start_each_tenants_alert_config_is_checked_against_its_connect
 
     from mcp_server_connectwise.http_alerts import alerts_health
     from mcp_server_connectwise.sandbox.tenant import ALERTS
-    from mcp_server_connectwise.services.tenancy import Tenants
 
     caplog.set_level(logging.INFO, logger="mcp_server_connectwise.http_alerts")
     tenants = {
@@ -222,14 +223,7 @@ async def test_at_start_each_tenants_alert_config_is_checked_against_its_connect
         "globex": sandbox_tenant("globex", alerts=ALERTS.model_copy(update={"close_status": "Shredded"})),
         "initech": sandbox_tenant("initech", alerts=None),
     }
-    config = AppConfig(
-        audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={name: t.config for name, t in tenants.items()}
-    )
-    runs = Tenants(
-        config,
-        transports={name: t.transport for name, t in tenants.items()},
-        credentials={name: t.credentials for name, t in tenants.items()},
-    )
+    runs = sandbox_tenants(tmp_path, tenants)
     await alerts_health(runs)
     await runs.aclose()
     said = [record.getMessage() for record in caplog.records if record.name.endswith("http_alerts")]
@@ -249,7 +243,6 @@ async def test_a_connectwise_failing_at_start_leaves_the_alert_config_unchecked_
 
     from mcp_server_connectwise.connectwise import retry
     from mcp_server_connectwise.http_alerts import alerts_health
-    from mcp_server_connectwise.services.tenancy import Tenants
 
     monkeypatch.setattr(retry, "backoff", lambda *args, **kwargs: 0.0)
     caplog.set_level(logging.INFO, logger="mcp_server_connectwise.http_alerts")
@@ -257,14 +250,7 @@ async def test_a_connectwise_failing_at_start_leaves_the_alert_config_unchecked_
         "acme": sandbox_tenant("acme"),
         "globex": sandbox_tenant("globex", create_app(SandboxSettings(fault_rate=1.0))),  # every request fails
     }
-    config = AppConfig(
-        audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={name: t.config for name, t in tenants.items()}
-    )
-    runs = Tenants(
-        config,
-        transports={name: t.transport for name, t in tenants.items()},
-        credentials={name: t.credentials for name, t in tenants.items()},
-    )
+    runs = sandbox_tenants(tmp_path, tenants)
     await alerts_health(runs)
     await runs.aclose()
     said = [record.getMessage() for record in caplog.records if record.name.endswith("http_alerts")]

@@ -17,7 +17,7 @@ from mcp_server_connectwise.services import tenancy
 from mcp_server_connectwise.services.errors import Failed
 from mcp_server_connectwise.services.tenancy import Tenants
 
-from support.harness import SANDBOX, store_keys, tenant_config
+from support.harness import SANDBOX, sandbox_tenants, store_keys, tenant_config
 
 
 class LockedKeyring(MemoryKeyring):
@@ -103,14 +103,7 @@ async def test_each_tenant_is_checked_and_one_checks_own_fault_leaves_the_others
 
     names = ("acme", "globex", "initech")
     sandboxes = {name: sandbox_tenant(name) for name in names}
-    config = AppConfig(
-        audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={n: t.config for n, t in sandboxes.items()}
-    )
-    tenants = Tenants(
-        config,
-        transports={n: t.transport for n, t in sandboxes.items()},
-        credentials={n: t.credentials for n, t in sandboxes.items()},
-    )
+    tenants = sandbox_tenants(tmp_path, sandboxes)
 
     async def check(session):
         if session.name == "globex":

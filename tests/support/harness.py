@@ -25,7 +25,7 @@ from mcp_server_connectwise.sandbox.tenant import SandboxTenant, sandbox_tenant
 from mcp_server_connectwise.secrets import KeyStore
 from mcp_server_connectwise.server import build_server
 from mcp_server_connectwise.services.catalog import Catalog
-from mcp_server_connectwise.services.tenancy import TenantSession
+from mcp_server_connectwise.services.tenancy import Tenants, TenantSession
 
 SANDBOX = SandboxSettings(tickets=200)  # small and fast; the same seed every time
 
@@ -130,3 +130,15 @@ def sandbox_session(
     sandbox = sandbox_tenant("acme", app or sandbox_app(), **tenant_overrides)
     client = sandbox_client(sandbox, transport)
     return TenantSession(sandbox.config, client, Catalog(client))
+
+
+def sandbox_tenants(tmp_path: Path, sandboxes: dict[str, SandboxTenant]) -> Tenants:
+    """The tenants of `sandboxes` (by name), each on its own in-process sandbox, with the audit in `tmp_path`."""
+    config = AppConfig(
+        audit=AuditConfig(path=tmp_path / "audit.jsonl"), tenants={name: t.config for name, t in sandboxes.items()}
+    )
+    return Tenants(
+        config,
+        transports={name: t.transport for name, t in sandboxes.items()},
+        credentials={name: t.credentials for name, t in sandboxes.items()},
+    )
