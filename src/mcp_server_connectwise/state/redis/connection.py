@@ -131,6 +131,9 @@ class RedisConnection:
             except RedisConnectionError:
                 # The pool's idle connections outlive a restart of Redis, and each fails on its first use.
                 await self._drop_idle_connections()
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # the client cut the use off because we are cancelled
+                    raise asyncio.CancelledError from None
                 if not retry:
                     raise
                 result = await use(self._redis)
@@ -193,13 +196,13 @@ class RedisConnection:
 
     async def aclose(self) -> None:
         """Stop the watch, leave the replica count and close the connections (a later use opens them again)."""
-        watch, self._watch = self._watch, None
+        watch = self._watch
         if watch is not None:
+            # Still ours while it ends: a use it makes meanwhile starts no other watch. One mid-use ends within
+            # the use's timeout; it is not waited for longer.
             watch.cancel()
-            try:
-                await watch
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait({watch}, timeout=2 * TIMEOUT_SECONDS)
+            self._watch = None
             if self._reachable:
                 try:
                     await asyncio.wait_for(self._redis.zrem(f"{self.prefix}:replicas", self.replica), TIMEOUT_SECONDS)

@@ -272,6 +272,9 @@ class RedisEventLog:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the store gone, or anything else: listen again, and say so once
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # the client cut a read off because we are cancelled
+                    raise asyncio.CancelledError from None
                 if type(exc).__name__ != reported:
                     reported = type(exc).__name__
                     logger.warning("the events channel of %s is lost (%s)", self._connection.shown, reported)
@@ -312,7 +315,4 @@ class RedisEventLog:
         listening, self._listening = self._listening, None
         if listening is not None:
             listening.cancel()
-            try:
-                await listening
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait({listening}, timeout=2 * LISTEN_POLL_SECONDS)
