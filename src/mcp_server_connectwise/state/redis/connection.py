@@ -131,13 +131,12 @@ class RedisConnection:
             except RedisConnectionError:
                 # The pool's idle connections outlive a restart of Redis, and each fails on its first use.
                 await self._drop_idle_connections()
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():  # the client cut the use off because we are cancelled
-                    raise asyncio.CancelledError from None
-                if not retry:
+                if not retry or cancelling():
                     raise
                 result = await use(self._redis)
         except UNREACHABLE as exc:
+            if cancelling():  # the client cut the use off because we are cancelled: that is no lost store
+                raise asyncio.CancelledError from None
             self._lost(exc)
             raise self.unavailable() from None
         if not self._reachable:
@@ -209,6 +208,12 @@ class RedisConnection:
                 except (TimeoutError, *UNREACHABLE):
                     pass
         await self._redis.connection_pool.disconnect()
+
+
+def cancelling() -> bool:
+    """Whether the running task is being cancelled (a client may turn that into a connection error)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def check_reachable_now(config: StateConfig) -> None:

@@ -45,7 +45,7 @@ from mcp_server_connectwise.state.events import (
     millis,
     page_after,
 )
-from mcp_server_connectwise.state.redis.connection import UNREACHABLE, RedisConnection
+from mcp_server_connectwise.state.redis.connection import UNREACHABLE, RedisConnection, cancelling
 
 logger = logging.getLogger(__name__)
 
@@ -272,8 +272,7 @@ class RedisEventLog:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the store gone, or anything else: listen again, and say so once
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():  # the client cut a read off because we are cancelled
+                if cancelling():  # the client cut a read off because we are cancelled
                     raise asyncio.CancelledError from None
                 if type(exc).__name__ != reported:
                     reported = type(exc).__name__
